@@ -1,0 +1,168 @@
+#include "core/engines.h"
+
+#include <sstream>
+
+#include "core/error.h"
+
+namespace qconform {
+namespace {
+
+std::string replace_all(std::string text, const std::string& key, const std::string& value) {
+  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + value.size()))
+    text.replace(at, key.size(), value);
+  return text;
+}
+
+std::vector<EngineOpRule> make_table() {
+  const std::string kQInt8Expected = "expected scalar type QInt8 but found QUInt8";
+  std::vector<EngineOpRule> rows;
+  // fbgemm: PackedLinearWeight (fbgemm_utils.cpp, qlinear_prepack.cpp, qlinear_dynamic.cpp).
+  rows.push_back({Engine::FBGEMM, EngineOp::DynamicLinear, /*verified_live=*/false,
+                  true, kQInt8Expected, RejectionStep::Prepack,
+                  true, false, "",
+                  true, "",
+                  ActivationQuantization::RoundThenShift,
+                  /*honors_reduce_range=*/true, /*pairwise_int16_saturation=*/true,
+                  "fp16 weights via fbgemm's fp16 GEMM (weights saturated to +-65504, rounded "
+                  "to half); not in Debian's LibTorch"});
+  // x86: PyTorch 1.13 routes linear to fbgemm's kernels.
+  rows.push_back({Engine::X86, EngineOp::DynamicLinear, false,
+                  true, kQInt8Expected, RejectionStep::Prepack,
+                  true, false, "",
+                  true, "",
+                  ActivationQuantization::RoundThenShift,
+                  true, true,
+                  "same kernels as fbgemm for linear in 1.13; not in Debian's LibTorch"});
+  rows.push_back({Engine::QNNPACK, EngineOp::DynamicLinear, true,
+                  true, kQInt8Expected, RejectionStep::Forward,
+                  true, false, "",
+                  false, "quantized::linear_prepack_fp16 is currently not supported by QNNPACK",
+                  ActivationQuantization::RoundThenShift,
+                  /*honors_reduce_range=*/false, /*pairwise_int16_saturation=*/false,
+                  "ignores reduce_range (\"Currently, qnnpack incorrectly ignores reduce_range "
+                  "when it is set to true\"); int16 madd, no saturation; epilogue "
+                  "float(acc) * (w_scale * x_scale) + bias, bit-exact"});
+  rows.push_back({Engine::ONEDNN, EngineOp::DynamicLinear, true,
+                  true,
+                  "quantized::linear_prepack: ONEDNN only supports symmetric quantization of "
+                  "weight, whose zero point must be 0, but got {zp}",
+                  RejectionStep::Prepack,
+                  true, true,
+                  "quantized::linear_prepack: ONEDNN only supports symmetric quantization of "
+                  "weight, whose zero point must be 0, but got {zp}{index}",
+                  false, "quantized::linear_prepack_fp16 is currently not supported by ONEDNN",
+                  ActivationQuantization::ShiftThenRound,
+                  true, true,
+                  "activations quantized by oneDNN's reorder (zero point added before rounding, "
+                  "so ties go the other way for odd zero points); epilogue computed by oneDNN "
+                  "with reciprocal scales, within a few float roundings of qnnpack's; without "
+                  "VNNI full 8-bit activations saturate"});
+  return rows;
+}
+
+}  // namespace
+
+const std::vector<Engine>& all_engines() {
+  static const std::vector<Engine> engines{Engine::FBGEMM, Engine::X86, Engine::QNNPACK,
+                                           Engine::ONEDNN};
+  return engines;
+}
+
+std::string to_string(Engine engine) {
+  switch (engine) {
+    case Engine::FBGEMM: return "fbgemm";
+    case Engine::X86: return "x86";
+    case Engine::QNNPACK: return "qnnpack";
+    case Engine::ONEDNN: return "onednn";
+  }
+  return "?";
+}
+
+Engine engine_from_string(const std::string& name) {
+  for (Engine e : all_engines())
+    if (to_string(e) == name) return e;
+  throw Error("unknown engine '" + name + "' (known: fbgemm, x86, qnnpack, onednn)");
+}
+
+std::string to_string(EngineOp op) {
+  switch (op) {
+    case EngineOp::DynamicLinear: return "quantized::linear_dynamic";
+  }
+  return "?";
+}
+
+const std::vector<EngineOpRule>& engine_table() {
+  static const std::vector<EngineOpRule> table = make_table();
+  return table;
+}
+
+const EngineOpRule& engine_rule(Engine engine, EngineOp op) {
+  for (const auto& row : engine_table())
+    if (row.engine == engine && row.op == op) return row;
+  throw Error("engine table has no row for " + to_string(engine) + " / " + to_string(op));
+}
+
+std::string to_string(ActivationQuantization rule) {
+  return rule == ActivationQuantization::RoundThenShift ? "round-then-shift" : "shift-then-round";
+}
+
+std::string to_string(RejectionStep step) {
+  return step == RejectionStep::Prepack ? "prepack" : "forward";
+}
+
+std::optional<Rejection> weight_rejection(Engine engine, EngineOp op, const QuantParams& w) {
+  const EngineOpRule& rule = engine_rule(engine, op);
+  if (w.dtype == DType::Float16) {
+    if (!rule.accepts_fp16_weights) return Rejection{rule.fp16_rejection, RejectionStep::Prepack};
+    return std::nullopt;
+  }
+  // onednn checks zero points before the dtype, so a quint8 weight with a non-zero zero
+  // point gets the zero-point message there (observed live).
+  if (rule.requires_zero_weight_zero_point) {
+    for (size_t i = 0; i < w.zero_points.size(); ++i) {
+      if (w.zero_points[i] == 0.0) continue;
+      std::string message = replace_all(rule.nonzero_weight_zero_point_rejection, "{zp}",
+                                        std::to_string(static_cast<int64_t>(w.zero_points[i])));
+      return Rejection{replace_all(message, "{index}", w.per_channel() ? ", at index " + std::to_string(i) : ""),
+                       RejectionStep::Prepack};
+    }
+  }
+  if (w.dtype != DType::QInt8)
+    return Rejection{rule.non_qint8_weight_rejection, rule.non_qint8_weight_rejection_step};
+  if (w.per_channel() && !rule.accepts_per_channel_weights)
+    return Rejection{to_string(engine) + " does not support per-channel weights for " + to_string(op),
+                     RejectionStep::Prepack};
+  return std::nullopt;
+}
+
+std::string engine_table_text() {
+  std::ostringstream out;
+  out << "engine   op                         live  qint8 per-ch  w.zp=0  fp16  reduce_range  "
+         "int16-sat  activations\n";
+  for (const auto& r : engine_table()) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%-8s %-26s %-5s %-5s %-7s %-7s %-5s %-13s %-10s %s\n",
+                  to_string(r.engine).c_str(), to_string(r.op).c_str(),
+                  r.verified_live ? "yes" : "no", r.accepts_qint8_weights ? "yes" : "no",
+                  r.accepts_per_channel_weights ? "yes" : "no",
+                  r.requires_zero_weight_zero_point ? "yes" : "no",
+                  r.accepts_fp16_weights ? "yes" : "no",
+                  r.honors_reduce_range ? "honored" : "ignored",
+                  r.pairwise_int16_saturation ? "possible" : "no",
+                  to_string(r.activation_quantization).c_str());
+    out << line;
+  }
+  out << "\nrejections and notes:\n";
+  for (const auto& r : engine_table()) {
+    out << "  " << to_string(r.engine) << " " << to_string(r.op) << ":\n";
+    if (!r.accepts_fp16_weights) out << "    fp16 weights: \"" << r.fp16_rejection << "\"\n";
+    if (r.requires_zero_weight_zero_point)
+      out << "    weight zero point != 0: \"" << r.nonzero_weight_zero_point_rejection << "\"\n";
+    out << "    quint8 weights (at " << to_string(r.non_qint8_weight_rejection_step) << "): \""
+        << r.non_qint8_weight_rejection << "\"\n";
+    out << "    " << r.notes << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace qconform

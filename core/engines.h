@@ -1,0 +1,82 @@
+#pragma once
+// Engine profiles as data: for each (engine, op), what weights the engine accepts, how it
+// treats activations, and the exact message it rejects with. The integer implementation,
+// the rejection checks, the CLI (`qconform engines`) and the report read this one table;
+// nothing else may encode an engine difference.
+//
+// Rows for qnnpack and onednn are checked against Debian's LibTorch live
+// (tests/test_engines.cc); fbgemm and x86 are not built into that LibTorch, so their rows
+// come from reading PyTorch 1.13's sources and say so (`verified_live = false`).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/qparams.h"
+
+namespace qconform {
+
+enum class Engine { FBGEMM, X86, QNNPACK, ONEDNN };
+
+const std::vector<Engine>& all_engines();
+std::string to_string(Engine engine);          // "fbgemm", "x86", "qnnpack", "onednn"
+Engine engine_from_string(const std::string&);  // throws Error listing the engines
+
+// The ops the table describes, named by the LibTorch operator that implements them.
+enum class EngineOp { DynamicLinear };
+std::string to_string(EngineOp op);  // "quantized::linear_dynamic"
+
+// When an engine refuses a configuration: while prepacking the weight (module
+// construction) or only at the first forward call (qnnpack checks the weight dtype there).
+enum class RejectionStep { Prepack, Forward };
+std::string to_string(RejectionStep step);
+
+struct Rejection {
+  std::string message;
+  RejectionStep step;
+};
+
+// How an engine turns float activations into u8 for a dynamic op.
+enum class ActivationQuantization {
+  // at::quantize_per_tensor: nearbyint(x * (1.0f / float(scale))) + zero_point   (2)
+  RoundThenShift,
+  // oneDNN's reorder: nearbyint(x * float(1.0 / scale) + zero_point)            (2')
+  ShiftThenRound,
+};
+std::string to_string(ActivationQuantization rule);
+
+struct EngineOpRule {
+  Engine engine;
+  EngineOp op;
+  bool verified_live;               // checked against LibTorch on this machine
+
+  // Weights.
+  bool accepts_qint8_weights;
+  std::string non_qint8_weight_rejection;   // message for quint8 weights
+  RejectionStep non_qint8_weight_rejection_step;
+  bool accepts_per_channel_weights;
+  bool requires_zero_weight_zero_point;     // onednn: symmetric weights only
+  std::string nonzero_weight_zero_point_rejection;  // "{zp}" and "{index}" are filled in
+  bool accepts_fp16_weights;
+  std::string fp16_rejection;
+
+  // Activations, quantized per call to quint8.
+  ActivationQuantization activation_quantization;
+  bool honors_reduce_range;  // qnnpack ignores it (and warns)
+  // Without VNNI, u8 x s8 products are summed in pairs into int16 by vpmaddubsw and
+  // saturate when activations use all 8 bits; reduce_range (7 bits) avoids it.
+  bool pairwise_int16_saturation;
+
+  std::string notes;  // what else a user should know, for the printed table
+};
+
+const std::vector<EngineOpRule>& engine_table();
+const EngineOpRule& engine_rule(Engine engine, EngineOp op);
+
+// The engine's rejection (message and step) for these weight qparams on this op, or
+// nullopt if the engine accepts them. This is the only place rejection decisions are made.
+std::optional<Rejection> weight_rejection(Engine engine, EngineOp op, const QuantParams& weight);
+
+// Human-readable table (for `qconform engines`) and its JSON form.
+std::string engine_table_text();
+
+}  // namespace qconform

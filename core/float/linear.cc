@@ -1,0 +1,84 @@
+#include "core/float/linear.h"
+
+#include <Eigen/Core>
+
+#include "core/error.h"
+
+namespace qconform {
+namespace {
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+}
+
+void check_linear_parameters(const Tensor& weight, const std::optional<Tensor>& bias,
+                             const std::string& module_name) {
+  if (weight.dim() != 2)
+    throw Error(module_name + ": weight must be 2-D (out_features, in_features), got shape " +
+                shape_to_string(weight.sizes));
+  if (bias && (bias->dim() != 1 || bias->size(0) != weight.size(0)))
+    throw Error(module_name + ": bias must have shape [" + std::to_string(weight.size(0)) +
+                "], got " + shape_to_string(bias->sizes));
+}
+
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias) {
+  const int64_t in = weight.size(1), out = weight.size(0);
+  const int64_t k = x.dim() == 0 ? 1 : x.size(-1);
+  const int64_t rows = k == 0 ? 0 : x.numel() / k;
+  if (x.dim() == 0 || k != in)
+    throw Error("mat1 and mat2 shapes cannot be multiplied (" + std::to_string(rows) + "x" +
+                std::to_string(k) + " and " + std::to_string(in) + "x" + std::to_string(out) + ")");
+  Shape out_sizes = x.sizes;
+  out_sizes.back() = out;
+  Tensor y(out_sizes);
+  Eigen::Map<const RowMajor> xm(x.data.data(), rows, in);
+  Eigen::Map<const RowMajor> wm(weight.data.data(), out, in);
+  Eigen::Map<RowMajor> ym(y.data.data(), rows, out);
+  ym.noalias() = xm * wm.transpose();
+  if (bias) {
+    Eigen::Map<const Eigen::RowVectorXf> b(bias->data.data(), out);
+    ym.rowwise() += b;
+  }
+  return y;
+}
+
+FloatLinear::FloatLinear(Tensor weight, std::optional<Tensor> bias)
+    : weight_(std::move(weight)), bias_(std::move(bias)) {
+  check_linear_parameters(weight_, bias_, "Linear");
+}
+
+std::string FloatLinear::extra_repr() const {
+  return "in_features=" + std::to_string(in_features()) + ", out_features=" +
+         std::to_string(out_features()) + ", bias=" + (bias_ ? "True" : "False");
+}
+
+ModuleOutput FloatLinear::forward(const ModuleInput& input) {
+  Tensor y = linear_forward(expect_tensor(input, name()), weight_, bias_);
+  if (fused_relu)
+    for (float& v : y.data) v = v > 0.0f ? v : 0.0f;
+  return {y, std::nullopt};
+}
+
+StateDict FloatLinear::state_dict() const {
+  StateDict state;
+  state.set("weight", weight_);
+  if (bias_) state.set("bias", *bias_);
+  state.versions[""] = 1;
+  return state;
+}
+
+void FloatLinear::load_state_dict(const StateDict& state) {
+  std::vector<std::string> keys{"weight"};
+  if (bias_) keys.push_back("bias");
+  state.check_keys(keys, name());
+  Tensor weight = state.at("weight").as<Tensor>("weight");
+  std::optional<Tensor> bias;
+  if (bias_) bias = state.at("bias").as<Tensor>("bias");
+  if (weight.sizes != weight_.sizes)
+    throw Error("size mismatch for weight: copying a param with shape " +
+                shape_to_string(weight.sizes) + ", the shape in current model is " +
+                shape_to_string(weight_.sizes) + ".");
+  check_linear_parameters(weight, bias, name());
+  weight_ = std::move(weight);
+  bias_ = std::move(bias);
+}
+
+}  // namespace qconform

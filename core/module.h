@@ -1,0 +1,142 @@
+#pragma once
+// The one interface every module implements: the float modules conversions start from,
+// the reference (fake-quant) implementation, the integer implementation, and LibTorch's
+// kernels. Oracles see only this interface.
+//
+// Forward takes and returns typed values: a float tensor, a quantized tensor, or a packed
+// sequence, each optionally with hidden state (RNNs). Hooks follow torch.nn.Module:
+// pre-hooks run before forward and may replace the input; forward hooks run after and may
+// replace the output; both run in registration order and are removed through their handles.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/engines.h"
+#include "core/qconfig.h"
+#include "core/state_dict.h"
+#include "core/tensor.h"
+
+namespace qconform {
+
+// torch.nn.utils.rnn.PackedSequence.
+struct PackedSequence {
+  Tensor data;                        // (sum of lengths, features)
+  std::vector<int64_t> batch_sizes;   // per time step
+  std::vector<int64_t> sorted_indices;    // empty when the batch was already sorted
+  std::vector<int64_t> unsorted_indices;
+};
+
+// h for GRU/RNN, (h, c) for LSTM.
+struct HiddenState {
+  Tensor h;
+  std::optional<Tensor> c;
+};
+
+using Value = std::variant<Tensor, QTensor, PackedSequence>;
+
+struct ModuleInput {
+  Value input;
+  std::optional<HiddenState> hidden;
+};
+
+struct ModuleOutput {
+  Value output;
+  std::optional<HiddenState> hidden;
+};
+
+// Which implementation a module belongs to; "float" is the unconverted nn module.
+enum class Implementation { Float, Reference, Quantized, LibTorch };
+std::string to_string(Implementation implementation);  // "float", "reference", ...
+Implementation implementation_from_string(const std::string& name);
+
+class Module;
+using ForwardPreHook = std::function<std::optional<ModuleInput>(Module&, const ModuleInput&)>;
+using ForwardHook =
+    std::function<std::optional<ModuleOutput>(Module&, const ModuleInput&, const ModuleOutput&)>;
+
+namespace detail {
+// Hooks keyed by a global id, iterated in id (= registration) order, like the
+// OrderedDicts of torch.nn.Module. Shared with handles through a weak pointer.
+struct HookTables {
+  std::map<uint64_t, ForwardPreHook> pre_hooks;
+  std::map<uint64_t, ForwardHook> hooks;
+};
+}  // namespace detail
+
+// torch.utils.hooks.RemovableHandle: removing twice, or after the module is gone, is a no-op.
+class HookHandle {
+ public:
+  HookHandle() = default;
+  void remove();
+  uint64_t id() const { return id_; }
+
+ private:
+  friend class Module;
+  HookHandle(std::weak_ptr<detail::HookTables> tables, uint64_t id, bool pre)
+      : tables_(std::move(tables)), id_(id), pre_(pre) {}
+  std::weak_ptr<detail::HookTables> tables_;
+  uint64_t id_ = 0;
+  bool pre_ = false;
+};
+
+class Module {
+ public:
+  Module();
+  virtual ~Module();
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // PyTorch's _get_name(): "DynamicQuantizedLinear", "QuantizedLinear(Reference)", "Linear".
+  virtual std::string name() const = 0;
+  // PyTorch's extra_repr(); repr() is "name(extra)".
+  virtual std::string extra_repr() const { return ""; }
+  std::string repr() const;
+  virtual Implementation implementation() const = 0;
+  // The engine whose numerics an integer or LibTorch module follows.
+  virtual std::optional<Engine> engine() const { return std::nullopt; }
+
+  // Runs pre-hooks, forward, hooks (torch.nn.Module.__call__).
+  ModuleOutput operator()(const ModuleInput& input);
+  // Convenience for single-tensor modules: throws Error if the output is not a float tensor.
+  Tensor operator()(const Tensor& x);
+
+  // PyTorch's keys, in PyTorch's order, with PyTorch's versions in StateDict::versions.
+  virtual StateDict state_dict() const = 0;
+  // Strict: missing or unexpected keys, and values of the wrong kind or shape, throw Error
+  // with PyTorch's wording; the module is unchanged when loading fails.
+  virtual void load_state_dict(const StateDict& state) = 0;
+
+  HookHandle register_forward_pre_hook(ForwardPreHook hook);
+  HookHandle register_forward_hook(ForwardHook hook);
+  size_t forward_pre_hook_count() const { return hooks_->pre_hooks.size(); }
+  size_t forward_hook_count() const { return hooks_->hooks.size(); }
+  // Conversions carry hooks over, as torch.ao.quantization's swap_module does; handles
+  // returned for `other` keep referring to `other`'s tables.
+  void copy_hooks_from(const Module& other);
+
+  // The qconfig attached to this module (torch's `module.qconfig`), if any.
+  std::optional<QConfig> qconfig;
+
+ protected:
+  virtual ModuleOutput forward(const ModuleInput& input) = 0;
+
+ private:
+  std::shared_ptr<detail::HookTables> hooks_;
+};
+
+// Where a conversion should land: an implementation and, for integer and LibTorch
+// modules, the engine whose numerics it follows.
+struct ConversionTarget {
+  Implementation implementation = Implementation::Quantized;
+  Engine engine = Engine::QNNPACK;
+};
+
+// Helpers for implementations.
+const Tensor& expect_tensor(const ModuleInput& input, const std::string& module_name);
+
+}  // namespace qconform

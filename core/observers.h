@@ -1,0 +1,163 @@
+#pragma once
+// Observers: statistics in, QuantParams out, with PyTorch 1.13's arithmetic
+// (torch/ao/quantization/observer.py). PyTorch computes calculate_qparams with float32
+// tensor ops; so do we, one rounding per tensor op, in the same order:
+//
+//   affine:     scale = max((max+ - min-) / float(qmax - qmin), eps)
+//               zero_point = clamp(qmin - round_half_even(min- / scale), qmin, qmax)
+//   symmetric:  scale = max(max(-min-, max+) / (float(qmax - qmin) / 2), eps)
+//               zero_point = 0, or 128 for quint8 ((qmin + qmax) / 2 with a custom range)
+//   float qparams: scale = (max - min) / float(qmax - qmin), 1 where not > eps
+//               zero_point = -min / scale   (a float)
+//   with min- = min(min, 0), max+ = max(max, 0).
+//
+// The engines' own dynamic activation path uses a different rule, in double
+// (quant_utils::ChooseQuantizationParams): see choose_dynamic_qparams below.
+#include <cfloat>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/qparams.h"
+#include "core/tensor.h"
+
+namespace qconform {
+
+struct ObserverOptions {
+  DType dtype = DType::QUInt8;
+  QScheme qscheme = QScheme::PerTensorAffine;
+  bool reduce_range = false;
+  std::optional<int64_t> quant_min;  // both or neither (a "customized range")
+  std::optional<int64_t> quant_max;
+  float eps = FLT_EPSILON;           // torch.finfo(torch.float32).eps
+  float averaging_constant = 0.01f;  // moving-average observers
+  int64_t ch_axis = 0;               // per-channel observers
+};
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual std::string name() const = 0;  // PyTorch's class name
+  virtual void observe(const Tensor& x) = 0;
+  // Throws for observers that have no qparams (PlaceholderObserver), with PyTorch's text.
+  virtual QuantParams calculate_qparams() const = 0;
+  virtual DType dtype() const = 0;
+  virtual QScheme qscheme() const { return QScheme::PerTensorAffine; }
+  // Whether activations under this observer are quantized per call (dynamic quantization).
+  virtual bool is_dynamic() const { return false; }
+};
+
+// A named factory, as PyTorch's `MinMaxObserver.with_args(...)`: qconfigs hold these.
+struct ObserverFactory {
+  std::string description;  // "MinMaxObserver(dtype=torch.qint8, qscheme=...)"
+  std::function<std::unique_ptr<Observer>()> make;
+  std::unique_ptr<Observer> operator()() const { return make(); }
+};
+
+// Base of the min/max family: range checks, quant range and the qparams formulas above.
+class UniformObserver : public Observer {
+ public:
+  explicit UniformObserver(const ObserverOptions& options);
+  DType dtype() const override { return options_.dtype; }
+  QScheme qscheme() const override { return options_.qscheme; }
+  int64_t quant_min() const { return quant_min_; }
+  int64_t quant_max() const { return quant_max_; }
+
+ protected:
+  // The formulas at the top of this file, for one channel or one tensor.
+  void qparams_for(float min_val, float max_val, double* scale, double* zero_point) const;
+  ObserverOptions options_;
+  int64_t quant_min_ = 0, quant_max_ = 255;
+  bool customized_range_ = false;
+};
+
+class MinMaxObserver : public UniformObserver {
+ public:
+  explicit MinMaxObserver(const ObserverOptions& options = {});
+  std::string name() const override { return "MinMaxObserver"; }
+  void observe(const Tensor& x) override;
+  QuantParams calculate_qparams() const override;
+  float min_val() const { return min_val_; }
+  float max_val() const { return max_val_; }
+
+ protected:
+  float min_val_, max_val_;
+};
+
+class MovingAverageMinMaxObserver : public MinMaxObserver {
+ public:
+  explicit MovingAverageMinMaxObserver(const ObserverOptions& options = {});
+  std::string name() const override { return "MovingAverageMinMaxObserver"; }
+  // min += c * (min_now - min), likewise max; the first batch sets them directly.
+  void observe(const Tensor& x) override;
+};
+
+class PerChannelMinMaxObserver : public UniformObserver {
+ public:
+  explicit PerChannelMinMaxObserver(const ObserverOptions& options = {});
+  std::string name() const override { return "PerChannelMinMaxObserver"; }
+  void observe(const Tensor& x) override;
+  QuantParams calculate_qparams() const override;
+
+ protected:
+  // Per-channel min and max of x along ch_axis.
+  void channel_min_max(const Tensor& x, std::vector<float>* mins, std::vector<float>* maxs) const;
+  std::vector<float> min_vals_, max_vals_;
+};
+
+class MovingAveragePerChannelMinMaxObserver : public PerChannelMinMaxObserver {
+ public:
+  explicit MovingAveragePerChannelMinMaxObserver(const ObserverOptions& options = {});
+  std::string name() const override { return "MovingAveragePerChannelMinMaxObserver"; }
+  void observe(const Tensor& x) override;
+};
+
+class FixedQParamsObserver : public Observer {
+ public:
+  FixedQParamsObserver(float scale, int64_t zero_point, DType dtype = DType::QUInt8,
+                       int64_t quant_min = 0, int64_t quant_max = 255);
+  std::string name() const override { return "FixedQParamsObserver"; }
+  void observe(const Tensor&) override {}
+  QuantParams calculate_qparams() const override { return qparams_; }
+  DType dtype() const override { return qparams_.dtype; }
+
+ private:
+  QuantParams qparams_;
+};
+
+// Passes a dtype through: float16 weights, or "quantize per call" (dynamic activations).
+class PlaceholderObserver : public Observer {
+ public:
+  explicit PlaceholderObserver(DType dtype = DType::Float32,
+                               std::optional<DType> compute_dtype = std::nullopt);
+  std::string name() const override { return "PlaceholderObserver"; }
+  void observe(const Tensor&) override {}
+  QuantParams calculate_qparams() const override;  // throws, as PyTorch does
+  DType dtype() const override { return dtype_; }
+  bool is_dynamic() const override { return compute_dtype_.has_value(); }
+
+ private:
+  DType dtype_;
+  std::optional<DType> compute_dtype_;
+};
+
+// The engines' rule for quantizing activations on every call (quant_utils::
+// ChooseQuantizationParams, identical to fbgemm's): in double, range widened to include
+// 0, scale = (max - min) / (qmax - qmin), 0.1 if that is 0 in float or has an infinite
+// float reciprocal, raised to 6.1e-5 (fp16's smallest normal) with min/max stretched,
+// zero point from the end with the smaller error, nudged to an integer in [qmin, qmax].
+// reduce_range halves qmin and qmax first.
+QuantParams choose_dynamic_qparams(float min, float max, int64_t qmin, int64_t qmax,
+                                   bool reduce_range, DType dtype = DType::QUInt8);
+
+// min and max over all elements; (0, 0) for an empty tensor, as the engines use.
+void tensor_min_max(const Tensor& x, float* min, float* max);
+
+// The qparams of a tensor quantized with an observer's result: its qscheme is always
+// affine (symmetric is a property of how the observer chose the parameters) and it clamps
+// to the dtype's range, as PyTorch's _quantize_weight does.
+QuantParams as_tensor_qparams(QuantParams qparams);
+
+}  // namespace qconform

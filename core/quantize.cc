@@ -1,0 +1,167 @@
+#include "core/quantize.h"
+
+#include <Eigen/Core>  // Eigen::half: IEEE half with round-to-nearest-even conversion
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+
+namespace qconform {
+namespace {
+
+// float -> int64 as x86's cvttss2si: truncates, and returns INT64_MIN for NaN and for
+// values outside int64. PyTorch's static_cast<int64_t> compiles to exactly that.
+int64_t truncate_like_x86(float value) {
+  if (!(value > -9.2233720368547758e18f && value < 9.2233720368547758e18f))
+    return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(value);
+}
+
+}  // namespace
+
+std::string shape_to_string(const Shape& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+Tensor::Tensor(Shape shape, std::vector<float> values)
+    : sizes(std::move(shape)), data(std::move(values)) {
+  if (numel_of(sizes) != static_cast<int64_t>(data.size()))
+    throw Error("Tensor: shape " + shape_to_string(sizes) + " holds " +
+                std::to_string(numel_of(sizes)) + " elements but " +
+                std::to_string(data.size()) + " values were given");
+}
+
+bool Tensor::operator==(const Tensor& other) const {
+  if (sizes != other.sizes || data.size() != other.data.size()) return false;
+  for (size_t i = 0; i < data.size(); ++i) {
+    uint32_t a, b;
+    std::memcpy(&a, &data[i], 4);
+    std::memcpy(&b, &other.data[i], 4);
+    if (a != b) return false;
+  }
+  return true;
+}
+
+bool QTensor::operator==(const QTensor& other) const {
+  return sizes == other.sizes && values == other.values && qparams == other.qparams;
+}
+
+ChannelIndexer::ChannelIndexer(const Shape& sizes, int64_t axis) {
+  channels = sizes.at(axis);
+  for (size_t d = axis + 1; d < sizes.size(); ++d) inner *= sizes[d];
+}
+
+int64_t quantize_value(float x, float inverse_scale, int64_t zero_point, int64_t quant_min,
+                       int64_t quant_max) {
+  const float rounded = std::nearbyint(x * inverse_scale);  // half to even (default mode)
+  const float shifted = static_cast<float>(zero_point) + rounded;
+  const int64_t q = truncate_like_x86(shifted);
+  return std::min(std::max(q, quant_min), quant_max);
+}
+
+int64_t quantize_value_shift_then_round(float x, float inverse_scale, int64_t zero_point,
+                                        int64_t quant_min, int64_t quant_max) {
+  const float shifted = x * inverse_scale + static_cast<float>(zero_point);  // two roundings
+  const int64_t q = truncate_like_x86(std::nearbyint(shifted));
+  return std::min(std::max(q, quant_min), quant_max);
+}
+
+int64_t quantize_value_float_qparams(float x, float scale, float zero_point, int64_t quant_min,
+                                     int64_t quant_max) {
+  const float inverse_scale = scale == 0.0f ? 1.0f : 1.0f / scale;
+  const float shifted = x * inverse_scale + zero_point;  // two roundings: no FMA (-ffp-contract=off)
+  const int64_t q = std::lrintf(shifted);
+  return std::min(std::max(q, quant_min), quant_max);
+}
+
+uint16_t float_to_half_bits(float x) { return Eigen::numext::bit_cast<uint16_t>(Eigen::half(x)); }
+
+float half_bits_to_float(uint16_t bits) {
+  return static_cast<float>(Eigen::numext::bit_cast<Eigen::half>(bits));
+}
+
+QTensor quantize(const Tensor& x, const QuantParams& qp) {
+  validate(qp, x.sizes);
+  QTensor q{x.sizes, std::vector<int32_t>(x.data.size()), qp};
+  const int64_t n = x.numel();
+  if (qp.dtype == DType::Float16) {
+    for (int64_t i = 0; i < n; ++i) q.values[i] = float_to_half_bits(x.data[i]);
+    return q;
+  }
+  if (qp.qscheme == QScheme::PerChannelAffineFloatQParams) {
+    const ChannelIndexer channel(x.sizes, qp.axis);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = channel.channel_of(i);
+      q.values[i] = static_cast<int32_t>(quantize_value_float_qparams(
+          x.data[i], static_cast<float>(qp.scales[c]), static_cast<float>(qp.zero_points[c]),
+          qp.quant_min, qp.quant_max));
+    }
+    return q;
+  }
+  if (!qp.per_channel()) {
+    const float inverse_scale = 1.0f / static_cast<float>(qp.scales[0]);
+    const int64_t zero_point = qp.zero_point();
+    for (int64_t i = 0; i < n; ++i)
+      q.values[i] = static_cast<int32_t>(
+          quantize_value(x.data[i], inverse_scale, zero_point, qp.quant_min, qp.quant_max));
+    return q;
+  }
+  const ChannelIndexer channel(x.sizes, qp.axis);
+  std::vector<float> inverse_scales(qp.channels());
+  for (int64_t c = 0; c < qp.channels(); ++c)
+    inverse_scales[c] = 1.0f / static_cast<float>(qp.scales[c]);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = channel.channel_of(i);
+    q.values[i] = static_cast<int32_t>(quantize_value(x.data[i], inverse_scales[c],
+                                                      qp.zero_point(c), qp.quant_min,
+                                                      qp.quant_max));
+  }
+  return q;
+}
+
+Tensor dequantize(const QTensor& q) {
+  const QuantParams& qp = q.qparams;
+  Tensor x(q.sizes);
+  const int64_t n = q.numel();
+  if (qp.dtype == DType::Float16) {
+    for (int64_t i = 0; i < n; ++i) x.data[i] = half_bits_to_float(static_cast<uint16_t>(q.values[i]));
+    return x;
+  }
+  if (qp.qscheme == QScheme::PerChannelAffineFloatQParams) {  // (6)
+    const ChannelIndexer channel(q.sizes, qp.axis);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = channel.channel_of(i);
+      x.data[i] = (static_cast<float>(q.values[i]) - static_cast<float>(qp.zero_points[c])) *
+                  static_cast<float>(qp.scales[c]);
+    }
+    return x;
+  }
+  if (!qp.per_channel()) {  // (4)
+    // The difference is taken in integers first (for qint32 the float conversion of q
+    // alone would already round), in int32 with wraparound as PyTorch does: computed in
+    // uint32 to keep the wrap well-defined.
+    const float scale = static_cast<float>(qp.scales[0]);
+    const auto zero_point = static_cast<uint32_t>(static_cast<int32_t>(qp.zero_point()));
+    for (int64_t i = 0; i < n; ++i) {
+      const auto difference =
+          static_cast<int32_t>(static_cast<uint32_t>(q.values[i]) - zero_point);
+      x.data[i] = static_cast<float>(difference) * scale;
+    }
+    return x;
+  }
+  const ChannelIndexer channel(q.sizes, qp.axis);  // (5)
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = channel.channel_of(i);
+    x.data[i] = static_cast<float>(static_cast<double>(q.values[i] - qp.zero_point(c)) *
+                                   qp.scales[c]);
+  }
+  return x;
+}
+
+Tensor fake_quantize(const Tensor& x, const QuantParams& qp) { return dequantize(quantize(x, qp)); }
+
+}  // namespace qconform

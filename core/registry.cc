@@ -1,0 +1,305 @@
+// The registry table. Each module kind is one function below; registry() lists them.
+#include "core/registry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/float/linear.h"
+#include "core/observers.h"
+#include "oracles/libtorch/dynamic_linear.h"
+#include "oracles/libtorch/engine.h"
+#include "quantized/dynamic/linear.h"
+#include "reference/linear.h"
+
+namespace qconform {
+namespace {
+
+// --- shared helpers for building random cases -------------------------------------------
+
+// Input values in `style`, shaped `sizes`. For RoundingTies the tensor's min and max are
+// fixed first, so that the dynamic qparams (which depend only on them) are known, and the
+// other values are placed exactly on x * (1/scale) = k + 1/2.
+Tensor random_input(const Shape& sizes, InputStyle style, std::mt19937_64& rng) {
+  Tensor x(sizes);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  const float magnitude = std::pow(10.0f, -3.0f + 5.0f * uniform(rng));
+  const float shift = (uniform(rng) < 0.3f) ? magnitude * (2.0f * uniform(rng) - 1.0f) : 0.0f;
+  switch (style) {
+    case InputStyle::Normal:
+      for (float& v : x.data) v = normal(rng) * magnitude + shift;
+      break;
+    case InputStyle::Constant: {
+      const float c = uniform(rng) < 0.3f ? 0.0f : normal(rng) * magnitude;
+      std::fill(x.data.begin(), x.data.end(), c);
+      break;
+    }
+    case InputStyle::WideRange:
+      for (float& v : x.data)
+        v = (uniform(rng) < 0.5f ? -1.0f : 1.0f) * std::pow(10.0f, -6.0f + 10.0f * uniform(rng));
+      break;
+    case InputStyle::RoundingTies: {
+      for (float& v : x.data) v = normal(rng) * magnitude + shift;
+      if (x.numel() < 3) break;
+      float lo, hi;
+      tensor_min_max(x, &lo, &hi);
+      // Ties for the 8-bit or the 7-bit (reduce_range) rule, alternately.
+      const bool reduced = (rng() & 1) != 0;
+      const QuantParams qp = choose_dynamic_qparams(lo, hi, 0, 255, reduced);
+      const float inverse = 1.0f / static_cast<float>(qp.scale());
+      const int64_t qmax = reduced ? 127 : 255;
+      std::uniform_int_distribution<int64_t> level(-qp.zero_point(), qmax - qp.zero_point() - 1);
+      for (float& v : x.data) {
+        if (v == lo || v == hi) continue;  // keep the range, hence the qparams
+        const float target = static_cast<float>(level(rng)) + 0.5f;
+        float candidate = target / inverse;
+        for (int step = 0; step < 4 && candidate * inverse != target; ++step)
+          candidate = std::nextafter(candidate, candidate * inverse < target ? INFINITY : -INFINITY);
+        if (candidate * inverse == target && candidate >= lo && candidate <= hi) v = candidate;
+      }
+      break;
+    }
+  }
+  return x;
+}
+
+Tensor random_weight(int64_t rows, int64_t cols, bool vary_rows, std::mt19937_64& rng) {
+  Tensor w(Shape{rows, cols});
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(-2.0f, 1.0f);
+  const float magnitude = std::pow(10.0f, uniform(rng));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float row_magnitude = vary_rows ? magnitude * std::pow(10.0f, uniform(rng)) : magnitude;
+    for (int64_t c = 0; c < cols; ++c) w.data[r * cols + c] = normal(rng) * row_magnitude;
+  }
+  return w;
+}
+
+// --- dynamic.Linear ----------------------------------------------------------------------
+
+std::vector<OutputSensitivity> linear_sensitivity(const Module& module, const ModuleInput& input) {
+  const auto& reference = dynamic_cast<const ReferenceLinear&>(module);
+  const Tensor w = reference.get_weight();
+  const Tensor& x = expect_tensor(input, reference.name());
+  const int64_t in = reference.in_features(), out = reference.out_features();
+  const int64_t rows = x.numel() / in;
+  std::vector<OutputSensitivity> result(rows * out);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t n = 0; n < out; ++n) {
+      OutputSensitivity& s = result[r * out + n];
+      s.terms = in;
+      for (int64_t k = 0; k < in; ++k) {
+        const double wk = std::abs(static_cast<double>(w.data[n * in + k]));
+        s.weight_l1 += wk;
+        s.magnitude += wk * std::abs(static_cast<double>(x.data[r * in + k]));
+      }
+      if (reference.bias()) s.magnitude += std::abs(static_cast<double>(reference.bias()->data[n]));
+    }
+  return result;
+}
+
+Case make_dynamic_linear_case(const CaseConfig& config) {
+  std::mt19937_64 rng(config.data_seed);
+  const int64_t in = config.get("in_features"), out = config.get("out_features");
+  const bool per_channel = config.get("per_channel") != 0;
+  Tensor weight = random_weight(out, in, per_channel, rng);
+  std::optional<Tensor> bias;
+  if (config.get("bias")) {
+    bias = Tensor(Shape{out});
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& b : bias->data) b = normal(rng);
+  }
+  auto module = std::make_unique<FloatLinear>(std::move(weight), std::move(bias));
+  module->qconfig = per_channel ? per_channel_dynamic_qconfig() : default_dynamic_qconfig();
+  Shape input_shape{config.get("batch"), in};
+  if (config.get("leading_dim") > 1) input_shape.insert(input_shape.begin(), config.get("leading_dim"));
+  Tensor x = random_input(input_shape, config.style, rng);
+  return {std::move(module), ModuleInput{std::move(x), std::nullopt}};
+}
+
+ModuleKind dynamic_linear_kind() {
+  ModuleKind kind;
+  kind.key = "dynamic.Linear";
+  kind.float_name = "Linear";
+  kind.family = Family::Dynamic;
+  kind.engine_op = EngineOp::DynamicLinear;
+  kind.implementations.push_back(
+      {Implementation::Reference, "QuantizedLinear(Reference)", {},
+       [](const Module& m, Engine) -> std::unique_ptr<Module> {
+         return ReferenceLinear::from_float(dynamic_cast<const FloatLinear&>(m));
+       },
+       nullptr});
+  kind.implementations.push_back(
+      {Implementation::Quantized, "DynamicQuantizedLinear", all_engines(),
+       [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+         return DynamicQuantizedLinear::from_float(dynamic_cast<const FloatLinear&>(m), e);
+       },
+       [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+         return DynamicQuantizedLinear::from_reference(dynamic_cast<const ReferenceLinear&>(r), e);
+       }});
+  kind.implementations.push_back(
+      {Implementation::LibTorch, "DynamicQuantizedLinear", libtorch_engines(),
+       [](const Module& m, Engine e) {
+         return libtorch_dynamic_linear_from_float(dynamic_cast<const FloatLinear&>(m), e);
+       },
+       [](const Module& r, Engine e) {
+         return libtorch_dynamic_linear_from_reference(dynamic_cast<const ReferenceLinear&>(r), e);
+       }});
+  kind.case_parameters = {
+      {"batch", 1, 16, "rows of the input"},
+      {"in_features", 1, 64, "reduction length K"},
+      {"out_features", 1, 64, "output channels N"},
+      {"bias", 0, 1, "1: with bias"},
+      {"per_channel", 0, 1, "1: per_channel_dynamic_qconfig, else default_dynamic_qconfig"},
+      {"leading_dim", 1, 3, "size of an extra leading input dimension (1: 2-D input)"},
+  };
+  kind.make_case = make_dynamic_linear_case;
+  kind.sensitivity = linear_sensitivity;
+  return kind;
+}
+
+std::vector<ModuleKind> make_registry() {
+  std::vector<ModuleKind> kinds;
+  kinds.push_back(dynamic_linear_kind());
+  return kinds;
+}
+
+}  // namespace
+
+std::string to_string(Family family) {
+  switch (family) {
+    case Family::Dynamic: return "dynamic";
+    case Family::Static: return "static";
+    case Family::WeightOnly: return "weight-only";
+    case Family::Reference: return "reference";
+  }
+  return "?";
+}
+
+std::string to_string(InputStyle style) {
+  switch (style) {
+    case InputStyle::Normal: return "normal";
+    case InputStyle::RoundingTies: return "ties";
+    case InputStyle::Constant: return "constant";
+    case InputStyle::WideRange: return "wide";
+  }
+  return "?";
+}
+
+int64_t CaseConfig::get(const std::string& name) const {
+  const auto it = values.find(name);
+  if (it == values.end()) throw Error("case has no parameter '" + name + "' (" + to_string() + ")");
+  return it->second;
+}
+
+std::string CaseConfig::to_string() const {
+  std::ostringstream out;
+  for (const auto& [name, value] : values) out << name << "=" << value << " ";
+  out << "seed=" << data_seed << " style=" << qconform::to_string(style);
+  return out.str();
+}
+
+const ImplementationEntry* ModuleKind::find(Implementation implementation) const {
+  for (const auto& entry : implementations)
+    if (entry.implementation == implementation) return &entry;
+  return nullptr;
+}
+
+bool ModuleKind::supports(Implementation implementation, Engine engine) const {
+  const ImplementationEntry* entry = find(implementation);
+  if (!entry) return false;
+  return entry->engines.empty() ||
+         std::find(entry->engines.begin(), entry->engines.end(), engine) != entry->engines.end();
+}
+
+const std::vector<ModuleKind>& registry() {
+  static const std::vector<ModuleKind> kinds = make_registry();
+  return kinds;
+}
+
+const ModuleKind& module_kind(const std::string& key) {
+  std::string known;
+  for (const auto& kind : registry()) {
+    if (kind.key == key) return kind;
+    known += (known.empty() ? "" : ", ") + kind.key;
+  }
+  throw Error("unknown module kind '" + key + "' (registered: " + known + ")");
+}
+
+namespace {
+const ImplementationEntry& require(const ModuleKind& kind, const ConversionTarget& target) {
+  const ImplementationEntry* entry = kind.find(target.implementation);
+  if (!entry)
+    throw Error(kind.key + " has no " + to_string(target.implementation) + " implementation");
+  if (!kind.supports(target.implementation, target.engine))
+    throw Error(kind.key + ": the " + to_string(target.implementation) +
+                " implementation does not run on " + to_string(target.engine));
+  return *entry;
+}
+}  // namespace
+
+std::unique_ptr<Module> convert_from_float(const ModuleKind& kind, const Module& float_module,
+                                           const ConversionTarget& target) {
+  auto module = require(kind, target).from_float(float_module, target.engine);
+  module->copy_hooks_from(float_module);
+  return module;
+}
+
+std::unique_ptr<Module> convert_from_reference(const ModuleKind& kind, const Module& reference,
+                                               const ConversionTarget& target) {
+  const ImplementationEntry& entry = require(kind, target);
+  if (!entry.from_reference)
+    throw Error(kind.key + ": " + entry.repr_name + " has no from_reference");
+  auto module = entry.from_reference(reference, target.engine);
+  module->copy_hooks_from(reference);
+  return module;
+}
+
+std::string registry_table_text() {
+  std::ostringstream out;
+  out << "kind              family       implementation  name                          engines\n";
+  for (const auto& kind : registry())
+    for (const auto& entry : kind.implementations) {
+      std::string engines;
+      for (Engine e : entry.engines) engines += (engines.empty() ? "" : ",") + to_string(e);
+      if (entry.engines.empty()) engines = "(engine-independent)";
+      char line[256];
+      std::snprintf(line, sizeof line, "%-17s %-12s %-15s %-29s %s\n", kind.key.c_str(),
+                    to_string(kind.family).c_str(), to_string(entry.implementation).c_str(),
+                    entry.repr_name.c_str(), engines.c_str());
+      out << line;
+    }
+  return out.str();
+}
+
+std::string registry_json() {
+  nlohmann::json kinds = nlohmann::json::array();
+  for (const auto& kind : registry()) {
+    nlohmann::json implementations = nlohmann::json::array();
+    std::vector<std::string> all;
+    for (const auto& entry : kind.implementations) {
+      std::vector<std::string> engines;
+      for (Engine e : entry.engines) {
+        engines.push_back(to_string(e));
+        if (std::find(all.begin(), all.end(), to_string(e)) == all.end()) all.push_back(to_string(e));
+      }
+      implementations.push_back({{"implementation", to_string(entry.implementation)},
+                                 {"name", entry.repr_name},
+                                 {"engines", engines},
+                                 {"from_reference", static_cast<bool>(entry.from_reference)}});
+    }
+    kinds.push_back({{"kind", kind.key},
+                     {"name", kind.float_name},
+                     {"family", to_string(kind.family)},
+                     {"op", to_string(kind.engine_op)},
+                     {"implementations", implementations},
+                     {"engines", all}});
+  }
+  return kinds.dump(2);
+}
+
+}  // namespace qconform

@@ -1,0 +1,104 @@
+#pragma once
+// The module registry: every module kind is declared once, with its PyTorch names, its
+// family, which implementations exist and on which engines, how to build a random case
+// for it, and how its outputs depend on its inputs (for derived error bounds). Oracles,
+// properties, the CLI and the report iterate this table; adding a module adds an entry
+// (core/registry.cc) and its implementations, never oracle code.
+//
+// The declarations are torch-free; the table itself is compiled into qconform_oracles,
+// which links every implementation.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/engines.h"
+#include "core/module.h"
+
+namespace qconform {
+
+enum class Family { Dynamic, Static, WeightOnly, Reference };
+std::string to_string(Family family);  // "dynamic", "static", "weight-only", "reference"
+
+// One integer parameter of a kind's random cases (a size, a flag, a choice).
+struct CaseParameter {
+  std::string name;
+  int64_t min;
+  int64_t max;
+  std::string meaning;
+};
+
+// How a case's input values are drawn; each style aims at a different failure mode.
+enum class InputStyle {
+  Normal,        // N(0, 1) times a random magnitude
+  RoundingTies,  // many values exactly halfway between two quanta of the dynamic qparams
+  Constant,      // one value everywhere (including all-zero)
+  WideRange,     // magnitudes from 1e-6 to 1e4 in one tensor
+};
+std::string to_string(InputStyle style);
+constexpr int kInputStyles = 4;
+
+struct CaseConfig {
+  std::map<std::string, int64_t> values;  // one per CaseParameter
+  uint64_t data_seed = 0;                 // weights and inputs
+  InputStyle style = InputStyle::Normal;
+  int64_t get(const std::string& name) const;  // throws Error naming the parameter
+  std::string to_string() const;               // "batch=1 in=3 ... seed=42 style=ties"
+};
+
+struct Case {
+  std::unique_ptr<Module> float_module;  // with its qconfig attached
+  ModuleInput input;
+};
+
+// For one output element y = sum_k w_k x_k + b of a module's reduction:
+//   weight_l1 = sum_k |w_k|          (how input rounding propagates)
+//   magnitude = sum_k |w_k x_k| + |b| (the scale of float rounding in the sum)
+//   terms     = the number of products summed (K)
+struct OutputSensitivity {
+  double weight_l1 = 0;
+  double magnitude = 0;
+  int64_t terms = 0;
+};
+
+struct ImplementationEntry {
+  Implementation implementation;
+  std::string repr_name;       // PyTorch's _get_name()
+  std::vector<Engine> engines; // engines whose numerics it follows; empty: engine-independent
+  // Conversion entry points. from_reference is empty where PyTorch has none.
+  std::function<std::unique_ptr<Module>(const Module& float_module, Engine)> from_float;
+  std::function<std::unique_ptr<Module>(const Module& reference, Engine)> from_reference;
+};
+
+struct ModuleKind {
+  std::string key;         // "dynamic.Linear"
+  std::string float_name;  // the float module's name, "Linear"
+  Family family;
+  EngineOp engine_op;      // the engine-table row that governs it
+  std::vector<ImplementationEntry> implementations;
+  std::vector<CaseParameter> case_parameters;
+  std::function<Case(const CaseConfig&)> make_case;
+  // Per output element, from the reference module (its fake-quantized weights).
+  std::function<std::vector<OutputSensitivity>(const Module& reference, const ModuleInput&)>
+      sensitivity;
+
+  const ImplementationEntry* find(Implementation implementation) const;
+  bool supports(Implementation implementation, Engine engine) const;
+};
+
+const std::vector<ModuleKind>& registry();
+const ModuleKind& module_kind(const std::string& key);  // throws Error listing the keys
+
+// Conversion through the registry; hooks of the source module are carried over, as
+// PyTorch's swap_module does. Throws Error if the implementation or engine is absent.
+std::unique_ptr<Module> convert_from_float(const ModuleKind& kind, const Module& float_module,
+                                           const ConversionTarget& target);
+std::unique_ptr<Module> convert_from_reference(const ModuleKind& kind, const Module& reference,
+                                               const ConversionTarget& target);
+
+std::string registry_table_text();  // `qconform modules`
+std::string registry_json();        // `qconform modules --json`
+
+}  // namespace qconform

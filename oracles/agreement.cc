@@ -1,0 +1,195 @@
+#include "oracles/agreement.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/observers.h"
+
+namespace qconform {
+namespace {
+
+bool bit_equal(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+Side parse_side(const std::string& text) {
+  const auto open = text.find('[');
+  Side side{implementation_from_string(text.substr(0, open)), std::nullopt};
+  if (open != std::string::npos) {
+    const auto close = text.find(']', open);
+    if (close == std::string::npos) throw Error("malformed side '" + text + "' (expected impl[engine])");
+    side.engine = engine_from_string(text.substr(open + 1, close - open - 1));
+  }
+  return side;
+}
+
+std::unique_ptr<Module> build(const ModuleKind& kind, const Module& float_module, const Side& side) {
+  return convert_from_float(kind, float_module,
+                            ConversionTarget{side.implementation, side.engine.value_or(Engine::QNNPACK)});
+}
+
+// The activation scale the engine of `side` chooses for this input (dynamic family).
+double dynamic_activation_scale(const ModuleKind& kind, const Side& side, const ModuleInput& input) {
+  const auto* x = std::get_if<Tensor>(&input.input);
+  if (!x || !side.engine) return 0.0;
+  float lo, hi;
+  tensor_min_max(*x, &lo, &hi);
+  const bool reduced = engine_rule(*side.engine, kind.engine_op).honors_reduce_range;
+  return choose_dynamic_qparams(lo, hi, 0, 255, reduced).scale();
+}
+
+std::string format_float(double v) {
+  std::ostringstream out;
+  out.precision(9);
+  out << v;
+  return out.str();
+}
+
+}  // namespace
+
+std::string Pair::label() const { return a.label() + " vs " + b.label(); }
+
+Pair parse_pair(const std::string& text) {
+  const auto comma = text.find(',');
+  if (comma == std::string::npos) throw Error("malformed pair '" + text + "' (expected A,B)");
+  return {parse_side(text.substr(0, comma)), parse_side(text.substr(comma + 1))};
+}
+
+std::vector<Pair> agreement_pairs(const ModuleKind& kind) {
+  std::vector<Pair> pairs;
+  const ImplementationEntry* reference = kind.find(Implementation::Reference);
+  const ImplementationEntry* quantized = kind.find(Implementation::Quantized);
+  const ImplementationEntry* libtorch = kind.find(Implementation::LibTorch);
+  if (reference && quantized)
+    for (Engine e : quantized->engines)
+      pairs.push_back({{Implementation::Reference, std::nullopt}, {Implementation::Quantized, e}});
+  if (quantized && libtorch)
+    for (Engine e : libtorch->engines)
+      if (kind.supports(Implementation::Quantized, e))
+        pairs.push_back({{Implementation::Quantized, e}, {Implementation::LibTorch, e}});
+  if (reference && libtorch)
+    for (Engine e : libtorch->engines)
+      pairs.push_back({{Implementation::Reference, std::nullopt}, {Implementation::LibTorch, e}});
+  return pairs;
+}
+
+CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseConfig& config) {
+  CaseResult result;
+  const ToleranceRow& row = tolerance_for(kind.family, pair.a, pair.b);
+  result.tolerance_row = row.id;
+  Case c = kind.make_case(config);
+  const auto where = [&] {
+    return kind.key + " " + pair.label() + " case {" + config.to_string() + "}\n  rerun: " +
+           rerun_command(kind, pair, config);
+  };
+
+  auto module_a = build(kind, *c.float_module, pair.a);
+  auto module_b = build(kind, *c.float_module, pair.b);
+  const ModuleOutput out_a = (*module_a)(c.input);
+  const ModuleOutput out_b = (*module_b)(c.input);
+  const auto* ya = std::get_if<Tensor>(&out_a.output);
+  const auto* yb = std::get_if<Tensor>(&out_b.output);
+  if (!ya || !yb || ya->sizes != yb->sizes) {
+    result.failure = "output kinds or shapes differ (" + (ya ? shape_to_string(ya->sizes) : "?") +
+                     " vs " + (yb ? shape_to_string(yb->sizes) : "?") + ") in " + where();
+    return result;
+  }
+
+  // The bound needs the reference's view of the reduction and the engine's activation scale.
+  const Side& engine_side = pair.a.implementation == Implementation::Reference ? pair.b : pair.a;
+  result.activation_scale = dynamic_activation_scale(kind, engine_side, c.input);
+  auto reference = build(kind, *c.float_module, {Implementation::Reference, std::nullopt});
+  const std::vector<OutputSensitivity> sensitivity = kind.sensitivity(*reference, c.input);
+  if (sensitivity.size() != ya->data.size())
+    throw Error(kind.key + ": sensitivity has " + std::to_string(sensitivity.size()) +
+                " entries for " + std::to_string(ya->data.size()) + " outputs (core/registry.cc)");
+  const std::vector<double> bounds = element_bounds(row, {&sensitivity, result.activation_scale});
+
+  result.total = static_cast<int64_t>(ya->data.size());
+  result.passed = true;
+  for (int64_t i = 0; i < result.total; ++i) {
+    const float a = ya->data[i], b = yb->data[i];
+    if (bit_equal(a, b) || (std::isnan(a) && std::isnan(b))) {
+      ++result.exact;
+      continue;
+    }
+    const double error = std::abs(static_cast<double>(a) - static_cast<double>(b));
+    const double fraction = bounds[i] > 0 ? error / bounds[i] : std::numeric_limits<double>::infinity();
+    if (std::isnan(error) || fraction > result.max_bound_fraction || result.worst_index < 0) {
+      result.max_bound_fraction = std::isnan(error) ? std::numeric_limits<double>::infinity() : fraction;
+      result.worst_index = i;
+      result.worst_a = a;
+      result.worst_b = b;
+      result.worst_bound = bounds[i];
+    }
+    result.max_abs_error = std::max(result.max_abs_error, error);
+    if (!(error <= bounds[i])) result.passed = false;
+  }
+  if (!result.passed) {
+    std::ostringstream out;
+    out << "element " << result.worst_index << " of " << shape_to_string(ya->sizes) << ": "
+        << pair.a.label() << " = " << format_float(result.worst_a) << ", " << pair.b.label()
+        << " = " << format_float(result.worst_b) << ", |diff| = "
+        << format_float(std::abs(double(result.worst_a) - double(result.worst_b)))
+        << " exceeds the bound " << format_float(result.worst_bound) << " of row '" << row.id
+        << "' (" << to_string(row.kind) << "); " << result.exact << "/" << result.total
+        << " elements exact; activation scale " << format_float(result.activation_scale) << "\n  "
+        << where();
+    result.failure = out.str();
+  }
+  return result;
+}
+
+CaseConfig random_case_config(const ModuleKind& kind, std::mt19937_64& rng) {
+  CaseConfig config;
+  for (const auto& p : kind.case_parameters)
+    config.values[p.name] = std::uniform_int_distribution<int64_t>(p.min, p.max)(rng);
+  config.data_seed = rng();
+  config.style = static_cast<InputStyle>(rng() % kInputStyles);
+  return config;
+}
+
+CaseConfig parse_case_config(const ModuleKind& kind, const std::string& text) {
+  CaseConfig config;
+  std::istringstream in(text);
+  std::string token;
+  while (in >> token) {
+    const auto eq = token.find('=');
+    if (eq == std::string::npos) throw Error("malformed case token '" + token + "' (expected name=value)");
+    const std::string name = token.substr(0, eq), value = token.substr(eq + 1);
+    try {
+      if (name == "seed") {
+        config.data_seed = std::stoull(value);
+      } else if (name == "style") {
+        bool found = false;
+        for (int s = 0; s < kInputStyles; ++s)
+          if (to_string(static_cast<InputStyle>(s)) == value) {
+            config.style = static_cast<InputStyle>(s);
+            found = true;
+          }
+        if (!found) throw Error("unknown input style '" + value + "'");
+      } else {
+        config.values[name] = std::stoll(value);
+      }
+    } catch (const std::logic_error&) {
+      throw Error("case parameter '" + name + "' has a non-numeric value '" + value + "'");
+    }
+  }
+  for (const auto& p : kind.case_parameters) {
+    const auto it = config.values.find(p.name);
+    if (it == config.values.end())
+      throw Error(kind.key + " case is missing parameter '" + p.name + "'");
+    if (it->second < p.min || it->second > p.max)
+      throw Error(kind.key + " case parameter " + p.name + "=" + std::to_string(it->second) +
+                  " is outside [" + std::to_string(p.min) + ", " + std::to_string(p.max) + "]");
+  }
+  return config;
+}
+
+std::string rerun_command(const ModuleKind& kind, const Pair& pair, const CaseConfig& config) {
+  return "build/qconform case --kind " + kind.key + " --pair " + pair.a.label() + "," +
+         pair.b.label() + " --case '" + config.to_string() + "'";
+}
+
+}  // namespace qconform

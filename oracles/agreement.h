@@ -1,0 +1,52 @@
+#pragma once
+// The numerical-agreement oracle: build one case of a registered module kind, convert it
+// into two implementations, run both on the same input, and compare every output element
+// against the bound of the tolerance row that governs the pair. Knows nothing about any
+// particular module: everything module-specific comes from the registry.
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/registry.h"
+#include "oracles/tolerance.h"
+
+namespace qconform {
+
+struct Pair {
+  Side a;
+  Side b;
+  std::string label() const;  // "reference vs quantized[qnnpack]"
+};
+
+// The pairs the registry implies for a kind: reference vs each integer engine, integer vs
+// LibTorch on each engine both have, and reference vs each LibTorch engine.
+std::vector<Pair> agreement_pairs(const ModuleKind& kind);
+Pair parse_pair(const std::string& text);  // "reference,quantized[qnnpack]"
+
+struct CaseResult {
+  bool passed = false;
+  std::string tolerance_row;
+  int64_t total = 0;
+  int64_t exact = 0;               // bit-identical elements
+  double max_abs_error = 0;
+  double max_bound_fraction = 0;   // max |a - b| / bound (inf when the bound is 0)
+  int64_t worst_index = -1;
+  float worst_a = 0, worst_b = 0;
+  double worst_bound = 0;
+  double activation_scale = 0;
+  std::string failure;             // what differs, where, and how to rerun
+};
+
+CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseConfig& config);
+
+// A random configuration within the kind's parameter ranges (for the main job; the
+// property tests draw theirs with rapidcheck so that failures shrink).
+CaseConfig random_case_config(const ModuleKind& kind, std::mt19937_64& rng);
+CaseConfig parse_case_config(const ModuleKind& kind, const std::string& text);
+
+// The command that reruns exactly one case.
+std::string rerun_command(const ModuleKind& kind, const Pair& pair, const CaseConfig& config);
+
+}  // namespace qconform

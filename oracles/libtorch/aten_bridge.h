@@ -1,0 +1,46 @@
+#pragma once
+// Internal to the LibTorch implementation (oracles/libtorch/*.cc): the only header of the
+// harness that includes ATen. Converts between the harness's value types and at::Tensor,
+// selects a quantized engine for a scope, and calls quantized operators by name through
+// the dispatcher (boxed), so no private PyTorch header is needed.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+
+#include <string>
+#include <vector>
+
+#include "core/engines.h"
+#include "core/tensor.h"
+
+namespace qconform::libtorch {
+
+at::QEngine to_qengine(Engine engine);
+
+// Sets at::globalContext()'s quantized engine for a scope and restores the previous one.
+// LibTorch's engine is process-global: modules set it around every prepack and call.
+class EngineGuard {
+ public:
+  explicit EngineGuard(Engine engine);
+  ~EngineGuard();
+  EngineGuard(const EngineGuard&) = delete;
+  EngineGuard& operator=(const EngineGuard&) = delete;
+
+ private:
+  at::QEngine previous_;
+};
+
+at::Tensor to_aten(const Tensor& t);          // copies
+Tensor from_aten(const at::Tensor& t);         // float32 tensor, copies
+at::Tensor to_aten(const QTensor& q);          // exact integers, same qparams
+QTensor from_aten_quantized(const at::Tensor& q);
+
+// Calls a registered operator ("quantized::linear_prepack", overload "") with boxed
+// arguments and returns the stack of results. c10::Error becomes qconform::Error with the
+// operator's first message line.
+std::vector<c10::IValue> call_op(const char* name, const char* overload, std::vector<c10::IValue> args);
+
+// The first line of a c10::Error's message (without LibTorch's C++ stack trace).
+std::string first_line(const std::string& message);
+
+}  // namespace qconform::libtorch

@@ -1,0 +1,100 @@
+#include <cstring>
+
+#include "core/error.h"
+#include "oracles/libtorch/aten_bridge.h"
+
+namespace qconform::libtorch {
+namespace {
+
+at::ScalarType int_repr_type(DType dtype) {
+  switch (dtype) {
+    case DType::QUInt8: return at::kByte;
+    case DType::QInt8: return at::kChar;
+    case DType::QInt32: return at::kInt;
+    default: throw Error("no LibTorch int representation for " + to_string(dtype));
+  }
+}
+
+at::ScalarType quantized_type(DType dtype) {
+  switch (dtype) {
+    case DType::QUInt8: return at::kQUInt8;
+    case DType::QInt8: return at::kQInt8;
+    case DType::QInt32: return at::kQInt32;
+    default: throw Error("no LibTorch quantized dtype for " + to_string(dtype));
+  }
+}
+
+}  // namespace
+
+std::string first_line(const std::string& message) {
+  return message.substr(0, message.find('\n'));
+}
+
+at::Tensor to_aten(const Tensor& t) {
+  return at::from_blob(const_cast<float*>(t.data.data()), t.sizes, at::kFloat).clone();
+}
+
+Tensor from_aten(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kFloat).contiguous();
+  Tensor out(c.sizes().vec());
+  std::memcpy(out.data.data(), c.data_ptr<float>(), out.data.size() * sizeof(float));
+  return out;
+}
+
+at::Tensor to_aten(const QTensor& q) {
+  const QuantParams& qp = q.qparams;
+  at::Tensor ints = at::from_blob(const_cast<int32_t*>(q.values.data()), q.sizes, at::kInt)
+                        .to(int_repr_type(qp.dtype), /*non_blocking=*/false, /*copy=*/true);
+  if (!qp.per_channel())
+    return at::_make_per_tensor_quantized_tensor(ints, qp.scale(), qp.zero_point());
+  at::Tensor scales = at::tensor(qp.scales, at::kDouble);
+  std::vector<int64_t> zps(qp.zero_points.begin(), qp.zero_points.end());
+  at::Tensor zero_points = at::tensor(zps, at::kLong);
+  at::Tensor out = at::_make_per_channel_quantized_tensor(ints, scales, zero_points, qp.axis);
+  TORCH_CHECK(out.scalar_type() == quantized_type(qp.dtype));
+  return out;
+}
+
+QTensor from_aten_quantized(const at::Tensor& q) {
+  QTensor out;
+  out.sizes = q.sizes().vec();
+  const at::Tensor ints = q.int_repr().to(at::kInt).contiguous();
+  out.values.assign(ints.data_ptr<int32_t>(), ints.data_ptr<int32_t>() + ints.numel());
+  QuantParams& qp = out.qparams;
+  switch (q.scalar_type()) {
+    case at::kQUInt8: qp.dtype = DType::QUInt8; break;
+    case at::kQInt8: qp.dtype = DType::QInt8; break;
+    case at::kQInt32: qp.dtype = DType::QInt32; break;
+    default: throw Error("unsupported LibTorch quantized dtype " + std::string(c10::toString(q.scalar_type())));
+  }
+  qp.quant_min = dtype_min(qp.dtype);
+  qp.quant_max = dtype_max(qp.dtype);
+  if (q.qscheme() == at::kPerTensorAffine) {
+    qp.qscheme = QScheme::PerTensorAffine;
+    qp.scales = {q.q_scale()};
+    qp.zero_points = {static_cast<double>(q.q_zero_point())};
+  } else if (q.qscheme() == at::kPerChannelAffine) {
+    qp.qscheme = QScheme::PerChannelAffine;
+    const at::Tensor s = q.q_per_channel_scales().to(at::kDouble).contiguous();
+    const at::Tensor z = q.q_per_channel_zero_points().to(at::kLong).contiguous();
+    qp.scales.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+    for (int64_t i = 0; i < z.numel(); ++i) qp.zero_points.push_back(static_cast<double>(z.data_ptr<int64_t>()[i]));
+    qp.axis = q.q_per_channel_axis();
+  } else {
+    throw Error("unsupported LibTorch qscheme " + std::string(c10::toString(q.qscheme())));
+  }
+  return out;
+}
+
+std::vector<c10::IValue> call_op(const char* name, const char* overload, std::vector<c10::IValue> args) {
+  const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
+  torch::jit::Stack stack(std::move(args));
+  try {
+    op.callBoxed(&stack);
+  } catch (const c10::Error& e) {
+    throw Error(first_line(e.what_without_backtrace()));
+  }
+  return stack;
+}
+
+}  // namespace qconform::libtorch

@@ -1,0 +1,108 @@
+#include "oracles/libtorch/dynamic_linear.h"
+
+#include "core/error.h"
+#include "core/quantize.h"
+#include "oracles/libtorch/aten_bridge.h"
+#include "quantized/dynamic/linear.h"
+#include "reference/linear.h"
+
+namespace qconform {
+namespace {
+
+class LibTorchDynamicLinear : public Module {
+ public:
+  LibTorchDynamicLinear(const QTensor& weight, const std::optional<Tensor>& bias, Engine engine,
+                        bool fused_relu)
+      : engine_(engine), fused_relu_(fused_relu), shape_(weight.sizes) {
+    prepack(weight, bias);
+  }
+
+  std::string name() const override { return "DynamicQuantizedLinear"; }
+  std::string extra_repr() const override {
+    return "in_features=" + std::to_string(shape_[1]) + ", out_features=" + std::to_string(shape_[0]) +
+           ", dtype=torch.qint8, engine=" + to_string(engine_);
+  }
+  Implementation implementation() const override { return Implementation::LibTorch; }
+  std::optional<Engine> engine() const override { return engine_; }
+
+  StateDict state_dict() const override {
+    libtorch::EngineGuard guard(engine_);
+    auto unpacked = libtorch::call_op("quantized::linear_unpack", "", {packed_});
+    StateDict state;
+    state.set("scale", Tensor(Shape{}, {1.0f}));
+    state.set("zero_point", IntTensor{{}, {0}, false});
+    const QTensor weight = libtorch::from_aten_quantized(unpacked[0].toTensor());
+    state.set("_packed_params.dtype", weight.qparams.dtype);
+    StateValue bias = NoneValue{};
+    if (!unpacked[1].isNone()) bias = libtorch::from_aten(unpacked[1].toTensor());
+    state.set("_packed_params._packed_params", StateTuple{weight, bias});
+    state.versions[""] = DynamicQuantizedLinear::kVersion;
+    state.versions["_packed_params"] = 3;
+    return state;
+  }
+
+  void load_state_dict(const StateDict& state) override {
+    state.check_keys({"scale", "zero_point", "_packed_params.dtype", "_packed_params._packed_params"},
+                     name());
+    const auto& packed = state.at("_packed_params._packed_params")
+                             .as<StateTuple>("_packed_params._packed_params");
+    if (packed.size() != 2)
+      throw Error("state_dict['_packed_params._packed_params'] must be (weight, bias)");
+    std::optional<Tensor> bias;
+    if (!packed[1].is<NoneValue>()) bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
+    prepack(packed[0].as<QTensor>("_packed_params._packed_params[0]"), bias);
+  }
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override {
+    const Tensor& x = expect_tensor(input, name());
+    libtorch::EngineGuard guard(engine_);
+    // The module's version-4 call: reduce_range=True (qnnpack ignores it).
+    auto out = libtorch::call_op(fused_relu_ ? "quantized::linear_relu_dynamic" : "quantized::linear_dynamic",
+                                 "", {libtorch::to_aten(x), packed_, true});
+    return {libtorch::from_aten(out[0].toTensor()), std::nullopt};
+  }
+
+ private:
+  void prepack(const QTensor& weight, const std::optional<Tensor>& bias) {
+    libtorch::EngineGuard guard(engine_);
+    c10::IValue b = bias ? c10::IValue(libtorch::to_aten(*bias)) : c10::IValue();
+    // float16 weights go to the fp16 prepack (which takes the float weight), as
+    // nnqd.Linear does for float16_dynamic_qconfig.
+    const bool fp16 = weight.qparams.dtype == DType::Float16;
+    auto packed = fp16 ? libtorch::call_op("quantized::linear_prepack_fp16", "",
+                                           {libtorch::to_aten(dequantize(weight)), b})
+                       : libtorch::call_op("quantized::linear_prepack", "", {libtorch::to_aten(weight), b});
+    packed_ = packed[0];  // replaced only after prepack succeeded
+    shape_ = weight.sizes;
+  }
+
+  Engine engine_;
+  bool fused_relu_;
+  Shape shape_;
+  c10::IValue packed_;  // LinearPackedParamsBase
+};
+
+}  // namespace
+
+std::unique_ptr<Module> make_libtorch_dynamic_linear(const QTensor& weight,
+                                                     const std::optional<Tensor>& bias, Engine engine,
+                                                     bool fused_relu) {
+  return std::make_unique<LibTorchDynamicLinear>(weight, bias, engine, fused_relu);
+}
+
+std::unique_ptr<Module> libtorch_dynamic_linear_from_float(const FloatLinear& float_linear,
+                                                           Engine engine) {
+  // The weight quantization is the harness's (bit-exact with PyTorch's, tested in
+  // tests/test_quantize_libtorch.cc); the GEMM and epilogue are LibTorch's.
+  const auto reference = ReferenceLinear::from_float(float_linear);
+  return libtorch_dynamic_linear_from_reference(*reference, engine);
+}
+
+std::unique_ptr<Module> libtorch_dynamic_linear_from_reference(const ReferenceLinear& reference,
+                                                               Engine engine) {
+  return make_libtorch_dynamic_linear(reference.get_quantized_weight(), reference.bias(), engine,
+                                      reference.fused_relu);
+}
+
+}  // namespace qconform

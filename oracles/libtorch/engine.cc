@@ -1,0 +1,71 @@
+#include "oracles/libtorch/engine.h"
+
+#include <torch/version.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "core/error.h"
+#include "oracles/libtorch/aten_bridge.h"
+
+namespace qconform {
+
+bool libtorch_has_engine(Engine engine) {
+  const auto& supported = at::globalContext().supportedQEngines();
+  return std::find(supported.begin(), supported.end(), libtorch::to_qengine(engine)) !=
+         supported.end();
+}
+
+std::vector<Engine> libtorch_engines() {
+  std::vector<Engine> out;
+  for (Engine e : all_engines())
+    if (libtorch_has_engine(e)) out.push_back(e);
+  return out;
+}
+
+std::string libtorch_version() { return TORCH_VERSION; }
+
+namespace libtorch {
+
+at::QEngine to_qengine(Engine engine) {
+  switch (engine) {
+    case Engine::FBGEMM: return at::QEngine::FBGEMM;
+    case Engine::X86: return at::QEngine::X86;
+    case Engine::QNNPACK: return at::QEngine::QNNPACK;
+    case Engine::ONEDNN: return at::QEngine::ONEDNN;
+  }
+  return at::QEngine::NoQEngine;
+}
+
+namespace {
+
+// LibTorch warns on every qnnpack dynamic call that it ignores reduce_range; the engine
+// table records that fact, so this one warning is dropped and every other one is printed.
+class KnownWarningFilter : public c10::WarningHandler {
+ public:
+  void process(const c10::SourceLocation&, const std::string& message, const bool) override {
+    if (message.find("qnnpack incorrectly ignores reduce_range") != std::string::npos) return;
+    std::cerr << "LibTorch warning: " << message << "\n";
+  }
+};
+
+void install_warning_filter() {
+  static KnownWarningFilter filter;
+  static const bool installed = (c10::Warning::set_warning_handler(&filter), true);
+  (void)installed;
+}
+
+}  // namespace
+
+EngineGuard::EngineGuard(Engine engine) : previous_(at::globalContext().qEngine()) {
+  install_warning_filter();
+  if (!libtorch_has_engine(engine))
+    throw Error("LibTorch " + libtorch_version() + " on this machine has no " + to_string(engine) +
+                " engine");
+  at::globalContext().setQEngine(to_qengine(engine));
+}
+
+EngineGuard::~EngineGuard() { at::globalContext().setQEngine(previous_); }
+
+}  // namespace libtorch
+}  // namespace qconform

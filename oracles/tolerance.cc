@@ -1,0 +1,112 @@
+#include "oracles/tolerance.h"
+
+#include <cfloat>
+#include <cmath>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace qconform {
+namespace {
+
+std::vector<ToleranceRow> make_table() {
+  const Side reference{Implementation::Reference, std::nullopt};
+  const Side quantized_any{Implementation::Quantized, std::nullopt};
+  const Side libtorch_any{Implementation::LibTorch, std::nullopt};
+  return {
+      {"dynamic.qnnpack.integer-vs-libtorch", Family::Dynamic,
+       {Implementation::Quantized, Engine::QNNPACK}, {Implementation::LibTorch, Engine::QNNPACK},
+       true, BoundKind::Exact, 0,
+       "Same activation qparams (ChooseQuantizationParams in double), same integers, and "
+       "qnnpack's q8gemm_dq epilogue float(acc) * (w_scale * x_scale) + bias with separate "
+       "multiply and add: every step is specified, so the outputs are bit-identical."},
+      {"dynamic.onednn.integer-vs-libtorch", Family::Dynamic,
+       {Implementation::Quantized, Engine::ONEDNN}, {Implementation::LibTorch, Engine::ONEDNN},
+       true, BoundKind::EpilogueRoundings, 4,
+       "Same integers (7-bit activations under reduce_range: 2 * 127 * 128 < 2^15, so "
+       "vpmaddubsw cannot saturate), but oneDNN applies the scales itself from 1 / x_scale "
+       "and w_scale. Its path and ours round at most 7 times, each by at most half an ulp of "
+       "a value bounded by M: |a - b| <= 3.5 eps M, rounded up to 4."},
+      {"dynamic.reference-vs-integer", Family::Dynamic, reference, quantized_any, false,
+       BoundKind::ActivationRounding, 0,
+       "The reference keeps activations in float; the integer path rounds each to the "
+       "nearest multiple of s_x: error <= s_x / 2, plus the float roundings before nearbyint "
+       "(x * (1 / s_x), and oneDNN's + zero point), each at most half an ulp of a value below "
+       "512 quanta, 2^-14 s_x together. Weights are identical on both sides, so the "
+       "difference is sum_k |w_k| s_x (1/2 + 2^-14) plus float rounding of two K-term sums, "
+       "(K + 4) eps M."},
+      {"dynamic.reference-vs-libtorch", Family::Dynamic, reference, libtorch_any, false,
+       BoundKind::ActivationRounding, 0,
+       "As reference-vs-integer: LibTorch's kernels quantize activations the same way."},
+  };
+}
+
+bool side_matches(const Side& pattern, const Side& side) {
+  return pattern.implementation == side.implementation &&
+         (!pattern.engine || pattern.engine == side.engine);
+}
+
+}  // namespace
+
+std::string to_string(BoundKind kind) {
+  switch (kind) {
+    case BoundKind::Exact: return "exact";
+    case BoundKind::EpilogueRoundings: return "epilogue-roundings";
+    case BoundKind::ActivationRounding: return "activation-rounding";
+  }
+  return "?";
+}
+
+std::string Side::label() const {
+  return to_string(implementation) + (engine ? "[" + to_string(*engine) + "]" : "");
+}
+
+const std::vector<ToleranceRow>& tolerance_table() {
+  static const std::vector<ToleranceRow> table = make_table();
+  return table;
+}
+
+const ToleranceRow& tolerance_for(Family family, const Side& a, const Side& b) {
+  for (const auto& row : tolerance_table()) {
+    if (row.family != family) continue;
+    if (row.same_engine && a.engine != b.engine) continue;
+    if ((side_matches(row.a, a) && side_matches(row.b, b)) ||
+        (side_matches(row.a, b) && side_matches(row.b, a)))
+      return row;
+  }
+  throw Error("tolerance table has no row for " + to_string(family) + " " + a.label() + " vs " +
+              b.label() + " (oracles/tolerance.cc)");
+}
+
+std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& in) {
+  const auto& sensitivity = *in.sensitivity;
+  std::vector<double> bounds(sensitivity.size(), 0.0);
+  const double eps = FLT_EPSILON;
+  const double half_quantum = in.activation_scale / 2;
+  for (size_t i = 0; i < sensitivity.size(); ++i) {
+    const double magnitude = sensitivity[i].magnitude + half_quantum * sensitivity[i].weight_l1;
+    switch (row.kind) {
+      case BoundKind::Exact: bounds[i] = 0.0; break;
+      case BoundKind::EpilogueRoundings: bounds[i] = row.roundings * eps * magnitude; break;
+      case BoundKind::ActivationRounding:
+        bounds[i] = in.activation_scale * (0.5 + std::ldexp(1.0, -14)) * sensitivity[i].weight_l1 +
+                    static_cast<double>(sensitivity[i].terms + 4) * eps * magnitude;
+        break;
+    }
+  }
+  return bounds;
+}
+
+std::string tolerance_table_text() {
+  std::ostringstream out;
+  for (const auto& row : tolerance_table()) {
+    out << row.id << "  [" << to_string(row.family) << "] " << row.a.label() << " vs "
+        << row.b.label() << (row.same_engine ? " (same engine)" : "") << ": "
+        << to_string(row.kind);
+    if (row.kind == BoundKind::EpilogueRoundings) out << " r=" << row.roundings;
+    out << "\n    " << row.reason << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace qconform

@@ -1,0 +1,59 @@
+#pragma once
+// The tolerance policy: one table, a reason on every row. A row says how far two
+// implementations may differ for a family of modules, as a bound derived from the case
+// (its qparams and its data), never as a constant tuned until tests pass. The report
+// renders this same table.
+//
+// Bounds, per output element y = sum_k w_k x_k + b (see OutputSensitivity):
+//   Exact:               |a - b| = 0 (bit-identical floats)
+//   EpilogueRoundings:   |a - b| <= r * eps * M,  M = magnitude + (s_x / 2) * weight_l1
+//   ActivationRounding:  |a - b| <= s_x * (1/2 + 2^-14) * weight_l1 + (K + 4) * eps * M
+// with eps = 2^-23 (float32), s_x the activation scale the engine chose for the call and
+// K the reduction length.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/registry.h"
+
+namespace qconform {
+
+enum class BoundKind { Exact, EpilogueRoundings, ActivationRounding };
+std::string to_string(BoundKind kind);
+
+// One side of a comparison: an implementation, on an engine where it has one.
+struct Side {
+  Implementation implementation;
+  std::optional<Engine> engine;
+  std::string label() const;  // "reference", "quantized[qnnpack]", "libtorch[onednn]"
+  bool operator==(const Side& other) const {
+    return implementation == other.implementation && engine == other.engine;
+  }
+};
+
+struct ToleranceRow {
+  std::string id;  // stable name, cited in results and the report
+  Family family;
+  Side a;          // engine nullopt on a side means "any engine" when matching
+  Side b;
+  bool same_engine;  // both sides must be on the same engine
+  BoundKind kind;
+  double roundings;  // r for EpilogueRoundings
+  std::string reason;
+};
+
+const std::vector<ToleranceRow>& tolerance_table();
+// The row governing (a, b) for a family, or Error if the table has none (a missing row is
+// a defect of the table, not something to default).
+const ToleranceRow& tolerance_for(Family family, const Side& a, const Side& b);
+
+// The per-element bound of `row` for a case.
+struct BoundInputs {
+  const std::vector<OutputSensitivity>* sensitivity;
+  double activation_scale;  // s_x of the call (0 when activations are not quantized)
+};
+std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& inputs);
+
+std::string tolerance_table_text();
+
+}  // namespace qconform

@@ -1,0 +1,179 @@
+#include "quantized/dynamic/linear.h"
+
+#include "core/error.h"
+#include "core/observers.h"
+#include "core/quantize.h"
+#include "reference/linear.h"
+
+namespace qconform {
+namespace {
+
+Tensor scalar_tensor(float v) { return Tensor(Shape{}, {v}); }
+
+}  // namespace
+
+DynamicQuantizedLinear::DynamicQuantizedLinear(QTensor weight, std::optional<Tensor> bias,
+                                               Engine engine)
+    : engine_(engine) {
+  set_weight_bias(std::move(weight), std::move(bias));
+}
+
+void DynamicQuantizedLinear::set_weight_bias(QTensor weight, std::optional<Tensor> bias) {
+  if (weight.dim() != 2)
+    throw Error(name() + ": weight must be 2-D (out_features, in_features), got shape " +
+                shape_to_string(weight.sizes));
+  if (bias && (bias->dim() != 1 || bias->size(0) != weight.sizes[0]))
+    throw Error(name() + ": bias must have shape [" + std::to_string(weight.sizes[0]) + "], got " +
+                shape_to_string(bias->sizes));
+  validate(weight.qparams, weight.sizes);
+  // The engine's refusal surfaces at the step where the engine itself refuses.
+  std::optional<std::string> refused_at_forward;
+  if (auto rejection = weight_rejection(engine_, EngineOp::DynamicLinear, weight.qparams)) {
+    if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
+    refused_at_forward = rejection->message;
+  }
+  if (weight.qparams.dtype == DType::Float16)
+    throw Error(name() + ": float16 weights are not implemented in the integer implementation "
+                "yet (the fbgemm fp16 path is tracked in issue 5)");
+  if (weight.sizes[1] > kernels::kMaxDynamicLinearK)
+    throw Error(name() + ": in_features " + std::to_string(weight.sizes[1]) +
+                " exceeds the int32 accumulator bound of " +
+                std::to_string(kernels::kMaxDynamicLinearK));
+
+  kernels::DynamicLinearWeights packed;
+  packed.out_features = weight.sizes[0];
+  packed.in_features = weight.sizes[1];
+  packed.values = weight.values;
+  for (int64_t n = 0; n < packed.out_features; ++n) {
+    packed.scales.push_back(static_cast<float>(weight.qparams.scale(n)));
+    packed.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
+  }
+  weight_ = std::move(weight);
+  bias_ = std::move(bias);
+  packed_ = std::move(packed);
+  refused_at_forward_ = std::move(refused_at_forward);
+}
+
+std::unique_ptr<DynamicQuantizedLinear> DynamicQuantizedLinear::from_float(
+    const FloatLinear& float_linear, Engine engine) {
+  const QConfig qconfig = float_linear.qconfig.value_or(default_dynamic_qconfig());
+  auto observer = qconfig.weight();
+  const DType dtype = observer->dtype();
+  if (dtype != DType::QInt8 && dtype != DType::Float16)
+    throw Error("The only supported dtypes for dynamic quantized linear are qint8 and float16 got: " +
+                to_string(dtype));
+  QTensor weight;
+  if (dtype == DType::Float16) {
+    weight = quantize(float_linear.weight(), QuantParams::float16());
+  } else {
+    observer->observe(float_linear.weight());
+    weight = quantize(float_linear.weight(), as_tensor_qparams(observer->calculate_qparams()));
+  }
+  auto module = std::make_unique<DynamicQuantizedLinear>(std::move(weight), float_linear.bias(), engine);
+  module->fused_relu = float_linear.fused_relu;
+  return module;
+}
+
+std::unique_ptr<DynamicQuantizedLinear> DynamicQuantizedLinear::from_reference(
+    const ReferenceLinear& reference, Engine engine) {
+  auto module = std::make_unique<DynamicQuantizedLinear>(reference.get_quantized_weight(),
+                                                         reference.bias(), engine);
+  module->fused_relu = reference.fused_relu;
+  return module;
+}
+
+std::string DynamicQuantizedLinear::extra_repr() const {
+  return "in_features=" + std::to_string(in_features()) + ", out_features=" +
+         std::to_string(out_features()) + ", dtype=" + to_string(weight_.qparams.dtype) +
+         ", qscheme=" + to_string(weight_.qparams.qscheme);
+}
+
+std::vector<int32_t> DynamicQuantizedLinear::quantize_activations(const Tensor& x,
+                                                                 const QuantParams& qparams) const {
+  switch (engine_rule(engine_, EngineOp::DynamicLinear).activation_quantization) {
+    case ActivationQuantization::RoundThenShift:
+      return quantize(x, qparams).values;
+    case ActivationQuantization::ShiftThenRound: {
+      const float inverse_scale = static_cast<float>(1.0 / qparams.scale());
+      std::vector<int32_t> q(x.data.size());
+      for (size_t i = 0; i < q.size(); ++i)
+        q[i] = static_cast<int32_t>(quantize_value_shift_then_round(
+            x.data[i], inverse_scale, qparams.zero_point(), 0, 255));
+      return q;
+    }
+  }
+  throw Error("unknown activation quantization rule");
+}
+
+bool DynamicQuantizedLinear::activations_use_reduced_range() const {
+  return version_ >= 4 && engine_rule(engine_, EngineOp::DynamicLinear).honors_reduce_range;
+}
+
+ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
+  const Tensor& x = expect_tensor(input, name());
+  if (refused_at_forward_) throw Error(*refused_at_forward_);
+  if (x.dim() < 2)
+    throw Error("The dimension of input tensor should be larger than or equal to 2");
+  if (x.size(-1) != in_features())
+    throw Error(name() + ": input has " + std::to_string(x.size(-1)) +
+                " features (last dimension of shape " + shape_to_string(x.sizes) +
+                ") but in_features is " + std::to_string(in_features()));
+
+  // Activation qparams for this call, from the data (the engines' dynamic rule).
+  float x_min, x_max;
+  tensor_min_max(x, &x_min, &x_max);
+  const QuantParams x_qparams =
+      choose_dynamic_qparams(x_min, x_max, 0, 255, activations_use_reduced_range());
+  const std::vector<int32_t> xq = quantize_activations(x, x_qparams);
+
+  Shape out_sizes = x.sizes;
+  out_sizes.back() = out_features();
+  Tensor y(out_sizes);
+  const kernels::DynamicLinearActivation activation{
+      xq.data(), x.numel() / in_features(), static_cast<float>(x_qparams.scale()),
+      static_cast<int32_t>(x_qparams.zero_point())};
+  kernels::dynamic_linear(activation, packed_, bias_ ? bias_->data.data() : nullptr, fused_relu,
+                          y.data.data());
+  return {y, std::nullopt};
+}
+
+StateDict DynamicQuantizedLinear::state_dict() const {
+  StateDict state;
+  // nnq.Linear saves the output scale and zero point; dynamic modules keep 1.0 and 0.
+  state.set("scale", scalar_tensor(1.0f));
+  state.set("zero_point", IntTensor{{}, {0}, false});
+  state.set("_packed_params.dtype", weight_.qparams.dtype);
+  state.set("_packed_params._packed_params",
+            StateTuple{weight_, bias_ ? StateValue(*bias_) : StateValue(NoneValue{})});
+  state.versions[""] = version_;
+  state.versions["_packed_params"] = 3;
+  return state;
+}
+
+void DynamicQuantizedLinear::load_state_dict(const StateDict& state) {
+  state.check_keys({"scale", "zero_point", "_packed_params.dtype", "_packed_params._packed_params"},
+                   name());
+  const auto& packed = state.at("_packed_params._packed_params")
+                           .as<StateTuple>("_packed_params._packed_params");
+  if (packed.size() != 2)
+    throw Error("state_dict['_packed_params._packed_params'] must be (weight, bias), got " +
+                std::to_string(packed.size()) + " values");
+  QTensor weight = packed[0].as<QTensor>("_packed_params._packed_params[0]");
+  std::optional<Tensor> bias;
+  if (!packed[1].is<NoneValue>()) bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
+  const DType dtype = state.at("_packed_params.dtype").as<DType>("_packed_params.dtype");
+  if (dtype != weight.qparams.dtype)
+    throw Error("state_dict['_packed_params.dtype'] is " + to_string(dtype) +
+                " but the packed weight is " + to_string(weight.qparams.dtype));
+  if (weight.sizes != weight_.sizes)
+    throw Error("size mismatch for _packed_params._packed_params: copying a weight with shape " +
+                shape_to_string(weight.sizes) + ", the shape in current model is " +
+                shape_to_string(weight_.sizes) + ".");
+  // No version recorded means a pre-versioning module, as PyTorch reads it (None < 4).
+  const auto version = state.versions.find("");
+  const int64_t loaded_version = version == state.versions.end() ? 1 : version->second;
+  set_weight_bias(std::move(weight), std::move(bias));  // validates before replacing
+  version_ = loaded_version;
+}
+
+}  // namespace qconform

@@ -1,0 +1,67 @@
+#pragma once
+// torch.ao.nn.quantized.dynamic.Linear, "DynamicQuantizedLinear": the true-integer
+// implementation. Each call quantizes the activations with the engine's dynamic rule
+// (choose_dynamic_qparams), multiplies u8 x s8 into int32 and dequantizes with the
+// float epilogue of quantized/kernels/dynamic_gemm.h. Engine differences come from the
+// engine table only.
+#include <memory>
+#include <optional>
+
+#include "core/float/linear.h"
+#include "core/module.h"
+#include "quantized/kernels/dynamic_gemm.h"
+
+namespace qconform {
+
+class ReferenceLinear;
+
+class DynamicQuantizedLinear : public Module {
+ public:
+  static constexpr int64_t kVersion = 4;  // version 4 passes reduce_range=True to the op
+
+  // Throws Error with the engine's own message if the engine rejects these weights.
+  DynamicQuantizedLinear(QTensor weight, std::optional<Tensor> bias, Engine engine);
+
+  // from_float: the float module's qconfig weight observer (default_dynamic_qconfig's when
+  // it has none) chooses the weight qparams; the weight must observe as qint8 or float16.
+  static std::unique_ptr<DynamicQuantizedLinear> from_float(const FloatLinear& float_linear,
+                                                            Engine engine);
+  // from_reference: the reference module's integer weight, unchanged.
+  static std::unique_ptr<DynamicQuantizedLinear> from_reference(const ReferenceLinear& reference,
+                                                                Engine engine);
+
+  std::string name() const override { return "DynamicQuantizedLinear"; }
+  std::string extra_repr() const override;
+  Implementation implementation() const override { return Implementation::Quantized; }
+  std::optional<Engine> engine() const override { return engine_; }
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& state) override;
+
+  int64_t in_features() const { return weight_.sizes[1]; }
+  int64_t out_features() const { return weight_.sizes[0]; }
+  const QTensor& weight() const { return weight_; }
+  const std::optional<Tensor>& bias() const { return bias_; }
+  // Modules loaded from a state_dict older than version 4 call the op without
+  // reduce_range, as PyTorch does.
+  int64_t version() const { return version_; }
+  // Whether this call's activations are quantized with a reduced (7-bit) range: the
+  // module asks for it (version 4) and the engine honours it.
+  bool activations_use_reduced_range() const;
+  bool fused_relu = false;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  void set_weight_bias(QTensor weight, std::optional<Tensor> bias);
+  // u8 activations by the engine's rule (engine table: activation_quantization).
+  std::vector<int32_t> quantize_activations(const Tensor& x, const QuantParams& qparams) const;
+  QTensor weight_;
+  std::optional<Tensor> bias_;
+  Engine engine_;
+  int64_t version_ = kVersion;
+  kernels::DynamicLinearWeights packed_;  // prepared once, as engines prepack
+  std::optional<std::string> refused_at_forward_;  // the engine refuses these weights at the call
+};
+
+}  // namespace qconform

@@ -1,0 +1,46 @@
+#pragma once
+// The integer kernel of dynamic Linear: u8 activations x s8 weights -> int32 -> float.
+//
+// Notation (gemmlowp's): real = scale * (q - zero_point). For output channel n and one
+// row of input,
+//
+//   acc[n] = sum_k (xq[k] - x_zp) * (wq[n][k] - w_zp[n])                  int32, exact  (1)
+//   m[n]   = float(w_scale[n]) * float(x_scale)                            one rounding  (2)
+//   y[n]   = float(acc[n]) * m[n] + bias[n]                   two roundings, no FMA     (3)
+//   y[n]   = max(y[n], 0)                                        LinearReLU only        (4)
+//
+// This is qnnpack's dequantizing GEMM (q8gemm_dq) exactly and fbgemm's ReQuantizeForFloat
+// up to the order of (2)'s product. Accumulator bound: |xq - x_zp| <= 255 and
+// |wq - w_zp| <= 255, so |acc| <= 65025 K, which fits int32 for K <= 33025; larger K is
+// rejected rather than allowed to wrap.
+#include <cstdint>
+#include <vector>
+
+namespace qconform::kernels {
+
+constexpr int64_t kMaxDynamicLinearK = 33025;
+
+struct DynamicLinearWeights {
+  int64_t out_features = 0;
+  int64_t in_features = 0;
+  std::vector<int32_t> values;        // wq, row-major (out, in)
+  std::vector<float> scales;          // per output channel (repeated when per-tensor)
+  std::vector<int32_t> zero_points;   // per output channel
+};
+
+struct DynamicLinearActivation {
+  const int32_t* values;  // xq, row-major (rows, in)
+  int64_t rows;
+  float scale;
+  int32_t zero_point;
+};
+
+// Writes rows x out_features floats to y; bias may be null. Steps (1)-(4) above.
+void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights& w,
+                    const float* bias, bool relu, float* y);
+
+// The raw int32 accumulators (1), for oracles that compare integers before the epilogue.
+std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& x,
+                                                 const DynamicLinearWeights& w);
+
+}  // namespace qconform::kernels

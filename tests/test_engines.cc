@@ -1,0 +1,103 @@
+// The engine table against the engines themselves: for dynamic Linear, every weight
+// configuration below is accepted or rejected by the table exactly as LibTorch's qnnpack
+// and onednn accept or reject it live, with the same message (rejection parity).
+#define BOOST_TEST_MODULE engines
+#include <boost/test/unit_test.hpp>
+
+#include "core/engines.h"
+#include "core/quantize.h"
+#include "oracles/libtorch/dynamic_linear.h"
+#include "oracles/libtorch/engine.h"
+#include "quantized/dynamic/linear.h"
+#include "tests/support.h"
+
+using namespace qconform;
+
+namespace {
+
+struct WeightCase {
+  std::string name;
+  QuantParams qparams;
+};
+
+std::vector<WeightCase> weight_cases() {
+  return {
+      {"qint8 per-tensor, zero point 0", QuantParams::per_tensor(DType::QInt8, 0.02, 0)},
+      {"qint8 per-tensor, zero point 3", QuantParams::per_tensor(DType::QInt8, 0.02, 3)},
+      {"qint8 per-channel, zero points 0", QuantParams::per_channel(DType::QInt8, {0.01, 0.02, 0.03, 0.04}, {0, 0, 0, 0}, 0)},
+      {"qint8 per-channel, zero point 1 at index 1", QuantParams::per_channel(DType::QInt8, {0.01, 0.02, 0.03, 0.04}, {0, 1, -2, 0}, 0)},
+      {"quint8 per-tensor, zero point 3", QuantParams::per_tensor(DType::QUInt8, 0.02, 3)},
+      {"float16", QuantParams::float16()},
+  };
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(debian_libtorch_has_qnnpack_and_onednn) {
+  BOOST_CHECK(libtorch_has_engine(Engine::QNNPACK));
+  BOOST_CHECK(libtorch_has_engine(Engine::ONEDNN));
+  BOOST_CHECK(!libtorch_has_engine(Engine::FBGEMM));
+}
+
+// "accepted", or "<step>: <message>", for one way of building and calling the module.
+template <typename Build>
+std::string outcome(Build&& build, const Tensor& input) {
+  std::unique_ptr<Module> module;
+  try {
+    module = build();
+  } catch (const Error& e) {
+    return "prepack: " + std::string(e.what());
+  }
+  try {
+    (*module)(input);
+  } catch (const Error& e) {
+    return "forward: " + std::string(e.what());
+  }
+  return "accepted";
+}
+
+BOOST_AUTO_TEST_CASE(dynamic_linear_rejections_match_libtorch_live) {
+  const Tensor float_weight(Shape{4, 6}, {0.1f, -0.2f, 0.3f, 0.05f, -0.5f, 0.7f, 0.2f, 0.2f, -0.1f, 0.0f, 0.4f, -0.3f,
+                                         0.6f, -0.6f, 0.1f, 0.1f, 0.2f, -0.2f, 0.3f, 0.0f, -0.1f, 0.5f, 0.25f, -0.05f});
+  const Tensor bias(Shape{4}, {0.1f, 0.2f, 0.3f, 0.4f});
+  const Tensor input(Shape{2, 6}, {1, 2, 3, 4, 5, 6, -1, -2, -3, -4, -5, -6});
+  int accepted = 0, rejected = 0;
+  for (Engine engine : libtorch_engines()) {
+    for (const auto& c : weight_cases()) {
+      BOOST_TEST_CONTEXT(to_string(engine) << ": " << c.name) {
+        const QTensor weight = quantize(float_weight, c.qparams);
+        const auto rejection = weight_rejection(engine, EngineOp::DynamicLinear, c.qparams);
+        const std::string table = rejection ? to_string(rejection->step) + ": " + rejection->message : "accepted";
+        const std::string live = outcome([&] { return make_libtorch_dynamic_linear(weight, bias, engine); }, input);
+        BOOST_CHECK_EQUAL(table, live);
+        if (c.qparams.dtype != DType::Float16) {  // fp16 integer path: issue 5
+          const std::string ours = outcome(
+              [&] { return std::make_unique<DynamicQuantizedLinear>(weight, bias, engine); }, input);
+          BOOST_CHECK_EQUAL(ours, live);
+        }
+        (rejection ? rejected : accepted) += 1;
+      }
+    }
+  }
+  // Both outcomes must occur, or the comparison proves nothing.
+  BOOST_CHECK_GT(accepted, 0);
+  BOOST_CHECK_GT(rejected, 0);
+}
+
+BOOST_AUTO_TEST_CASE(both_engines_reject_fp16_and_accept_per_channel) {
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    BOOST_TEST_CONTEXT(to_string(engine)) {
+      const EngineOpRule& rule = engine_rule(engine, EngineOp::DynamicLinear);
+      BOOST_CHECK(!rule.accepts_fp16_weights);
+      BOOST_CHECK(rule.accepts_per_channel_weights);
+      BOOST_CHECK(rule.verified_live);
+    }
+  }
+  BOOST_CHECK(engine_rule(Engine::FBGEMM, EngineOp::DynamicLinear).accepts_fp16_weights);
+}
+
+BOOST_AUTO_TEST_CASE(the_printed_table_has_every_engine) {
+  const std::string text = engine_table_text();
+  for (Engine e : all_engines()) BOOST_CHECK(text.find(to_string(e)) != std::string::npos);
+  BOOST_CHECK(text.find("quantized::linear_prepack_fp16 is currently not supported by QNNPACK") != std::string::npos);
+}
