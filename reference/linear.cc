@@ -32,8 +32,7 @@ std::unique_ptr<ReferenceLinear> ReferenceLinear::from_float(const FloatLinear& 
 }
 
 std::string ReferenceLinear::extra_repr() const {
-  return "in_features=" + std::to_string(in_features()) + ", out_features=" +
-         std::to_string(out_features()) + ", bias=" + (bias_ ? "True" : "False");
+  return linear_extra_repr(in_features(), out_features(), bias_.has_value());
 }
 
 Tensor ReferenceLinear::get_weight() const { return weight_dequantized_; }
@@ -44,8 +43,7 @@ QTensor ReferenceLinear::get_quantized_weight() const {
 
 ModuleOutput ReferenceLinear::forward(const ModuleInput& input) {
   Tensor y = linear_forward(expect_tensor(input, name()), weight_dequantized_, bias_);
-  if (fused_relu)
-    for (float& v : y.data) v = v > 0.0f ? v : 0.0f;
+  if (fused_relu) relu_in_place(&y);
   return {y, std::nullopt};
 }
 

@@ -40,20 +40,28 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const std::optional
   return y;
 }
 
+void relu_in_place(Tensor* y) {
+  for (float& v : y->data)
+    if (v < 0.0f) v = 0.0f;
+}
+
+std::string linear_extra_repr(int64_t in_features, int64_t out_features, bool bias) {
+  return "in_features=" + std::to_string(in_features) + ", out_features=" +
+         std::to_string(out_features) + ", bias=" + (bias ? "True" : "False");
+}
+
 FloatLinear::FloatLinear(Tensor weight, std::optional<Tensor> bias)
     : weight_(std::move(weight)), bias_(std::move(bias)) {
   check_linear_parameters(weight_, bias_, "Linear");
 }
 
 std::string FloatLinear::extra_repr() const {
-  return "in_features=" + std::to_string(in_features()) + ", out_features=" +
-         std::to_string(out_features()) + ", bias=" + (bias_ ? "True" : "False");
+  return linear_extra_repr(in_features(), out_features(), bias_.has_value());
 }
 
 ModuleOutput FloatLinear::forward(const ModuleInput& input) {
   Tensor y = linear_forward(expect_tensor(input, name()), weight_, bias_);
-  if (fused_relu)
-    for (float& v : y.data) v = v > 0.0f ? v : 0.0f;
+  if (fused_relu) relu_in_place(&y);
   return {y, std::nullopt};
 }
 

@@ -11,6 +11,11 @@ namespace qconform {
 // "mat1 and mat2 shapes cannot be multiplied (MxK and K'xN)" when the features differ.
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias);
 
+// ReLU in place, for the fused LinearReLU forms (NaN stays NaN, as torch.relu).
+void relu_in_place(Tensor* y);
+// "in_features=3, out_features=2, bias=True", as nn.Linear's extra_repr.
+std::string linear_extra_repr(int64_t in_features, int64_t out_features, bool bias);
+
 // Checks that weight is (out, in) and bias is (out); names `module_name` in the error.
 void check_linear_parameters(const Tensor& weight, const std::optional<Tensor>& bias,
                              const std::string& module_name);

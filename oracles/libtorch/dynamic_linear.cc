@@ -28,29 +28,15 @@ class LibTorchDynamicLinear : public Module {
   StateDict state_dict() const override {
     libtorch::EngineGuard guard(engine_);
     auto unpacked = libtorch::call_op("quantized::linear_unpack", "", {packed_});
-    StateDict state;
-    state.set("scale", Tensor(Shape{}, {1.0f}));
-    state.set("zero_point", IntTensor{{}, {0}, false});
-    const QTensor weight = libtorch::from_aten_quantized(unpacked[0].toTensor());
-    state.set("_packed_params.dtype", weight.qparams.dtype);
-    StateValue bias = NoneValue{};
+    std::optional<Tensor> bias;
     if (!unpacked[1].isNone()) bias = libtorch::from_aten(unpacked[1].toTensor());
-    state.set("_packed_params._packed_params", StateTuple{weight, bias});
-    state.versions[""] = DynamicQuantizedLinear::kVersion;
-    state.versions["_packed_params"] = 3;
-    return state;
+    return packed_linear_state_dict(
+        {libtorch::from_aten_quantized(unpacked[0].toTensor()), bias, DynamicQuantizedLinear::kVersion});
   }
 
   void load_state_dict(const StateDict& state) override {
-    state.check_keys({"scale", "zero_point", "_packed_params.dtype", "_packed_params._packed_params"},
-                     name());
-    const auto& packed = state.at("_packed_params._packed_params")
-                             .as<StateTuple>("_packed_params._packed_params");
-    if (packed.size() != 2)
-      throw Error("state_dict['_packed_params._packed_params'] must be (weight, bias)");
-    std::optional<Tensor> bias;
-    if (!packed[1].is<NoneValue>()) bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
-    prepack(packed[0].as<QTensor>("_packed_params._packed_params[0]"), bias);
+    const PackedLinearParams params = parse_packed_linear_state_dict(state, name());
+    prepack(params.weight, params.bias);
   }
 
  protected:

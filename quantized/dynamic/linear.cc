@@ -137,43 +137,51 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
   return {y, std::nullopt};
 }
 
-StateDict DynamicQuantizedLinear::state_dict() const {
+StateDict packed_linear_state_dict(const PackedLinearParams& params) {
   StateDict state;
   // nnq.Linear saves the output scale and zero point; dynamic modules keep 1.0 and 0.
   state.set("scale", scalar_tensor(1.0f));
   state.set("zero_point", IntTensor{{}, {0}, false});
-  state.set("_packed_params.dtype", weight_.qparams.dtype);
+  state.set("_packed_params.dtype", params.weight.qparams.dtype);
   state.set("_packed_params._packed_params",
-            StateTuple{weight_, bias_ ? StateValue(*bias_) : StateValue(NoneValue{})});
-  state.versions[""] = version_;
+            StateTuple{params.weight, params.bias ? StateValue(*params.bias) : StateValue(NoneValue{})});
+  state.versions[""] = params.version;
   state.versions["_packed_params"] = 3;
   return state;
 }
 
-void DynamicQuantizedLinear::load_state_dict(const StateDict& state) {
+PackedLinearParams parse_packed_linear_state_dict(const StateDict& state, const std::string& module_name) {
   state.check_keys({"scale", "zero_point", "_packed_params.dtype", "_packed_params._packed_params"},
-                   name());
+                   module_name);
   const auto& packed = state.at("_packed_params._packed_params")
                            .as<StateTuple>("_packed_params._packed_params");
   if (packed.size() != 2)
     throw Error("state_dict['_packed_params._packed_params'] must be (weight, bias), got " +
                 std::to_string(packed.size()) + " values");
-  QTensor weight = packed[0].as<QTensor>("_packed_params._packed_params[0]");
-  std::optional<Tensor> bias;
-  if (!packed[1].is<NoneValue>()) bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
+  PackedLinearParams params{packed[0].as<QTensor>("_packed_params._packed_params[0]"), std::nullopt, 1};
+  if (!packed[1].is<NoneValue>()) params.bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
   const DType dtype = state.at("_packed_params.dtype").as<DType>("_packed_params.dtype");
-  if (dtype != weight.qparams.dtype)
+  if (dtype != params.weight.qparams.dtype)
     throw Error("state_dict['_packed_params.dtype'] is " + to_string(dtype) +
-                " but the packed weight is " + to_string(weight.qparams.dtype));
-  if (weight.sizes != weight_.sizes)
-    throw Error("size mismatch for _packed_params._packed_params: copying a weight with shape " +
-                shape_to_string(weight.sizes) + ", the shape in current model is " +
-                shape_to_string(weight_.sizes) + ".");
+                " but the packed weight is " + to_string(params.weight.qparams.dtype));
   // No version recorded means a pre-versioning module, as PyTorch reads it (None < 4).
   const auto version = state.versions.find("");
-  const int64_t loaded_version = version == state.versions.end() ? 1 : version->second;
-  set_weight_bias(std::move(weight), std::move(bias));  // validates before replacing
-  version_ = loaded_version;
+  if (version != state.versions.end()) params.version = version->second;
+  return params;
+}
+
+StateDict DynamicQuantizedLinear::state_dict() const {
+  return packed_linear_state_dict({weight_, bias_, version_});
+}
+
+void DynamicQuantizedLinear::load_state_dict(const StateDict& state) {
+  PackedLinearParams params = parse_packed_linear_state_dict(state, name());
+  if (params.weight.sizes != weight_.sizes)
+    throw Error("size mismatch for _packed_params._packed_params: copying a weight with shape " +
+                shape_to_string(params.weight.sizes) + ", the shape in current model is " +
+                shape_to_string(weight_.sizes) + ".");
+  set_weight_bias(std::move(params.weight), std::move(params.bias));  // validates before replacing
+  version_ = params.version;
 }
 
 }  // namespace qconform

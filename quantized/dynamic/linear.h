@@ -15,6 +15,18 @@ namespace qconform {
 
 class ReferenceLinear;
 
+// The state_dict layout of nnq.Linear / nnqd.Linear: scale, zero_point,
+// _packed_params.dtype, _packed_params._packed_params = (weight, bias), versions
+// {"": version, "_packed_params": 3}. Shared by the integer and the LibTorch modules.
+struct PackedLinearParams {
+  QTensor weight;
+  std::optional<Tensor> bias;
+  int64_t version;  // the module's; 1 when the state_dict has none (pre-versioning)
+};
+StateDict packed_linear_state_dict(const PackedLinearParams& params);
+// Strict: throws Error naming the key that is missing, unexpected or of the wrong kind.
+PackedLinearParams parse_packed_linear_state_dict(const StateDict& state, const std::string& module_name);
+
 class DynamicQuantizedLinear : public Module {
  public:
   static constexpr int64_t kVersion = 4;  // version 4 passes reduce_range=True to the op
