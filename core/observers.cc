@@ -116,9 +116,16 @@ void UniformObserver::qparams_for(float min_val, float max_val, double* scale,
     z = static_cast<double>(-min_val / s);  // float32 division, kept as a float value
   } else {
     s = std::max((max_pos - min_neg) / qrange, eps);
+    // quant_min - round(min- / scale).to(torch.int), clamped, all in int32: the float to
+    // int32 conversion yields INT32_MIN out of range (x86), and the subtraction wraps. For
+    // the full qint32 range this is what makes PyTorch's zero point 0.
     const float shift = std::nearbyint(min_neg / s);  // torch.round: half to even
-    z = static_cast<double>(quant_min_ - static_cast<int64_t>(shift));
-    z = std::min(std::max(z, static_cast<double>(quant_min_)), static_cast<double>(quant_max_));
+    const int32_t shift_int = (shift >= -2147483648.0f && shift < 2147483648.0f)
+                                  ? static_cast<int32_t>(shift)
+                                  : std::numeric_limits<int32_t>::min();
+    const auto wrapped = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(quant_min_)) -
+                                              static_cast<uint32_t>(shift_int));
+    z = static_cast<double>(std::min<int64_t>(std::max<int64_t>(wrapped, quant_min_), quant_max_));
   }
   *scale = static_cast<double>(s);
   *zero_point = z;
@@ -184,11 +191,17 @@ PerChannelMinMaxObserver::PerChannelMinMaxObserver(const ObserverOptions& option
 }
 
 void PerChannelMinMaxObserver::channel_min_max(const Tensor& x, std::vector<float>* mins,
-                                               std::vector<float>* maxs) const {
+                                               std::vector<float>* maxs) {
+  // PyTorch flattens from dimension 1, so a 1-D input fails there.
+  if (x.dim() < 2)
+    throw Error(name() + ": input of shape " + shape_to_string(x.sizes) +
+                " has rank < 2 (PyTorch: \"Dimension out of range (expected to be in range of "
+                "[-1, 0], but got 1)\")");
   const int64_t axis = options_.ch_axis < 0 ? options_.ch_axis + x.dim() : options_.ch_axis;
   if (axis < 0 || axis >= x.dim())
     throw Error("PerChannelMinMaxObserver: ch_axis " + std::to_string(options_.ch_axis) +
                 " is outside the rank of a tensor of shape " + shape_to_string(x.sizes));
+  axis_ = axis;
   const ChannelIndexer channel(x.sizes, axis);
   mins->assign(channel.channels, kInf);
   maxs->assign(channel.channels, -kInf);
@@ -221,7 +234,7 @@ QuantParams PerChannelMinMaxObserver::calculate_qparams() const {
   QuantParams qp;
   qp.dtype = options_.dtype;
   qp.qscheme = options_.qscheme;
-  qp.axis = options_.ch_axis;
+  qp.axis = axis_;
   qp.quant_min = quant_min_;
   qp.quant_max = quant_max_;
   if (min_vals_.empty()) {  // never observed: PyTorch's default, one channel
@@ -323,6 +336,249 @@ QuantParams choose_dynamic_qparams(float min, float max, int64_t qmin, int64_t q
   // shapes scale and zero point, and values never leave it because it covers [min, max].
   qp.quant_min = dtype_min(dtype);
   qp.quant_max = dtype_max(dtype);
+  return qp;
+}
+
+}  // namespace qconform
+
+// --- Histogram ----------------------------------------------------------------------------
+// Each step below is one PyTorch tensor op on float32 data; Python scalars enter those ops
+// as float32, and Python-side arithmetic (on .item() values) is double.
+
+namespace qconform {
+namespace {
+
+// c10::div_floor_floating, the scalar path of torch.div(..., rounding_mode='floor').
+float div_floor(float a, float b) {
+  if (b == 0.0f) return a / b;
+  const float mod = std::fmod(a, b);
+  float div = (a - mod) / b;
+  if (mod != 0.0f && ((b < 0.0f) != (mod < 0.0f))) div -= 1.0f;
+  if (div == 0.0f) return std::copysign(0.0f, a / b);
+  float floordiv = std::floor(div);
+  if (div - floordiv > 0.5f) floordiv += 1.0f;
+  return floordiv;
+}
+
+// _get_norm: density * (end^3 - begin^3) / 3, in float32.
+float l2_norm(float begin, float end, float density) {
+  const float norm = (end * end * end - begin * begin * begin) / 3.0f;
+  return density * norm;
+}
+
+}  // namespace
+
+HistogramObserver::HistogramObserver(const ObserverOptions& options, int64_t bins,
+                                     int64_t upsample_rate)
+    : UniformObserver(options),
+      bins_(bins),
+      upsample_rate_(upsample_rate),
+      destination_bins_(options.dtype == DType::QInt32 ? 4294967296.0 : 256.0),
+      histogram_(bins, 0.0f),
+      min_val_(kInf),
+      max_val_(-kInf) {
+  if (is_per_channel(options.qscheme))
+    throw Error("HistogramObserver's qscheme only support torch.per_tensor_symmetric and "
+                "torch.per_tensor_affine.");
+  if (bins <= 0) throw Error("HistogramObserver: bins must be positive, got " + std::to_string(bins));
+}
+
+std::vector<float> HistogramObserver::histc(const Tensor& x, double lo, double hi) const {
+  // torch.histc's range: the given one; the data's when it is empty; widened by 1 when
+  // still empty.
+  if (lo == hi && x.numel() > 0) {
+    float data_lo, data_hi;
+    tensor_min_max(x, &data_lo, &data_hi);
+    lo = data_lo;
+    hi = data_hi;
+  }
+  if (lo == hi) {
+    lo -= 1;
+    hi += 1;
+  }
+  if (!std::isfinite(lo) || !std::isfinite(hi))
+    throw Error("torch.histc: range of [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                "] is not finite");
+  std::vector<float> hist(bins_, 0.0f);
+  const float left = static_cast<float>(lo), right = static_cast<float>(hi);
+  for (float v : x.data) {
+    if (!(v >= left && v <= right)) continue;  // outside the range: not counted
+    // pos = (x - left) * bins / (right - left), in float, truncated; the last edge is inclusive.
+    auto pos = static_cast<int64_t>((v - left) * static_cast<float>(bins_) / (right - left));
+    if (pos == bins_) pos -= 1;
+    hist[pos] += 1.0f;
+  }
+  return hist;
+}
+
+void HistogramObserver::combine_histograms(std::vector<float>* combined, int64_t downsample_rate,
+                                           int64_t start_index) const {
+  // The old histogram, each bin repeated upsample_rate times, placed at start_index of a
+  // grid downsample_rate times finer than the new bins (Python slice semantics).
+  const int64_t length = bins_ * downsample_rate;
+  const int64_t upsampled = bins_ * upsample_rate_;
+  auto python_index = [length](int64_t i) {
+    if (i < 0) i += length;
+    return std::min(std::max<int64_t>(i, 0), length);
+  };
+  const int64_t begin = python_index(start_index), end = python_index(upsampled + start_index);
+  if (std::max<int64_t>(end - begin, 0) != upsampled)
+    throw Error("HistogramObserver: shape mismatch combining histograms (PyTorch raises here too)");
+  // integral = cumsum(fine, dtype=double)[downsample_rate - 1 :: downsample_rate], where
+  // fine[begin + i] = histogram[i / upsample_rate] and 0 elsewhere; streamed, not stored.
+  std::vector<double> integral;
+  integral.reserve(bins_);
+  double running = 0.0;
+  for (int64_t i = 0; i < length; ++i) {
+    if (i >= begin && i < end) running += static_cast<double>(histogram_[(i - begin) / upsample_rate_]);
+    if (i % downsample_rate == downsample_rate - 1) integral.push_back(running);
+  }
+  for (int64_t b = 0; b < bins_; ++b) {
+    // shifted is a float32 tensor: the previous integral is rounded to float.
+    const double shifted = b == 0 ? 0.0 : static_cast<double>(static_cast<float>(integral[b - 1]));
+    const double interpolated = (integral[b] - shifted) / static_cast<double>(upsample_rate_);
+    (*combined)[b] = (*combined)[b] + static_cast<float>(interpolated);
+  }
+}
+
+namespace {
+// int(v) handed to torch.histc as an int64 Scalar: PyTorch raises beyond int64.
+double histc_bound(float v) {
+  const double truncated = std::trunc(static_cast<double>(v));
+  if (!(std::abs(truncated) < 9.2233720368547758e18))
+    throw Error("HistogramObserver: int(" + std::to_string(v) +
+                ") does not fit torch.histc's int64 bound (PyTorch: \"Overflow when unpacking long\")");
+  return truncated;
+}
+}  // namespace
+
+void HistogramObserver::observe(const Tensor& x) {
+  if (x.data.empty()) return;
+  float lo, hi;
+  tensor_min_max(x, &lo, &hi);
+  const bool uninitialized = min_val_ == kInf && max_val_ == -kInf;
+  if (uninitialized || min_val_ == max_val_) {
+    min_val_ = lo;
+    max_val_ = hi;
+    // int(min_val): Python truncates toward zero.
+    histogram_ = histc(x, histc_bound(lo), histc_bound(hi));
+    return;
+  }
+  float combined_min = nan_min(lo, min_val_);
+  float combined_max = nan_max(hi, max_val_);
+  // _adjust_min_max
+  const float bins_f = static_cast<float>(bins_);
+  const float hist_bin_width = (max_val_ - min_val_) / static_cast<float>(bins_ * upsample_rate_);
+  const float downsample = std::ceil((combined_max - combined_min) / (bins_f * hist_bin_width));
+  // PyTorch allocates bins * downsample_rate floats here; past 2^32 of them (16 GiB, more
+  // than this machine has) it fails, and so does the harness, without trying.
+  if (!(downsample >= 1.0f) || static_cast<double>(downsample) * static_cast<double>(bins_) > 4294967296.0)
+    throw Error("HistogramObserver: combining histograms needs " + std::to_string(downsample) + " x " +
+                std::to_string(bins_) + " bins (PyTorch fails to allocate them)");
+  const auto downsample_rate = static_cast<int64_t>(downsample);
+  const float e = static_cast<float>(downsample_rate) * (bins_f * hist_bin_width) -
+                  (combined_max - combined_min);
+  combined_max = combined_max + e;
+  const auto start_index =
+      static_cast<int64_t>(std::nearbyint((min_val_ - combined_min) / hist_bin_width));
+
+  std::vector<float> combined = histc(x, histc_bound(combined_min), histc_bound(combined_max));
+  if (combined_min == min_val_ && combined_max == max_val_) {
+    for (int64_t b = 0; b < bins_; ++b) combined[b] = combined[b] + histogram_[b];
+  } else {
+    combine_histograms(&combined, downsample_rate, start_index);
+  }
+  histogram_ = std::move(combined);
+  min_val_ = combined_min;
+  max_val_ = combined_max;
+}
+
+double HistogramObserver::quantization_error(int64_t start_bin, int64_t end_bin) const {
+  const double bin_width = (static_cast<double>(max_val_) - static_cast<double>(min_val_)) /
+                           static_cast<double>(bins_);
+  const double dst_bin_width =
+      bin_width * static_cast<double>(end_bin - start_bin + 1) / destination_bins_;
+  if (dst_bin_width == 0.0) return 0.0;
+  const float bw = static_cast<float>(bin_width);
+  const float dbw = static_cast<float>(dst_bin_width);
+  const float half_dbw = static_cast<float>(dst_bin_width / 2);
+  const float minus_half_dbw = static_cast<float>(-dst_bin_width / 2);
+  const float last_dst_bin = static_cast<float>(destination_bins_ - 1);
+  // The middle term's norm does not depend on the bin.
+  const float full_bin_norm = (half_dbw * half_dbw * half_dbw -
+                               minus_half_dbw * minus_half_dbw * minus_half_dbw) / 3.0f;
+  double sum = 0.0;
+  for (int64_t b = 0; b < bins_; ++b) {
+    const float src_begin = static_cast<float>(b - start_bin) * bw;
+    const float src_end = src_begin + bw;
+    const float dst_of_begin = std::min(std::max(div_floor(src_begin, dbw), 0.0f), last_dst_bin);
+    const float dst_of_begin_center = (dst_of_begin + 0.5f) * dbw;
+    const float dst_of_end = std::min(std::max(div_floor(src_end, dbw), 0.0f), last_dst_bin);
+    const float density = histogram_[b] / bw;
+    float norm = 0.0f;
+    norm += l2_norm(src_begin - dst_of_begin_center, half_dbw, density);
+    norm += (dst_of_end - dst_of_begin - 1.0f) * (density * full_bin_norm);
+    const float dst_of_end_center = dst_of_end * dbw + half_dbw;
+    norm += l2_norm(minus_half_dbw, src_end - dst_of_end_center, density);
+    sum += static_cast<double>(norm);
+  }
+  // norm.sum() is a float32 reduction; its .item() is compared in double.
+  return static_cast<double>(static_cast<float>(sum));
+}
+
+void HistogramObserver::non_linear_param_search(float* new_min, float* new_max) const {
+  const float bin_width = (max_val_ - min_val_) / static_cast<float>(bins_);
+  double total_sum = 0.0;
+  std::vector<float> cumulative(bins_);
+  for (int64_t b = 0; b < bins_; ++b) {  // torch.cumsum accumulates float in double
+    total_sum += static_cast<double>(histogram_[b]);
+    cumulative[b] = static_cast<float>(total_sum);
+  }
+  const double total = static_cast<double>(static_cast<float>(total_sum));
+  const double stepsize = 1e-5;
+  double alpha = 0.0, beta = 1.0;
+  int64_t start_bin = 0, end_bin = bins_ - 1;
+  double norm_min = std::numeric_limits<double>::infinity();
+  while (alpha < beta) {
+    const double next_alpha = alpha + stepsize;
+    const double next_beta = beta - stepsize;
+    int64_t l = start_bin, r = end_bin;
+    // Tensor-vs-Python-float comparisons run in float32.
+    while (l < end_bin && cumulative[l] < static_cast<float>(next_alpha * total)) ++l;
+    while (r > start_bin && cumulative[r] > static_cast<float>(next_beta * total)) --r;
+    int64_t next_start_bin = start_bin, next_end_bin = end_bin;
+    if ((l - start_bin) > (end_bin - r)) {
+      next_start_bin = l;
+      alpha = next_alpha;
+    } else {
+      next_end_bin = r;
+      beta = next_beta;
+    }
+    if (next_start_bin == start_bin && next_end_bin == end_bin) continue;
+    const double norm = quantization_error(next_start_bin, next_end_bin);
+    if (norm > norm_min) break;
+    norm_min = norm;
+    start_bin = next_start_bin;
+    end_bin = next_end_bin;
+  }
+  *new_min = min_val_ + bin_width * static_cast<float>(start_bin);
+  *new_max = min_val_ + bin_width * static_cast<float>(end_bin + 1);
+}
+
+QuantParams HistogramObserver::calculate_qparams() const {
+  QuantParams qp;
+  qp.dtype = options_.dtype;
+  qp.qscheme = options_.qscheme;
+  qp.quant_min = quant_min_;
+  qp.quant_max = quant_max_;
+  double scale = 1.0, zero_point = 0.0;
+  if (!(min_val_ == kInf && max_val_ == -kInf)) {
+    float new_min, new_max;
+    non_linear_param_search(&new_min, &new_max);
+    qparams_for(new_min, new_max, &scale, &zero_point);
+  }
+  qp.scales = {scale};
+  qp.zero_points = {zero_point};
   return qp;
 }
 

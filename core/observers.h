@@ -103,8 +103,9 @@ class PerChannelMinMaxObserver : public UniformObserver {
 
  protected:
   // Per-channel min and max of x along ch_axis.
-  void channel_min_max(const Tensor& x, std::vector<float>* mins, std::vector<float>* maxs) const;
+  void channel_min_max(const Tensor& x, std::vector<float>* mins, std::vector<float>* maxs);
   std::vector<float> min_vals_, max_vals_;
+  int64_t axis_ = 0;  // ch_axis made non-negative against the observed rank
 };
 
 class MovingAveragePerChannelMinMaxObserver : public PerChannelMinMaxObserver {
@@ -112,6 +113,33 @@ class MovingAveragePerChannelMinMaxObserver : public PerChannelMinMaxObserver {
   explicit MovingAveragePerChannelMinMaxObserver(const ObserverOptions& options = {});
   std::string name() const override { return "MovingAveragePerChannelMinMaxObserver"; }
   void observe(const Tensor& x) override;
+};
+
+// HistogramObserver: a running histogram over [min, max], then an L2-error search for
+// the clipping range (_non_linear_param_search), then the MinMax formulas on that range.
+// PyTorch 1.13 bins with torch.histc(x, bins, min=int(min), max=int(max)): the range is
+// truncated to integers and values outside it are dropped. Reproduced as is.
+class HistogramObserver : public UniformObserver {
+ public:
+  explicit HistogramObserver(const ObserverOptions& options = {}, int64_t bins = 2048,
+                             int64_t upsample_rate = 128);
+  std::string name() const override { return "HistogramObserver"; }
+  void observe(const Tensor& x) override;
+  QuantParams calculate_qparams() const override;
+
+ private:
+  // torch.histc(x, bins_, min, max) with PyTorch's range rules.
+  std::vector<float> histc(const Tensor& x, double min, double max) const;
+  void combine_histograms(std::vector<float>* combined, int64_t downsample_rate,
+                          int64_t start_index) const;
+  double quantization_error(int64_t start_bin, int64_t end_bin) const;
+  void non_linear_param_search(float* new_min, float* new_max) const;
+
+  int64_t bins_;
+  int64_t upsample_rate_;
+  double destination_bins_;  // 2^bits of the dtype
+  std::vector<float> histogram_;
+  float min_val_, max_val_;
 };
 
 class FixedQParamsObserver : public Observer {
