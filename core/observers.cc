@@ -286,11 +286,26 @@ QuantParams PlaceholderObserver::calculate_qparams() const {
 
 QuantParams choose_dynamic_qparams(float min, float max, int64_t qmin, int64_t qmax,
                                    bool reduce_range, DType dtype) {
+  return choose_quantization_params(min, max, qmin, qmax, /*preserve_sparsity=*/false, reduce_range, dtype);
+}
+
+QuantParams choose_quantization_params(float min, float max, int64_t qmin, int64_t qmax,
+                                       bool preserve_sparsity, bool reduce_range, DType dtype) {
   if (!(min <= max))
     throw Error("In ChooseQuantizationParams, min should be less than or equal to max");
   if (reduce_range) {  // C++ integer division: truncates toward zero
     qmin /= 2;
     qmax /= 2;
+  }
+  if (min < 0 && max > 0 && preserve_sparsity) {
+    // In int arithmetic as the C++ original; the float min/max become the symmetric range.
+    const int64_t symmetric_qmin = -((qmax - qmin) / 2 + 1);
+    const int64_t symmetric_qmax = (qmax - qmin) / 2;
+    // float / int is a float division; the larger magnitude is then used in double.
+    const double max_scale = std::max(std::fabs(min / static_cast<float>(symmetric_qmin)),
+                                      std::fabs(max / static_cast<float>(symmetric_qmax)));
+    min = static_cast<float>(max_scale * static_cast<double>(symmetric_qmin));
+    max = static_cast<float>(max_scale * static_cast<double>(symmetric_qmax));
   }
   min = std::min(min, 0.0f);
   max = std::max(max, 0.0f);
@@ -321,7 +336,10 @@ QuantParams choose_dynamic_qparams(float min, float max, int64_t qmin, int64_t q
   const double from_max = static_cast<double>(qmax) - max / scale;
   const double error_min = std::abs(static_cast<double>(qmin)) - std::abs(min / scale);
   const double error_max = std::abs(static_cast<double>(qmax)) - std::abs(max / scale);
-  const double initial = error_min < error_max ? from_min : from_max;
+  double initial = error_min < error_max ? from_min : from_max;
+  // Symmetric: the zero point is forced to the middle of the range.
+  if (min < 0 && max > 0 && preserve_sparsity)
+    initial = static_cast<double>(qmin + qmax) / 2;
   int64_t zero_point;
   if (initial < qmin) zero_point = qmin;
   else if (initial > qmax) zero_point = qmax;
@@ -580,6 +598,52 @@ QuantParams HistogramObserver::calculate_qparams() const {
   qp.scales = {scale};
   qp.zero_points = {zero_point};
   return qp;
+}
+
+}  // namespace qconform
+
+namespace qconform {
+
+FakeQuantize::FakeQuantize(std::unique_ptr<UniformObserver> observer, bool fused)
+    : observer_(std::move(observer)), fused_(fused) {}
+
+QuantParams FakeQuantize::forward_qparams() const {
+  if (!fused_) return calculate_qparams();
+  const bool symmetric = is_symmetric(observer_->qscheme());
+  const DType dtype = observer_->dtype();
+  const int64_t qmin = observer_->quant_min(), qmax = observer_->quant_max();
+  auto rule = [&](float lo, float hi) {
+    return choose_quantization_params(lo, hi, qmin, qmax, symmetric, /*reduce_range=*/false, dtype);
+  };
+  if (const auto* per_tensor = dynamic_cast<const MinMaxObserver*>(observer_.get())) {
+    QuantParams qp = rule(per_tensor->min_val(), per_tensor->max_val());
+    qp.scales[0] = static_cast<double>(static_cast<float>(qp.scales[0]));  // float32 buffer
+    qp.quant_min = qmin;
+    qp.quant_max = qmax;
+    return qp;
+  }
+  const auto& per_channel = dynamic_cast<const PerChannelMinMaxObserver&>(*observer_);
+  QuantParams qp;
+  qp.dtype = dtype;
+  qp.qscheme = QScheme::PerChannelAffine;
+  qp.axis = per_channel.axis();
+  qp.quant_min = qmin;
+  qp.quant_max = qmax;
+  for (size_t c = 0; c < per_channel.min_vals().size(); ++c) {
+    const QuantParams channel = rule(per_channel.min_vals()[c], per_channel.max_vals()[c]);
+    // The fused op stores scales in a float32 buffer.
+    qp.scales.push_back(static_cast<double>(static_cast<float>(channel.scale())));
+    qp.zero_points.push_back(channel.zero_points[0]);
+  }
+  return qp;
+}
+
+Tensor FakeQuantize::forward(const Tensor& x) {
+  observe(x);
+  QuantParams qp = forward_qparams();
+  // Fake quantization clamps to the observer's range, not the dtype's.
+  qp.qscheme = as_tensor_qparams(qp).qscheme;
+  return fake_quantize(x, qp);
 }
 
 }  // namespace qconform

@@ -100,6 +100,9 @@ class PerChannelMinMaxObserver : public UniformObserver {
   std::string name() const override { return "PerChannelMinMaxObserver"; }
   void observe(const Tensor& x) override;
   QuantParams calculate_qparams() const override;
+  const std::vector<float>& min_vals() const { return min_vals_; }
+  const std::vector<float>& max_vals() const { return max_vals_; }
+  int64_t axis() const { return axis_; }
 
  protected:
   // Per-channel min and max of x along ch_axis.
@@ -179,6 +182,11 @@ class PlaceholderObserver : public Observer {
 // reduce_range halves qmin and qmax first.
 QuantParams choose_dynamic_qparams(float min, float max, int64_t qmin, int64_t qmax,
                                    bool reduce_range, DType dtype = DType::QUInt8);
+// The same rule with preserve_sparsity (used by the fused QAT op for symmetric configs):
+// when min < 0 < max the range is made symmetric around the middle of [qmin, qmax] first,
+// and the zero point is that middle. The dtype's storage range is `dtype`'s.
+QuantParams choose_quantization_params(float min, float max, int64_t qmin, int64_t qmax,
+                                       bool preserve_sparsity, bool reduce_range, DType dtype);
 
 // min and max over all elements; (0, 0) for an empty tensor, as the engines use.
 void tensor_min_max(const Tensor& x, float* min, float* max);
@@ -187,5 +195,33 @@ void tensor_min_max(const Tensor& x, float* min, float* max);
 // affine (symmetric is a property of how the observer chose the parameters) and it clamps
 // to the dtype's range, as PyTorch's _quantize_weight does.
 QuantParams as_tensor_qparams(QuantParams qparams);
+
+}  // namespace qconform
+
+namespace qconform {
+
+// FakeQuantize / FusedMovingAvgObsFakeQuantize (QAT): an observer that also fake-quantizes
+// what it observes. calculate_qparams() is its observer's (what convert uses). The forward
+// pass of the fused variant fake-quantizes with different qparams: those of the engines'
+// rule applied to the running min/max (preserve_sparsity for symmetric schemes), as
+// PyTorch's fused_moving_avg_obs_fake_quant computes them.
+class FakeQuantize : public Observer {
+ public:
+  FakeQuantize(std::unique_ptr<UniformObserver> observer, bool fused);
+  std::string name() const override { return fused_ ? "FusedMovingAvgObsFakeQuantize" : "FakeQuantize"; }
+  void observe(const Tensor& x) override { observer_->observe(x); }
+  QuantParams calculate_qparams() const override { return observer_->calculate_qparams(); }
+  DType dtype() const override { return observer_->dtype(); }
+  QScheme qscheme() const override { return observer_->qscheme(); }
+  // The qparams forward() fake-quantizes with (see above).
+  QuantParams forward_qparams() const;
+  // Observes x, then returns it fake-quantized with forward_qparams().
+  Tensor forward(const Tensor& x);
+  const UniformObserver& observer() const { return *observer_; }
+
+ private:
+  std::unique_ptr<UniformObserver> observer_;
+  bool fused_;
+};
 
 }  // namespace qconform

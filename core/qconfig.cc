@@ -83,6 +83,92 @@ ObserverFactory default_dynamic_quant_observer() {
   return placeholder_observer(DType::QUInt8, DType::QUInt8);
 }
 
+ObserverFactory histogram_observer(const ObserverOptions& o, int64_t bins) {
+  std::string text = describe("HistogramObserver", o, false);
+  text.insert(text.size() - 1, ", bins=" + std::to_string(bins));
+  return {text, [o, bins] { return std::make_unique<HistogramObserver>(o, bins); }};
+}
+
+ObserverFactory fake_quantize(ObserverFactory observer, bool fused) {
+  const std::string name = fused ? "FusedMovingAvgObsFakeQuantize" : "FakeQuantize";
+  return {name + "(observer=" + observer.description + ")", [observer, fused] {
+            std::unique_ptr<Observer> inner = observer();
+            auto* uniform = dynamic_cast<UniformObserver*>(inner.get());
+            if (!uniform) throw Error("FakeQuantize needs a min/max-family observer, got " + inner->name());
+            inner.release();
+            return std::make_unique<FakeQuantize>(std::unique_ptr<UniformObserver>(uniform), fused);
+          }};
+}
+
+namespace {
+
+ObserverOptions activation_range(bool reduce_range) {
+  ObserverOptions o;  // quint8, per_tensor_affine
+  o.quant_min = 0;
+  o.quant_max = 255;
+  o.reduce_range = reduce_range;
+  return o;
+}
+
+ObserverOptions symmetric_weight(QScheme qscheme) {
+  ObserverOptions o;
+  o.dtype = DType::QInt8;
+  o.qscheme = qscheme;
+  o.quant_min = -128;
+  o.quant_max = 127;
+  return o;
+}
+
+}  // namespace
+
+ObserverFactory default_fake_quant() {
+  return fake_quantize(moving_average_min_max_observer(activation_range(true)), false);
+}
+ObserverFactory default_weight_fake_quant() {
+  return fake_quantize(moving_average_min_max_observer(symmetric_weight(QScheme::PerTensorSymmetric)), false);
+}
+ObserverFactory default_per_channel_weight_fake_quant() {
+  return fake_quantize(moving_average_per_channel_min_max_observer(symmetric_weight(QScheme::PerChannelSymmetric)),
+                       false);
+}
+ObserverFactory default_fused_act_fake_quant() {
+  return fake_quantize(moving_average_min_max_observer(activation_range(false)), true);
+}
+ObserverFactory default_fused_wt_fake_quant() {
+  return fake_quantize(moving_average_min_max_observer(symmetric_weight(QScheme::PerTensorSymmetric)), true);
+}
+ObserverFactory default_fused_per_channel_wt_fake_quant() {
+  return fake_quantize(moving_average_per_channel_min_max_observer(symmetric_weight(QScheme::PerChannelSymmetric)),
+                       true);
+}
+
+QConfig get_default_qconfig(Engine engine) {
+  // fbgemm and x86 keep activations to 7 bits (vpmaddubsw saturation); qnnpack and onednn
+  // use all 8. Weights are per-channel everywhere except qnnpack.
+  ObserverOptions activation;
+  activation.reduce_range = engine == Engine::FBGEMM || engine == Engine::X86;
+  const ObserverFactory weight = engine == Engine::QNNPACK ? default_weight_observer()
+                                                           : default_per_channel_weight_observer();
+  return {"get_default_qconfig('" + to_string(engine) + "')", histogram_observer(activation), weight};
+}
+
+QConfig get_default_qat_qconfig(Engine engine, int version) {
+  if (version != 0 && version != 1)
+    throw Error("Version number: " + std::to_string(version) +
+                "in get_default_qat_qconfig is not supported. Version number must be 0 or 1");
+  const bool fused = version == 1;
+  const bool reduce_range = engine == Engine::FBGEMM || engine == Engine::X86;
+  const ObserverFactory activation =
+      fake_quantize(moving_average_min_max_observer(activation_range(reduce_range)), fused);
+  ObserverFactory weight;
+  if (engine == Engine::QNNPACK)
+    weight = fused ? default_fused_wt_fake_quant() : default_weight_fake_quant();
+  else
+    weight = fused ? default_fused_per_channel_wt_fake_quant() : default_per_channel_weight_fake_quant();
+  return {"get_default_qat_qconfig('" + to_string(engine) + "', " + std::to_string(version) + ")",
+          activation, weight};
+}
+
 QConfig default_qconfig() { return {"default_qconfig", default_observer(), default_weight_observer()}; }
 
 QConfig default_per_channel_qconfig() {

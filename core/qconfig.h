@@ -4,6 +4,7 @@
 // same observers and arguments.
 #include <string>
 
+#include "core/engines.h"
 #include "core/observers.h"
 
 namespace qconform {
@@ -31,6 +32,17 @@ ObserverFactory default_weight_observer();              // MinMax, qint8, per_te
 ObserverFactory default_per_channel_weight_observer();  // PerChannelMinMax, qint8, symmetric
 ObserverFactory default_dynamic_quant_observer();       // Placeholder quint8 -> quint8 per call
 
+ObserverFactory histogram_observer(const ObserverOptions& options, int64_t bins = 2048);
+// FakeQuantize.with_args(observer=..., ...) and FusedMovingAvgObsFakeQuantize.with_args(...).
+ObserverFactory fake_quantize(ObserverFactory observer, bool fused);
+
+ObserverFactory default_fake_quant();                      // MovingAverage, quint8 [0, 255], reduce_range
+ObserverFactory default_weight_fake_quant();               // MovingAverage, qint8 symmetric
+ObserverFactory default_per_channel_weight_fake_quant();   // MovingAveragePerChannel, qint8 symmetric
+ObserverFactory default_fused_act_fake_quant();
+ObserverFactory default_fused_wt_fake_quant();
+ObserverFactory default_fused_per_channel_wt_fake_quant();
+
 QConfig default_qconfig();
 QConfig default_per_channel_qconfig();
 QConfig default_dynamic_qconfig();
@@ -38,6 +50,11 @@ QConfig per_channel_dynamic_qconfig();
 QConfig float16_dynamic_qconfig();
 QConfig float_qparams_weight_only_qconfig();
 QConfig float_qparams_weight_only_qconfig_4bit();
+
+// torch.ao.quantization.get_default_qconfig(backend) (version 0) and
+// get_default_qat_qconfig(backend, version) for version 0 (FakeQuantize) and 1 (fused).
+QConfig get_default_qconfig(Engine engine);
+QConfig get_default_qat_qconfig(Engine engine, int version = 1);
 
 // Looks a named config up ("default_dynamic_qconfig", ...); throws Error listing the names.
 QConfig qconfig_by_name(const std::string& name);

@@ -74,8 +74,13 @@ int64_t quantize_value_float_qparams(float x, float scale, float zero_point, int
                                      int64_t quant_max) {
   const float inverse_scale = scale == 0.0f ? 1.0f : 1.0f / scale;
   const float shifted = x * inverse_scale + zero_point;  // two roundings: no FMA (-ffp-contract=off)
-  const int64_t q = std::lrintf(shifted);
-  return std::min(std::max(q, quant_min), quant_max);
+  // lrintf, then PyTorch keeps the result in an int: the low 32 bits, wrapped (checked
+  // live). Beyond int64 lrintf yields LONG_MIN on x86, whose low bits are 0.
+  const int64_t rounded = std::abs(shifted) < 9.2233720368547758e18f
+                              ? static_cast<int64_t>(std::nearbyint(shifted))
+                              : std::numeric_limits<int64_t>::min();
+  const auto q = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(rounded)));
+  return std::min<int64_t>(std::max<int64_t>(q, quant_min), quant_max);
 }
 
 uint16_t float_to_half_bits(float x) { return Eigen::numext::bit_cast<uint16_t>(Eigen::half(x)); }

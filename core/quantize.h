@@ -27,7 +27,8 @@ int64_t quantize_value_shift_then_round(float x, float inverse_scale, int64_t ze
                                         int64_t quant_min, int64_t quant_max);
 
 // per_channel_affine_float_qparams (embeddings):
-// q = clamp(lrintf(x * inv + zero_point), quant_min, quant_max), inv = 1/scale (1 if 0)  (3)
+// q = clamp(int32(lrintf(x * inv + zero_point)), quant_min, quant_max), inv = 1/scale (1 if 0)
+// where int32() keeps the low 32 bits, as PyTorch's int variable does            (3)
 int64_t quantize_value_float_qparams(float x, float scale, float zero_point, int64_t quant_min,
                                      int64_t quant_max);
 

@@ -116,7 +116,11 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
     }
     const double error = std::abs(static_cast<double>(a) - static_cast<double>(b));
     const double fraction = bounds[i] > 0 ? error / bounds[i] : std::numeric_limits<double>::infinity();
-    if (std::isnan(error) || fraction > result.max_bound_fraction || result.worst_index < 0) {
+    const double worst_error = std::abs(static_cast<double>(result.worst_a) - static_cast<double>(result.worst_b));
+    // The worst element is the one furthest beyond its bound; among equals (a zero bound
+    // makes every fraction infinite), the one with the largest error.
+    if (std::isnan(error) || result.worst_index < 0 || fraction > result.max_bound_fraction ||
+        (fraction == result.max_bound_fraction && error > worst_error)) {
       result.max_bound_fraction = std::isnan(error) ? std::numeric_limits<double>::infinity() : fraction;
       result.worst_index = i;
       result.worst_a = a;

@@ -194,6 +194,44 @@ def main():
                 result["q"] = int_values(q)
             entry["results"].append(result)
         fixture["observers"].append(entry)
+    # Every engine's default configs, run through PyTorch's own objects. FakeQuantize
+    # variants are called (forward), so their fake-quantized output and the qparams the
+    # forward pass used are recorded too.
+    qconfig = torch.ao.quantization.qconfig
+    for engine in ("fbgemm", "x86", "qnnpack", "onednn"):
+        for function, version in (("get_default_qconfig", 0), ("get_default_qat_qconfig", 0),
+                                  ("get_default_qat_qconfig", 1)):
+            config = getattr(qconfig, function)(engine, version)
+            for part in ("activation", "weight"):
+                batches = 2 if part == "activation" else 1
+                entry = {"observer": "qconfig", "args": {"function": function, "engine": engine,
+                                                         "version": version, "part": part},
+                         "batches": batches, "results": []}
+                histogram = function == "get_default_qconfig" and part == "activation"
+                for i, (kind, a) in enumerate(tensors):
+                    if histogram and i % 3:
+                        continue  # Python's histogram search is slow; a third of the tensors
+                    obs = getattr(config, part)()
+                    fq = hasattr(obs, "activation_post_process")
+                    result = {"tensor": i}
+                    try:
+                        out = obs(torch.from_numpy(a.copy()))
+                        if batches == 2:
+                            out = obs(torch.from_numpy(second[i].copy()))
+                        scale, zero_point = obs.calculate_qparams()
+                    except Exception as e:
+                        result["error"] = str(e).split("\n")[0]
+                        entry["results"].append(result)
+                        continue
+                    result["scale"] = hexes(scale.to(torch.float32).numpy())
+                    result["zero_point"] = [int(z) for z in zero_point.reshape(-1).tolist()]
+                    if fq:
+                        result["forward_scale"] = hexes(obs.scale.to(torch.float32).numpy())
+                        result["forward_zero_point"] = [int(z) for z in obs.zero_point.reshape(-1).tolist()]
+                        result["fq_out"] = hexes(out.detach().numpy())
+                    entry["results"].append(result)
+                fixture["observers"].append(entry)
+
     for i, (kind, a) in enumerate(tensors):
         for reduce_range in (False, True):
             s, z = torch._choose_qparams_per_tensor(torch.from_numpy(a.copy()), reduce_range)

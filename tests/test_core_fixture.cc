@@ -12,6 +12,8 @@
 
 #include "core/error.h"
 #include "core/observers.h"
+#include "core/qconfig.h"
+#include <cstring>
 #include "core/quantize.h"
 
 using namespace qconform;
@@ -44,6 +46,13 @@ Tensor tensor_at(int64_t id, bool second_batch) {
 }
 
 std::unique_ptr<Observer> make_observer(const std::string& name, const json& args) {
+  if (name == "qconfig") {  // an engine's default config, one of its two parts
+    const Engine engine = engine_from_string(args["engine"]);
+    const QConfig config = args["function"] == "get_default_qconfig"
+                               ? get_default_qconfig(engine)
+                               : get_default_qat_qconfig(engine, args["version"].get<int>());
+    return args["part"] == "activation" ? config.activation() : config.weight();
+  }
   ObserverOptions o;
   if (args.contains("dtype")) o.dtype = dtype_from_string(args["dtype"]);
   if (args.contains("qscheme")) o.qscheme = qscheme_from_string(args["qscheme"]);
@@ -72,10 +81,17 @@ std::string check_result(const json& config, const json& result) {
   const std::string name = config["observer"];
   const int64_t id = result["tensor"];
   auto observer = make_observer(name, config["args"]);
+  auto* fake_quant = dynamic_cast<FakeQuantize*>(observer.get());
   QuantParams qp;
+  Tensor fq_out;
   try {
-    observer->observe(tensor_at(id, false));
-    if (config["batches"] == 2) observer->observe(tensor_at(id, true));
+    // FakeQuantize objects are called (forward); plain observers observe.
+    const auto step = [&](const Tensor& x) {
+      if (fake_quant) fq_out = fake_quant->forward(x);
+      else observer->observe(x);
+    };
+    step(tensor_at(id, false));
+    if (config["batches"] == 2) step(tensor_at(id, true));
     qp = observer->calculate_qparams();
   } catch (const Error& e) {
     if (result.contains("error")) return "";
@@ -98,6 +114,21 @@ std::string check_result(const json& config, const json& result) {
     if (zp != qp.zero_points[c])
       return "zero_point[" + std::to_string(c) + "] " + std::to_string(qp.zero_points[c]) +
              ", PyTorch " + std::to_string(zp);
+  }
+  if (result.contains("fq_out")) {
+    if (!fake_quant) return "PyTorch's object is a FakeQuantize, ours is " + observer->name();
+    const QuantParams forward = fake_quant->forward_qparams();
+    const std::vector<float> forward_scales = hex_floats(result["forward_scale"]);
+    for (size_t c = 0; c < forward_scales.size(); ++c) {
+      if (static_cast<double>(forward_scales[c]) != forward.scales.at(c) ||
+          result["forward_zero_point"][c].get<double>() != forward.zero_points.at(c))
+        return "forward qparams[" + std::to_string(c) + "] differ";
+    }
+    const std::vector<float> expected = hex_floats(result["fq_out"]);
+    for (size_t i = 0; i < expected.size(); ++i)
+      if (std::memcmp(&expected[i], &fq_out.data.at(i), sizeof(float)) != 0)
+        return "fake-quantized output[" + std::to_string(i) + "] " + std::to_string(fq_out.data[i]) +
+               ", PyTorch " + std::to_string(expected[i]);
   }
   if (result.contains("q")) {
     const QTensor q = quantize(tensor_at(id, false), as_tensor_qparams(qp));

@@ -107,3 +107,39 @@ RC_BOOST_PROP(dynamic_qparams_match_aten_choose_qparams, ()) {
   RC_ASSERT(ours.scale() == scale);
   RC_ASSERT(ours.zero_point() == zero_point);
 }
+
+RC_BOOST_PROP(float_qparams_per_channel_matches_aten, ()) {
+  // per_channel_affine_float_qparams, as embeddings use it: float zero points, quint8 or
+  // quint4x2 (the latter compared after dequantization: LibTorch packs two per byte).
+  const DType dtype = *rc::gen::element(DType::QUInt8, DType::QUInt4x2).as("dtype");
+  const int64_t rows = *rc::gen::inRange<int64_t>(1, 6).as("rows");
+  const int64_t cols = *rc::gen::inRange<int64_t>(1, 9).as("cols");
+  std::vector<float> scales, zero_points;
+  for (int64_t r = 0; r < rows; ++r) {
+    scales.push_back(static_cast<float>(*gen_scale()));
+    zero_points.push_back(static_cast<float>(*rc::gen::inRange(-2000, 2000)) / 16.0f);
+  }
+  const Tensor x(Shape{rows, cols}, *gen_values(scales[0], rows * cols).as("values"));
+  const QuantParams qp = QuantParams::per_channel_float_qparams(dtype, scales, zero_points, 0);
+  const QTensor ours = quantize(x, qp);
+  const at::Tensor theirs = at::quantize_per_channel(
+      libtorch::to_aten(x), at::tensor(scales, at::kFloat), at::tensor(zero_points, at::kFloat), 0,
+      dtype == DType::QUInt8 ? at::kQUInt8 : at::kQUInt4x2);
+  if (dtype == DType::QUInt8) check_same_integers(ours, theirs);
+  check_same_floats(dequantize(ours), theirs.dequantize());
+}
+
+RC_BOOST_PROP(float16_rounding_matches_aten, ()) {
+  const int64_t n = *rc::gen::inRange<int64_t>(1, 64).as("numel");
+  std::vector<float> values;
+  for (int64_t i = 0; i < n; ++i) {
+    // Raw bit patterns: every float, including subnormals, halfway cases, huge values.
+    const auto bits = *rc::gen::arbitrary<uint32_t>();
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    values.push_back(std::isnan(v) ? 0.0f : v);
+  }
+  const Tensor x(Shape{n}, values);
+  check_same_floats(dequantize(quantize(x, QuantParams::float16())),
+                    libtorch::to_aten(x).to(at::kHalf).to(at::kFloat));
+}

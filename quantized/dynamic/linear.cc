@@ -1,5 +1,7 @@
 #include "quantized/dynamic/linear.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "core/observers.h"
 #include "core/quantize.h"
@@ -91,8 +93,19 @@ std::string DynamicQuantizedLinear::extra_repr() const {
 std::vector<int32_t> DynamicQuantizedLinear::quantize_activations(const Tensor& x,
                                                                  const QuantParams& qparams) const {
   switch (engine_rule(engine_, EngineOp::DynamicLinear).activation_quantization) {
-    case ActivationQuantization::RoundThenShift:
+    case ActivationQuantization::RoundThenShift: {
+#ifdef QCONFORM_MUTATION_ROUND_HALF_AWAY
+      // Deliberate defect for the oracles' mutation check: ties round away from zero.
+      const float inverse_scale = 1.0f / static_cast<float>(qparams.scale());
+      std::vector<int32_t> q(x.data.size());
+      for (size_t i = 0; i < q.size(); ++i)
+        q[i] = static_cast<int32_t>(std::min<int64_t>(
+            255, std::max<int64_t>(0, qparams.zero_point() + static_cast<int64_t>(std::round(x.data[i] * inverse_scale)))));
+      return q;
+#else
       return quantize(x, qparams).values;
+#endif
+    }
     case ActivationQuantization::ShiftThenRound: {
       const float inverse_scale = static_cast<float>(1.0 / qparams.scale());
       std::vector<int32_t> q(x.data.size());

@@ -10,7 +10,7 @@ inline int32_t accumulate(const int32_t* xq, int32_t x_zero_point, const int32_t
                           int32_t w_zero_point, int64_t k_size) {
   int32_t acc = 0;
   for (int64_t k = 0; k < k_size; ++k) {
-#ifdef QCONFORM_MUTATION
+#ifdef QCONFORM_MUTATION_DROP_ZERO_POINT
     // Deliberate defect for the oracles' mutation check: the activation zero point is dropped.
     acc += xq[k] * (wq[k] - w_zero_point);
     (void)x_zero_point;
