@@ -159,6 +159,15 @@ ModuleKind dynamic_linear_kind() {
   };
   kind.make_case = make_dynamic_linear_case;
   kind.sensitivity = linear_sensitivity;
+  kind.weight_shape = [](const Module& reference) {
+    return dynamic_cast<const ReferenceLinear&>(reference).weight().sizes;
+  };
+  kind.with_weight_qparams = [](const Module& reference, const QuantParams& qparams) -> std::unique_ptr<Module> {
+    const auto& linear = dynamic_cast<const ReferenceLinear&>(reference);
+    auto module = std::make_unique<ReferenceLinear>(linear.weight(), linear.bias(), qparams);
+    module->fused_relu = linear.fused_relu;
+    return module;
+  };
   return kind;
 }
 

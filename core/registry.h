@@ -83,6 +83,11 @@ struct ModuleKind {
   // Per output element, from the reference module (its fake-quantized weights).
   std::function<std::vector<OutputSensitivity>(const Module& reference, const ModuleInput&)>
       sensitivity;
+  // For the rejection oracle: the shape of the reference module's weight, and the same
+  // reference module with other weight qparams.
+  std::function<Shape(const Module& reference)> weight_shape;
+  std::function<std::unique_ptr<Module>(const Module& reference, const QuantParams& weight_qparams)>
+      with_weight_qparams;
 
   const ImplementationEntry* find(Implementation implementation) const;
   bool supports(Implementation implementation, Engine engine) const;

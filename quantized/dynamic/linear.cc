@@ -34,9 +34,20 @@ void DynamicQuantizedLinear::set_weight_bias(QTensor weight, std::optional<Tenso
     if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
     refused_at_forward = rejection->message;
   }
-  if (weight.qparams.dtype == DType::Float16)
-    throw Error(name() + ": float16 weights are not implemented in the integer implementation "
-                "yet (the fbgemm fp16 path is tracked in issue 5)");
+  if (weight.qparams.dtype == DType::Float16) {
+    // fbgemm's fp16 path (PackedLinearWeightFp16): weights saturated to +-65504, the fp16
+    // maximum, then rounded to half; saturating after the round-to-nearest-even conversion
+    // is the same, since every float above 65504 rounds to 65504 or to infinity.
+    constexpr uint16_t kHalfMax = 0x7BFF, kHalfInf = 0x7C00, kSign = 0x8000;
+    for (int32_t& bits : weight.values)
+      if ((bits & ~kSign) == kHalfInf) bits = (bits & kSign) | kHalfMax;
+    fp16_weight_ = dequantize(weight);
+    weight_ = std::move(weight);
+    bias_ = std::move(bias);
+    packed_ = {};
+    refused_at_forward_ = std::move(refused_at_forward);
+    return;
+  }
   if (weight.sizes[1] > kernels::kMaxDynamicLinearK)
     throw Error(name() + ": in_features " + std::to_string(weight.sizes[1]) +
                 " exceeds the int32 accumulator bound of " +
@@ -132,6 +143,17 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
                 " features (last dimension of shape " + shape_to_string(x.sizes) +
                 ") but in_features is " + std::to_string(in_features()));
 
+  if (weight_.qparams.dtype == DType::Float16) {
+    // fbgemm's fp16 GEMM: float activations times the half weights, accumulated in float;
+    // the bias is added afterwards.
+    Tensor y = linear_forward(x, fp16_weight_, std::nullopt);
+    if (bias_) {
+      const int64_t out = out_features();
+      for (int64_t i = 0; i < y.numel(); ++i) y.data[i] = y.data[i] + bias_->data[i % out];
+    }
+    if (fused_relu) relu_in_place(&y);
+    return {y, std::nullopt};
+  }
   // Activation qparams for this call, from the data (the engines' dynamic rule).
   float x_min, x_max;
   tensor_min_max(x, &x_min, &x_max);
@@ -156,8 +178,11 @@ StateDict packed_linear_state_dict(const PackedLinearParams& params) {
   state.set("scale", scalar_tensor(1.0f));
   state.set("zero_point", IntTensor{{}, {0}, false});
   state.set("_packed_params.dtype", params.weight.qparams.dtype);
+  const StateValue weight = params.weight.qparams.dtype == DType::Float16
+                               ? StateValue(dequantize(params.weight))  // float32, as PyTorch
+                               : StateValue(params.weight);
   state.set("_packed_params._packed_params",
-            StateTuple{params.weight, params.bias ? StateValue(*params.bias) : StateValue(NoneValue{})});
+            StateTuple{weight, params.bias ? StateValue(*params.bias) : StateValue(NoneValue{})});
   state.versions[""] = params.version;
   state.versions["_packed_params"] = 3;
   return state;
@@ -171,9 +196,13 @@ PackedLinearParams parse_packed_linear_state_dict(const StateDict& state, const 
   if (packed.size() != 2)
     throw Error("state_dict['_packed_params._packed_params'] must be (weight, bias), got " +
                 std::to_string(packed.size()) + " values");
-  PackedLinearParams params{packed[0].as<QTensor>("_packed_params._packed_params[0]"), std::nullopt, 1};
-  if (!packed[1].is<NoneValue>()) params.bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
   const DType dtype = state.at("_packed_params.dtype").as<DType>("_packed_params.dtype");
+  PackedLinearParams params{QTensor{}, std::nullopt, 1};
+  if (dtype == DType::Float16)  // PyTorch unpacks fp16 weights as float32 tensors
+    params.weight = quantize(packed[0].as<Tensor>("_packed_params._packed_params[0]"), QuantParams::float16());
+  else
+    params.weight = packed[0].as<QTensor>("_packed_params._packed_params[0]");
+  if (!packed[1].is<NoneValue>()) params.bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
   if (dtype != params.weight.qparams.dtype)
     throw Error("state_dict['_packed_params.dtype'] is " + to_string(dtype) +
                 " but the packed weight is " + to_string(params.weight.qparams.dtype));

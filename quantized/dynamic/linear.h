@@ -73,6 +73,7 @@ class DynamicQuantizedLinear : public Module {
   Engine engine_;
   int64_t version_ = kVersion;
   kernels::DynamicLinearWeights packed_;  // prepared once, as engines prepack
+  Tensor fp16_weight_;                    // float16 weights, as floats (fbgemm's fp16 path)
   std::optional<std::string> refused_at_forward_;  // the engine refuses these weights at the call
 };
 
