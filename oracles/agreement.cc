@@ -39,6 +39,20 @@ double dynamic_activation_scale(const ModuleKind& kind, const Side& side, const 
   return choose_dynamic_qparams(lo, hi, 0, 255, reduced).scale();
 }
 
+// Whether any input value sits exactly halfway between two quanta of the qparams the
+// engine chose for the call.
+bool input_has_ties(const ModuleInput& input, double activation_scale, bool shift_then_round) {
+  const auto* x = std::get_if<Tensor>(&input.input);
+  if (!x || activation_scale <= 0) return false;
+  const float inverse = shift_then_round ? static_cast<float>(1.0 / activation_scale)
+                                         : 1.0f / static_cast<float>(activation_scale);
+  for (float v : x->data) {
+    const float t = v * inverse;
+    if (t - std::floor(t) == 0.5f) return true;
+  }
+  return false;
+}
+
 std::string format_float(double v) {
   std::ostringstream out;
   out.precision(9);
@@ -47,6 +61,16 @@ std::string format_float(double v) {
 }
 
 }  // namespace
+
+std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool ties, bool saturation,
+                              bool overflow) {
+  if (within_bound)
+    return row_kind == BoundKind::EpilogueRoundings ? "epilogue-rounding" : "activation-rounding";
+  if (ties) return "rounding-tie";
+  if (saturation) return "saturation";
+  if (overflow) return "accumulator-overflow";
+  return "unexplained";
+}
 
 std::string Pair::label() const { return a.label() + " vs " + b.label(); }
 
@@ -84,8 +108,28 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
            rerun_command(kind, pair, config);
   };
 
-  auto module_a = build(kind, *c.float_module, pair.a);
-  auto module_b = build(kind, *c.float_module, pair.b);
+  // A configuration both sides refuse identically is the rejection oracle's business.
+  std::unique_ptr<Module> module_a, module_b;
+  std::string refused_a, refused_b;
+  try {
+    module_a = build(kind, *c.float_module, pair.a);
+  } catch (const Error& e) {
+    refused_a = e.what();
+  }
+  try {
+    module_b = build(kind, *c.float_module, pair.b);
+  } catch (const Error& e) {
+    refused_b = e.what();
+  }
+  if (!refused_a.empty() || !refused_b.empty()) {
+    result.rejected = refused_a == refused_b;
+    result.passed = result.rejected;
+    if (!result.passed)
+      result.failure = pair.a.label() + " " + (refused_a.empty() ? "accepts" : "refuses (" + refused_a + ")") +
+                       " but " + pair.b.label() + " " + (refused_b.empty() ? "accepts" : "refuses (" + refused_b + ")") +
+                       " in " + where();
+    return result;
+  }
   const ModuleOutput out_a = (*module_a)(c.input);
   const ModuleOutput out_b = (*module_b)(c.input);
   const auto* ya = std::get_if<Tensor>(&out_a.output);
@@ -105,6 +149,17 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
     throw Error(kind.key + ": sensitivity has " + std::to_string(sensitivity.size()) +
                 " entries for " + std::to_string(ya->data.size()) + " outputs (core/registry.cc)");
   const std::vector<double> bounds = element_bounds(row, {&sensitivity, result.activation_scale});
+
+  // What could explain a difference beyond the bound, for classification.
+  bool ties = false, saturation = false;
+  if (engine_side.engine) {
+    const EngineOpRule& rule = engine_rule(*engine_side.engine, kind.engine_op);
+    ties = input_has_ties(c.input, result.activation_scale,
+                          rule.activation_quantization == ActivationQuantization::ShiftThenRound);
+    saturation = rule.pairwise_int16_saturation && !rule.honors_reduce_range;
+  }
+  bool overflow = false;
+  for (const auto& s : sensitivity) overflow = overflow || s.terms > 33025;
 
   result.total = static_cast<int64_t>(ya->data.size());
   result.passed = true;
@@ -128,7 +183,9 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
       result.worst_bound = bounds[i];
     }
     result.max_abs_error = std::max(result.max_abs_error, error);
-    if (!(error <= bounds[i])) result.passed = false;
+    const bool within = error <= bounds[i];
+    if (!within) result.passed = false;
+    ++result.mismatch_classes[classify_mismatch(within, row.kind, ties, saturation, overflow)];
   }
   if (!result.passed) {
     std::ostringstream out;

@@ -4,6 +4,7 @@
 // against the bound of the tolerance row that governs the pair. Knows nothing about any
 // particular module: everything module-specific comes from the registry.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -25,8 +26,21 @@ struct Pair {
 std::vector<Pair> agreement_pairs(const ModuleKind& kind);
 Pair parse_pair(const std::string& text);  // "reference,quantized[qnnpack]"
 
+// Why an element is not bit-identical (see classify in agreement.cc).
+//   activation-rounding  within the bound of an activation-rounding row: expected
+//   epilogue-rounding    within the bound of an epilogue row: expected
+//   rounding-tie         beyond the bound, and the input holds exact rounding ties
+//   saturation           beyond the bound, on an engine whose int16 pair sums can
+//                        saturate with full 8-bit activations
+//   accumulator-overflow beyond the bound, with a reduction long enough to overflow int32
+//   unexplained          beyond the bound, none of the above
+std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool input_has_ties,
+                              bool saturation_possible, bool accumulator_may_overflow);
+
 struct CaseResult {
   bool passed = false;
+  bool rejected = false;           // both sides refused the configuration (same message)
+  std::map<std::string, int64_t> mismatch_classes;
   std::string tolerance_row;
   int64_t total = 0;
   int64_t exact = 0;               // bit-identical elements
