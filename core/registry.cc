@@ -102,7 +102,7 @@ std::vector<OutputSensitivity> linear_sensitivity(const Module& module, const Mo
   return result;
 }
 
-Case make_dynamic_linear_case(const CaseConfig& config) {
+Case make_dynamic_linear_case(const CaseConfig& config, bool relu) {
   std::mt19937_64 rng(config.data_seed);
   const int64_t in = config.get("in_features"), out = config.get("out_features");
   const bool per_channel = config.get("per_channel") != 0;
@@ -114,6 +114,7 @@ Case make_dynamic_linear_case(const CaseConfig& config) {
     for (float& b : bias->data) b = normal(rng);
   }
   auto module = std::make_unique<FloatLinear>(std::move(weight), std::move(bias));
+  module->fused_relu = relu;
   module->qconfig = per_channel ? per_channel_dynamic_qconfig() : default_dynamic_qconfig();
   Shape input_shape{config.get("batch"), in};
   if (config.get("leading_dim") > 1) input_shape.insert(input_shape.begin(), config.get("leading_dim"));
@@ -121,10 +122,11 @@ Case make_dynamic_linear_case(const CaseConfig& config) {
   return {std::move(module), ModuleInput{std::move(x), std::nullopt}};
 }
 
-ModuleKind dynamic_linear_kind() {
+// dynamic.Linear, and dynamic.LinearReLU (the same modules with the ReLU fused).
+ModuleKind dynamic_linear_kind(bool relu) {
   ModuleKind kind;
-  kind.key = "dynamic.Linear";
-  kind.float_name = "Linear";
+  kind.key = relu ? "dynamic.LinearReLU" : "dynamic.Linear";
+  kind.float_name = relu ? "LinearReLU" : "Linear";
   kind.family = Family::Dynamic;
   kind.engine_op = EngineOp::DynamicLinear;
   kind.implementations.push_back(
@@ -134,7 +136,7 @@ ModuleKind dynamic_linear_kind() {
        },
        nullptr});
   kind.implementations.push_back(
-      {Implementation::Quantized, "DynamicQuantizedLinear", all_engines(),
+      {Implementation::Quantized, relu ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear", all_engines(),
        [](const Module& m, Engine e) -> std::unique_ptr<Module> {
          return DynamicQuantizedLinear::from_float(dynamic_cast<const FloatLinear&>(m), e);
        },
@@ -142,7 +144,7 @@ ModuleKind dynamic_linear_kind() {
          return DynamicQuantizedLinear::from_reference(dynamic_cast<const ReferenceLinear&>(r), e);
        }});
   kind.implementations.push_back(
-      {Implementation::LibTorch, "DynamicQuantizedLinear", libtorch_engines(),
+      {Implementation::LibTorch, relu ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear", libtorch_engines(),
        [](const Module& m, Engine e) {
          return libtorch_dynamic_linear_from_float(dynamic_cast<const FloatLinear&>(m), e);
        },
@@ -157,7 +159,7 @@ ModuleKind dynamic_linear_kind() {
       {"per_channel", 0, 1, "1: per_channel_dynamic_qconfig, else default_dynamic_qconfig"},
       {"leading_dim", 1, 3, "size of an extra leading input dimension (1: 2-D input)"},
   };
-  kind.make_case = make_dynamic_linear_case;
+  kind.make_case = [relu](const CaseConfig& config) { return make_dynamic_linear_case(config, relu); };
   kind.sensitivity = linear_sensitivity;
   kind.weight_shape = [](const Module& reference) {
     return dynamic_cast<const ReferenceLinear&>(reference).weight().sizes;
@@ -173,7 +175,8 @@ ModuleKind dynamic_linear_kind() {
 
 std::vector<ModuleKind> make_registry() {
   std::vector<ModuleKind> kinds;
-  kinds.push_back(dynamic_linear_kind());
+  kinds.push_back(dynamic_linear_kind(/*relu=*/false));
+  kinds.push_back(dynamic_linear_kind(/*relu=*/true));
   return kinds;
 }
 
@@ -270,14 +273,14 @@ std::unique_ptr<Module> convert_from_reference(const ModuleKind& kind, const Mod
 
 std::string registry_table_text() {
   std::ostringstream out;
-  out << "kind              family       implementation  name                          engines\n";
+  out << "kind                family       implementation  name                          engines\n";
   for (const auto& kind : registry())
     for (const auto& entry : kind.implementations) {
       std::string engines;
       for (Engine e : entry.engines) engines += (engines.empty() ? "" : ",") + to_string(e);
       if (entry.engines.empty()) engines = "(engine-independent)";
       char line[256];
-      std::snprintf(line, sizeof line, "%-17s %-12s %-15s %-29s %s\n", kind.key.c_str(),
+      std::snprintf(line, sizeof line, "%-19s %-12s %-15s %-29s %s\n", kind.key.c_str(),
                     to_string(kind.family).c_str(), to_string(entry.implementation).c_str(),
                     entry.repr_name.c_str(), engines.c_str());
       out << line;

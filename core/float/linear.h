@@ -23,7 +23,8 @@ void check_linear_parameters(const Tensor& weight, const std::optional<Tensor>& 
 class FloatLinear : public Module {
  public:
   FloatLinear(Tensor weight, std::optional<Tensor> bias);
-  std::string name() const override { return "Linear"; }
+  // torch.nn.intrinsic.LinearReLU when fused_relu.
+  std::string name() const override { return fused_relu ? "LinearReLU" : "Linear"; }
   std::string extra_repr() const override;
   Implementation implementation() const override { return Implementation::Float; }
   StateDict state_dict() const override;

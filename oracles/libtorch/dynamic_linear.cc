@@ -17,7 +17,7 @@ class LibTorchDynamicLinear : public Module {
     prepack(weight, bias);
   }
 
-  std::string name() const override { return "DynamicQuantizedLinear"; }
+  std::string name() const override { return fused_relu_ ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear"; }
   std::string extra_repr() const override {
     return "in_features=" + std::to_string(shape_[1]) + ", out_features=" + std::to_string(shape_[0]) +
            ", dtype=torch.qint8, engine=" + to_string(engine_);

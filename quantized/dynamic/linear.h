@@ -42,7 +42,8 @@ class DynamicQuantizedLinear : public Module {
   static std::unique_ptr<DynamicQuantizedLinear> from_reference(const ReferenceLinear& reference,
                                                                 Engine engine);
 
-  std::string name() const override { return "DynamicQuantizedLinear"; }
+  // torch.ao.nn.intrinsic.quantized.dynamic.LinearReLU when fused_relu.
+  std::string name() const override { return fused_relu ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear"; }
   std::string extra_repr() const override;
   Implementation implementation() const override { return Implementation::Quantized; }
   std::optional<Engine> engine() const override { return engine_; }
