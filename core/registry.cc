@@ -10,8 +10,8 @@
 #include "core/error.h"
 #include "core/float/linear.h"
 #include "core/observers.h"
-#include "oracles/libtorch/dynamic_linear.h"
-#include "oracles/libtorch/engine.h"
+#include "quantized/libtorch/dynamic_linear.h"
+#include "quantized/libtorch/engine.h"
 #include "quantized/dynamic/linear.h"
 #include "reference/linear.h"
 

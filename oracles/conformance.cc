@@ -12,7 +12,7 @@
 #include "core/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/checks.h"
-#include "oracles/libtorch/engine.h"
+#include "quantized/libtorch/engine.h"
 #include "oracles/tolerance.h"
 
 namespace qconform {

@@ -6,8 +6,8 @@
 
 #include "core/engines.h"
 #include "core/quantize.h"
-#include "oracles/libtorch/dynamic_linear.h"
-#include "oracles/libtorch/engine.h"
+#include "quantized/libtorch/dynamic_linear.h"
+#include "quantized/libtorch/engine.h"
 #include "quantized/dynamic/linear.h"
 #include "tests/support.h"
 

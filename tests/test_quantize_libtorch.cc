@@ -10,7 +10,7 @@
 
 #include "core/observers.h"
 #include "core/quantize.h"
-#include "oracles/libtorch/aten_bridge.h"
+#include "quantized/libtorch/aten_bridge.h"
 #include "properties/generators.h"
 
 using namespace qconform;

@@ -14,7 +14,7 @@
 #include "core/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/conformance.h"
-#include "oracles/libtorch/engine.h"
+#include "quantized/libtorch/engine.h"
 #include "oracles/tolerance.h"
 
 namespace {

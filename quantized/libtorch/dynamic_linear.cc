@@ -1,8 +1,8 @@
-#include "oracles/libtorch/dynamic_linear.h"
+#include "quantized/libtorch/dynamic_linear.h"
 
 #include "core/error.h"
 #include "core/quantize.h"
-#include "oracles/libtorch/aten_bridge.h"
+#include "quantized/libtorch/aten_bridge.h"
 #include "quantized/dynamic/linear.h"
 #include "reference/linear.h"
 

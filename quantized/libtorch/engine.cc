@@ -1,4 +1,4 @@
-#include "oracles/libtorch/engine.h"
+#include "quantized/libtorch/engine.h"
 
 #include <torch/version.h>
 
@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "core/error.h"
-#include "oracles/libtorch/aten_bridge.h"
+#include "quantized/libtorch/aten_bridge.h"
 
 namespace qconform {
 

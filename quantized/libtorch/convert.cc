@@ -1,7 +1,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "oracles/libtorch/aten_bridge.h"
+#include "quantized/libtorch/aten_bridge.h"
 
 namespace qconform::libtorch {
 namespace {
