@@ -14,6 +14,7 @@
 #include "core/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/conformance.h"
+#include "reports/report.h"
 #include "quantized/libtorch/engine.h"
 #include "oracles/tolerance.h"
 
@@ -30,7 +31,10 @@ commands:
   conform [--out DIR] [--seed N] [--profile quick|deep]
                           run the agreement oracle over every registered kind x pair,
                           write DIR/results.json and DIR/summary.txt, print their paths;
-                          exit 1 if any case fails (profile also from QCONFORM_PROFILE)
+                          and DIR/report.html; exit 1 if any case fails (profile also from
+                          QCONFORM_PROFILE)
+  report RESULTS.json [--out REPORT.html]
+                          render the HTML report of a results file
   case --kind KIND --pair A,B --case 'name=value ... seed=N style=S'
                           rerun one agreement case (failure messages print this line)
   help                    this text
@@ -68,12 +72,26 @@ int run_conform(const Options& options) {
   std::filesystem::create_directories(out_dir);
   const nlohmann::json results = run_conformance(run);
   const std::string summary = conformance_summary(results);
-  const std::string json_path = out_dir + "/results.json", text_path = out_dir + "/summary.txt";
+  const std::string json_path = out_dir + "/results.json", text_path = out_dir + "/summary.txt",
+                    report_path = out_dir + "/report.html";
   std::ofstream(json_path) << results.dump(1) << "\n";
   std::ofstream(text_path) << summary;
+  write_report(results, report_path);
   std::cout << summary << "results: " << std::filesystem::absolute(json_path).string() << "\n"
-            << "summary: " << std::filesystem::absolute(text_path).string() << "\n";
+            << "summary: " << std::filesystem::absolute(text_path).string() << "\n"
+            << "report:  " << std::filesystem::absolute(report_path).string() << "\n";
   return summary.find("failing") == std::string::npos ? 0 : 1;
+}
+
+int run_report(const Options& options) {
+  if (options.args.empty() || options.args[0].rfind("--", 0) == 0)
+    throw Error("usage: qconform report RESULTS.json [--out REPORT.html]");
+  const std::string in = options.args[0];
+  const std::string out = options.value("--out").value_or(
+      std::filesystem::path(in).replace_filename("report.html").string());
+  write_report(read_results(in), out);
+  std::cout << "report: " << std::filesystem::absolute(out).string() << "\n";
+  return 0;
 }
 
 int run_case(const Options& options) {
@@ -109,6 +127,7 @@ int main(int argc, char** argv) {
     }
     if (command == "conform") return run_conform(options);
     if (command == "case") return run_case(options);
+    if (command == "report") return run_report(options);
     if (command == "help" || command == "--help" || command == "-h") {
       std::cout << kUsage;
       return 0;

@@ -1,0 +1,328 @@
+#include "reports/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace qconform {
+namespace {
+
+using nlohmann::json;
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string str(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+std::string fixed(double v, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, v);
+  return buffer;
+}
+
+std::string general(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.3g", v);
+  return buffer;
+}
+
+std::string anchor(const json& cell) {
+  std::string id = "cell-" + str(cell["kind"]) + "-" + str(cell["pair"]);
+  for (char& c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') c = '_';
+  return id;
+}
+
+bool cell_passed(const json& cell) { return cell["passed"] == cell["cases"]; }
+
+// How far the worst case went toward its bound, as the cell shows it.
+std::string worst_text(const json& cell) {
+  const double fraction = cell["worst"]["bound_fraction"].get<double>();
+  if (fraction < 0) return "beyond a zero bound";
+  if (fraction == 0) return "bit-exact";
+  // Truncated, not rounded: a case just under its bound must not read as "1".
+  if (fraction < 1) return fixed(std::floor(fraction * 1000) / 1000, 3) + " of bound";
+  return general(fraction) + " of bound";
+}
+
+// Histogram of each case's worst error as a fraction of its bound.
+std::string histogram_svg(const json& fractions) {
+  const std::vector<std::string> labels{"0", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9", "1", ">1"};
+  std::vector<int> counts(12, 0);
+  for (const auto& f : fractions) {
+    const double v = f.get<double>();
+    if (v < 0 || v > 1) ++counts[11];
+    else if (v == 0) ++counts[0];
+    else ++counts[std::min(10, 1 + static_cast<int>(std::floor(v * 10 - 1e-12)))];
+  }
+  const int peak = std::max(1, *std::max_element(counts.begin(), counts.end()));
+  std::ostringstream svg;
+  svg << "<svg class=\"hist\" viewBox=\"0 0 372 110\" role=\"img\" aria-label=\"histogram of worst error per case, "
+         "as a fraction of the bound\">";
+  for (int i = 0; i < 12; ++i) {
+    const double h = 72.0 * counts[i] / peak;  // headroom for the count above the tallest bar
+    const char* fill = i == 0 ? "#2e7d32" : i == 11 ? "#c62828" : "#5c7cfa";
+    svg << "<rect x=\"" << 6 + i * 30 << "\" y=\"" << fixed(88 - h, 1) << "\" width=\"24\" height=\"" << fixed(h, 1)
+        << "\" fill=\"" << fill << "\"><title>" << counts[i] << " cases</title></rect>";
+    if (counts[i]) svg << "<text x=\"" << 18 + i * 30 << "\" y=\"" << fixed(84 - h, 1) << "\" class=\"n\">" << counts[i] << "</text>";
+    svg << "<text x=\"" << 18 + i * 30 << "\" y=\"104\" class=\"l\">" << labels[i] << "</text>";
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+const char* kStyle = R"(
+:root{--ok:#e6f4ea;--ok-b:#2e7d32;--bad:#fdecea;--bad-b:#c62828;--na:#f4f4f5;--ink:#1f2328;--muted:#636c76}
+*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--ink);margin:0;background:#fafafa}
+header{background:#1f2937;color:#fff;padding:18px 28px}header h1{margin:0 0 6px;font-size:20px}
+header .verdict{font-size:15px;font-weight:600}header .verdict.ok{color:#86efac}header .verdict.bad{color:#fca5a5}
+main{padding:18px 28px;max-width:1400px}section{margin:0 0 28px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:6px 18px;margin-top:10px;font-size:13px;color:#d1d5db}
+.facts b{color:#fff;font-weight:600}
+table{border-collapse:collapse;background:#fff;font-size:13px}th,td{border:1px solid #e3e3e3;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#f3f4f6;position:sticky;top:0;cursor:pointer;user-select:none}th.nosort{cursor:default}
+td.cell{min-width:120px}td.cell a{color:inherit;text-decoration:none;display:block}
+td.pass{background:var(--ok);border-left:3px solid var(--ok-b)}td.fail{background:var(--bad);border-left:3px solid var(--bad-b);font-weight:600}
+td.na{background:var(--na);color:#aaa}.small{font-size:12px;color:var(--muted)}
+.detail{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:12px 16px;margin:12px 0}
+.detail.fail{border-left:4px solid var(--bad-b)}.detail.pass{border-left:4px solid var(--ok-b)}
+.detail h3{margin:0 0 6px;font-size:15px}code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;border-radius:4px}
+pre{padding:8px;white-space:pre-wrap;word-break:break-all;margin:6px 0}.hist{width:372px;height:110px}
+.hist .n{font-size:9px;text-anchor:middle;fill:#333}.hist .l{font-size:10px;text-anchor:middle;fill:#666}
+.cols{display:flex;gap:24px;flex-wrap:wrap}.cols>div{min-width:260px}
+.scroll{overflow-x:auto;max-width:100%}#filter{padding:6px 10px;width:320px;border:1px solid #ccc;border-radius:4px;margin-bottom:8px}
+.mismatch{color:var(--bad-b);font-weight:600}
+)";
+
+// Filter rows by text; sort a table by a clicked header (numbers numerically).
+const char* kScript = R"(
+document.getElementById('filter').addEventListener('input',function(e){
+  var q=e.target.value.toLowerCase();
+  document.querySelectorAll('table.filterable tbody tr').forEach(function(r){
+    r.style.display=r.textContent.toLowerCase().indexOf(q)>=0?'':'none';});
+  document.querySelectorAll('.detail').forEach(function(d){
+    d.style.display=d.textContent.toLowerCase().indexOf(q)>=0?'':'none';});
+});
+document.querySelectorAll('table.sortable th:not(.nosort)').forEach(function(th,i){
+  th.addEventListener('click',function(){
+    var t=th.closest('table'),b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows);
+    var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+    var key=function(r){var c=r.cells[i];var v=c.dataset.sort!==undefined?c.dataset.sort:c.textContent;
+      var n=parseFloat(v);return isNaN(n)?v:n;};
+    rows.sort(function(x,y){var a=key(x),c=key(y);return (a<c?-1:a>c?1:0)*(asc?1:-1);});
+    rows.forEach(function(r){b.appendChild(r);});
+  });
+});
+)";
+
+}  // namespace
+
+std::string render_report(const json& results) {
+  std::ostringstream html;
+  const json& cells = results["cells"];
+  const json& checks = results["checks"];
+  int cells_failed = 0, checks_failed = 0;
+  for (const auto& c : cells) cells_failed += !cell_passed(c);
+  for (const auto& c : checks) checks_failed += !c["passed"].get<bool>();
+  const bool all_ok = cells_failed == 0 && checks_failed == 0;
+
+  // Columns: every implementation pair any kind has, in first-seen order.
+  std::vector<std::string> pairs;
+  std::vector<std::string> kinds;
+  std::map<std::pair<std::string, std::string>, const json*> by_position;
+  for (const auto& c : cells) {
+    const std::string kind = str(c["kind"]), pair = str(c["pair"]);
+    if (std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
+    by_position[{kind, pair}] = &c;
+  }
+  for (const auto& c : checks)
+    if (std::find(kinds.begin(), kinds.end(), str(c["kind"])) == kinds.end()) kinds.push_back(str(c["kind"]));
+
+  std::string flags;
+  for (const auto& f : results["cpu"]["flags"]) flags += (flags.empty() ? "" : " ") + str(f);
+  std::string engines;
+  for (const auto& e : results["libtorch_engines"]) engines += (engines.empty() ? "" : ", ") + str(e);
+
+  html << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+       << "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+       << "<title>qconform report: " << (all_ok ? "all passing" : "failures") << "</title><style>" << kStyle
+       << "</style></head><body><header><h1>qconform conformance report</h1><div class=\"verdict "
+       << (all_ok ? "ok\">All passing" : "bad\">Failures") << ": " << cells.size() - cells_failed << " of "
+       << cells.size() << " agreement cells, " << checks.size() - checks_failed << " of " << checks.size()
+       << " oracle checks</div><div class=\"facts\">"
+       << "<div>LibTorch <b>" << escape(str(results["libtorch_version"])) << "</b></div>"
+       << "<div>LibTorch engines <b>" << escape(engines) << "</b></div>"
+       << "<div>CPU <b>" << escape(str(results["cpu"]["model"])) << "</b></div>"
+       << "<div>CPU features <b>" << escape(flags.empty() ? "none detected" : flags) << "</b></div>"
+       << "<div>profile <b>" << escape(str(results["profile"])) << "</b>, " << results["cases_per_cell"]
+       << " cases per cell</div>"
+       << "<div>seed <b>" << results["seed"] << "</b></div>"
+       << "<div>run time <b>" << fixed(results["seconds"].get<double>(), 2) << " s</b> ("
+       << static_cast<long long>(results["cases_per_second"].get<double>()) << " cases/s)</div>"
+       << "<div>commit <b>" << escape(results["commit"].get<std::string>().empty() ? "(not recorded)" : str(results["commit"]))
+       << "</b></div></div></header><main>";
+
+  // The matrix.
+  html << "<section><h2>Agreement matrix</h2><p class=\"small\">Rows: module kinds. Columns: implementation "
+          "pairs. Each cell shows the worst case's error as a fraction of its derived bound (1 = at the bound) and the "
+          "share of bit-identical output elements; click for details. Click a header to sort; type to filter.</p>"
+       << "<input id=\"filter\" type=\"search\" placeholder=\"filter by module, engine, class...\" aria-label=\"filter\">"
+       << "<div class=\"scroll\"><table class=\"filterable sortable matrix\"><thead><tr><th>module</th>";
+  for (const auto& p : pairs) html << "<th>" << escape(p) << "</th>";
+  html << "</tr></thead><tbody>";
+  for (const auto& kind : kinds) {
+    html << "<tr><td><b>" << escape(kind) << "</b></td>";
+    for (const auto& p : pairs) {
+      const auto it = by_position.find({kind, p});
+      if (it == by_position.end()) {
+        html << "<td class=\"cell na\" data-sort=\"-2\">n/a</td>";
+        continue;
+      }
+      const json& c = *it->second;
+      const double fraction = c["worst"]["bound_fraction"].get<double>();
+      html << "<td class=\"cell " << (cell_passed(c) ? "pass" : "fail") << "\" data-sort=\""
+           << (fraction < 0 ? 1e9 : fraction) << "\"><a href=\"#" << anchor(c) << "\">"
+           << (cell_passed(c) ? "" : "FAIL ") << worst_text(c) << "<br><span class=\"small\">"
+           << c["passed"] << "/" << c["cases"] << " cases, " << fixed(100 * c["fraction_exact"].get<double>(), 1)
+           << "% exact</span></a></td>";
+    }
+    html << "</tr>";
+  }
+  html << "</tbody></table></div></section>";
+
+  // Oracle checks.
+  html << "<section><h2>State_dict, hook and rejection oracles</h2><table class=\"filterable\"><thead><tr>"
+          "<th class=\"nosort\">module</th><th class=\"nosort\">check</th><th class=\"nosort\">runs</th>"
+          "<th class=\"nosort\">verdict</th><th class=\"nosort\">findings</th></tr></thead><tbody>";
+  for (const auto& c : checks) {
+    const bool ok = c["passed"];
+    std::string findings;
+    for (const auto& f : c["findings"]) findings += "<pre>" + escape(str(f)) + "</pre>";
+    html << "<tr><td>" << escape(str(c["kind"])) << "</td><td>" << escape(str(c["check"])) << "</td><td>" << c["runs"]
+         << "</td><td class=\"cell " << (ok ? "pass\">pass" : "fail\">FAIL") << "</td><td>"
+         << (findings.empty() ? "none" : findings) << "</td></tr>";
+  }
+  html << "</tbody></table></section>";
+
+  // Cell details.
+  std::map<std::string, const json*> rows;
+  for (const auto& row : results["tolerances"]) rows[str(row["id"])] = &row;
+  html << "<section><h2>Cells in detail</h2>";
+  for (const auto& c : cells) {
+    const bool ok = cell_passed(c);
+    const json* row = rows.count(str(c["tolerance_row"])) ? rows[str(c["tolerance_row"])] : nullptr;
+    html << "<div class=\"detail " << (ok ? "pass" : "fail") << "\" id=\"" << anchor(c) << "\"><h3>"
+         << escape(str(c["kind"])) << ": " << escape(str(c["pair"])) << " &mdash; " << (ok ? "pass" : "FAIL")
+         << "</h3><div class=\"cols\"><div><p><b>Tolerance row</b> <code>" << escape(str(c["tolerance_row"])) << "</code>";
+    if (row) html << " (" << escape(str((*row)["kind"])) << ")<br><span class=\"small\">" << escape(str((*row)["reason"])) << "</span>";
+    html << "</p><p>" << c["passed"] << " of " << c["cases"] << " cases passed";
+    if (c["rejected"].get<int>() > 0) html << " (" << c["rejected"] << " refused by both sides)";
+    html << "; " << fixed(100 * c["fraction_exact"].get<double>(), 2) << "% of " << c["elements"]
+         << " output elements bit-identical.<br>Worst case: " << worst_text(c) << ", |error| "
+         << general(c["worst"]["abs_error"].get<double>()) << ", bound " << general(c["worst"]["bound"].get<double>())
+         << ", activation scale " << general(c["worst"]["activation_scale"].get<double>()) << "<br><code>"
+         << escape(str(c["worst"]["case"])) << "</code></p><p><b>Rerun the worst case</b><pre>"
+         << escape(str(c["worst"]["rerun"])) << "</pre></p></div><div><b>Mismatch classes</b><table><tbody>";
+    if (c["mismatch_classes"].empty()) html << "<tr><td>none: every element bit-identical</td></tr>";
+    for (const auto& [name, count] : c["mismatch_classes"].items())
+      html << "<tr><td>" << escape(name) << "</td><td>" << count << "</td></tr>";
+    html << "</tbody></table><p><b>Worst error per case, as a fraction of its bound</b><br>"
+         << histogram_svg(c["bound_fractions"]) << "</p></div></div>";
+    for (const auto& f : c["failures"])
+      html << "<p class=\"mismatch\">Counterexample <code>" << escape(str(f["case"])) << "</code></p><pre>"
+           << escape(str(f["message"])) << "</pre><p>Rerun:</p><pre>" << escape(str(f["rerun"])) << "</pre>";
+    html << "</div>";
+  }
+  html << "</section>";
+
+  // Engines and rejection parity.
+  html << "<section><h2>Engine table</h2><table class=\"sortable\"><thead><tr><th>engine</th><th>op</th>"
+          "<th>checked live</th><th>per-channel</th><th>weight zp = 0 only</th><th>fp16</th><th>reduce_range</th>"
+          "<th>int16 saturation</th><th>activations</th><th class=\"nosort\">notes</th></tr></thead><tbody>";
+  for (const auto& e : results["engine_table"])
+    html << "<tr><td>" << escape(str(e["engine"])) << "</td><td><code>" << escape(str(e["op"])) << "</code></td><td>"
+         << (e["verified_live"].get<bool>() ? "yes" : "no (from source)") << "</td><td>"
+         << (e["per_channel_weights"].get<bool>() ? "yes" : "no") << "</td><td>"
+         << (e["weight_zero_point_must_be_zero"].get<bool>() ? "yes" : "no") << "</td><td>"
+         << (e["fp16_weights"].get<bool>() ? "yes" : "no") << "</td><td>"
+         << (e["honors_reduce_range"].get<bool>() ? "honored" : "ignored") << "</td><td>"
+         << (e["pairwise_int16_saturation"].get<bool>() ? "possible" : "no") << "</td><td>"
+         << escape(str(e["activation_quantization"])) << "</td><td class=\"small\">" << escape(str(e["notes"])) << "</td></tr>";
+  html << "</tbody></table>";
+  html << "<h2>Rejection parity</h2><p class=\"small\">For each weight configuration and engine: the engine table's "
+          "verdict, the integer implementation's, and LibTorch's live answer (where this LibTorch has the engine). "
+          "A red cell disagrees with the table.</p><table class=\"filterable sortable\"><thead><tr><th>module</th>"
+          "<th>weights</th><th>engine</th><th>engine table</th><th>integer</th><th>LibTorch</th></tr></thead><tbody>";
+  for (const auto& r : results["rejections"]) {
+    auto verdict = [&](const char* key) {
+      const std::string v = str(r[key]);
+      if (v.empty()) return std::string("<td class=\"na\">not available</td>");
+      const bool agrees = v == str(r["table"]);
+      return std::string("<td class=\"") + (agrees ? "" : "fail") + "\">" + escape(v) + "</td>";
+    };
+    html << "<tr><td>" << escape(str(r["kind"])) << "</td><td>" << escape(str(r["variant"])) << "</td><td>"
+         << escape(str(r["engine"])) << "</td><td>" << escape(str(r["table"])) << "</td>" << verdict("quantized")
+         << verdict("libtorch") << "</tr>";
+  }
+  html << "</tbody></table></section>";
+
+  // Fixtures.
+  html << "<section><h2>Fixture replays</h2>";
+  if (!results.contains("fixtures") || results["fixtures"].empty()) {
+    html << "<p class=\"small\">No LibTorch fixtures were replayed in this run.</p>";
+  } else {
+    html << "<table class=\"filterable sortable\"><thead><tr><th>fixture</th><th>torch</th><th>recorded on</th>"
+            "<th>verdict</th><th>worst error</th></tr></thead><tbody>";
+    for (const auto& f : results["fixtures"])
+      html << "<tr><td>" << escape(str(f["name"])) << "</td><td>" << escape(str(f["torch_version"])) << "</td><td>"
+           << escape(str(f["engine"])) << "</td><td class=\"" << (f["passed"].get<bool>() ? "pass\">pass" : "fail\">FAIL")
+           << "</td><td>" << escape(str(f["worst"])) << "</td></tr>";
+    html << "</tbody></table>";
+  }
+  html << "</section><section><h2>Tolerance table</h2><table><thead><tr><th class=\"nosort\">row</th>"
+          "<th class=\"nosort\">pair</th><th class=\"nosort\">bound</th><th class=\"nosort\">reason</th></tr></thead><tbody>";
+  for (const auto& row : results["tolerances"])
+    html << "<tr><td><code>" << escape(str(row["id"])) << "</code></td><td>" << escape(str(row["a"])) << " vs "
+         << escape(str(row["b"])) << (row["same_engine"].get<bool>() ? " (same engine)" : "") << "</td><td>"
+         << escape(str(row["kind"])) << "</td><td class=\"small\">" << escape(str(row["reason"])) << "</td></tr>";
+  html << "</tbody></table></section></main><script>" << kScript << "</script></body></html>\n";
+  return html.str();
+}
+
+void write_report(const json& results, const std::string& path) {
+  const std::string html = render_report(results);
+  const std::string temporary = path + ".partial";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << html;
+    out.close();
+    if (!out) {
+      std::remove(temporary.c_str());
+      throw Error(path + ": could not write the report");
+    }
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    throw Error(path + ": could not move the report into place");
+  }
+}
+
+}  // namespace qconform

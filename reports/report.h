@@ -1,0 +1,14 @@
+#pragma once
+// The HTML tolerance report: one self-contained file (inline CSS, inline SVG charts, a few
+// lines of inline script for filtering and sorting; nothing fetched) rendered from a
+// results file (docs/results.schema.json).
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace qconform {
+
+std::string render_report(const nlohmann::json& results);
+// Writes atomically (temporary file renamed into place); throws Error naming the path.
+void write_report(const nlohmann::json& results, const std::string& path);
+
+}  // namespace qconform

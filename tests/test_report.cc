@@ -1,0 +1,79 @@
+// The HTML report's structure, from a results file with passing and failing cells: every
+// registered module appears, each failing cell links to its detail, and the detail carries
+// the counterexample and the command that reruns it. Self-contained: nothing fetched.
+#define BOOST_TEST_MODULE report
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "core/registry.h"
+#include "oracles/conformance.h"
+#include "reports/report.h"
+
+using namespace qconform;
+
+namespace {
+
+nlohmann::json results_with_a_failure() {
+  ConformanceOptions options;
+  options.seed = 21;
+  options.cases_override = 4;
+  options.scratch_directory = (std::filesystem::temp_directory_path() / "qconform-test-report").string();
+  nlohmann::json results = run_conformance(options);
+  // Make the first cell fail, as a failing run records it.
+  auto& cell = results["cells"][0];
+  cell["passed"] = 3;
+  cell["worst"]["bound_fraction"] = 4.5;
+  cell["failures"].push_back({{"case", "batch=1 seed=9 style=ties"},
+                              {"message", "element 0 of [1, 1]: |diff| exceeds the bound"},
+                              {"rerun", "build/qconform case --kind dynamic.Linear --pair x,y --case 'batch=1'"}});
+  return results;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_module_is_present_and_failures_link_to_reruns) {
+  const nlohmann::json results = results_with_a_failure();
+  const std::string html = render_report(results);
+  for (const auto& kind : registry()) BOOST_CHECK_MESSAGE(html.find(">" + kind.key + "<") != std::string::npos, kind.key);
+
+  // The failing cell in the matrix links to an anchor whose detail holds the rerun command.
+  const std::regex failing_cell("<td class=\"cell fail\"[^>]*><a href=\"#([^\"]+)\">FAIL");
+  std::smatch match;
+  BOOST_REQUIRE(std::regex_search(html, match, failing_cell));
+  const std::string id = match[1];
+  const auto detail = html.find("id=\"" + id + "\"");
+  BOOST_REQUIRE(detail != std::string::npos);
+  const auto detail_end = html.find("<div class=\"detail", detail + 1);
+  const std::string body = html.substr(detail, detail_end - detail);
+  BOOST_CHECK(body.find("FAIL") != std::string::npos);
+  BOOST_CHECK(body.find("qconform case --kind dynamic.Linear") != std::string::npos);
+  BOOST_CHECK(body.find("batch=1 seed=9 style=ties") != std::string::npos);
+  BOOST_CHECK(html.find("Failures: ") != std::string::npos);
+
+  // Passing cells link to their details too, and every cell has one.
+  size_t details = 0;
+  for (auto at = html.find("<div class=\"detail"); at != std::string::npos; at = html.find("<div class=\"detail", at + 1))
+    ++details;
+  BOOST_CHECK_EQUAL(details, results["cells"].size());
+}
+
+BOOST_AUTO_TEST_CASE(the_report_is_self_contained) {
+  const std::string html = render_report(results_with_a_failure());
+  for (const char* external : {"src=\"http", "href=\"http", "@import", "url(http", "<link "})
+    BOOST_CHECK_MESSAGE(html.find(external) == std::string::npos, "report references " << external);
+  BOOST_CHECK(html.find("<svg") != std::string::npos);
+  BOOST_CHECK(html.find("Rejection parity") != std::string::npos);
+  BOOST_CHECK(html.find("Engine table") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_full_matrix_stays_small) {
+  // Every registered kind x pair at the deep profile's case count: the page must stay light
+  // enough to open in well under a second.
+  nlohmann::json results = results_with_a_failure();
+  for (auto& cell : results["cells"]) cell["bound_fractions"] = std::vector<double>(1000, 0.5);
+  const std::string html = render_report(results);
+  BOOST_TEST_MESSAGE("report size at " << results["cells"].size() << " cells: " << html.size() << " bytes");
+  BOOST_CHECK_LT(html.size(), 2'000'000u);
+}
