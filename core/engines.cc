@@ -23,6 +23,7 @@ std::vector<EngineOpRule> make_table() {
                   true, "",
                   ActivationQuantization::RoundThenShift,
                   /*honors_reduce_range=*/true, /*pairwise_int16_saturation=*/true,
+                  /*flattens_empty_output=*/false,
                   "fp16 weights via fbgemm's fp16 GEMM (weights saturated to +-65504, rounded "
                   "to half); not in Debian's LibTorch"});
   // x86: PyTorch 1.13 routes linear to fbgemm's kernels.
@@ -31,7 +32,7 @@ std::vector<EngineOpRule> make_table() {
                   true, false, "",
                   true, "",
                   ActivationQuantization::RoundThenShift,
-                  true, true,
+                  true, true, false,
                   "same kernels as fbgemm for linear in 1.13; not in Debian's LibTorch"});
   rows.push_back({Engine::QNNPACK, EngineOp::DynamicLinear, true,
                   true, kQInt8Expected, RejectionStep::Forward,
@@ -39,6 +40,7 @@ std::vector<EngineOpRule> make_table() {
                   false, "quantized::linear_prepack_fp16 is currently not supported by QNNPACK",
                   ActivationQuantization::RoundThenShift,
                   /*honors_reduce_range=*/false, /*pairwise_int16_saturation=*/false,
+                  /*flattens_empty_output=*/false,
                   "ignores reduce_range (\"Currently, qnnpack incorrectly ignores reduce_range "
                   "when it is set to true\"); int16 madd, no saturation; epilogue "
                   "float(acc) * (w_scale * x_scale) + bias, bit-exact"});
@@ -52,11 +54,12 @@ std::vector<EngineOpRule> make_table() {
                   "weight, whose zero point must be 0, but got {zp}{index}",
                   false, "quantized::linear_prepack_fp16 is currently not supported by ONEDNN",
                   ActivationQuantization::ShiftThenRound,
-                  true, true,
+                  true, true, /*flattens_empty_output=*/true,
                   "activations quantized by oneDNN's reorder (zero point added before rounding, "
                   "so ties go the other way for odd zero points); epilogue computed by oneDNN "
                   "with reciprocal scales, within a few float roundings of qnnpack's; without "
-                  "VNNI full 8-bit activations saturate"});
+                  "VNNI full 8-bit activations saturate; an empty input of rank > 2 gives a 2-D "
+                  "empty output"});
   return rows;
 }
 
@@ -138,10 +141,10 @@ std::optional<Rejection> weight_rejection(Engine engine, EngineOp op, const Quan
 std::string engine_table_text() {
   std::ostringstream out;
   out << "engine   op                         live  qint8 per-ch  w.zp=0  fp16  reduce_range  "
-         "int16-sat  activations\n";
+         "int16-sat  activations       empty-output\n";
   for (const auto& r : engine_table()) {
     char line[256];
-    std::snprintf(line, sizeof line, "%-8s %-26s %-5s %-5s %-7s %-7s %-5s %-13s %-10s %s\n",
+    std::snprintf(line, sizeof line, "%-8s %-26s %-5s %-5s %-7s %-7s %-5s %-13s %-10s %-17s %s\n",
                   to_string(r.engine).c_str(), to_string(r.op).c_str(),
                   r.verified_live ? "yes" : "no", r.accepts_qint8_weights ? "yes" : "no",
                   r.accepts_per_channel_weights ? "yes" : "no",
@@ -149,7 +152,8 @@ std::string engine_table_text() {
                   r.accepts_fp16_weights ? "yes" : "no",
                   r.honors_reduce_range ? "honored" : "ignored",
                   r.pairwise_int16_saturation ? "possible" : "no",
-                  to_string(r.activation_quantization).c_str());
+                  to_string(r.activation_quantization).c_str(),
+                  r.flattens_empty_output ? "flattened to 2-D" : "keeps shape");
     out << line;
   }
   out << "\nrejections and notes:\n";

@@ -65,6 +65,9 @@ struct EngineOpRule {
   // Without VNNI, u8 x s8 products are summed in pairs into int16 by vpmaddubsw and
   // saturate when activations use all 8 bits; reduce_range (7 bits) avoids it.
   bool pairwise_int16_saturation;
+  // onednn returns an empty output before restoring the input's leading dimensions: an
+  // empty [d0, 0, K] input gives [0, N], not [d0, 0, N] (observed live).
+  bool flattens_empty_output;
 
   std::string notes;  // what else a user should know, for the printed table
 };

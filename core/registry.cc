@@ -152,7 +152,7 @@ ModuleKind dynamic_linear_kind(bool relu) {
          return libtorch_dynamic_linear_from_reference(dynamic_cast<const ReferenceLinear&>(r), e);
        }});
   kind.case_parameters = {
-      {"batch", 1, 16, "rows of the input"},
+      {"batch", 0, 16, "rows of the input (0: an empty batch, which PyTorch allows)"},
       {"in_features", 1, 64, "reduction length K"},
       {"out_features", 1, 64, "output channels N"},
       {"bias", 0, 1, "1: with bias"},

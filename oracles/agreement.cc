@@ -134,6 +134,15 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
   const ModuleOutput out_b = (*module_b)(c.input);
   const auto* ya = std::get_if<Tensor>(&out_a.output);
   const auto* yb = std::get_if<Tensor>(&out_b.output);
+  // An engine that flattens empty outputs (engine table) differs from the reference only
+  // in the shape of an empty result.
+  const Side& engine_side_for_shape = pair.a.implementation == Implementation::Reference ? pair.b : pair.a;
+  const bool empty_shape_quirk = ya && yb && ya->numel() == 0 && yb->numel() == 0 && engine_side_for_shape.engine &&
+                                 engine_rule(*engine_side_for_shape.engine, kind.engine_op).flattens_empty_output;
+  if (empty_shape_quirk && ya->sizes != yb->sizes) {
+    result.passed = true;
+    return result;
+  }
   if (!ya || !yb || ya->sizes != yb->sizes) {
     result.failure = "output kinds or shapes differ (" + (ya ? shape_to_string(ya->sizes) : "?") +
                      " vs " + (yb ? shape_to_string(yb->sizes) : "?") + ") in " + where();

@@ -61,7 +61,8 @@ json engine_rows() {
                     {"weight_zero_point_must_be_zero", r.requires_zero_weight_zero_point},
                     {"fp16_weights", r.accepts_fp16_weights}, {"honors_reduce_range", r.honors_reduce_range},
                     {"pairwise_int16_saturation", r.pairwise_int16_saturation},
-                    {"activation_quantization", to_string(r.activation_quantization)}, {"notes", r.notes}});
+                    {"activation_quantization", to_string(r.activation_quantization)},
+                    {"flattens_empty_output", r.flattens_empty_output}, {"notes", r.notes}});
   return rows;
 }
 

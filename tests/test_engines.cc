@@ -101,3 +101,19 @@ BOOST_AUTO_TEST_CASE(the_printed_table_has_every_engine) {
   for (Engine e : all_engines()) BOOST_CHECK(text.find(to_string(e)) != std::string::npos);
   BOOST_CHECK(text.find("quantized::linear_prepack_fp16 is currently not supported by QNNPACK") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(empty_output_shapes_match_libtorch_live) {
+  const QTensor weight = quantize(Tensor(Shape{3, 4}, std::vector<float>(12, 0.5f)),
+                                  QuantParams::per_tensor(DType::QInt8, 0.01, 0));
+  const Tensor empty_input(Shape{2, 0, 4});
+  for (Engine engine : libtorch_engines()) {
+    BOOST_TEST_CONTEXT(to_string(engine)) {
+      const Tensor live = (*make_libtorch_dynamic_linear(weight, std::nullopt, engine))(empty_input);
+      const Shape expected = engine_rule(engine, EngineOp::DynamicLinear).flattens_empty_output ? Shape{0, 3}
+                                                                                                : Shape{2, 0, 3};
+      BOOST_CHECK(live.sizes == expected);
+      DynamicQuantizedLinear ours(weight, std::nullopt, engine);
+      BOOST_CHECK(ours(empty_input).sizes == expected);
+    }
+  }
+}

@@ -163,6 +163,8 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
 
   Shape out_sizes = x.sizes;
   out_sizes.back() = out_features();
+  if (x.numel() == 0 && engine_rule(engine_, EngineOp::DynamicLinear).flattens_empty_output)
+    out_sizes = {0, out_features()};  // the engine's shape for empty inputs (engine table)
   Tensor y(out_sizes);
   const kernels::DynamicLinearActivation activation{
       xq.data(), x.numel() / in_features(), static_cast<float>(x_qparams.scale()),
