@@ -56,6 +56,6 @@ BOOST_AUTO_TEST_CASE(unknown_names_are_reported_with_the_alternatives) {
   expect_error([&] { convert_from_float(kind, *c.float_module, {Implementation::LibTorch, Engine::FBGEMM}); },
                "dynamic.Linear: the libtorch implementation does not run on fbgemm");
   expect_error([] { parse_pair("reference"); }, "malformed pair");
-  expect_error([&] { parse_case_config(kind, "batch=0 in_features=1 out_features=1 bias=0 per_channel=0 leading_dim=1"); },
-               "batch=0 is outside [1, 16]");
+  expect_error([&] { parse_case_config(kind, "batch=17 in_features=1 out_features=1 bias=0 per_channel=0 leading_dim=1"); },
+               "batch=17 is outside [0, 16]");
 }
