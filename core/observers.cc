@@ -96,6 +96,15 @@ UniformObserver::UniformObserver(const ObserverOptions& options) : options_(opti
     throw Error("Cannot reduce range for symmetric quantization for quint8");
 }
 
+QuantParams UniformObserver::qparams_header() const {
+  QuantParams qp;
+  qp.dtype = options_.dtype;
+  qp.qscheme = options_.qscheme;
+  qp.quant_min = quant_min_;
+  qp.quant_max = quant_max_;
+  return qp;
+}
+
 void UniformObserver::qparams_for(float min_val, float max_val, double* scale,
                                   double* zero_point) const {
   check_min_le_max(min_val, max_val);
@@ -150,11 +159,7 @@ void MinMaxObserver::observe(const Tensor& x) {
 }
 
 QuantParams MinMaxObserver::calculate_qparams() const {
-  QuantParams qp;
-  qp.dtype = options_.dtype;
-  qp.qscheme = options_.qscheme;
-  qp.quant_min = quant_min_;
-  qp.quant_max = quant_max_;
+  QuantParams qp = qparams_header();
   double scale = 1.0, zero_point = 0.0;
   // Never observed: PyTorch warns and returns scale 1, zero point 0.
   if (!(min_val_ == kInf && max_val_ == -kInf)) qparams_for(min_val_, max_val_, &scale, &zero_point);
@@ -231,12 +236,8 @@ void PerChannelMinMaxObserver::observe(const Tensor& x) {
 }
 
 QuantParams PerChannelMinMaxObserver::calculate_qparams() const {
-  QuantParams qp;
-  qp.dtype = options_.dtype;
-  qp.qscheme = options_.qscheme;
+  QuantParams qp = qparams_header();
   qp.axis = axis_;
-  qp.quant_min = quant_min_;
-  qp.quant_max = quant_max_;
   if (min_vals_.empty()) {  // never observed: PyTorch's default, one channel
     qp.scales = {1.0};
     qp.zero_points = {0.0};
@@ -584,11 +585,7 @@ void HistogramObserver::non_linear_param_search(float* new_min, float* new_max) 
 }
 
 QuantParams HistogramObserver::calculate_qparams() const {
-  QuantParams qp;
-  qp.dtype = options_.dtype;
-  qp.qscheme = options_.qscheme;
-  qp.quant_min = quant_min_;
-  qp.quant_max = quant_max_;
+  QuantParams qp = qparams_header();
   double scale = 1.0, zero_point = 0.0;
   if (!(min_val_ == kInf && max_val_ == -kInf)) {
     float new_min, new_max;

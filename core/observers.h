@@ -66,6 +66,8 @@ class UniformObserver : public Observer {
   int64_t quant_max() const { return quant_max_; }
 
  protected:
+  // QuantParams with this observer's dtype, qscheme and range, and no scales yet.
+  QuantParams qparams_header() const;
   // The formulas at the top of this file, for one channel or one tensor.
   void qparams_for(float min_val, float max_val, double* scale, double* zero_point) const;
   ObserverOptions options_;

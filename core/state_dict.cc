@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace qconform {
 namespace {
@@ -241,20 +242,7 @@ void save_state_dict(const StateDict& state, const std::string& path) {
     w.string(key);
     w.value(value);
   }
-  const std::string temporary = path + ".partial";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out.write(w.bytes().data(), static_cast<std::streamsize>(w.bytes().size()));
-    out.close();
-    if (!out) {
-      std::remove(temporary.c_str());
-      throw Error(path + ": could not write state_dict file");
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw Error(path + ": could not move the written state_dict into place");
-  }
+  write_file_atomically(path, std::string(w.bytes().begin(), w.bytes().end()), "state_dict file");
 }
 
 StateDict load_state_dict_file(const std::string& path) {

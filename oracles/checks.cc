@@ -23,9 +23,9 @@ bool same_output(const ModuleOutput& a, const ModuleOutput& b) {
   return ta && tb && *ta == *tb;
 }
 
-// "accepted", or "<step>: <message>", for building a module and calling it once.
-template <typename Build>
-std::string outcome(Build&& build, const ModuleInput& input) {
+}  // namespace
+
+std::string build_and_call(const std::function<std::unique_ptr<Module>()>& build, const ModuleInput& input) {
   std::unique_ptr<Module> module;
   try {
     module = build();
@@ -39,8 +39,6 @@ std::string outcome(Build&& build, const ModuleInput& input) {
   }
   return "accepted";
 }
-
-}  // namespace
 
 std::vector<std::string> check_state_dict_round_trip(const ModuleKind& kind, const CaseConfig& config,
                                                      const std::string& scratch_directory) {
@@ -180,10 +178,10 @@ std::vector<RejectionOutcome> rejection_outcomes(const ModuleKind& kind, const C
       if (auto rejection = weight_rejection(engine, kind.engine_op, qparams))
         o.table = to_string(rejection->step) + ": " + rejection->message;
       if (kind.supports(Implementation::Quantized, engine))
-        o.quantized = outcome([&] { return convert_from_reference(kind, *variant, {Implementation::Quantized, engine}); },
+        o.quantized = build_and_call([&] { return convert_from_reference(kind, *variant, {Implementation::Quantized, engine}); },
                               c.input);
       if (kind.supports(Implementation::LibTorch, engine))
-        o.libtorch = outcome([&] { return convert_from_reference(kind, *variant, {Implementation::LibTorch, engine}); },
+        o.libtorch = build_and_call([&] { return convert_from_reference(kind, *variant, {Implementation::LibTorch, engine}); },
                              c.input);
       outcomes.push_back(o);
     }

@@ -3,6 +3,8 @@
 // any registered module kind: nothing here names a module. Each returns a list of
 // findings; an empty list means the check passed. Every finding says what differs and
 // for which kind, implementation, engine and case.
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,10 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
 // and non-zero zero points, quint8, float16) on every engine, the engine table's verdict
 // ("accepted", or step and message) equals the integer implementation's, and, on engines
 // LibTorch has here, LibTorch's live verdict.
+// "accepted", or "prepack: <message>" / "forward: <message>": builds a module and calls it
+// once on `input`, reporting the step at which it was refused.
+std::string build_and_call(const std::function<std::unique_ptr<Module>()>& build, const ModuleInput& input);
+
 struct RejectionOutcome {
   std::string variant;
   Engine engine;

@@ -34,6 +34,13 @@ inline rc::Gen<CaseConfig> gen_case_config(const ModuleKind& kind,
   });
 }
 
+// A Boost.Test name from a registry label ("dynamic.Linear" -> "dynamic_Linear").
+inline std::string test_name(std::string text) {
+  for (char& c : text)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return text;
+}
+
 // Case counts per property: QCONFORM_PROFILE=quick (default) or deep (10x).
 int max_success_for_profile();
 

@@ -23,12 +23,6 @@ using namespace qconform;
 
 namespace {
 
-std::string identifier(std::string text) {
-  for (char& c : text)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return text;
-}
-
 void agreement_property(const ModuleKind* kind, Pair pair, std::map<std::string, int64_t> pinned) {
   rc::detail::checkBoostTest([kind, pair, pinned] {
     const CaseConfig config = *properties::gen_case_config(*kind, pinned);
@@ -43,9 +37,9 @@ bool init_suite() {
   auto& master = boost::unit_test::framework::master_test_suite();
   master.p_name.value = "agreement";
   for (const ModuleKind& kind : registry()) {
-    auto* kind_suite = BOOST_TEST_SUITE(identifier(kind.key));
+    auto* kind_suite = BOOST_TEST_SUITE(properties::test_name(kind.key));
     for (const Pair& pair : agreement_pairs(kind)) {
-      const std::string name = identifier(pair.label());
+      const std::string name = properties::test_name(pair.label());
       kind_suite->add(boost::unit_test::make_test_case(
           [&kind, pair] { agreement_property(&kind, pair, {}); }, name, __FILE__, __LINE__));
       for (const CaseParameter& p : kind.case_parameters) {

@@ -12,12 +12,6 @@ using namespace qconform;
 
 namespace {
 
-std::string identifier(std::string text) {
-  for (char& c : text)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return text;
-}
-
 void assert_no_findings(const std::vector<std::string>& findings) {
   if (findings.empty()) return;
   std::string message;
@@ -30,7 +24,7 @@ bool init_suite() {
   master.p_name.value = "oracles";
   const std::string scratch = (std::filesystem::temp_directory_path() / "qconform-prop-oracles").string();
   for (const ModuleKind& kind : registry()) {
-    auto* suite = BOOST_TEST_SUITE(identifier(kind.key));
+    auto* suite = BOOST_TEST_SUITE(properties::test_name(kind.key));
     suite->add(boost::unit_test::make_test_case(
         [&kind, scratch] {
           rc::detail::checkBoostTest([&kind, scratch] {

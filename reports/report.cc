@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace qconform {
 namespace {
@@ -308,21 +309,7 @@ std::string render_report(const json& results) {
 }
 
 void write_report(const json& results, const std::string& path) {
-  const std::string html = render_report(results);
-  const std::string temporary = path + ".partial";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << html;
-    out.close();
-    if (!out) {
-      std::remove(temporary.c_str());
-      throw Error(path + ": could not write the report");
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw Error(path + ": could not move the report into place");
-  }
+  write_file_atomically(path, render_report(results), "report");
 }
 
 }  // namespace qconform

@@ -8,6 +8,7 @@
 #include "core/quantize.h"
 #include "quantized/libtorch/dynamic_linear.h"
 #include "quantized/libtorch/engine.h"
+#include "oracles/checks.h"
 #include "quantized/dynamic/linear.h"
 #include "tests/support.h"
 
@@ -39,21 +40,8 @@ BOOST_AUTO_TEST_CASE(debian_libtorch_has_qnnpack_and_onednn) {
   BOOST_CHECK(!libtorch_has_engine(Engine::FBGEMM));
 }
 
-// "accepted", or "<step>: <message>", for one way of building and calling the module.
-template <typename Build>
-std::string outcome(Build&& build, const Tensor& input) {
-  std::unique_ptr<Module> module;
-  try {
-    module = build();
-  } catch (const Error& e) {
-    return "prepack: " + std::string(e.what());
-  }
-  try {
-    (*module)(input);
-  } catch (const Error& e) {
-    return "forward: " + std::string(e.what());
-  }
-  return "accepted";
+std::string outcome(const std::function<std::unique_ptr<Module>()>& build, const Tensor& input) {
+  return build_and_call(build, ModuleInput{input, std::nullopt});
 }
 
 BOOST_AUTO_TEST_CASE(dynamic_linear_rejections_match_libtorch_live) {
@@ -72,7 +60,7 @@ BOOST_AUTO_TEST_CASE(dynamic_linear_rejections_match_libtorch_live) {
         BOOST_CHECK_EQUAL(table, live);
         if (c.qparams.dtype != DType::Float16) {  // fp16 integer path: issue 5
           const std::string ours = outcome(
-              [&] { return std::make_unique<DynamicQuantizedLinear>(weight, bias, engine); }, input);
+              [&]() -> std::unique_ptr<Module> { return std::make_unique<DynamicQuantizedLinear>(weight, bias, engine); }, input);
           BOOST_CHECK_EQUAL(ours, live);
         }
         (rejection ? rejected : accepted) += 1;
