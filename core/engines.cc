@@ -23,6 +23,7 @@ std::vector<EngineOpRule> make_table() {
                   true, "",
                   ActivationQuantization::RoundThenShift,
                   /*honors_reduce_range=*/true, /*pairwise_int16_saturation=*/true,
+                  /*pairwise_int16_saturation_verified=*/false,
                   /*flattens_empty_output=*/false,
                   "fp16 weights via fbgemm's fp16 GEMM (weights saturated to +-65504, rounded "
                   "to half); not in Debian's LibTorch"});
@@ -32,7 +33,7 @@ std::vector<EngineOpRule> make_table() {
                   true, false, "",
                   true, "",
                   ActivationQuantization::RoundThenShift,
-                  true, true, false,
+                  true, true, false, false,
                   "same kernels as fbgemm for linear in 1.13; not in Debian's LibTorch"});
   rows.push_back({Engine::QNNPACK, EngineOp::DynamicLinear, true,
                   true, kQInt8Expected, RejectionStep::Forward,
@@ -40,6 +41,7 @@ std::vector<EngineOpRule> make_table() {
                   false, "quantized::linear_prepack_fp16 is currently not supported by QNNPACK",
                   ActivationQuantization::RoundThenShift,
                   /*honors_reduce_range=*/false, /*pairwise_int16_saturation=*/false,
+                  /*pairwise_int16_saturation_verified=*/false,
                   /*flattens_empty_output=*/false,
                   "ignores reduce_range (\"Currently, qnnpack incorrectly ignores reduce_range "
                   "when it is set to true\"); int16 madd, no saturation; epilogue "
@@ -54,7 +56,7 @@ std::vector<EngineOpRule> make_table() {
                   "weight, whose zero point must be 0, but got {zp}{index}",
                   false, "quantized::linear_prepack_fp16 is currently not supported by ONEDNN",
                   ActivationQuantization::ShiftThenRound,
-                  true, true, /*flattens_empty_output=*/true,
+                  true, true, /*pairwise_int16_saturation_verified=*/true, /*flattens_empty_output=*/true,
                   "activations quantized by oneDNN's reorder (zero point added before rounding, "
                   "so ties go the other way for odd zero points); epilogue computed by oneDNN "
                   "with reciprocal scales, within a few float roundings of qnnpack's; without "

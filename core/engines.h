@@ -65,6 +65,9 @@ struct EngineOpRule {
   // Without VNNI, u8 x s8 products are summed in pairs into int16 by vpmaddubsw and
   // saturate when activations use all 8 bits; reduce_range (7 bits) avoids it.
   bool pairwise_int16_saturation;
+  // Whether the saturating accumulation (1') of quantized/kernels/dynamic_gemm.h has been
+  // measured against the engine itself; only then does the integer implementation emulate it.
+  bool pairwise_int16_saturation_verified;
   // onednn returns an empty output before restoring the input's leading dimensions: an
   // empty [d0, 0, K] input gives [0, N], not [d0, 0, N] (observed live).
   bool flattens_empty_output;

@@ -2,7 +2,10 @@
 // configuration below is accepted or rejected by the table exactly as LibTorch's qnnpack
 // and onednn accept or reject it live, with the same message (rejection parity).
 #define BOOST_TEST_MODULE engines
-#include <boost/test/unit_test.hpp>
+#include <rapidcheck/boost_test.h>
+
+#include <cfloat>
+#include <cmath>
 
 #include "core/engines.h"
 #include "core/quantize.h"
@@ -104,4 +107,45 @@ BOOST_AUTO_TEST_CASE(empty_output_shapes_match_libtorch_live) {
       BOOST_CHECK(ours(empty_input).sizes == expected);
     }
   }
+}
+
+// vpmaddubsw saturation: with 8-bit activations (a version-1 module, which calls the op
+// without reduce_range) onednn sums u8 x s8 pairs in int16 with saturation. The integer
+// implementation emulates it (quantized/kernels/dynamic_gemm.h, (1')) and must match
+// LibTorch's onednn within the epilogue bound of its tolerance row: 4 eps (|acc m| + |b|),
+// with |acc m| read off our own output. Inputs are built to saturate: activations spread
+// over [0, A] (so up to 255 after quantization) and weights near +-127.
+RC_BOOST_PROP(onednn_pairwise_saturation_is_emulated, ()) {
+  const int64_t rows = *rc::gen::inRange<int64_t>(1, 5).as("rows");
+  const int64_t in = *rc::gen::inRange<int64_t>(2, 48).as("in_features");
+  const int64_t out = *rc::gen::inRange<int64_t>(1, 12).as("out_features");
+  const auto ints = *rc::gen::container<std::vector<int>>(static_cast<size_t>(out * in), rc::gen::inRange(-127, 128));
+  const QTensor weight{Shape{out, in}, std::vector<int32_t>(ints.begin(), ints.end()),
+                       QuantParams::per_tensor(DType::QInt8, 0.01, 0)};
+  const auto x_levels = *rc::gen::container<std::vector<int>>(static_cast<size_t>(rows * in), rc::gen::inRange(0, 256));
+  Tensor x(Shape{rows, in});
+  for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = static_cast<float>(x_levels[i]) * 0.05f - 0.5f;
+  const Tensor bias(Shape{out}, std::vector<float>(out, 0.25f));
+
+  DynamicQuantizedLinear ours(weight, bias, Engine::ONEDNN);
+  auto theirs = make_libtorch_dynamic_linear(weight, bias, Engine::ONEDNN);
+  StateDict version_one = ours.state_dict();
+  version_one.versions[""] = 1;
+  ours.load_state_dict(version_one);
+  theirs->load_state_dict(version_one);
+  RC_ASSERT(!ours.activations_use_reduced_range());
+
+  const Tensor a = ours(x), b = (*theirs)(x);
+  RC_ASSERT(a.sizes == b.sizes);
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    const double magnitude = std::abs(double(a.data[i]) - 0.25) + 0.25;
+    const double bound = 4.0 * FLT_EPSILON * magnitude * (1 + 1e-6);
+    RC_ASSERT(std::abs(double(a.data[i]) - double(b.data[i])) <= bound);
+  }
+  // Control: exact accumulation (qnnpack's kernels) differs wherever a pair saturated.
+  auto exact = make_libtorch_dynamic_linear(weight, bias, Engine::QNNPACK);
+  const Tensor e = (*exact)(x);
+  double largest = 0;
+  for (size_t i = 0; i < e.data.size(); ++i) largest = std::max(largest, std::abs(double(e.data[i]) - double(b.data[i])));
+  RC_CLASSIFY(largest > 0.1, "saturated");
 }

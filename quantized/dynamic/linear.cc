@@ -166,9 +166,15 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
   if (x.numel() == 0 && engine_rule(engine_, EngineOp::DynamicLinear).flattens_empty_output)
     out_sizes = {0, out_features()};  // the engine's shape for empty inputs (engine table)
   Tensor y(out_sizes);
+  // Engines that sum u8 x s8 pairs in int16 (engine table) saturate when activations use
+  // all 8 bits; with 7 bits (reduce_range honoured) the two accumulations are equal.
+  const EngineOpRule& rule = engine_rule(engine_, EngineOp::DynamicLinear);
+  const bool saturating = rule.pairwise_int16_saturation && !activations_use_reduced_range() &&
+                          rule.pairwise_int16_saturation_verified;
   const kernels::DynamicLinearActivation activation{
       xq.data(), x.numel() / in_features(), static_cast<float>(x_qparams.scale()),
-      static_cast<int32_t>(x_qparams.zero_point())};
+      static_cast<int32_t>(x_qparams.zero_point()),
+      saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact};
   kernels::dynamic_linear(activation, packed_, bias_ ? bias_->data.data() : nullptr, fused_relu,
                           y.data.data());
   return {y, std::nullopt};

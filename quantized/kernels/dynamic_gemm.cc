@@ -1,5 +1,6 @@
 #include "quantized/kernels/dynamic_gemm.h"
 
+#include <algorithm>
 #include <cassert>
 
 namespace qconform::kernels {
@@ -21,6 +22,30 @@ inline int32_t accumulate(const int32_t* xq, int32_t x_zero_point, const int32_t
   return acc;
 }
 
+// Step (1') for one (row, output channel) pair: vpmaddubsw's saturating pair sums.
+inline int32_t accumulate_pairwise_saturating(const int32_t* xq, int32_t x_zero_point, const int32_t* wq,
+                                              int64_t k_size) {
+  int32_t acc = 0, weight_sum = 0;
+  for (int64_t k = 0; k < k_size; k += 2) {
+    int32_t pair = xq[k] * wq[k];
+    weight_sum += wq[k];
+    if (k + 1 < k_size) {  // an odd K is padded with a zero product
+      pair += xq[k + 1] * wq[k + 1];
+      weight_sum += wq[k + 1];
+    }
+    acc += std::min<int32_t>(32767, std::max<int32_t>(-32768, pair));
+  }
+  return acc - x_zero_point * weight_sum;
+}
+
+// (1) or (1') as the activation asks.
+inline int32_t accumulate_as(const DynamicLinearActivation& x, const int32_t* x_row, const int32_t* w_row,
+                             int32_t w_zero_point, int64_t k_size) {
+  if (x.accumulation == Accumulation::PairwiseInt16Saturation)
+    return accumulate_pairwise_saturating(x_row, x.zero_point, w_row, k_size);
+  return accumulate(x_row, x.zero_point, w_row, w_zero_point, k_size);
+}
+
 }  // namespace
 
 std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& x,
@@ -30,9 +55,8 @@ std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& 
   for (int64_t row = 0; row < x.rows; ++row)
     for (int64_t out_channel = 0; out_channel < w.out_features; ++out_channel)
       acc[row * w.out_features + out_channel] =
-          accumulate(x.values + row * w.in_features, x.zero_point,
-                     w.values.data() + out_channel * w.in_features, w.zero_points[out_channel],
-                     w.in_features);
+          accumulate_as(x, x.values + row * w.in_features, w.values.data() + out_channel * w.in_features,
+                        w.zero_points[out_channel], w.in_features);
   return acc;
 }
 
@@ -48,9 +72,8 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
     const int32_t* x_row = x.values + row * w.in_features;
     float* y_row = y + row * w.out_features;
     for (int64_t out_channel = 0; out_channel < w.out_features; ++out_channel) {
-      const int32_t acc = accumulate(x_row, x.zero_point,
-                                     w.values.data() + out_channel * w.in_features,
-                                     w.zero_points[out_channel], w.in_features);  // (1)
+      const int32_t acc = accumulate_as(x, x_row, w.values.data() + out_channel * w.in_features,
+                                        w.zero_points[out_channel], w.in_features);  // (1) or (1')
       const float scaled = static_cast<float>(acc) * multiplier[out_channel];    // (3)
       float value = bias ? scaled + bias[out_channel] : scaled;
       if (relu && value < 0.0f) value = 0.0f;                                     // (4)

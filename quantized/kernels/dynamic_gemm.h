@@ -10,7 +10,17 @@
 //   y[n]   = max(y[n], 0)                                        LinearReLU only        (4)
 //
 // This is qnnpack's dequantizing GEMM (q8gemm_dq) exactly and fbgemm's ReQuantizeForFloat
-// up to the order of (2)'s product. Accumulator bound: |xq - x_zp| <= 255 and
+// up to the order of (2)'s product.
+//
+// Engines that multiply with AVX2's vpmaddubsw (onednn here, without VNNI) compute (1)
+// differently: raw u8 x s8 products of adjacent K pairs are summed into int16 with
+// saturation, and the activation zero point is compensated afterwards:
+//
+//   acc[n] = sum_p sat16(xq[2p] wq[n][2p] + xq[2p+1] wq[n][2p+1]) - x_zp sum_k wq[n][k]   (1')
+//
+// (weights are symmetric there, w_zp = 0). With 7-bit activations 2 * 127 * 128 < 2^15 and
+// (1') equals (1); with 8-bit activations a pair can reach 2 * 255 * 128 and saturate.
+// (1') was measured against LibTorch's onednn kernels (docs/numerics.md). Accumulator bound: |xq - x_zp| <= 255 and
 // |wq - w_zp| <= 255, so |acc| <= 65025 K, which fits int32 for K <= 33025; larger K is
 // rejected rather than allowed to wrap.
 #include <cstdint>
@@ -28,11 +38,17 @@ struct DynamicLinearWeights {
   std::vector<int32_t> zero_points;   // per output channel
 };
 
+enum class Accumulation {
+  Exact,                    // (1)
+  PairwiseInt16Saturation,  // (1')
+};
+
 struct DynamicLinearActivation {
   const int32_t* values;  // xq, row-major (rows, in)
   int64_t rows;
   float scale;
   int32_t zero_point;
+  Accumulation accumulation = Accumulation::Exact;
 };
 
 // Writes rows x out_features floats to y; bias may be null. Steps (1)-(4) above.

@@ -30,13 +30,13 @@ class LibTorchDynamicLinear : public Module {
     auto unpacked = libtorch::call_op("quantized::linear_unpack", "", {packed_});
     std::optional<Tensor> bias;
     if (!unpacked[1].isNone()) bias = libtorch::from_aten(unpacked[1].toTensor());
-    return packed_linear_state_dict(
-        {libtorch::from_aten_quantized(unpacked[0].toTensor()), bias, DynamicQuantizedLinear::kVersion});
+    return packed_linear_state_dict({libtorch::from_aten_quantized(unpacked[0].toTensor()), bias, version_});
   }
 
   void load_state_dict(const StateDict& state) override {
     const PackedLinearParams params = parse_packed_linear_state_dict(state, name());
     prepack(params.weight, params.bias);
+    version_ = params.version;
   }
 
  protected:
@@ -44,8 +44,11 @@ class LibTorchDynamicLinear : public Module {
     const Tensor& x = expect_tensor(input, name());
     libtorch::EngineGuard guard(engine_);
     // The module's version-4 call: reduce_range=True (qnnpack ignores it).
+    // As nnqd.Linear.forward: version 4 passes reduce_range=True, older versions omit it
+    // (False). qnnpack ignores it either way.
+    const bool reduce_range = version_ >= DynamicQuantizedLinear::kVersion;
     auto out = libtorch::call_op(fused_relu_ ? "quantized::linear_relu_dynamic" : "quantized::linear_dynamic",
-                                 "", {libtorch::to_aten(x), packed_, true});
+                                 "", {libtorch::to_aten(x), packed_, reduce_range});
     return {libtorch::from_aten(out[0].toTensor()), std::nullopt};
   }
 
@@ -67,6 +70,7 @@ class LibTorchDynamicLinear : public Module {
   bool fused_relu_;
   Shape shape_;
   c10::IValue packed_;  // LinearPackedParamsBase
+  int64_t version_ = DynamicQuantizedLinear::kVersion;
 };
 
 }  // namespace
