@@ -33,4 +33,13 @@ if grep 'CONSOLE' <<< "$log"; then
   exit 1
 fi
 test -s "$out/report.png" || { echo "no screenshot was written" >&2; exit 1; }
+
+# The page records how long it took to load; it must stay under a second.
+dom=$(timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync \
+  --user-data-dir="$out/profile" --dump-dom "file://$out/run/report.html" 2>/dev/null || true)
+loaded_ms=$(grep -o 'data-loaded-ms="[0-9]*"' <<< "$dom" | grep -o '[0-9]*' || true)
+if [[ -z "$loaded_ms" ]]; then echo "the report did not record its load time" >&2; exit 1; fi
+if (( loaded_ms >= 1000 )); then echo "the report took ${loaded_ms} ms to load (budget: 1000)" >&2; exit 1; fi
+echo "report loaded in ${loaded_ms} ms" 
 echo "report opened without console messages; screenshot: $out/report.png ($(stat -c %s "$out/report.png") bytes)"

@@ -68,6 +68,17 @@ BOOST_AUTO_TEST_CASE(the_report_is_self_contained) {
   BOOST_CHECK(html.find("Engine table") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(fixture_replays_show_origin_verdict_and_worst_error) {
+  nlohmann::json results = results_with_a_failure();
+  results["fixtures"] = {{{"name", "lstm_qnnpack_bidirectional"}, {"torch_version", "1.13.1"}, {"engine", "fbgemm"},
+                          {"passed", false}, {"worst", "3 quanta at element 17"}}};
+  const std::string html = render_report(results);
+  for (const char* text : {"lstm_qnnpack_bidirectional", "1.13.1", "fbgemm", "3 quanta at element 17"})
+    BOOST_CHECK_MESSAGE(html.find(text) != std::string::npos, text);
+  BOOST_CHECK(html.find("No LibTorch fixtures were replayed") == std::string::npos);
+  BOOST_CHECK(render_report(results_with_a_failure()).find("No LibTorch fixtures were replayed") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(the_full_matrix_stays_small) {
   // Every registered kind x pair at the deep profile's case count: the page must stay light
   // enough to open in well under a second.
