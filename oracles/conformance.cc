@@ -195,11 +195,15 @@ std::string conformance_summary(const json& results) {
   for (const auto& cell : results["cells"]) {
     const bool ok = cell["passed"] == cell["cases"];
     failed += !ok;
+    const double fraction = cell["worst"]["bound_fraction"].get<double>();
+    char worst[64];
+    if (fraction < 0) std::snprintf(worst, sizeof worst, "beyond a zero bound");
+    else std::snprintf(worst, sizeof worst, "%.3g of bound", fraction);
     char line[512];
-    std::snprintf(line, sizeof line, "%-4s %-18s %-40s %5lld/%-5lld exact %6.2f%%  worst %.3g of bound\n",
+    std::snprintf(line, sizeof line, "%-4s %-18s %-40s %5lld/%-5lld exact %6.2f%%  worst %s\n",
                   ok ? "ok" : "FAIL", cell["kind"].get<std::string>().c_str(), cell["pair"].get<std::string>().c_str(),
                   static_cast<long long>(cell["passed"]), static_cast<long long>(cell["cases"]),
-                  100.0 * cell["fraction_exact"].get<double>(), cell["worst"]["bound_fraction"].get<double>());
+                  100.0 * cell["fraction_exact"].get<double>(), worst);
     out << line;
     for (const auto& f : cell["failures"]) out << "     " << f["message"].get<std::string>() << "\n";
   }

@@ -167,10 +167,14 @@ std::string render_report(const json& results) {
   html << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
        << "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
        << "<title>qconform report: " << (all_ok ? "all passing" : "failures") << "</title><style>" << kStyle
-       << "</style></head><body><header><h1>qconform conformance report</h1><div class=\"verdict "
-       << (all_ok ? "ok\">All passing" : "bad\">Failures") << ": " << cells.size() - cells_failed << " of "
-       << cells.size() << " agreement cells, " << checks.size() - checks_failed << " of " << checks.size()
-       << " oracle checks</div><div class=\"facts\">"
+       << "</style></head><body><header><h1>qconform conformance report</h1><div class=\"verdict ";
+  if (all_ok)
+    html << "ok\">All passing: " << cells.size() << " of " << cells.size() << " agreement cells, " << checks.size()
+         << " of " << checks.size() << " oracle checks";
+  else
+    html << "bad\">Failures: " << cells_failed << " of " << cells.size() << " agreement cells and " << checks_failed
+         << " of " << checks.size() << " oracle checks fail";
+  html << "</div><div class=\"facts\">"
        << "<div>LibTorch <b>" << escape(str(results["libtorch_version"])) << "</b></div>"
        << "<div>LibTorch engines <b>" << escape(engines) << "</b></div>"
        << "<div>CPU <b>" << escape(str(results["cpu"]["model"])) << "</b></div>"
