@@ -63,6 +63,22 @@ struct OutputSensitivity {
   int64_t terms = 0;
 };
 
+// How a kind's outputs depend on its inputs, which decides the tolerance rows that apply:
+// one reduction per output element (Linear), or a recurrence of reductions and gates
+// (LSTM, GRU, cells), whose bounds are propagated step by step.
+enum class Structure { Reduction, Recurrent };
+std::string to_string(Structure structure);  // "reduction", "recurrent"
+
+// The two implementations compared, as a recurrent bound needs to know them.
+struct RecurrentBoundModel {
+  int quantizing_sides = 1;   // sides that quantize activations: 1 (reference vs integer), 2
+  bool same_engine = false;   // both quantizing sides follow one engine: equal inputs, equal integers
+  Engine engine = Engine::QNNPACK;  // the engine of the quantizing side(s)
+  int saturating_sides = 0;   // sides that sum u8 x s8 pairs in int16 (engine table)
+  double function_ulps = 2;   // per side, for each sigmoid / tanh (tolerance table)
+  bool reduce_range = true;   // what the modules ask for: true for version-2 LSTM/GRU and cells
+};
+
 struct ImplementationEntry {
   Implementation implementation;
   std::string repr_name;       // PyTorch's _get_name()
@@ -77,17 +93,27 @@ struct ModuleKind {
   std::string float_name;  // the float module's name, "Linear"
   Family family;
   EngineOp engine_op;      // the engine-table row that governs it
+  Structure structure = Structure::Reduction;
   std::vector<ImplementationEntry> implementations;
   std::vector<CaseParameter> case_parameters;
   std::function<Case(const CaseConfig&)> make_case;
   // Per output element, from the reference module (its fake-quantized weights).
+  // Reduction kinds: per output element, from the reference module (its fake-quantized
+  // weights); the tolerance row turns it into a bound.
   std::function<std::vector<OutputSensitivity>(const Module& reference, const ModuleInput&)>
       sensitivity;
+  // Recurrent kinds: the bound of every output element (output, then h_n, then c_n, as
+  // flatten_output orders them), propagated through the recurrence.
+  std::function<std::vector<double>(const Module& reference, const ModuleInput&, const RecurrentBoundModel&)>
+      recurrent_bounds;
   // For the rejection oracle: the shape of the reference module's weight, and the same
   // reference module with other weight qparams.
   std::function<Shape(const Module& reference)> weight_shape;
   std::function<std::unique_ptr<Module>(const Module& reference, const QuantParams& weight_qparams)>
       with_weight_qparams;
+  // A weight rule the module applies before any engine sees the weights (the dynamic RNNs'
+  // dtype rule); returns the module's message when it refuses. Empty: no such rule.
+  std::function<std::optional<std::string>(const QuantParams& weight_qparams)> module_weight_rule;
 
   const ImplementationEntry* find(Implementation implementation) const;
   bool supports(Implementation implementation, Engine engine) const;

@@ -26,9 +26,20 @@ struct Pair {
 std::vector<Pair> agreement_pairs(const ModuleKind& kind);
 Pair parse_pair(const std::string& text);  // "reference,quantized[qnnpack]"
 
+// A module's whole result as one vector: the output (a tensor, or a packed sequence's
+// data), then the hidden state h_n and c_n where there is one; `parts` names each part
+// with its shape, for messages and shape checks.
+struct FlatOutput {
+  std::vector<float> values;
+  std::vector<std::pair<std::string, Shape>> parts;
+  std::string describe() const;  // "output [5, 2, 8], h_n [2, 2, 4]"
+};
+FlatOutput flatten_output(const ModuleOutput& output);
+
 // Why an element is not bit-identical (see classify in agreement.cc).
 //   activation-rounding  within the bound of an activation-rounding row: expected
 //   epilogue-rounding    within the bound of an epilogue row: expected
+//   propagated           within the propagated bound of a recurrent row: expected
 //   rounding-tie         beyond the bound, and the input holds exact rounding ties
 //   saturation           beyond the bound, on an engine whose int16 pair sums can
 //                        saturate with full 8-bit activations
@@ -36,6 +47,11 @@ Pair parse_pair(const std::string& text);  // "reference,quantized[qnnpack]"
 //   unexplained          beyond the bound, none of the above
 std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool input_has_ties,
                               bool saturation_possible, bool accumulator_may_overflow);
+
+// Whether `message` is the engine table's own refusal of some weights on side's engine
+// (float16 on qnnpack/onednn, quint8, non-zero zero points): such a configuration is the
+// rejection oracle's business, which compares the refusal with LibTorch's.
+bool expected_engine_refusal(const ModuleKind& kind, const Side& side, const std::string& message);
 
 struct CaseResult {
   bool passed = false;

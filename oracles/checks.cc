@@ -1,5 +1,6 @@
 #include "oracles/checks.h"
 
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -17,10 +18,24 @@ std::string side_label(Implementation implementation, Engine engine, bool engine
   return to_string(implementation) + (engine_independent ? "" : "[" + to_string(engine) + "]");
 }
 
+// Same shapes and bit-identical values, hidden state included.
 bool same_output(const ModuleOutput& a, const ModuleOutput& b) {
-  const auto* ta = std::get_if<Tensor>(&a.output);
-  const auto* tb = std::get_if<Tensor>(&b.output);
-  return ta && tb && *ta == *tb;
+  const FlatOutput fa = flatten_output(a), fb = flatten_output(b);
+  return fa.parts == fb.parts && fa.values.size() == fb.values.size() &&
+         std::memcmp(fa.values.data(), fb.values.data(), fa.values.size() * sizeof(float)) == 0;
+}
+
+// Runs a conversion; an engine's own refusal of the case's weights (engine table) gives
+// nullptr, as the rejection oracle checks those; anything else propagates.
+std::unique_ptr<Module> convert_unless_refused(const ModuleKind& kind, Implementation implementation, Engine engine,
+                                               bool independent, const std::function<std::unique_ptr<Module>()>& convert) {
+  try {
+    return convert();
+  } catch (const Error& e) {
+    const Side side{implementation, independent ? std::nullopt : std::optional<Engine>(engine)};
+    if (expected_engine_refusal(kind, side, e.what())) return nullptr;
+    throw;
+  }
 }
 
 }  // namespace
@@ -52,7 +67,10 @@ std::vector<std::string> check_state_dict_round_trip(const ModuleKind& kind, con
     for (Engine engine : engines) {
       const std::string label = side_label(entry.implementation, engine, independent);
       const Case original = kind.make_case(config);
-      auto module = convert_from_float(kind, *original.float_module, {entry.implementation, engine});
+      auto module = convert_unless_refused(kind, entry.implementation, engine, independent, [&] {
+        return convert_from_float(kind, *original.float_module, {entry.implementation, engine});
+      });
+      if (!module) continue;
       const StateDict state = module->state_dict();
       const std::string path = scratch_directory + "/" + kind.key + "." + label + ".qcsd";
       save_state_dict(state, path);
@@ -75,8 +93,11 @@ std::vector<std::string> check_state_dict_round_trip(const ModuleKind& kind, con
     if (!entry.from_reference) continue;
     for (Engine engine : entry.engines) {
       const std::string label = side_label(entry.implementation, engine, false);
+      auto direct = convert_unless_refused(kind, entry.implementation, engine, false, [&] {
+        return convert_from_float(kind, *c.float_module, {entry.implementation, engine});
+      });
+      if (!direct) continue;
       auto via_reference = convert_from_reference(kind, *reference, {entry.implementation, engine});
-      auto direct = convert_from_float(kind, *c.float_module, {entry.implementation, engine});
       if (!(via_reference->state_dict() == direct->state_dict()))
         findings.push_back(where(kind, label, config) +
                            ": from_reference and from_float give different state_dicts");
@@ -131,7 +152,11 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
   for (const ImplementationEntry& entry : kind.implementations) {
     const bool independent = entry.engines.empty();
     for (Engine engine : independent ? std::vector<Engine>{Engine::QNNPACK} : entry.engines) {
-      converted.push_back(convert_from_float(kind, source, {entry.implementation, engine}));
+      auto module = convert_unless_refused(kind, entry.implementation, engine, independent, [&] {
+        return convert_from_float(kind, source, {entry.implementation, engine});
+      });
+      if (!module) continue;
+      converted.push_back(std::move(module));
       check(*converted.back(), "from_float -> " + side_label(entry.implementation, engine, independent));
     }
   }
@@ -139,7 +164,11 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
   for (const ImplementationEntry& entry : kind.implementations) {
     if (!entry.from_reference) continue;
     for (Engine engine : entry.engines) {
-      converted.push_back(convert_from_reference(kind, *reference, {entry.implementation, engine}));
+      auto module = convert_unless_refused(kind, entry.implementation, engine, false, [&] {
+        return convert_from_reference(kind, *reference, {entry.implementation, engine});
+      });
+      if (!module) continue;
+      converted.push_back(std::move(module));
       check(*converted.back(), "from_reference -> " + side_label(entry.implementation, engine, false));
     }
   }
@@ -177,10 +206,19 @@ std::vector<RejectionOutcome> rejection_outcomes(const ModuleKind& kind, const C
       RejectionOutcome o{name, engine, "accepted", "", ""};
       if (auto rejection = weight_rejection(engine, kind.engine_op, qparams))
         o.table = to_string(rejection->step) + ": " + rejection->message;
-      if (kind.supports(Implementation::Quantized, engine))
+      // A module rule comes first: the module refuses while converting, before prepacking.
+      if (kind.module_weight_rule)
+        if (auto refused = kind.module_weight_rule(qparams)) o.table = "prepack: " + *refused;
+      // Implementations without PyTorch's from_reference (nnqd.GRU) cannot be given
+      // arbitrary weight qparams; their packing is the same code as LSTM's, checked there.
+      const auto has_from_reference = [&](Implementation implementation) {
+        const ImplementationEntry* entry = kind.find(implementation);
+        return entry && entry->from_reference;
+      };
+      if (kind.supports(Implementation::Quantized, engine) && has_from_reference(Implementation::Quantized))
         o.quantized = build_and_call([&] { return convert_from_reference(kind, *variant, {Implementation::Quantized, engine}); },
                               c.input);
-      if (kind.supports(Implementation::LibTorch, engine))
+      if (kind.supports(Implementation::LibTorch, engine) && has_from_reference(Implementation::LibTorch))
         o.libtorch = build_and_call([&] { return convert_from_reference(kind, *variant, {Implementation::LibTorch, engine}); },
                              c.input);
       outcomes.push_back(o);

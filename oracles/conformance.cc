@@ -47,7 +47,7 @@ json cpu_description() {
 json tolerance_rows() {
   json rows = json::array();
   for (const auto& row : tolerance_table())
-    rows.push_back({{"id", row.id}, {"family", to_string(row.family)}, {"a", row.a.label()}, {"b", row.b.label()},
+    rows.push_back({{"id", row.id}, {"family", to_string(row.family)}, {"structure", to_string(row.structure)}, {"a", row.a.label()}, {"b", row.b.label()},
                     {"same_engine", row.same_engine}, {"kind", to_string(row.kind)}, {"roundings", row.roundings},
                     {"reason", row.reason}});
   return rows;
@@ -130,7 +130,7 @@ json run_conformance(const ConformanceOptions& options) {
           worst_config = config;
         }
       }
-      const ToleranceRow& row = tolerance_for(kind.family, pair.a, pair.b);
+      const ToleranceRow& row = tolerance_for(kind.family, kind.structure, pair.a, pair.b);
       results["cells"].push_back({
           {"kind", kind.key},
           {"family", to_string(kind.family)},

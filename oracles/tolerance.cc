@@ -14,20 +14,20 @@ std::vector<ToleranceRow> make_table() {
   const Side quantized_any{Implementation::Quantized, std::nullopt};
   const Side libtorch_any{Implementation::LibTorch, std::nullopt};
   return {
-      {"dynamic.qnnpack.integer-vs-libtorch", Family::Dynamic,
+      {"dynamic.qnnpack.integer-vs-libtorch", Family::Dynamic, Structure::Reduction,
        {Implementation::Quantized, Engine::QNNPACK}, {Implementation::LibTorch, Engine::QNNPACK},
        true, BoundKind::Exact, 0,
        "Same activation qparams (ChooseQuantizationParams in double), same integers, and "
        "qnnpack's q8gemm_dq epilogue float(acc) * (w_scale * x_scale) + bias with separate "
        "multiply and add: every step is specified, so the outputs are bit-identical."},
-      {"dynamic.onednn.integer-vs-libtorch", Family::Dynamic,
+      {"dynamic.onednn.integer-vs-libtorch", Family::Dynamic, Structure::Reduction,
        {Implementation::Quantized, Engine::ONEDNN}, {Implementation::LibTorch, Engine::ONEDNN},
        true, BoundKind::EpilogueRoundings, 4,
        "Same integers (7-bit activations under reduce_range: 2 * 127 * 128 < 2^15, so "
        "vpmaddubsw cannot saturate), but oneDNN applies the scales itself from 1 / x_scale "
        "and w_scale. Its path and ours round at most 7 times, each by at most half an ulp of "
        "a value bounded by M: |a - b| <= 3.5 eps M, rounded up to 4."},
-      {"dynamic.reference-vs-integer", Family::Dynamic, reference, quantized_any, false,
+      {"dynamic.reference-vs-integer", Family::Dynamic, Structure::Reduction, reference, quantized_any, false,
        BoundKind::ActivationRounding, 0,
        "The reference keeps activations in float; the integer path rounds each to the "
        "nearest multiple of s_x: error <= s_x / 2, plus the float roundings before nearbyint "
@@ -35,9 +35,29 @@ std::vector<ToleranceRow> make_table() {
        "512 quanta, 2^-14 s_x together. Weights are identical on both sides, so the "
        "difference is sum_k |w_k| s_x (1/2 + 2^-14) plus float rounding of two K-term sums, "
        "(K + 4) eps M."},
-      {"dynamic.reference-vs-libtorch", Family::Dynamic, reference, libtorch_any, false,
+      {"dynamic.reference-vs-libtorch", Family::Dynamic, Structure::Reduction, reference, libtorch_any, false,
        BoundKind::ActivationRounding, 0,
        "As reference-vs-integer: LibTorch's kernels quantize activations the same way."},
+      {"dynamic.recurrent.integer-vs-libtorch", Family::Dynamic, Structure::Recurrent, quantized_any,
+       libtorch_any, true, BoundKind::Propagated, 2,
+       "Same gate projections as the Linear rows (identical integers while the inputs are "
+       "identical), but the gates differ: ATen evaluates sigmoid and tanh with Sleef's "
+       "vectorised exp/tanh (1 ulp) and our cells with the C library's (glibc tanhf: 2 ulp), "
+       "sigmoid as 1/(1+exp(-x)) adding one ulp more. Once h differs by an ulp, the next "
+       "step's dynamic qparams and roundings can differ, so from there on both sides' "
+       "activation rounding (s/2 each) enters, and the bound is propagated through every "
+       "step with the gates' Lipschitz constants (oracles/recurrent_bounds.h)."},
+      {"dynamic.recurrent.reference-vs-integer", Family::Dynamic, Structure::Recurrent, reference,
+       quantized_any, false, BoundKind::Propagated, 2,
+       "The reference runs the recurrence in float with the same fake-quantized weights; the "
+       "integer side rounds every projection's activations (input and hidden, s/2 each, "
+       "s chosen per call) and, on engines that sum u8 x s8 pairs in int16 with 8-bit "
+       "activations (onednn cells), may lose what saturates. Both terms are derived per call "
+       "and propagated through gates and steps (oracles/recurrent_bounds.h); sigmoid and tanh "
+       "are bounded at 2 ulp per side."},
+      {"dynamic.recurrent.reference-vs-libtorch", Family::Dynamic, Structure::Recurrent, reference,
+       libtorch_any, false, BoundKind::Propagated, 2,
+       "As recurrent reference-vs-integer: LibTorch's modules make the same projection calls."},
   };
 }
 
@@ -53,6 +73,7 @@ std::string to_string(BoundKind kind) {
     case BoundKind::Exact: return "exact";
     case BoundKind::EpilogueRoundings: return "epilogue-roundings";
     case BoundKind::ActivationRounding: return "activation-rounding";
+    case BoundKind::Propagated: return "propagated";
   }
   return "?";
 }
@@ -66,15 +87,15 @@ const std::vector<ToleranceRow>& tolerance_table() {
   return table;
 }
 
-const ToleranceRow& tolerance_for(Family family, const Side& a, const Side& b) {
+const ToleranceRow& tolerance_for(Family family, Structure structure, const Side& a, const Side& b) {
   for (const auto& row : tolerance_table()) {
-    if (row.family != family) continue;
+    if (row.family != family || row.structure != structure) continue;
     if (row.same_engine && a.engine != b.engine) continue;
     if ((side_matches(row.a, a) && side_matches(row.b, b)) ||
         (side_matches(row.a, b) && side_matches(row.b, a)))
       return row;
   }
-  throw Error("tolerance table has no row for " + to_string(family) + " " + a.label() + " vs " +
+  throw Error("tolerance table has no row for " + to_string(family) + " " + to_string(structure) + " " + a.label() + " vs " +
               b.label() + " (oracles/tolerance.cc)");
 }
 
@@ -88,6 +109,8 @@ std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& i
     switch (row.kind) {
       case BoundKind::Exact: bounds[i] = 0.0; break;
       case BoundKind::EpilogueRoundings: bounds[i] = row.roundings * eps * magnitude; break;
+      case BoundKind::Propagated:
+        throw Error("element_bounds: propagated bounds come from the kind's recurrent_bounds");
       case BoundKind::ActivationRounding:
         bounds[i] = in.activation_scale * (0.5 + std::ldexp(1.0, -14)) * sensitivity[i].weight_l1 +
                     static_cast<double>(sensitivity[i].terms + 4) * eps * magnitude;
@@ -100,10 +123,11 @@ std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& i
 std::string tolerance_table_text() {
   std::ostringstream out;
   for (const auto& row : tolerance_table()) {
-    out << row.id << "  [" << to_string(row.family) << "] " << row.a.label() << " vs "
+    out << row.id << "  [" << to_string(row.family) << ", " << to_string(row.structure) << "] " << row.a.label() << " vs "
         << row.b.label() << (row.same_engine ? " (same engine)" : "") << ": "
         << to_string(row.kind);
     if (row.kind == BoundKind::EpilogueRoundings) out << " r=" << row.roundings;
+    if (row.kind == BoundKind::Propagated) out << " ulps=" << row.roundings;
     out << "\n    " << row.reason << "\n";
   }
   return out.str();

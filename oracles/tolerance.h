@@ -10,6 +10,10 @@
 //   ActivationRounding:  |a - b| <= s_x * (1/2 + 2^-14) * weight_l1 + (K + 4) * eps * M
 // with eps = 2^-23 (float32), s_x the activation scale the engine chose for the call and
 // K the reduction length.
+//   Propagated:          recurrent modules: the bound of every element is propagated
+//                        through the recurrence from the same per-call terms
+//                        (oracles/recurrent_bounds.h), with `function_ulps` per side for
+//                        each sigmoid and tanh.
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,7 +22,7 @@
 
 namespace qconform {
 
-enum class BoundKind { Exact, EpilogueRoundings, ActivationRounding };
+enum class BoundKind { Exact, EpilogueRoundings, ActivationRounding, Propagated };
 std::string to_string(BoundKind kind);
 
 // One side of a comparison: an implementation, on an engine where it has one.
@@ -34,18 +38,19 @@ struct Side {
 struct ToleranceRow {
   std::string id;  // stable name, cited in results and the report
   Family family;
+  Structure structure;
   Side a;          // engine nullopt on a side means "any engine" when matching
   Side b;
   bool same_engine;  // both sides must be on the same engine
   BoundKind kind;
-  double roundings;  // r for EpilogueRoundings
+  double roundings;  // r for EpilogueRoundings; ulps per side of sigmoid/tanh for Propagated
   std::string reason;
 };
 
 const std::vector<ToleranceRow>& tolerance_table();
 // The row governing (a, b) for a family, or Error if the table has none (a missing row is
 // a defect of the table, not something to default).
-const ToleranceRow& tolerance_for(Family family, const Side& a, const Side& b);
+const ToleranceRow& tolerance_for(Family family, Structure structure, const Side& a, const Side& b);
 
 // The per-element bound of `row` for a case.
 struct BoundInputs {

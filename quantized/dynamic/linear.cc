@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/float/rnn.h"
 #include "core/observers.h"
 #include "core/quantize.h"
 #include "reference/linear.h"
@@ -129,9 +130,7 @@ std::vector<int32_t> DynamicQuantizedLinear::quantize_activations(const Tensor& 
   throw Error("unknown activation quantization rule");
 }
 
-bool DynamicQuantizedLinear::activations_use_reduced_range() const {
-  return version_ >= 4 && engine_rule(engine_, EngineOp::DynamicLinear).honors_reduce_range;
-}
+bool DynamicQuantizedLinear::activations_use_reduced_range() const { return uses_reduced_range(version_ >= 4); }
 
 ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
   const Tensor& x = expect_tensor(input, name());
@@ -142,42 +141,50 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
     throw Error(name() + ": input has " + std::to_string(x.size(-1)) +
                 " features (last dimension of shape " + shape_to_string(x.sizes) +
                 ") but in_features is " + std::to_string(in_features()));
+  Shape out_sizes = x.sizes;
+  out_sizes.back() = out_features();
+  if (x.numel() == 0 && engine_rule(engine_, EngineOp::DynamicLinear).flattens_empty_output &&
+      weight_.qparams.dtype != DType::Float16)
+    out_sizes = {0, out_features()};  // the engine's shape for empty inputs (engine table)
+  Tensor y(out_sizes);
+  // nnqd.Linear.forward: version 4 passes reduce_range=True, older versions omit it.
+  apply_dynamic(x.data.data(), x.numel() / in_features(), version_ >= 4, y.data.data(), fused_relu);
+  return {y, std::nullopt};
+}
 
+bool DynamicQuantizedLinear::uses_reduced_range(bool reduce_range) const {
+  return reduce_range && engine_rule(engine_, EngineOp::DynamicLinear).honors_reduce_range;
+}
+
+void DynamicQuantizedLinear::apply_dynamic(const float* x, int64_t rows, bool reduce_range, float* y,
+                                           bool relu) const {
+  if (refused_at_forward_) throw Error(*refused_at_forward_);
+  const int64_t in = in_features(), out = out_features();
   if (weight_.qparams.dtype == DType::Float16) {
     // fbgemm's fp16 GEMM: float activations times the half weights, accumulated in float;
     // the bias is added afterwards.
-    Tensor y = linear_forward(x, fp16_weight_, std::nullopt);
-    if (bias_) {
-      const int64_t out = out_features();
-      for (int64_t i = 0; i < y.numel(); ++i) y.data[i] = y.data[i] + bias_->data[i % out];
-    }
-    if (fused_relu) relu_in_place(&y);
-    return {y, std::nullopt};
+    float_projection(x, rows, in, fp16_weight_, std::nullopt, y);
+    if (bias_)
+      for (int64_t i = 0; i < rows * out; ++i) y[i] = y[i] + bias_->data[i % out];
+    if (relu)
+      for (int64_t i = 0; i < rows * out; ++i) y[i] = y[i] > 0.0f ? y[i] : (y[i] == y[i] ? 0.0f : y[i]);
+    return;
   }
   // Activation qparams for this call, from the data (the engines' dynamic rule).
+  const Tensor xt(Shape{rows, in}, std::vector<float>(x, x + rows * in));
   float x_min, x_max;
-  tensor_min_max(x, &x_min, &x_max);
-  const QuantParams x_qparams =
-      choose_dynamic_qparams(x_min, x_max, 0, 255, activations_use_reduced_range());
-  const std::vector<int32_t> xq = quantize_activations(x, x_qparams);
-
-  Shape out_sizes = x.sizes;
-  out_sizes.back() = out_features();
-  if (x.numel() == 0 && engine_rule(engine_, EngineOp::DynamicLinear).flattens_empty_output)
-    out_sizes = {0, out_features()};  // the engine's shape for empty inputs (engine table)
-  Tensor y(out_sizes);
+  tensor_min_max(xt, &x_min, &x_max);
+  const bool reduced = uses_reduced_range(reduce_range);
+  const QuantParams x_qparams = choose_dynamic_qparams(x_min, x_max, 0, 255, reduced);
+  const std::vector<int32_t> xq = quantize_activations(xt, x_qparams);
   // Engines that sum u8 x s8 pairs in int16 (engine table) saturate when activations use
   // all 8 bits; with 7 bits (reduce_range honoured) the two accumulations are equal.
   const EngineOpRule& rule = engine_rule(engine_, EngineOp::DynamicLinear);
-  const bool saturating = rule.pairwise_int16_saturation && !activations_use_reduced_range() &&
-                          rule.pairwise_int16_saturation_verified;
+  const bool saturating = rule.pairwise_int16_saturation && !reduced && rule.pairwise_int16_saturation_verified;
   const kernels::DynamicLinearActivation activation{
-      xq.data(), x.numel() / in_features(), static_cast<float>(x_qparams.scale()),
-      static_cast<int32_t>(x_qparams.zero_point()),
+      xq.data(), rows, static_cast<float>(x_qparams.scale()), static_cast<int32_t>(x_qparams.zero_point()),
       saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact};
-  kernels::dynamic_linear(activation, packed_, bias_ ? bias_->data.data() : nullptr, fused_relu,
-                          y.data.data());
-  return {y, std::nullopt};
+  kernels::dynamic_linear(activation, packed_, bias_ ? bias_->data.data() : nullptr, relu, y);
 }
 
 StateDict packed_linear_state_dict(const PackedLinearParams& params) {

@@ -60,6 +60,12 @@ class DynamicQuantizedLinear : public Module {
   // Whether this call's activations are quantized with a reduced (7-bit) range: the
   // module asks for it (version 4) and the engine honours it.
   bool activations_use_reduced_range() const;
+  bool uses_reduced_range(bool reduce_range) const;  // for a call that asks for reduce_range
+
+  // LinearPackedParamsBase::apply_dynamic: y = rows x out_features from x = rows x
+  // in_features, activations quantized per call (7-bit when reduce_range is asked for and
+  // the engine honours it). What the recurrent modules call for every gate projection.
+  void apply_dynamic(const float* x, int64_t rows, bool reduce_range, float* y, bool relu = false) const;
   bool fused_relu = false;
 
  protected:

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/engines.h"
+#include "tools/qconform/bench_lstm.h"
 #include "core/error.h"
 #include "core/registry.h"
 #include "oracles/agreement.h"
@@ -37,6 +38,10 @@ commands:
                           render the HTML report of a results file
   case --kind KIND --pair A,B --case 'name=value ... seed=N style=S'
                           rerun one agreement case (failure messages print this line)
+  bench-lstm [--reps N] [--seq-len T] [--input-size I] [--hidden-size H] [--batch B]
+                          forward time of the dynamic LSTM: integer, reference, LibTorch
+                          qnnpack and onednn, in one run (default: fastrnns' 100 x 64 x
+                          512 x 512, and miniBatch 1); a benchmark, not a test
   help                    this text
 )";
 
@@ -128,6 +133,16 @@ int main(int argc, char** argv) {
     if (command == "conform") return run_conform(options);
     if (command == "case") return run_case(options);
     if (command == "report") return run_report(options);
+    if (command == "bench-lstm") {
+      const auto number = [&](const char* name, int64_t fallback) {
+        const auto v = options.value(name);
+        return v ? std::stoll(*v) : fallback;
+      };
+      std::vector<int64_t> batches{64, 1};
+      if (options.value("--batch")) batches = {number("--batch", 64)};
+      return bench_lstm(static_cast<int>(number("--reps", 3)), number("--seq-len", 100), number("--input-size", 512),
+                        number("--hidden-size", 512), batches);
+    }
     if (command == "help" || command == "--help" || command == "-h") {
       std::cout << kUsage;
       return 0;

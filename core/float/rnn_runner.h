@@ -1,0 +1,150 @@
+#pragma once
+// The recurrence of every recurrent module, written once, as ATen's RNN.cpp runs it on
+// the CPU (FullLayer / PackedLayer / ReversedPackedLayer and the three cells):
+//
+//   for each layer l, for each direction d (index p = l * directions + d):
+//     G = project_input(p, layer input, all rows)      one call for all time steps
+//     forward:  t = 0 .. T-1; rows that finished (batch_sizes shrinks) keep their h as h_n
+//     reverse:  t = T-1 .. 0; rows that start (batch_sizes grows) enter with their h0
+//       H = project_hidden(p, h[0 : batch_sizes[t]])     one call per step
+//       cell(G[rows of step t], H, h, c)
+//     the layer's output, both directions side by side, is the next layer's input
+//
+// An unpacked (T, B) input is the packed case with batch_sizes = {B, ..., B}: ATen's two
+// paths make the same calls on the same rows then. Cells are one step of one layer.
+//
+// The cells (ATen's operation order, which fixes the float rounding):
+//   RNN:  h' = act(H + G)
+//   LSTM: z = H + G; i, f, o = sigmoid(z_i, z_f, z_o); g = tanh(z_g)
+//         c' = f * c + i * g;  h' = o * tanh(c')
+//   GRU:  r = sigmoid(H_r + G_r); u = sigmoid(H_z + G_z); n = tanh(G_n + H_n * r)
+//         h' = (h - n) * u + n
+//
+// Templated on the element type: float for the implementations, and an error-bound type
+// for the oracles (oracles/recurrent_bounds.cc), which thereby follow exactly the same
+// calls. T needs +, -, * and rnn_sigmoid, rnn_tanh, rnn_relu found by overloading.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/float/rnn.h"
+
+namespace qconform {
+
+inline float rnn_sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }  // ATen's scalar form
+inline float rnn_tanh(float x) { return std::tanh(x); }
+inline float rnn_relu(float x) { return x > 0.0f ? x : (x == x ? 0.0f : x); }  // NaN stays NaN
+
+template <typename T>
+struct RnnRun {
+  std::vector<T> output;     // rows x (directions * hidden)
+  std::vector<T> h_n, c_n;   // (parameter_sets, batch, hidden)
+};
+
+// One cell step on `rows` rows. gi, gh: rows x gate_size; h, c: rows x hidden (updated).
+template <typename T>
+void rnn_cell_step(const RnnOptions& o, int64_t rows, const T* gi, const T* gh, T* h, T* c) {
+  const int64_t H = o.hidden_size, G = o.gate_size();
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* a = gi + r * G;
+    const T* b = gh + r * G;
+    T* hr = h + r * H;
+    switch (o.mode) {
+      case RnnMode::RNN: {
+        const bool relu = o.nonlinearity == "relu";
+        for (int64_t j = 0; j < H; ++j) hr[j] = relu ? rnn_relu(b[j] + a[j]) : rnn_tanh(b[j] + a[j]);
+        break;
+      }
+      case RnnMode::LSTM: {
+        T* cr = c + r * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const T in_gate = rnn_sigmoid(b[j] + a[j]);
+          const T forget_gate = rnn_sigmoid(b[H + j] + a[H + j]);
+          const T cell_gate = rnn_tanh(b[2 * H + j] + a[2 * H + j]);
+          const T out_gate = rnn_sigmoid(b[3 * H + j] + a[3 * H + j]);
+          const T forget_part = forget_gate * cr[j];
+          const T input_part = in_gate * cell_gate;
+          cr[j] = forget_part + input_part;
+          hr[j] = out_gate * rnn_tanh(cr[j]);
+        }
+        break;
+      }
+      case RnnMode::GRU: {
+        for (int64_t j = 0; j < H; ++j) {
+          const T reset_gate = rnn_sigmoid(b[j] + a[j]);
+          const T update_gate = rnn_sigmoid(b[H + j] + a[H + j]);
+          const T new_gate = rnn_tanh(a[2 * H + j] + b[2 * H + j] * reset_gate);
+          hr[j] = (hr[j] - new_gate) * update_gate + new_gate;
+        }
+        break;
+      }
+    }
+  }
+}
+
+// Projections must provide
+//   void project_input(int64_t set, const T* x, int64_t rows, int64_t in, T* out);
+//   void project_hidden(int64_t set, const T* h, int64_t rows, T* out);
+// writing rows x gate_size (bias included).
+template <typename T, typename Projections>
+RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const std::vector<T>& data,
+                  int64_t rows, const std::vector<int64_t>& batch_sizes, const std::vector<T>& h0,
+                  const std::vector<T>& c0) {
+  const int64_t H = o.hidden_size, G = o.gate_size(), D = o.directions();
+  const int64_t steps = static_cast<int64_t>(batch_sizes.size());
+  const int64_t batch = steps ? batch_sizes[0] : 0;
+  const bool lstm = o.mode == RnnMode::LSTM;
+  std::vector<int64_t> offsets(steps + 1, 0);
+  for (int64_t t = 0; t < steps; ++t) offsets[t + 1] = offsets[t] + batch_sizes[t];
+
+  RnnRun<T> run;
+  run.h_n.resize(o.parameter_sets() * batch * H);
+  if (lstm) run.c_n.resize(o.parameter_sets() * batch * H);
+  std::vector<T> layer_input = data;
+  std::vector<T> gi(rows * G), gh(batch * G), h(batch * H), c(lstm ? batch * H : 0);
+  int64_t in = o.input_size;
+  for (int64_t layer = 0; layer < o.num_layers; ++layer) {
+    std::vector<T> layer_output(rows * D * H);
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t set = layer * D + d;
+      projections.project_input(set, layer_input.data(), rows, in, gi.data());
+      std::copy(h0.begin() + set * batch * H, h0.begin() + (set + 1) * batch * H, h.begin());
+      if (lstm) std::copy(c0.begin() + set * batch * H, c0.begin() + (set + 1) * batch * H, c.begin());
+      T* h_final = run.h_n.data() + set * batch * H;
+      T* c_final = lstm ? run.c_n.data() + set * batch * H : nullptr;
+      const auto step = [&](int64_t t) {
+        const int64_t active = batch_sizes[t];
+        projections.project_hidden(set, h.data(), active, gh.data());
+        rnn_cell_step(o, active, gi.data() + offsets[t] * G, gh.data(), h.data(), lstm ? c.data() : nullptr);
+        for (int64_t r = 0; r < active; ++r)
+          std::copy(h.begin() + r * H, h.begin() + (r + 1) * H,
+                    layer_output.begin() + (offsets[t] + r) * D * H + d * H);
+      };
+      if (d == 0) {
+        int64_t active = batch;
+        for (int64_t t = 0; t < steps; ++t) {
+          if (batch_sizes[t] < active) {  // sequences that ended keep their last state
+            std::copy(h.begin() + batch_sizes[t] * H, h.begin() + active * H, h_final + batch_sizes[t] * H);
+            if (lstm) std::copy(c.begin() + batch_sizes[t] * H, c.begin() + active * H, c_final + batch_sizes[t] * H);
+            active = batch_sizes[t];
+          }
+          step(t);
+        }
+        std::copy(h.begin(), h.begin() + active * H, h_final);
+        if (lstm) std::copy(c.begin(), c.begin() + active * H, c_final);
+      } else {
+        // Rows beyond the active ones still hold their h0 when their sequence starts.
+        for (int64_t t = steps - 1; t >= 0; --t) step(t);
+        std::copy(h.begin(), h.begin() + batch * H, h_final);
+        if (lstm) std::copy(c.begin(), c.begin() + batch * H, c_final);
+      }
+    }
+    layer_input = std::move(layer_output);
+    in = D * H;
+  }
+  run.output = std::move(layer_input);
+  return run;
+}
+
+}  // namespace qconform
