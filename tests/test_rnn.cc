@@ -31,7 +31,7 @@ Case make(const std::string& key, std::map<std::string, int64_t> overrides, uint
 
 const FloatRNN& float_rnn(const Case& c) { return dynamic_cast<const FloatRNN&>(*c.float_module); }
 
-// The three implementations that take the same inputs, by name.
+// The integer and the LibTorch module, which run the same Python-wrapper checks.
 std::vector<std::unique_ptr<Module>> dynamic_modules(const Case& c, Engine engine = Engine::QNNPACK) {
   std::vector<std::unique_ptr<Module>> modules;
   modules.push_back(DynamicQuantizedRNN::from_float(float_rnn(c), engine));

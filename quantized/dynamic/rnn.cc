@@ -34,17 +34,22 @@ DynamicQuantizedRNN::DynamicQuantizedRNN(RnnOptions options, std::vector<Quantiz
   set_weights(std::move(weights));
 }
 
-void DynamicQuantizedRNN::set_weights(std::vector<QuantizedRnnWeights> weights) {
+void check_quantized_rnn_weights(const RnnOptions& options, const std::vector<QuantizedRnnWeights>& weights,
+                                 const std::string& module_name) {
   std::vector<RnnParameters> shapes;  // shape checks on the float view of the weights
   for (const auto& w : weights) {
     for (const QTensor* q : {&w.w_ih, &w.w_hh})
       if (q->qparams.dtype != weights.front().w_ih.qparams.dtype)
-        throw Error(name() + ": all weights must have one dtype, got " + to_string(weights.front().w_ih.qparams.dtype) +
-                    " and " + to_string(q->qparams.dtype));
+        throw Error(module_name + ": all weights must have one dtype, got " +
+                    to_string(weights.front().w_ih.qparams.dtype) + " and " + to_string(q->qparams.dtype));
     check_dynamic_rnn_weight_dtype(w.w_ih.qparams.dtype);
     shapes.push_back({Tensor(w.w_ih.sizes), Tensor(w.w_hh.sizes), w.b_ih, w.b_hh});
   }
-  check_rnn_parameters(options_, shapes, name());
+  check_rnn_parameters(options, shapes, module_name);
+}
+
+void DynamicQuantizedRNN::set_weights(std::vector<QuantizedRnnWeights> weights) {
+  check_quantized_rnn_weights(options_, weights, name());
   // Prepack everything first: the module is unchanged if an engine refuses.
   std::vector<std::unique_ptr<DynamicQuantizedLinear>> ih, hh;
   for (const auto& w : weights) {
@@ -71,6 +76,8 @@ std::vector<QuantizedRnnWeights> quantize_rnn_weights(const FloatRNN& float_modu
 }
 
 std::vector<QuantizedRnnWeights> reference_rnn_weights(const ReferenceRNN& reference) {
+  if (reference.options().mode == RnnMode::GRU && !reference.options().cell)
+    throw Error("DynamicQuantizedGRU has no from_reference (PyTorch 1.13's nnqd.GRU defines none)");
   check_dynamic_rnn_weight_dtype(reference.weight_dtype());
   std::vector<QuantizedRnnWeights> weights;
   for (int64_t i = 0; i < reference.options().parameter_sets(); ++i) {
@@ -88,8 +95,6 @@ std::unique_ptr<DynamicQuantizedRNN> DynamicQuantizedRNN::from_float(const Float
 }
 
 std::unique_ptr<DynamicQuantizedRNN> DynamicQuantizedRNN::from_reference(const ReferenceRNN& reference, Engine engine) {
-  if (reference.options().mode == RnnMode::GRU && !reference.options().cell)
-    throw Error("DynamicQuantizedGRU has no from_reference (PyTorch 1.13's nnqd.GRU defines none)");
   return std::make_unique<DynamicQuantizedRNN>(reference.options(), reference_rnn_weights(reference), engine);
 }
 

@@ -87,6 +87,10 @@ std::vector<QuantizedRnnWeights> parse_dynamic_rnn_state_dict(const RnnOptions& 
                                                               const std::string& module_name, int64_t* version);
 // from_float's weights: observed and quantized per weight; reduce_range as version 2 sets it.
 std::vector<QuantizedRnnWeights> quantize_rnn_weights(const FloatRNN& float_module, const std::string& module_name);
+// from_reference's weights; refuses the sequence GRU, which has no from_reference in PyTorch.
 std::vector<QuantizedRnnWeights> reference_rnn_weights(const ReferenceRNN& reference);
+// One dtype (qint8 or float16) throughout and PyTorch's shapes; Error names the module.
+void check_quantized_rnn_weights(const RnnOptions& options, const std::vector<QuantizedRnnWeights>& weights,
+                                 const std::string& module_name);
 
 }  // namespace qconform

@@ -102,12 +102,7 @@ class LibTorchDynamicRNN : public RnnModule {
   }
 
   void prepack(std::vector<QuantizedRnnWeights> weights) {
-    std::vector<RnnParameters> shapes;
-    for (const auto& w : weights) {
-      check_dynamic_rnn_weight_dtype(w.w_ih.qparams.dtype);
-      shapes.push_back({Tensor(w.w_ih.sizes), Tensor(w.w_hh.sizes), w.b_ih, w.b_hh});
-    }
-    check_rnn_parameters(options_, shapes, name());
+    check_quantized_rnn_weights(options_, weights, name());
     libtorch::EngineGuard guard(engine_);
     std::vector<c10::IValue> ih, hh, cells;
     for (const auto& w : weights) {
@@ -149,8 +144,6 @@ std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_mo
 }
 
 std::unique_ptr<Module> libtorch_dynamic_rnn_from_reference(const ReferenceRNN& reference, Engine engine) {
-  if (reference.options().mode == RnnMode::GRU && !reference.options().cell)
-    throw Error("DynamicQuantizedGRU has no from_reference (PyTorch 1.13's nnqd.GRU defines none)");
   return make_libtorch_dynamic_rnn(reference.options(), reference_rnn_weights(reference), engine);
 }
 
