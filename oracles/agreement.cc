@@ -54,6 +54,11 @@ bool input_has_ties(const ModuleInput& input, double activation_scale, bool shif
   return false;
 }
 
+// Bitwise equality of two runs' outputs (NaNs with equal payloads compare equal).
+bool same_bits(const std::vector<float>& x, const std::vector<float>& y) {
+  return x.size() == y.size() && (x.empty() || std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
+}
+
 std::string format_float(double v) {
   std::ostringstream out;
   out.precision(9);
@@ -176,7 +181,7 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
   }
   const ModuleOutput out_a = (*module_a)(c.input);
   const ModuleOutput out_b = (*module_b)(c.input);
-  const FlatOutput flat_a = flatten_output(out_a), flat_b = flatten_output(out_b);
+  FlatOutput flat_a = flatten_output(out_a), flat_b = flatten_output(out_b);
   // The side whose engine decides activation scale, empty-output shape and classification.
   const Side& engine_side = pair.a.implementation == Implementation::Reference ? pair.b : pair.a;
   // An engine that flattens empty outputs (engine table) differs from the reference only
@@ -237,31 +242,61 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
   bool overflow = false;
   for (const auto& s : sensitivity) overflow = overflow || s.terms > kernels::kMaxDynamicLinearK;
 
-  result.total = static_cast<int64_t>(flat_a.values.size());
-  result.passed = true;
-  for (int64_t i = 0; i < result.total; ++i) {
-    const float a = flat_a.values[i], b = flat_b.values[i];
-    if (bit_equal(a, b) || (std::isnan(a) && std::isnan(b))) {
-      ++result.exact;
-      continue;
+  // Every element against its bound; fills the comparison fields of r.
+  const auto compare = [&](const FlatOutput& first, const FlatOutput& second, CaseResult& r) {
+    r.total = static_cast<int64_t>(first.values.size());
+    r.passed = true;
+    for (int64_t i = 0; i < r.total; ++i) {
+      const float a = first.values[i], b = second.values[i];
+      if (bit_equal(a, b) || (std::isnan(a) && std::isnan(b))) {
+        ++r.exact;
+        continue;
+      }
+      const double error = std::abs(static_cast<double>(a) - static_cast<double>(b));
+      const double fraction = bounds[i] > 0 ? error / bounds[i] : std::numeric_limits<double>::infinity();
+      const double worst_error = std::abs(static_cast<double>(r.worst_a) - static_cast<double>(r.worst_b));
+      // The worst element is the one furthest beyond its bound; among equals (a zero bound
+      // makes every fraction infinite), the one with the largest error.
+      if (std::isnan(error) || r.worst_index < 0 || fraction > r.max_bound_fraction ||
+          (fraction == r.max_bound_fraction && error > worst_error)) {
+        r.max_bound_fraction = std::isnan(error) ? std::numeric_limits<double>::infinity() : fraction;
+        r.worst_index = i;
+        r.worst_a = a;
+        r.worst_b = b;
+        r.worst_bound = bounds[i];
+      }
+      r.max_abs_error = std::max(r.max_abs_error, error);
+      const bool within = error <= bounds[i];
+      if (!within) r.passed = false;
+      ++r.mismatch_classes[classify_mismatch(within, row.kind, ties, saturation, overflow)];
     }
-    const double error = std::abs(static_cast<double>(a) - static_cast<double>(b));
-    const double fraction = bounds[i] > 0 ? error / bounds[i] : std::numeric_limits<double>::infinity();
-    const double worst_error = std::abs(static_cast<double>(result.worst_a) - static_cast<double>(result.worst_b));
-    // The worst element is the one furthest beyond its bound; among equals (a zero bound
-    // makes every fraction infinite), the one with the largest error.
-    if (std::isnan(error) || result.worst_index < 0 || fraction > result.max_bound_fraction ||
-        (fraction == result.max_bound_fraction && error > worst_error)) {
-      result.max_bound_fraction = std::isnan(error) ? std::numeric_limits<double>::infinity() : fraction;
-      result.worst_index = i;
-      result.worst_a = a;
-      result.worst_b = b;
-      result.worst_bound = bounds[i];
+  };
+  compare(flat_a, flat_b, result);
+  // LibTorch is the one side the harness does not control. If it fails the comparison, it
+  // is run once more on a freshly built module: when the two runs of the same computation
+  // differ, LibTorch was not stable (seen rarely for onednn's dynamic GRU in long runs,
+  // never in isolation), the case is judged on the rerun and the instability is counted.
+  if (!result.passed) {
+    bool rerun_differs = false;
+    for (const auto& [side, flat] : {std::pair{&pair.a, &flat_a}, std::pair{&pair.b, &flat_b}}) {
+      if (side->implementation != Implementation::LibTorch) continue;
+      const FlatOutput again = flatten_output((*build(kind, *c.float_module, *side))(c.input));
+      if (again.parts == flat->parts && !same_bits(again.values, flat->values)) {
+        *flat = again;
+        rerun_differs = true;
+      }
     }
-    result.max_abs_error = std::max(result.max_abs_error, error);
-    const bool within = error <= bounds[i];
-    if (!within) result.passed = false;
-    ++result.mismatch_classes[classify_mismatch(within, row.kind, ties, saturation, overflow)];
+    if (rerun_differs) {
+      CaseResult second = result;
+      second.mismatch_classes.clear();
+      second.exact = 0;
+      second.max_abs_error = 0;
+      second.max_bound_fraction = 0;
+      second.worst_index = -1;
+      compare(flat_a, flat_b, second);
+      result = second;
+      result.libtorch_unstable = true;
+    }
   }
   if (!result.passed) {
     std::ostringstream out;
@@ -271,7 +306,9 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
         << format_float(std::abs(double(result.worst_a) - double(result.worst_b)))
         << " exceeds the bound " << format_float(result.worst_bound) << " of row '" << row.id
         << "' (" << to_string(row.kind) << "); " << result.exact << "/" << result.total
-        << " elements exact; activation scale " << format_float(result.activation_scale) << "\n  "
+        << " elements exact; activation scale " << format_float(result.activation_scale)
+        << (result.libtorch_unstable ? "; LibTorch gave different bits on a rerun, judged on the rerun" : "")
+        << "\n  "
         << where();
     result.failure = out.str();
   }

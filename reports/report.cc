@@ -242,6 +242,8 @@ std::string render_report(const json& results) {
     if (row) html << " (" << escape(str((*row)["kind"])) << ")<br><span class=\"small\">" << escape(str((*row)["reason"])) << "</span>";
     html << "</p><p>" << c["passed"] << " of " << c["cases"] << " cases passed";
     if (c["rejected"].get<int>() > 0) html << " (" << c["rejected"] << " refused by both sides)";
+    if (c.value("libtorch_unstable", 0) > 0)
+      html << "; in " << c["libtorch_unstable"] << " LibTorch gave different bits when run again, and the case was judged on the rerun";
     html << "; " << fixed(100 * c["fraction_exact"].get<double>(), 2) << "% of " << c["elements"]
          << " output elements bit-identical.<br>Worst case: " << worst_text(c) << ", |error| "
          << general(c["worst"]["abs_error"].get<double>()) << ", bound " << general(c["worst"]["bound"].get<double>())
