@@ -62,6 +62,48 @@ std::vector<EngineOpRule> make_table() {
                   "with reciprocal scales, within a few float roundings of qnnpack's; without "
                   "VNNI full 8-bit activations saturate; an empty input of rank > 2 gives a 2-D "
                   "empty output"});
+
+  // Static quantized::linear (quantized::linear_prepack + quantized::linear / linear_relu):
+  // quint8 activations with calibrated qparams, int32 accumulation, requantized output.
+  rows.push_back({Engine::FBGEMM, EngineOp::StaticLinear, false,
+                  true, kQInt8Expected, RejectionStep::Prepack,
+                  true, false, "",
+                  false, "static quantized::linear takes no float16 weights",
+                  ActivationQuantization::RoundThenShift,
+                  true, true, false, false,
+                  "weights as for linear_dynamic; requantization not modelled (not in Debian's "
+                  "LibTorch, so it cannot be checked here): no integer implementation"});
+  rows.push_back({Engine::X86, EngineOp::StaticLinear, false,
+                  true, kQInt8Expected, RejectionStep::Prepack,
+                  true, false, "",
+                  false, "static quantized::linear takes no float16 weights",
+                  ActivationQuantization::RoundThenShift,
+                  true, true, false, false,
+                  "same kernels as fbgemm in 1.13; requantization not modelled: no integer implementation"});
+  rows.push_back({Engine::QNNPACK, EngineOp::StaticLinear, true,
+                  true, kQInt8Expected, RejectionStep::Forward,
+                  true, false, "",
+                  false, "static quantized::linear takes no float16 weights",
+                  ActivationQuantization::RoundThenShift,
+                  /*honors_reduce_range=*/false, /*pairwise_int16_saturation=*/false, false, false,
+                  "accepts quint8 weights at prepack and refuses them at the call; bias quantized "
+                  "to int32 with scale x_scale * w_scale, one float multiplier, round to even "
+                  "(bit-exact with the harness)",
+                  Requantization::Fp32Multiplier});
+  rows.push_back({Engine::ONEDNN, EngineOp::StaticLinear, true,
+                  true, /*quint8 weights accepted (observed live)*/ "", RejectionStep::Prepack,
+                  true, true,
+                  "quantized::linear_prepack: ONEDNN only supports symmetric quantization of "
+                  "weight, whose zero point must be 0, but got {zp}{index}",
+                  false, "static quantized::linear takes no float16 weights",
+                  ActivationQuantization::ShiftThenRound,
+                  true, true, /*pairwise_int16_saturation_verified=*/true, false,
+                  "u8 x s8 pairs summed in int16 (vpmaddubsw, saturating) without VNNI: static "
+                  "activations calibrated to all 8 bits can saturate, 7-bit ones cannot. The "
+                  "float epilogue (static_gemm.h FloatEpilogue) matched LibTorch bit for bit on "
+                  "moderate scales but not where the output scale is extreme (79, 3.7e-6): not "
+                  "modelled yet, so no integer implementation",
+                  Requantization::NotModelled});
   return rows;
 }
 
@@ -92,6 +134,7 @@ Engine engine_from_string(const std::string& name) {
 std::string to_string(EngineOp op) {
   switch (op) {
     case EngineOp::DynamicLinear: return "quantized::linear_dynamic";
+    case EngineOp::StaticLinear: return "quantized::linear";
   }
   return "?";
 }
@@ -109,6 +152,15 @@ const EngineOpRule& engine_rule(Engine engine, EngineOp op) {
 
 std::string to_string(ActivationQuantization rule) {
   return rule == ActivationQuantization::RoundThenShift ? "round-then-shift" : "shift-then-round";
+}
+
+std::string to_string(Requantization rule) {
+  switch (rule) {
+    case Requantization::NotModelled: return "not modelled";
+    case Requantization::Fp32Multiplier: return "fp32 multiplier";
+    case Requantization::FloatEpilogue: return "float epilogue";
+  }
+  return "?";
 }
 
 std::string to_string(RejectionStep step) {
@@ -132,7 +184,7 @@ std::optional<Rejection> weight_rejection(Engine engine, EngineOp op, const Quan
                        RejectionStep::Prepack};
     }
   }
-  if (w.dtype != DType::QInt8)
+  if (w.dtype != DType::QInt8 && !rule.non_qint8_weight_rejection.empty())
     return Rejection{rule.non_qint8_weight_rejection, rule.non_qint8_weight_rejection_step};
   if (w.per_channel() && !rule.accepts_per_channel_weights)
     return Rejection{to_string(engine) + " does not support per-channel weights for " + to_string(op),
@@ -164,8 +216,12 @@ std::string engine_table_text() {
     if (!r.accepts_fp16_weights) out << "    fp16 weights: \"" << r.fp16_rejection << "\"\n";
     if (r.requires_zero_weight_zero_point)
       out << "    weight zero point != 0: \"" << r.nonzero_weight_zero_point_rejection << "\"\n";
-    out << "    quint8 weights (at " << to_string(r.non_qint8_weight_rejection_step) << "): \""
-        << r.non_qint8_weight_rejection << "\"\n";
+    if (r.non_qint8_weight_rejection.empty())
+      out << "    quint8 weights: accepted\n";
+    else
+      out << "    quint8 weights (at " << to_string(r.non_qint8_weight_rejection_step) << "): \""
+          << r.non_qint8_weight_rejection << "\"\n";
+    if (r.op == EngineOp::StaticLinear) out << "    requantization: " << to_string(r.requantization) << "\n";
     out << "    " << r.notes << "\n";
   }
   return out.str();

@@ -22,8 +22,8 @@ std::string to_string(Engine engine);          // "fbgemm", "x86", "qnnpack", "o
 Engine engine_from_string(const std::string&);  // throws Error listing the engines
 
 // The ops the table describes, named by the LibTorch operator that implements them.
-enum class EngineOp { DynamicLinear };
-std::string to_string(EngineOp op);  // "quantized::linear_dynamic"
+enum class EngineOp { DynamicLinear, StaticLinear };
+std::string to_string(EngineOp op);  // "quantized::linear_dynamic", "quantized::linear"
 
 // When an engine refuses a configuration: while prepacking the weight (module
 // construction) or only at the first forward call (qnnpack checks the weight dtype there).
@@ -44,6 +44,15 @@ enum class ActivationQuantization {
 };
 std::string to_string(ActivationQuantization rule);
 
+// How a static op turns its int32 accumulator into the quint8 output (see
+// quantized/kernels/static_gemm.h for the formulas, each measured against LibTorch).
+enum class Requantization {
+  NotModelled,   // no integer implementation for this engine (not verifiable here)
+  Fp32Multiplier,  // qnnpack: bias in int32, one float multiplier, round, add zero point
+  FloatEpilogue,   // oneDNN: float(acc) * scale + float bias, times 1 / out_scale, + zero point, round
+};
+std::string to_string(Requantization rule);
+
 struct EngineOpRule {
   Engine engine;
   EngineOp op;
@@ -51,7 +60,7 @@ struct EngineOpRule {
 
   // Weights.
   bool accepts_qint8_weights;
-  std::string non_qint8_weight_rejection;   // message for quint8 weights
+  std::string non_qint8_weight_rejection;   // message for quint8 weights; empty: accepted
   RejectionStep non_qint8_weight_rejection_step;
   bool accepts_per_channel_weights;
   bool requires_zero_weight_zero_point;     // onednn: symmetric weights only
@@ -73,6 +82,9 @@ struct EngineOpRule {
   bool flattens_empty_output;
 
   std::string notes;  // what else a user should know, for the printed table
+
+  // Static ops only.
+  Requantization requantization = Requantization::NotModelled;
 };
 
 const std::vector<EngineOpRule>& engine_table();

@@ -121,6 +121,9 @@ class Module {
 
   // The qconfig attached to this module (torch's `module.qconfig`), if any.
   std::optional<QConfig> qconfig;
+  // The observer of this module's output (torch's `module.activation_post_process`), set
+  // by calibration; the static conversions take the output scale and zero point from it.
+  std::shared_ptr<Observer> activation_post_process;
 
  protected:
   virtual ModuleOutput forward(const ModuleInput& input) = 0;

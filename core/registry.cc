@@ -12,14 +12,18 @@
 #include "core/float/linear.h"
 #include "core/float/rnn.h"
 #include "core/observers.h"
+#include "core/quantize.h"
 #include "quantized/libtorch/dynamic_linear.h"
 #include "quantized/libtorch/engine.h"
 #include "oracles/recurrent_bounds.h"
 #include "quantized/dynamic/linear.h"
 #include "quantized/dynamic/rnn.h"
 #include "quantized/libtorch/dynamic_rnn.h"
+#include "quantized/libtorch/static_linear.h"
+#include "quantized/static/linear.h"
 #include "reference/linear.h"
 #include "reference/rnn.h"
+#include "reference/static.h"
 
 namespace qconform {
 namespace {
@@ -87,6 +91,34 @@ Tensor random_weight(int64_t rows, int64_t cols, bool vary_rows, std::mt19937_64
 
 // --- dynamic.Linear ----------------------------------------------------------------------
 
+// sum |w_k| and sum |w_k x_k| + |b| of output element (row r, channel n) of x W^T + b.
+void add_linear_terms(const Tensor& w, const Tensor& x, const std::optional<Tensor>& bias, int64_t r, int64_t n,
+                      OutputSensitivity* s) {
+  const int64_t in = w.size(1);
+  for (int64_t k = 0; k < in; ++k) {
+    const double wk = std::abs(static_cast<double>(w.data[n * in + k]));
+    s->weight_l1 += wk;
+    s->magnitude += wk * std::abs(static_cast<double>(x.data[r * in + k]));
+  }
+  if (bias) s->magnitude += std::abs(static_cast<double>(bias->data[n]));
+}
+
+// The float Linear (or LinearReLU) of a case: weights with per-row magnitudes when the
+// case is per-channel, and a N(0, 1) bias when it has one.
+std::unique_ptr<FloatLinear> random_float_linear(const CaseConfig& config, bool relu, std::mt19937_64& rng) {
+  const int64_t in = config.get("in_features"), out = config.get("out_features");
+  Tensor weight = random_weight(out, in, config.get("per_channel") != 0, rng);
+  std::optional<Tensor> bias;
+  if (config.get("bias")) {
+    bias = Tensor(Shape{out});
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& b : bias->data) b = normal(rng);
+  }
+  auto module = std::make_unique<FloatLinear>(std::move(weight), std::move(bias));
+  module->fused_relu = relu;
+  return module;
+}
+
 std::vector<OutputSensitivity> linear_sensitivity(const Module& module, const ModuleInput& input) {
   const auto& reference = dynamic_cast<const ReferenceLinear&>(module);
   const Tensor w = reference.get_weight();
@@ -98,29 +130,16 @@ std::vector<OutputSensitivity> linear_sensitivity(const Module& module, const Mo
     for (int64_t n = 0; n < out; ++n) {
       OutputSensitivity& s = result[r * out + n];
       s.terms = in;
-      for (int64_t k = 0; k < in; ++k) {
-        const double wk = std::abs(static_cast<double>(w.data[n * in + k]));
-        s.weight_l1 += wk;
-        s.magnitude += wk * std::abs(static_cast<double>(x.data[r * in + k]));
-      }
-      if (reference.bias()) s.magnitude += std::abs(static_cast<double>(reference.bias()->data[n]));
+      add_linear_terms(w, x, reference.bias(), r, n, &s);
     }
   return result;
 }
 
 Case make_dynamic_linear_case(const CaseConfig& config, bool relu) {
   std::mt19937_64 rng(config.data_seed);
-  const int64_t in = config.get("in_features"), out = config.get("out_features");
+  const int64_t in = config.get("in_features");
   const bool per_channel = config.get("per_channel") != 0;
-  Tensor weight = random_weight(out, in, per_channel, rng);
-  std::optional<Tensor> bias;
-  if (config.get("bias")) {
-    bias = Tensor(Shape{out});
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (float& b : bias->data) b = normal(rng);
-  }
-  auto module = std::make_unique<FloatLinear>(std::move(weight), std::move(bias));
-  module->fused_relu = relu;
+  auto module = random_float_linear(config, relu, rng);
   module->qconfig = per_channel ? per_channel_dynamic_qconfig() : default_dynamic_qconfig();
   Shape input_shape{config.get("batch"), in};
   if (config.get("leading_dim") > 1) input_shape.insert(input_shape.begin(), config.get("leading_dim"));
@@ -179,6 +198,133 @@ ModuleKind dynamic_linear_kind(bool relu) {
   return kind;
 }
 
+
+// --- static.Linear, static.LinearReLU -----------------------------------------------------
+
+// The engines with an integer implementation of a static op (engine table: requantization
+// modelled); fbgemm and x86 are not in Debian's LibTorch, so theirs cannot be checked.
+std::vector<Engine> static_engines(EngineOp op) {
+  std::vector<Engine> engines;
+  for (Engine e : all_engines())
+    if (engine_rule(e, op).requantization != Requantization::NotModelled) engines.push_back(e);
+  return engines;
+}
+
+// Per output element, in output quanta (see OutputSensitivity): from the reference's
+// fake-quantized weight and dequantized input, and the integers both engines sum.
+std::vector<OutputSensitivity> static_linear_sensitivity(const Module& module, const ModuleInput& input) {
+  const auto& wrapper = dynamic_cast<const StaticReference&>(module);
+  const auto& reference = dynamic_cast<const ReferenceLinear&>(wrapper.module());
+  const auto& xq = std::get<QTensor>(input.input);
+  const Tensor x = dequantize(xq);
+  const Tensor w = reference.get_weight();
+  const QTensor wq = reference.get_quantized_weight();
+  const int64_t in = reference.in_features(), out = reference.out_features();
+  const int64_t rows = in ? x.numel() / in : 0;
+  const double x_scale = xq.qparams.scale(), out_scale = wrapper.output_qparams().scale();
+  kernels::DynamicLinearWeights integers{out, in, wq.values, std::vector<float>(out, 1.0f), {}};
+  for (int64_t n = 0; n < out; ++n) integers.zero_points.push_back(static_cast<int32_t>(wq.qparams.zero_point(n)));
+  kernels::DynamicLinearActivation activation{xq.values.data(), rows, 1.0f,
+                                              static_cast<int32_t>(xq.qparams.zero_point())};
+  const auto exact = kernels::dynamic_linear_accumulators(activation, integers);
+  activation.accumulation = kernels::Accumulation::PairwiseInt16Saturation;
+  const auto saturated = kernels::dynamic_linear_accumulators(activation, integers);
+  std::vector<OutputSensitivity> result(rows * out);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t n = 0; n < out; ++n) {
+      OutputSensitivity& s = result[r * out + n];
+      s.terms = in;
+      s.output_scale = out_scale;
+      const double unit = x_scale * wq.qparams.scale(n);  // one accumulator step, in real units
+      s.bias_rounding = unit / 2;
+      s.saturation_loss = std::abs(static_cast<double>(exact[r * out + n]) - saturated[r * out + n]) * unit / out_scale;
+      if (reference.bias())
+        s.int32_bias_overflow = std::abs(static_cast<double>(reference.bias()->data[n])) / unit +
+                                    std::abs(static_cast<double>(exact[r * out + n])) >= 2147483647.0;
+      add_linear_terms(w, x, reference.bias(), r, n, &s);
+    }
+  return result;
+}
+
+// A calibrated float Linear, as prepare + one calibration batch leave it: the input's
+// observer gives the input qparams, the module's activation_post_process has seen its output.
+Case make_static_linear_case(const CaseConfig& config, bool relu) {
+  std::mt19937_64 rng(config.data_seed);
+  const int64_t in = config.get("in_features");
+  const bool per_channel = config.get("per_channel") != 0;
+  auto module = random_float_linear(config, relu, rng);
+  // 7-bit activations (default_qconfig's observer) or all 8 bits (qnnpack's and onednn's
+  // default qconfigs, here with MinMax rather than Histogram observers).
+  ObserverOptions act;
+  act.reduce_range = config.get("full_range") == 0;
+  QConfig qconfig{"", min_max_observer(act),
+                  per_channel ? default_per_channel_weight_observer() : default_weight_observer()};
+  qconfig.name = std::string(act.reduce_range ? "default_qconfig" : "8-bit MinMax") +
+                 (per_channel ? " with per-channel weights" : "");
+  module->qconfig = qconfig;
+  Tensor x = random_input({config.get("batch"), in}, config.style, rng);
+  auto input_observer = qconfig.activation();
+  input_observer->observe(x);
+  const QTensor xq = quantize(x, as_tensor_qparams(input_observer->calculate_qparams()));
+  std::shared_ptr<Observer> output_observer = qconfig.activation();
+  output_observer->observe((*module)(x));  // calibration sees the float module's output
+  module->activation_post_process = output_observer;
+  return {std::move(module), ModuleInput{xq, std::nullopt}};
+}
+
+ModuleKind static_linear_kind(bool relu) {
+  ModuleKind kind;
+  kind.key = relu ? "static.LinearReLU" : "static.Linear";
+  kind.float_name = relu ? "LinearReLU" : "Linear";
+  kind.family = Family::Static;
+  kind.engine_op = EngineOp::StaticLinear;
+  const std::string integer_name = relu ? "QuantizedLinearReLU" : "QuantizedLinear";
+  kind.implementations.push_back(
+      {Implementation::Reference, "QuantizedLinear(Reference)", {},
+       [](const Module& m, Engine) -> std::unique_ptr<Module> {
+         const auto& linear = dynamic_cast<const FloatLinear&>(m);
+         return std::make_unique<StaticReference>(ReferenceLinear::from_float(linear), calibrated_output_qparams(m));
+       },
+       nullptr});
+  kind.implementations.push_back(
+      {Implementation::Quantized, integer_name, static_engines(EngineOp::StaticLinear),
+       [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+         return QuantizedLinear::from_float(dynamic_cast<const FloatLinear&>(m), e);
+       },
+       [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+         return QuantizedLinear::from_reference(dynamic_cast<const StaticReference&>(r), e);
+       }});
+  kind.implementations.push_back(
+      // LibTorch is compared only where the harness has an integer implementation.
+      {Implementation::LibTorch, integer_name, static_engines(EngineOp::StaticLinear),
+       [](const Module& m, Engine e) {
+         return libtorch_static_linear_from_float(dynamic_cast<const FloatLinear&>(m), e);
+       },
+       [](const Module& r, Engine e) {
+         return libtorch_static_linear_from_reference(dynamic_cast<const StaticReference&>(r), e);
+       }});
+  kind.case_parameters = {
+      {"batch", 1, 8, "rows of the input"},
+      {"in_features", 1, 64, "reduction length K"},
+      {"out_features", 1, 32, "output channels N"},
+      {"bias", 0, 1, "1: with bias"},
+      {"per_channel", 0, 1, "1: default_per_channel_weight_observer, else default_weight_observer"},
+      {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
+  };
+  kind.make_case = [relu](const CaseConfig& config) { return make_static_linear_case(config, relu); };
+  kind.sensitivity = static_linear_sensitivity;
+  kind.weight_shape = [](const Module& reference) {
+    return dynamic_cast<const ReferenceLinear&>(dynamic_cast<const StaticReference&>(reference).module()).weight().sizes;
+  };
+  kind.with_weight_qparams = [](const Module& reference, const QuantParams& qparams) -> std::unique_ptr<Module> {
+    const auto& wrapper = dynamic_cast<const StaticReference&>(reference);
+    const auto& linear = dynamic_cast<const ReferenceLinear&>(wrapper.module());
+    auto module = std::make_unique<ReferenceLinear>(linear.weight(), linear.bias(), qparams);
+    module->fused_relu = linear.fused_relu;
+    return std::make_unique<StaticReference>(std::move(module), wrapper.output_qparams());
+  };
+  return kind;
+}
 
 // --- dynamic LSTM, GRU, RNNCell, LSTMCell, GRUCell --------------------------------------
 
@@ -385,6 +531,8 @@ std::vector<ModuleKind> make_registry() {
   kinds.push_back(dynamic_rnn_kind(RnnMode::RNN, /*cell=*/true));
   kinds.push_back(dynamic_rnn_kind(RnnMode::LSTM, /*cell=*/true));
   kinds.push_back(dynamic_rnn_kind(RnnMode::GRU, /*cell=*/true));
+  kinds.push_back(static_linear_kind(/*relu=*/false));
+  kinds.push_back(static_linear_kind(/*relu=*/true));
   return kinds;
 }
 

@@ -61,6 +61,13 @@ struct OutputSensitivity {
   double weight_l1 = 0;
   double magnitude = 0;
   int64_t terms = 0;
+  // Static kinds (outputs in quanta of output_scale):
+  double output_scale = 0;
+  double bias_rounding = 0;    // half of x_scale * w_scale: the int32 bias's rounding
+  double saturation_loss = 0;  // |exact - int16-pair-saturated accumulator| in output quanta
+  // The int32 bias (bias / (x_scale * w_scale)) plus the accumulator leaves int32: an
+  // engine that rounds the bias to int32 (qnnpack) clamps and wraps, as PyTorch 1.13 does.
+  bool int32_bias_overflow = false;
 };
 
 // How a kind's outputs depend on its inputs, which decides the tolerance rows that apply:

@@ -73,6 +73,7 @@ std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool ties, 
   if (within_bound)
     return row_kind == BoundKind::EpilogueRoundings ? "epilogue-rounding"
            : row_kind == BoundKind::Propagated      ? "propagated"
+           : row_kind == BoundKind::OutputQuanta    ? "output-rounding"
                                                     : "activation-rounding";
   if (ties) return "rounding-tie";
   if (saturation) return "saturation";
@@ -108,7 +109,11 @@ FlatOutput flatten_output(const ModuleOutput& output) {
     append("output.data", p->data);
     flat.parts.emplace_back("output.batch_sizes", p->batch_sizes);
   } else {
-    throw Error("the agreement oracle compares float outputs; this module returned a quantized tensor");
+    // A quantized output is compared as its integers (in output quanta); its qparams are
+    // part of its description, so differing qparams are a shape-level mismatch.
+    const auto& q = std::get<QTensor>(output.output);
+    for (int32_t v : q.values) flat.values.push_back(static_cast<float>(v));
+    flat.parts.emplace_back("output " + q.qparams.to_string(), q.sizes);
   }
   if (output.hidden) {
     append("h_n", output.hidden->h);
@@ -225,7 +230,13 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
   } else {
     result.activation_scale = dynamic_activation_scale(kind, engine_side, c.input);
     sensitivity = kind.sensitivity(*reference, c.input);
-    bounds = element_bounds(row, {&sensitivity, result.activation_scale});
+    BoundInputs inputs{&sensitivity, result.activation_scale};
+    if (engine_side.engine) {
+      const EngineOpRule& rule = engine_rule(*engine_side.engine, kind.engine_op);
+      inputs.saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
+      inputs.bias_quantized = rule.requantization == Requantization::Fp32Multiplier;
+    }
+    bounds = element_bounds(row, inputs);
   }
   if (bounds.size() != flat_a.values.size())
     throw Error(kind.key + ": the bounds have " + std::to_string(bounds.size()) + " entries for " +
@@ -268,7 +279,9 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
       r.max_abs_error = std::max(r.max_abs_error, error);
       const bool within = error <= bounds[i];
       if (!within) r.passed = false;
-      ++r.mismatch_classes[classify_mismatch(within, row.kind, ties, saturation, overflow)];
+      // An infinite bound is the engine's int32 overflow (the static bias), explained as such.
+      ++r.mismatch_classes[std::isinf(bounds[i]) ? "accumulator-overflow"
+                                                 : classify_mismatch(within, row.kind, ties, saturation, overflow)];
     }
   };
   compare(flat_a, flat_b, result);

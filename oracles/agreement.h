@@ -40,6 +40,7 @@ FlatOutput flatten_output(const ModuleOutput& output);
 //   activation-rounding  within the bound of an activation-rounding row: expected
 //   epilogue-rounding    within the bound of an epilogue row: expected
 //   propagated           within the propagated bound of a recurrent row: expected
+//   output-rounding      within the output-quanta bound of a static row: expected
 //   rounding-tie         beyond the bound, and the input holds exact rounding ties
 //   saturation           beyond the bound, on an engine whose int16 pair sums can
 //                        saturate with full 8-bit activations

@@ -147,7 +147,7 @@ json run_conformance(const ConformanceOptions& options) {
           {"elements", elements},
           {"fraction_exact", elements ? static_cast<double>(exact) / elements : 1.0},
           {"worst", {{"abs_error", worst.max_abs_error},
-                     {"bound", worst.worst_bound},
+                     {"bound", finite_or(worst.worst_bound, -1.0)},
                      {"bound_fraction", finite_or(worst.max_bound_fraction, -1.0)},
                      {"activation_scale", worst.activation_scale},
                      {"case", worst_config.to_string()},

@@ -2,6 +2,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "core/error.h"
@@ -38,6 +39,26 @@ std::vector<ToleranceRow> make_table() {
       {"dynamic.reference-vs-libtorch", Family::Dynamic, Structure::Reduction, reference, libtorch_any, false,
        BoundKind::ActivationRounding, 0,
        "As reference-vs-integer: LibTorch's kernels quantize activations the same way."},
+      {"static.integer-vs-libtorch", Family::Static, Structure::Reduction, quantized_any, libtorch_any, true,
+       BoundKind::Exact, 0,
+       "Both sides take the same quint8 input and qint8 weights, sum the same integers (with "
+       "oneDNN's saturating int16 pair sums where the engine table says so) and requantize "
+       "with the engine's rule step for step (qnnpack: int32 bias, one float multiplier; "
+       "oneDNN: float scale, float bias, reciprocal output scale, zero point before rounding), "
+       "all measured against LibTorch: the quint8 outputs are identical."},
+      {"static.reference-vs-integer", Family::Static, Structure::Reduction, reference, quantized_any, false,
+       BoundKind::OutputQuanta, 0,
+       "The reference dequantizes the same integers and sums in float; the integer side sums "
+       "exactly and requantizes. The two real results differ by the float rounding of the "
+       "K-term sum and the epilogue ((K + 4) eps M), by half a quantum of x_scale * w_scale "
+       "where the engine rounds the bias to int32 (qnnpack), and by what int16 pair sums "
+       "lose where they saturate (oneDNN with 8-bit inputs, computed exactly per element); "
+       "rounding each to the output grid adds at most one quantum. Where bias / (x_scale * "
+       "w_scale) plus the accumulator leaves int32, qnnpack (and so the harness) clamps and "
+       "wraps as PyTorch 1.13 does: no bound, classed accumulator-overflow."},
+      {"static.reference-vs-libtorch", Family::Static, Structure::Reduction, reference, libtorch_any, false,
+       BoundKind::OutputQuanta, 0,
+       "As static reference-vs-integer: LibTorch's kernels compute the same integers."},
       {"dynamic.recurrent.integer-vs-libtorch", Family::Dynamic, Structure::Recurrent, quantized_any,
        libtorch_any, true, BoundKind::Propagated, 2,
        "Same gate projections as the Linear rows (identical integers while the inputs are "
@@ -74,6 +95,7 @@ std::string to_string(BoundKind kind) {
     case BoundKind::EpilogueRoundings: return "epilogue-roundings";
     case BoundKind::ActivationRounding: return "activation-rounding";
     case BoundKind::Propagated: return "propagated";
+    case BoundKind::OutputQuanta: return "output-quanta";
   }
   return "?";
 }
@@ -111,6 +133,15 @@ std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& i
       case BoundKind::EpilogueRoundings: bounds[i] = row.roundings * eps * magnitude; break;
       case BoundKind::Propagated:
         throw Error("element_bounds: propagated bounds come from the kind's recurrent_bounds");
+      case BoundKind::OutputQuanta: {
+        const auto& e = sensitivity[i];
+        bounds[i] = in.bias_quantized && e.int32_bias_overflow
+                        ? std::numeric_limits<double>::infinity()
+                        : 1.0 + (static_cast<double>(e.terms + 4) * eps * e.magnitude +
+                                 (in.bias_quantized ? e.bias_rounding : 0.0)) / e.output_scale +
+                              (in.saturating ? e.saturation_loss : 0.0);
+        break;
+      }
       case BoundKind::ActivationRounding:
         bounds[i] = in.activation_scale * (0.5 + std::ldexp(1.0, -14)) * sensitivity[i].weight_l1 +
                     static_cast<double>(sensitivity[i].terms + 4) * eps * magnitude;

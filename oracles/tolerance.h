@@ -22,7 +22,10 @@
 
 namespace qconform {
 
-enum class BoundKind { Exact, EpilogueRoundings, ActivationRounding, Propagated };
+//   OutputQuanta:        static modules, outputs compared as quint8 integers:
+//                        |a - b| <= 1 + ((K + 4) eps M + bias_rounding) / s_y + saturation
+//                        (in quanta; see the rows' reasons)
+enum class BoundKind { Exact, EpilogueRoundings, ActivationRounding, Propagated, OutputQuanta };
 std::string to_string(BoundKind kind);
 
 // One side of a comparison: an implementation, on an engine where it has one.
@@ -56,6 +59,8 @@ const ToleranceRow& tolerance_for(Family family, Structure structure, const Side
 struct BoundInputs {
   const std::vector<OutputSensitivity>* sensitivity;
   double activation_scale;  // s_x of the call (0 when activations are not quantized)
+  bool saturating = false;      // the engine side sums u8 x s8 pairs in int16 (static: may saturate)
+  bool bias_quantized = false;  // the engine side rounds the bias to int32 (qnnpack)
 };
 std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& inputs);
 

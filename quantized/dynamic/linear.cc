@@ -190,8 +190,8 @@ void DynamicQuantizedLinear::apply_dynamic(const float* x, int64_t rows, bool re
 StateDict packed_linear_state_dict(const PackedLinearParams& params) {
   StateDict state;
   // nnq.Linear saves the output scale and zero point; dynamic modules keep 1.0 and 0.
-  state.set("scale", scalar_tensor(1.0f));
-  state.set("zero_point", IntTensor{{}, {0}, false});
+  state.set("scale", scalar_tensor(static_cast<float>(params.scale)));  // torch.tensor(float): float32
+  state.set("zero_point", IntTensor{{}, {params.zero_point}, false});
   state.set("_packed_params.dtype", params.weight.qparams.dtype);
   const StateValue weight = params.weight.qparams.dtype == DType::Float16
                                ? StateValue(dequantize(params.weight))  // float32, as PyTorch
@@ -218,6 +218,12 @@ PackedLinearParams parse_packed_linear_state_dict(const StateDict& state, const 
   else
     params.weight = packed[0].as<QTensor>("_packed_params._packed_params[0]");
   if (!packed[1].is<NoneValue>()) params.bias = packed[1].as<Tensor>("_packed_params._packed_params[1]");
+  const Tensor& scale = state.at("scale").as<Tensor>("scale");
+  const IntTensor& zero_point = state.at("zero_point").as<IntTensor>("zero_point");
+  if (scale.numel() != 1 || zero_point.values.size() != 1)
+    throw Error("state_dict['scale'] and state_dict['zero_point'] must hold one value each");
+  params.scale = scale.data[0];
+  params.zero_point = zero_point.values[0];
   if (dtype != params.weight.qparams.dtype)
     throw Error("state_dict['_packed_params.dtype'] is " + to_string(dtype) +
                 " but the packed weight is " + to_string(params.weight.qparams.dtype));

@@ -22,6 +22,9 @@ struct PackedLinearParams {
   QTensor weight;
   std::optional<Tensor> bias;
   int64_t version;  // the module's; 1 when the state_dict has none (pre-versioning)
+  // The output qparams of static nnq.Linear; dynamic modules save 1.0 and 0.
+  double scale = 1.0;
+  int64_t zero_point = 0;
 };
 StateDict packed_linear_state_dict(const PackedLinearParams& params);
 // Strict: throws Error naming the key that is missing, unexpected or of the wrong kind.

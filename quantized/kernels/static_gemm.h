@@ -1,0 +1,44 @@
+#pragma once
+// The integer kernel of static Linear: u8 activations x s8 weights -> int32 -> u8 output.
+//
+// The accumulator is dynamic_gemm.h's, (1) exact or (1') with int16 pair saturation:
+//   acc[n] = sum_k (xq[k] - x_zp) * (wq[n][k] - w_zp[n])                           (1)
+// then one of two requantizations, as the engine table says (both measured bit-exact
+// against LibTorch 1.13's kernels on this machine):
+//
+// Fp32Multiplier (qnnpack's q8gemm with fp32 requantization):
+//   qbias[n] = quantize_val(bias[n], scale = x_scale * w_scale[n], zero_point 0)   int32 (2a)
+//   m[n]     = float(float(w_scale[n]) * float(x_scale)) / float(y_scale)          float (3a)
+//   q        = sat16(nearbyint(float(acc[n] + qbias[n]) * m[n])) + y_zp                  (4a)
+//
+// FloatEpilogue (oneDNN's inner product with a float bias):
+//   s[n]     = float(x_scale * w_scale[n])                     product in double     (2b)
+//   v        = float(acc[n]) * s[n] + bias[n]                  two float roundings  (3b)
+//   q        = nearbyint(v * float(1 / y_scale) + float(y_zp))                        (4b)
+//
+// and in both: q = clamp(q, relu ? y_zp : 0, 255)  (ReLU fused as a lower clamp at zero). (5)
+#include <cstdint>
+#include <vector>
+
+#include "core/engines.h"
+#include "quantized/kernels/dynamic_gemm.h"
+
+namespace qconform::kernels {
+
+struct StaticLinearWeights {
+  DynamicLinearWeights integers;      // wq and the per-channel zero points
+  std::vector<double> scales;         // w_scale per output channel, in double as PyTorch keeps it
+};
+
+struct StaticOutput {
+  double scale;
+  int32_t zero_point;
+  bool relu = false;
+};
+
+// x: rows x in u8 values with (x_scale, x_zero_point) and the accumulation to use;
+// writes rows x out u8 values to y. bias may be null.
+void static_linear(const DynamicLinearActivation& x, double x_scale, const StaticLinearWeights& w,
+                   const float* bias, const StaticOutput& out, Requantization rule, int32_t* y);
+
+}  // namespace qconform::kernels

@@ -1,0 +1,83 @@
+#include "reference/static.h"
+
+#include <sstream>
+
+#include "core/error.h"
+#include "core/quantize.h"
+
+namespace qconform {
+namespace {
+
+void check_output_qparams(const QuantParams& q) {
+  validate(q);
+  if (q.dtype != DType::QUInt8 || q.per_channel())
+    throw Error("static reference: the output qparams must be quint8 per-tensor, got " + q.to_string());
+}
+
+}  // namespace
+
+StaticReference::StaticReference(std::unique_ptr<Module> module, QuantParams output_qparams)
+    : module_(std::move(module)), output_qparams_(std::move(output_qparams)) {
+  if (!module_) throw Error("static reference: no module");
+  check_output_qparams(output_qparams_);
+}
+
+std::string StaticReference::extra_repr() const {
+  std::ostringstream out;
+  out << module_->extra_repr() << ", output_scale=" << output_qparams_.scale()
+      << ", output_zero_point=" << output_qparams_.zero_point();
+  return out.str();
+}
+
+ModuleOutput StaticReference::forward(const ModuleInput& input) {
+  const auto* x = std::get_if<QTensor>(&input.input);
+  if (!x) throw Error(name() + " (static): expects a quantized (quint8) input tensor");
+  ModuleOutput inner = (*module_)(ModuleInput{dequantize(*x), std::nullopt});
+  const auto* y = std::get_if<Tensor>(&inner.output);
+  if (!y) throw Error(name() + " (static): the reference module returned no float tensor");
+  return {quantize(*y, output_qparams_), std::nullopt};
+}
+
+StateDict prefixed_state_dict(const StateDict& state, const std::string& prefix) {
+  StateDict out;
+  for (const auto& [key, value] : state.entries()) out.set(prefix + "." + key, value);
+  for (const auto& [key, version] : state.versions) out.versions[key.empty() ? prefix : prefix + "." + key] = version;
+  return out;
+}
+
+StateDict state_dict_under(const StateDict& state, const std::string& prefix) {
+  StateDict out;
+  const std::string head = prefix + ".";
+  for (const auto& [key, value] : state.entries())
+    if (key.compare(0, head.size(), head) == 0) out.set(key.substr(head.size()), value);
+  for (const auto& [key, version] : state.versions) {
+    if (key == prefix) out.versions[""] = version;
+    else if (key.compare(0, head.size(), head) == 0) out.versions[key.substr(head.size())] = version;
+  }
+  return out;
+}
+
+StateDict StaticReference::state_dict() const {
+  StateDict state = prefixed_state_dict(module_->state_dict(), "module");
+  state.set("quant.scale", Tensor(Shape{1}, {static_cast<float>(output_qparams_.scale())}));
+  state.set("quant.zero_point", IntTensor{{1}, {output_qparams_.zero_point()}, false});
+  return state;
+}
+
+void StaticReference::load_state_dict(const StateDict& state) {
+  std::vector<std::string> expected;
+  for (const auto& key : module_->state_dict().keys()) expected.push_back("module." + key);
+  expected.push_back("quant.scale");
+  expected.push_back("quant.zero_point");
+  state.check_keys(expected, name());
+  const Tensor& scale = state.at("quant.scale").as<Tensor>("quant.scale");
+  const IntTensor& zero_point = state.at("quant.zero_point").as<IntTensor>("quant.zero_point");
+  if (scale.numel() != 1 || zero_point.values.size() != 1)
+    throw Error("state_dict['quant.scale'] and ['quant.zero_point'] must hold one value each");
+  const QuantParams q = QuantParams::per_tensor(DType::QUInt8, scale.data[0], zero_point.values[0]);
+  check_output_qparams(q);
+  module_->load_state_dict(state_dict_under(state, "module"));  // strict; unchanged on failure
+  output_qparams_ = q;
+}
+
+}  // namespace qconform

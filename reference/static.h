@@ -1,0 +1,41 @@
+#pragma once
+// A reference module in the static flow, as convert(..., is_reference=True) leaves it
+// between its stubs: dequantize the quint8 input, run the reference module in float
+// (fake-quantized weights), quantize the result with the calibrated output qparams
+// (the nnq.Quantize that replaces the next QuantStub). This is what the seed's
+// reference-module tests compare the integer module with.
+#include <memory>
+
+#include "core/module.h"
+
+namespace qconform {
+
+class StaticReference : public Module {
+ public:
+  // output_qparams: quint8 per-tensor, validated here.
+  StaticReference(std::unique_ptr<Module> module, QuantParams output_qparams);
+
+  std::string name() const override { return module_->name(); }
+  std::string extra_repr() const override;
+  Implementation implementation() const override { return Implementation::Reference; }
+  // Keys: the reference module's under "module.", then nnq.Quantize's buffers
+  // "quant.scale" and "quant.zero_point" (one element each).
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& state) override;
+
+  const Module& module() const { return *module_; }
+  const QuantParams& output_qparams() const { return output_qparams_; }
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  std::unique_ptr<Module> module_;
+  QuantParams output_qparams_;
+};
+
+// Every key of `state` under "prefix." (versions too), and back.
+StateDict prefixed_state_dict(const StateDict& state, const std::string& prefix);
+StateDict state_dict_under(const StateDict& state, const std::string& prefix);
+
+}  // namespace qconform
