@@ -43,5 +43,8 @@ inline std::string test_name(std::string text) {
 
 // Case counts per property: QCONFORM_PROFILE=quick (default) or deep (10x).
 int max_success_for_profile();
+// Sets RC_PARAMS from the profile (max_success = cases / divisor) and QCONFORM_SEED,
+// unless the user set RC_PARAMS.
+void set_rc_params_for_profile(int divisor = 1);
 
 }  // namespace qconform::properties

@@ -61,9 +61,6 @@ bool init_suite() {
 
 int main(int argc, char* argv[]) {
   // The profile sets the number of cases unless the user passes RC_PARAMS themselves.
-  if (!std::getenv("RC_PARAMS")) {
-    const std::string params = "max_success=" + std::to_string(properties::max_success_for_profile());
-    setenv("RC_PARAMS", params.c_str(), 1);
-  }
+  properties::set_rc_params_for_profile(1);
   return boost::unit_test::unit_test_main(&init_suite, argc, argv);
 }

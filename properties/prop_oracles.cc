@@ -54,10 +54,6 @@ bool init_suite() {
 }  // namespace
 
 int main(int argc, char* argv[]) {
-  if (!std::getenv("RC_PARAMS")) {
-    // These oracles build every implementation per case: a tenth of the agreement count.
-    const std::string params = "max_success=" + std::to_string(properties::max_success_for_profile() / 10);
-    setenv("RC_PARAMS", params.c_str(), 1);
-  }
+  properties::set_rc_params_for_profile(10);
   return boost::unit_test::unit_test_main(&init_suite, argc, argv);
 }
