@@ -222,7 +222,7 @@ std::vector<OutputSensitivity> static_linear_sensitivity(const Module& module, c
   const int64_t in = reference.in_features(), out = reference.out_features();
   const int64_t rows = in ? x.numel() / in : 0;
   const double x_scale = xq.qparams.scale(), out_scale = wrapper.output_qparams().scale();
-  kernels::DynamicLinearWeights integers{out, in, wq.values, std::vector<float>(out, 1.0f), {}};
+  kernels::DynamicLinearWeights integers{out, in, wq.values, {}, {}};  // sums only: no scales
   for (int64_t n = 0; n < out; ++n) integers.zero_points.push_back(static_cast<int32_t>(wq.qparams.zero_point(n)));
   kernels::DynamicLinearActivation activation{xq.values.data(), rows, 1.0f,
                                               static_cast<int32_t>(xq.qparams.zero_point())};

@@ -253,10 +253,15 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
   bool overflow = false;
   for (const auto& s : sensitivity) overflow = overflow || s.terms > kernels::kMaxDynamicLinearK;
 
-  // Every element against its bound; fills the comparison fields of r.
+  // Every element against its bound; (re)sets the comparison fields of r.
   const auto compare = [&](const FlatOutput& first, const FlatOutput& second, CaseResult& r) {
     r.total = static_cast<int64_t>(first.values.size());
     r.passed = true;
+    r.exact = 0;
+    r.mismatch_classes.clear();
+    r.max_abs_error = 0;
+    r.max_bound_fraction = 0;
+    r.worst_index = -1;
     for (int64_t i = 0; i < r.total; ++i) {
       const float a = first.values[i], b = second.values[i];
       if (bit_equal(a, b) || (std::isnan(a) && std::isnan(b))) {
@@ -300,14 +305,7 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
       }
     }
     if (rerun_differs) {
-      CaseResult second = result;
-      second.mismatch_classes.clear();
-      second.exact = 0;
-      second.max_abs_error = 0;
-      second.max_bound_fraction = 0;
-      second.worst_index = -1;
-      compare(flat_a, flat_b, second);
-      result = second;
+      compare(flat_a, flat_b, result);
       result.libtorch_unstable = true;
     }
   }

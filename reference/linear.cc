@@ -24,11 +24,7 @@ std::unique_ptr<ReferenceLinear> ReferenceLinear::from_float(const FloatLinear& 
 
 std::unique_ptr<ReferenceLinear> ReferenceLinear::from_float(const FloatLinear& float_linear) {
   const QConfig qconfig = float_linear.qconfig.value_or(default_dynamic_qconfig());
-  auto observer = qconfig.weight();
-  if (observer->dtype() == DType::Float16)
-    return from_float(float_linear, QuantParams::float16());
-  observer->observe(float_linear.weight());
-  return from_float(float_linear, as_tensor_qparams(observer->calculate_qparams()));
+  return from_float(float_linear, observe_weight(qconfig.weight, float_linear.weight()));
 }
 
 std::string ReferenceLinear::extra_repr() const {

@@ -17,13 +17,6 @@ void check_rnn_reference_qparams(const QuantParams& qp, const std::string& modul
   validate(qp);
 }
 
-QuantParams observe_weight(const ObserverFactory& factory, const Tensor& weight) {
-  auto observer = factory();
-  if (observer->dtype() == DType::Float16) return QuantParams::float16();
-  observer->observe(weight);
-  return as_tensor_qparams(observer->calculate_qparams());
-}
-
 // `<name>_scale`, `<name>_zero_point`, `<name>_axis`: float32 scale (a scalar, or one per
 // channel), int32 zero point and axis.
 void save_rnn_weight_qparams(StateDict* state, const std::string& name, const QuantParams& qp) {

@@ -5,6 +5,13 @@
 
 namespace qconform {
 
+QuantParams observe_weight(const ObserverFactory& factory, const Tensor& weight) {
+  auto observer = factory();
+  if (observer->dtype() == DType::Float16) return QuantParams::float16();
+  observer->observe(weight);
+  return as_tensor_qparams(observer->calculate_qparams());
+}
+
 void check_reference_weight_qparams(const QuantParams& qp, const std::string& module_name) {
   if (qp.dtype == DType::Float32 || qp.dtype == DType::Float16) return;
   if (qp.qscheme != QScheme::PerTensorAffine && qp.qscheme != QScheme::PerChannelAffine &&

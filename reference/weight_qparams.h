@@ -4,6 +4,7 @@
 // weight_scale / weight_zero_point / weight_axis / weight_qscheme / weight_dtype.
 #include <string>
 
+#include "core/observers.h"
 #include "core/state_dict.h"
 #include "core/tensor.h"
 
@@ -14,6 +15,10 @@ namespace qconform {
 // Throws Error with PyTorch's text:
 // "qscheme: <qscheme> is not support in reference quantized <module name>".
 void check_reference_weight_qparams(const QuantParams& qparams, const std::string& module_name);
+
+// A fresh observer from `factory` watches the weight once; its qparams as a tensor's
+// (float16 observers give QuantParams::float16()). What every conversion does with a weight.
+QuantParams observe_weight(const ObserverFactory& factory, const Tensor& weight);
 
 // _quantize_weight / _quantize_and_dequantize_weight.
 QTensor quantize_reference_weight(const Tensor& weight, const QuantParams& qparams);

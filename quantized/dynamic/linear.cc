@@ -7,6 +7,7 @@
 #include "core/observers.h"
 #include "core/quantize.h"
 #include "reference/linear.h"
+#include "reference/weight_qparams.h"
 
 namespace qconform {
 namespace {
@@ -71,18 +72,11 @@ void DynamicQuantizedLinear::set_weight_bias(QTensor weight, std::optional<Tenso
 std::unique_ptr<DynamicQuantizedLinear> DynamicQuantizedLinear::from_float(
     const FloatLinear& float_linear, Engine engine) {
   const QConfig qconfig = float_linear.qconfig.value_or(default_dynamic_qconfig());
-  auto observer = qconfig.weight();
-  const DType dtype = observer->dtype();
+  const DType dtype = qconfig.weight()->dtype();
   if (dtype != DType::QInt8 && dtype != DType::Float16)
     throw Error("The only supported dtypes for dynamic quantized linear are qint8 and float16 got: " +
                 to_string(dtype));
-  QTensor weight;
-  if (dtype == DType::Float16) {
-    weight = quantize(float_linear.weight(), QuantParams::float16());
-  } else {
-    observer->observe(float_linear.weight());
-    weight = quantize(float_linear.weight(), as_tensor_qparams(observer->calculate_qparams()));
-  }
+  QTensor weight = quantize(float_linear.weight(), observe_weight(qconfig.weight, float_linear.weight()));
   auto module = std::make_unique<DynamicQuantizedLinear>(std::move(weight), float_linear.bias(), engine);
   module->fused_relu = float_linear.fused_relu;
   return module;

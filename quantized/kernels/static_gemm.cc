@@ -42,10 +42,11 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
   if (rule == Requantization::FloatEpilogue) {
     const float inverse_out = static_cast<float>(1.0 / out.scale);
     const float zero_point = static_cast<float>(out.zero_point);
+    std::vector<float> scale(n_out);
+    for (int64_t n = 0; n < n_out; ++n) scale[n] = static_cast<float>(x_scale * w.scales[n]);  // (2b)
     for (int64_t r = 0; r < x.rows; ++r)
       for (int64_t n = 0; n < n_out; ++n) {
-        const float s = static_cast<float>(x_scale * w.scales[n]);                 // (2b)
-        const float scaled = static_cast<float>(acc[r * n_out + n]) * s;           // (3b)
+        const float scaled = static_cast<float>(acc[r * n_out + n]) * scale[n];    // (3b)
         const float v = bias ? scaled + bias[n] : scaled;
         const float shifted = v * inverse_out + zero_point;                        // (4b)
         y[r * n_out + n] = clamp_u8(static_cast<int64_t>(std::nearbyint(std::clamp(shifted, -1e9f, 1e9f))));

@@ -26,7 +26,7 @@
 namespace qconform::kernels {
 
 struct StaticLinearWeights {
-  DynamicLinearWeights integers;      // wq and the per-channel zero points
+  DynamicLinearWeights integers;      // wq and the per-channel zero points (its float scales unused)
   std::vector<double> scales;         // w_scale per output channel, in double as PyTorch keeps it
 };
 

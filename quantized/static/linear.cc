@@ -7,6 +7,7 @@
 #include "core/quantize.h"
 #include "reference/linear.h"
 #include "reference/static.h"
+#include "reference/weight_qparams.h"
 
 namespace qconform {
 
@@ -18,12 +19,8 @@ QuantParams calibrated_output_qparams(const Module& float_module) {
 }
 
 QTensor quantize_static_weight(const Tensor& weight, const Module& float_module) {
-  const QConfig qconfig = float_module.qconfig.value_or(default_qconfig());
-  auto observer = qconfig.weight();
-  if (observer->dtype() == DType::Float16)
-    return quantize(weight, QuantParams::float16());  // refused by the engine table at construction
-  observer->observe(weight);
-  return quantize(weight, as_tensor_qparams(observer->calculate_qparams()));
+  // float16 observers give float16 weights, which the engine table refuses at construction.
+  return quantize(weight, observe_weight(float_module.qconfig.value_or(default_qconfig()).weight, weight));
 }
 
 QuantizedLinear::QuantizedLinear(QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point,
@@ -52,8 +49,7 @@ void QuantizedLinear::set_parameters(QTensor weight, std::optional<Tensor> bias,
   packed.integers.in_features = weight.sizes[1];
   packed.integers.values = weight.values;
   for (int64_t n = 0; n < weight.sizes[0]; ++n) {
-    packed.scales.push_back(weight.qparams.scale(n));
-    packed.integers.scales.push_back(static_cast<float>(weight.qparams.scale(n)));
+    packed.scales.push_back(weight.qparams.scale(n));  // integers.scales stay empty: only the sums are used
     packed.integers.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
   }
   weight_ = std::move(weight);
