@@ -478,7 +478,12 @@ ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell) {
                                 [](const Module& r, Engine e) {
                                   return libtorch_dynamic_rnn_from_reference(dynamic_cast<const ReferenceRNN&>(r), e);
                                 })
-                          : nullptr});
+                          : nullptr,
+       cell ? nullptr
+            : std::function<std::unique_ptr<Module>(const Module&, Engine)>([](const Module& m, Engine e) {
+                return libtorch_dynamic_rnn_from_float(dynamic_cast<const FloatRNN&>(m), e,
+                                                       LibTorchRnnCalls::FreshPrepackPerProjection);
+              })});
   if (cell) {
     kind.case_parameters = {{"batch", 1, 8, "rows of the input"}};
   } else {

@@ -93,6 +93,10 @@ struct ImplementationEntry {
   // Conversion entry points. from_reference is empty where PyTorch has none.
   std::function<std::unique_ptr<Module>(const Module& float_module, Engine)> from_float;
   std::function<std::unique_ptr<Module>(const Module& reference, Engine)> from_reference;
+  // LibTorch entries whose forward calls one packed weight several times: the same
+  // conversion with every call on a weight prepacked for it alone (quantized/libtorch/
+  // dynamic_rnn.h says why). The agreement oracle asks it when LibTorch disagrees.
+  std::function<std::unique_ptr<Module>(const Module& float_module, Engine)> from_float_fresh_prepack = {};
 };
 
 struct ModuleKind {

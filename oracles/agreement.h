@@ -70,6 +70,10 @@ struct CaseResult {
   // LibTorch failed the comparison, and a second run of the same computation on a freshly
   // built LibTorch module gave different bits; the case was judged on that second run.
   bool libtorch_unstable = false;
+  // LibTorch failed the comparison, and the same computation with every GEMM call on a
+  // weight prepacked for that call alone gave different bits (ImplementationEntry::
+  // from_float_fresh_prepack); the case was judged on that answer.
+  bool libtorch_history_dependent = false;
   std::string failure;             // what differs, where, and how to rerun
 };
 

@@ -99,7 +99,7 @@ json run_conformance(const ConformanceOptions& options) {
     for (const auto& pair : agreement_pairs(kind)) {
       const uint64_t cell_seed = options.seed ^ std::hash<std::string>{}(kind.key + "|" + pair.label());
       std::mt19937_64 rng(cell_seed);
-      int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0;
+      int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0, history_dependent = 0;
       json classes = json::object();
       json failures = json::array();
       CaseResult worst;
@@ -117,6 +117,7 @@ json run_conformance(const ConformanceOptions& options) {
         passed += r.passed;
         rejected += r.rejected;
         unstable += r.libtorch_unstable;
+        history_dependent += r.libtorch_history_dependent;
         exact += r.exact;
         elements += r.total;
         for (const auto& [name, count] : r.mismatch_classes) classes[name] = classes.value(name, 0) + count;
@@ -144,6 +145,7 @@ json run_conformance(const ConformanceOptions& options) {
           {"passed", passed},
           {"rejected", rejected},
           {"libtorch_unstable", unstable},
+          {"libtorch_history_dependent", history_dependent},
           {"elements", elements},
           {"fraction_exact", elements ? static_cast<double>(exact) / elements : 1.0},
           {"worst", {{"abs_error", worst.max_abs_error},

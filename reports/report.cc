@@ -244,6 +244,10 @@ std::string render_report(const json& results) {
     if (c["rejected"].get<int>() > 0) html << " (" << c["rejected"] << " refused by both sides)";
     if (c.value("libtorch_unstable", 0) > 0)
       html << "; in " << c["libtorch_unstable"] << " LibTorch gave different bits when run again, and the case was judged on the rerun";
+    if (c.value("libtorch_history_dependent", 0) > 0)
+      html << "; in " << c["libtorch_history_dependent"]
+           << " LibTorch's answer depended on its earlier calls (another answer with a fresh prepack per GEMM call, "
+              "on which the case was judged)";
     html << "; " << fixed(100 * c["fraction_exact"].get<double>(), 2) << "% of " << c["elements"]
          << " output elements bit-identical.<br>Worst case: " << worst_text(c) << ", |error| "
          << general(c["worst"]["abs_error"].get<double>()) << ", bound " << general(c["worst"]["bound"].get<double>())

@@ -4,6 +4,7 @@
 #include "core/quantize.h"
 #include "quantized/dynamic/rnn.h"
 #include "quantized/libtorch/aten_bridge.h"
+#include "core/float/rnn_runner.h"
 #include "reference/rnn.h"
 
 namespace qconform {
@@ -15,8 +16,9 @@ c10::IValue optional_tensor(const std::optional<Tensor>& t) {
 
 class LibTorchDynamicRNN : public RnnModule {
  public:
-  LibTorchDynamicRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, Engine engine)
-      : RnnModule(std::move(options), RnnInputRules::Dynamic), engine_(engine) {
+  LibTorchDynamicRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, Engine engine,
+                     LibTorchRnnCalls calls)
+      : RnnModule(std::move(options), RnnInputRules::Dynamic), engine_(engine), calls_(calls) {
     prepack(std::move(weights));
   }
 
@@ -39,6 +41,7 @@ class LibTorchDynamicRNN : public RnnModule {
     const bool lstm = options_.mode == RnnMode::LSTM;
     const at::Tensor h0 = libtorch::to_aten(Tensor(Shape{sets, B, H}, call.h0));
     const at::Tensor c0 = lstm ? libtorch::to_aten(Tensor(Shape{sets, B, H}, call.c0)) : at::Tensor();
+    if (calls_ == LibTorchRnnCalls::FreshPrepackPerProjection && !options_.cell) return run_per_projection(call);
     RnnResult result;
     if (options_.cell) {
       const at::Tensor x = libtorch::to_aten(Tensor(Shape{B, options_.input_size}, call.data));
@@ -92,6 +95,35 @@ class LibTorchDynamicRNN : public RnnModule {
   }
 
  private:
+  // The harness's recurrence (core/float/rnn_runner.h, ATen's call order) around LibTorch's
+  // dynamic linear ops, each call on a weight prepacked for that call alone.
+  RnnResult run_per_projection(const RnnCall& call) {
+    struct Projections {
+      const LibTorchDynamicRNN& m;
+      void project(const QTensor& w, const std::optional<Tensor>& b, bool reduce_range, const float* x,
+                   int64_t rows, int64_t in, float* out) const {
+        const at::Tensor input = libtorch::to_aten(Tensor(Shape{rows, in}, std::vector<float>(x, x + rows * in)));
+        const c10::IValue packed = m.prepack_one(w, b);
+        const at::Tensor y =
+            w.qparams.dtype == DType::Float16
+                ? libtorch::call_op("quantized::linear_dynamic_fp16", "", {input, packed})[0].toTensor()
+                : libtorch::call_op("quantized::linear_dynamic", "", {input, packed, reduce_range})[0].toTensor();
+        const std::vector<float> values = libtorch::from_aten(y.contiguous()).data;
+        std::copy(values.begin(), values.end(), out);
+      }
+      void project_input(int64_t set, const float* x, int64_t rows, int64_t in, float* out) const {
+        const QuantizedRnnWeights& w = m.weights_[set];
+        project(w.w_ih, w.b_ih, w.reduce_range, x, rows, in, out);
+      }
+      void project_hidden(int64_t set, const float* h, int64_t rows, float* out) const {
+        const QuantizedRnnWeights& w = m.weights_[set];
+        project(w.w_hh, w.b_hh, w.reduce_range, h, rows, m.options_.hidden_size, out);
+      }
+    } projections{*this};
+    auto run = run_rnn<float>(options_, projections, call.data, call.rows, call.batch_sizes, call.h0, call.c0);
+    return {std::move(run.output), std::move(run.h_n), std::move(run.c_n)};
+  }
+
   bool fp16() const { return weights_.front().w_ih.qparams.dtype == DType::Float16; }
 
   c10::IValue prepack_one(const QTensor& w, const std::optional<Tensor>& b) const {
@@ -123,6 +155,7 @@ class LibTorchDynamicRNN : public RnnModule {
   }
 
   Engine engine_;
+  LibTorchRnnCalls calls_;
   std::vector<QuantizedRnnWeights> weights_;
   std::vector<c10::IValue> packed_ih_, packed_hh_, cell_params_;
   int64_t version_ = DynamicQuantizedRNN::kVersion;
@@ -131,16 +164,18 @@ class LibTorchDynamicRNN : public RnnModule {
 }  // namespace
 
 std::unique_ptr<Module> make_libtorch_dynamic_rnn(const RnnOptions& options,
-                                                  const std::vector<QuantizedRnnWeights>& weights, Engine engine) {
-  return std::make_unique<LibTorchDynamicRNN>(options, weights, engine);
+                                                  const std::vector<QuantizedRnnWeights>& weights, Engine engine,
+                                                  LibTorchRnnCalls calls) {
+  return std::make_unique<LibTorchDynamicRNN>(options, weights, engine, calls);
 }
 
-std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, Engine engine) {
+std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, Engine engine,
+                                                        LibTorchRnnCalls calls) {
   // The weight quantization is the harness's (bit-exact with PyTorch's, tests/
   // test_quantize_libtorch.cc); prepacking, GEMMs and gates are LibTorch's.
   return make_libtorch_dynamic_rnn(float_module.options(),
                                    quantize_rnn_weights(float_module, "DynamicQuantized" + float_module.options().float_name()),
-                                   engine);
+                                   engine, calls);
 }
 
 std::unique_ptr<Module> libtorch_dynamic_rnn_from_reference(const ReferenceRNN& reference, Engine engine) {

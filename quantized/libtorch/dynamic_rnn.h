@@ -15,10 +15,24 @@ namespace qconform {
 class ReferenceRNN;
 struct QuantizedRnnWeights;
 
+// How the LSTM/GRU forward reaches LibTorch.
+//   WholeOp: aten::quantized_lstm / quantized_gru, as nnqd.LSTM/GRU do.
+//   FreshPrepackPerProjection: the same recurrence with each gate projection a separate
+//     quantized::linear_dynamic call on a weight prepacked for that call alone, so every
+//     call takes the path of a packed weight's first call. PyTorch 1.13's onednn kernel
+//     answers a later call on the same packed weight with another input shape through a
+//     different primitive, which can apply the zero point of an earlier call (measured:
+//     docs/numerics.md, "onednn: answers that depend on earlier calls"); the agreement
+//     oracle uses this mode to tell that LibTorch defect from a real disagreement.
+// Cells make one call per packed weight either way.
+enum class LibTorchRnnCalls { WholeOp, FreshPrepackPerProjection };
+
 // Prepacks on `engine`; throws Error with LibTorch's own message if the engine refuses.
 std::unique_ptr<Module> make_libtorch_dynamic_rnn(const RnnOptions& options,
-                                                  const std::vector<QuantizedRnnWeights>& weights, Engine engine);
-std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, Engine engine);
+                                                  const std::vector<QuantizedRnnWeights>& weights, Engine engine,
+                                                  LibTorchRnnCalls calls = LibTorchRnnCalls::WholeOp);
+std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, Engine engine,
+                                                        LibTorchRnnCalls calls = LibTorchRnnCalls::WholeOp);
 std::unique_ptr<Module> libtorch_dynamic_rnn_from_reference(const ReferenceRNN& reference, Engine engine);
 
 }  // namespace qconform

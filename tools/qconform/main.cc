@@ -108,6 +108,11 @@ int run_case(const Options& options) {
             << "  row " << r.tolerance_row << ": " << r.exact << "/" << r.total
             << " exact, max |diff| " << r.max_abs_error << ", worst " << r.max_bound_fraction
             << " of bound\n";
+  if (r.libtorch_unstable)
+    std::cout << "  LibTorch gave different bits on a freshly built module; judged on that rerun\n";
+  if (r.libtorch_history_dependent)
+    std::cout << "  LibTorch's whole op disagreed with its own GEMMs called on fresh prepacks (an earlier call's "
+                 "state leaked into a later one); judged on the fresh-prepack answer\n";
   if (!r.passed) std::cout << "  FAIL: " << r.failure << "\n";
   return r.passed ? 0 : 1;
 }
