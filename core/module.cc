@@ -1,5 +1,6 @@
 #include "core/module.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "core/error.h"
@@ -28,8 +29,10 @@ Implementation implementation_from_string(const std::string& name) {
 
 void HookHandle::remove() {
   if (auto tables = tables_.lock()) {
-    if (pre_) tables->pre_hooks.erase(id_);
-    else tables->hooks.erase(id_);
+    const auto matches = [this](const auto& entry) { return entry.first == id_; };
+    if (pre_) tables->pre_hooks.erase(std::remove_if(tables->pre_hooks.begin(), tables->pre_hooks.end(), matches),
+                                      tables->pre_hooks.end());
+    else tables->hooks.erase(std::remove_if(tables->hooks.begin(), tables->hooks.end(), matches), tables->hooks.end());
   }
 }
 
@@ -60,19 +63,40 @@ Tensor Module::operator()(const Tensor& x) {
 
 HookHandle Module::register_forward_pre_hook(ForwardPreHook hook) {
   const uint64_t id = next_hook_id++;
-  hooks_->pre_hooks.emplace(id, std::move(hook));
+  hooks_->pre_hooks.emplace_back(id, std::move(hook));
   return HookHandle(hooks_, id, /*pre=*/true);
 }
 
-HookHandle Module::register_forward_hook(ForwardHook hook) {
+HookHandle Module::register_forward_hook(ForwardHook hook, HookPosition position) {
   const uint64_t id = next_hook_id++;
-  hooks_->hooks.emplace(id, std::move(hook));
+  auto where = position == HookPosition::First ? hooks_->hooks.begin() : hooks_->hooks.end();
+  hooks_->hooks.emplace(where, id, std::move(hook));
   return HookHandle(hooks_, id, /*pre=*/false);
 }
 
+std::vector<uint64_t> Module::forward_pre_hook_ids() const {
+  std::vector<uint64_t> ids;
+  for (const auto& entry : hooks_->pre_hooks) ids.push_back(entry.first);
+  return ids;
+}
+
+std::vector<uint64_t> Module::forward_hook_ids() const {
+  std::vector<uint64_t> ids;
+  for (const auto& entry : hooks_->hooks) ids.push_back(entry.first);
+  return ids;
+}
+
 void Module::copy_hooks_from(const Module& other) {
-  for (const auto& [id, hook] : other.hooks_->pre_hooks) hooks_->pre_hooks[id] = hook;
-  for (const auto& [id, hook] : other.hooks_->hooks) hooks_->hooks[id] = hook;
+  // Same ids as on `other`, so a test can name them; a hook already copied is not doubled.
+  const auto copy = [](const auto& from, auto& to, std::optional<uint64_t> skip) {
+    for (const auto& [id, hook] : from) {
+      if (id == skip) continue;
+      const bool present = std::any_of(to.begin(), to.end(), [id = id](const auto& e) { return e.first == id; });
+      if (!present) to.emplace_back(id, hook);
+    }
+  };
+  copy(other.hooks_->pre_hooks, hooks_->pre_hooks, std::nullopt);
+  copy(other.hooks_->hooks, hooks_->hooks, other.observer_hook_id);
 }
 
 const Tensor& expect_tensor(const ModuleInput& input, const std::string& module_name) {

@@ -60,13 +60,18 @@ using ForwardHook =
     std::function<std::optional<ModuleOutput>(Module&, const ModuleInput&, const ModuleOutput&)>;
 
 namespace detail {
-// Hooks keyed by a global id, iterated in id (= registration) order, like the
-// OrderedDicts of torch.nn.Module. Shared with handles through a weak pointer.
+// Hooks under a global id, in call order, like the OrderedDicts of torch.nn.Module (which
+// prepare reorders with move_to_end(..., last=False)). Shared with handles through a weak
+// pointer.
 struct HookTables {
-  std::map<uint64_t, ForwardPreHook> pre_hooks;
-  std::map<uint64_t, ForwardHook> hooks;
+  std::vector<std::pair<uint64_t, ForwardPreHook>> pre_hooks;
+  std::vector<std::pair<uint64_t, ForwardHook>> hooks;
 };
 }  // namespace detail
+
+// Where a new hook goes: after the others (register_forward_hook), or before them (what
+// prepare does with its observer hook, so the observer sees the module's own output).
+enum class HookPosition { Last, First };
 
 // torch.utils.hooks.RemovableHandle: removing twice, or after the module is gone, is a no-op.
 class HookHandle {
@@ -112,15 +117,26 @@ class Module {
   virtual void load_state_dict(const StateDict& state) = 0;
 
   HookHandle register_forward_pre_hook(ForwardPreHook hook);
-  HookHandle register_forward_hook(ForwardHook hook);
+  HookHandle register_forward_hook(ForwardHook hook, HookPosition position = HookPosition::Last);
   size_t forward_pre_hook_count() const { return hooks_->pre_hooks.size(); }
   size_t forward_hook_count() const { return hooks_->hooks.size(); }
-  // Conversions carry hooks over, as torch.ao.quantization's swap_module does; handles
-  // returned for `other` keep referring to `other`'s tables.
+  std::vector<uint64_t> forward_pre_hook_ids() const;  // in call order
+  std::vector<uint64_t> forward_hook_ids() const;      // in call order
+  // Conversions carry hooks over, as torch.ao.quantization's swap_module does: every
+  // pre-hook, every forward hook except the observer hook prepare added; handles returned
+  // for `other` keep referring to `other`'s tables.
   void copy_hooks_from(const Module& other);
+
+  // The forward hook prepare registered to feed activation_post_process (PyTorch's
+  // _observer_forward_hook), if any.
+  std::optional<uint64_t> observer_hook_id;
 
   // The qconfig attached to this module (torch's `module.qconfig`), if any.
   std::optional<QConfig> qconfig;
+  // torch's `module.qconfig = None` set by the user, which differs from no attribute at all:
+  // the eager flow (core/eager.h) then skips this module and, through propagation, its
+  // children.
+  bool qconfig_explicitly_none = false;
   // The observer of this module's output (torch's `module.activation_post_process`), set
   // by calibration; the static conversions take the output scale and zero point from it.
   std::shared_ptr<Observer> activation_post_process;

@@ -65,6 +65,11 @@ class StateDict {
 // Writes atomically (a temporary file renamed over `path`): a failed save leaves no
 // half-written file. Throws Error naming the path.
 void save_state_dict(const StateDict& state, const std::string& path);
+
+// Every key of `state` under "prefix." (versions too), as a parent module's state_dict holds
+// a child's; and back: the entries under "prefix.", without it.
+StateDict prefixed_state_dict(const StateDict& state, const std::string& prefix);
+StateDict state_dict_under(const StateDict& state, const std::string& prefix);
 // Throws Error naming the path and what is malformed (magic, version, truncation).
 StateDict load_state_dict_file(const std::string& path);
 

@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/eager.h"
 #include "core/error.h"
+#include "core/quantize.h"
 #include "oracles/agreement.h"
 
 namespace qconform {
@@ -108,30 +110,70 @@ std::vector<std::string> check_state_dict_round_trip(const ModuleKind& kind, con
   return findings;
 }
 
+namespace {
+
+// Two pre-hooks and two forward hooks that log their names; returns the first pre-hook's handle.
+HookHandle register_logging_hooks(Module& module, std::vector<std::string>& log) {
+  HookHandle first_pre = module.register_forward_pre_hook([&log](Module&, const ModuleInput&) {
+    log.push_back("pre1");
+    return std::nullopt;
+  });
+  module.register_forward_hook([&log](Module&, const ModuleInput&, const ModuleOutput&) {
+    log.push_back("post1");
+    return std::nullopt;
+  });
+  module.register_forward_pre_hook([&log](Module&, const ModuleInput&) {
+    log.push_back("pre2");
+    return std::nullopt;
+  });
+  module.register_forward_hook([&log](Module&, const ModuleInput&, const ModuleOutput&) {
+    log.push_back("post2");
+    return std::nullopt;
+  });
+  return first_pre;
+}
+
+const std::vector<std::string> kHookOrder{"pre1", "pre2", "post1", "post2"};
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// The eager flow's input for a case: static cases hold the quantized input of the module
+// itself; the flow starts from floats and quantizes at its QuantStub.
+ModuleInput float_flow_input(const ModuleInput& input) {
+  if (const auto* q = std::get_if<QTensor>(&input.input)) return ModuleInput{dequantize(*q), input.hidden};
+  return input;
+}
+
+// The case's float module in a tree the flow can convert: the stubs around it for the
+// static flow (a reference module between stubs of its own, as in the seeds), alone for
+// quantize_dynamic.
+std::unique_ptr<Sequential> flow_tree(const ModuleKind& kind, std::unique_ptr<Module> float_module, bool reference) {
+  Sequential::Children children;
+  const bool stubs = kind.family == Family::Static;
+  if (stubs) children.emplace_back("quant", std::make_unique<QuantStub>());
+  if (stubs && reference) children.emplace_back("dequant_in", std::make_unique<DeQuantStub>());
+  children.emplace_back("module", std::move(float_module));
+  if (stubs && reference) children.emplace_back("quant_out", std::make_unique<QuantStub>());
+  if (stubs) children.emplace_back("dequant", std::make_unique<DeQuantStub>());
+  return std::make_unique<Sequential>(std::move(children), "Model");
+}
+
+}  // namespace
+
 std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const CaseConfig& config) {
   std::vector<std::string> findings;
   Case c = kind.make_case(config);
   std::vector<std::string> log;
   Module& source = *c.float_module;
-  HookHandle first_pre = source.register_forward_pre_hook([&](Module&, const ModuleInput&) {
-    log.push_back("pre1");
-    return std::nullopt;
-  });
-  source.register_forward_hook([&](Module&, const ModuleInput&, const ModuleOutput&) {
-    log.push_back("post1");
-    return std::nullopt;
-  });
-  source.register_forward_pre_hook([&](Module&, const ModuleInput&) {
-    log.push_back("pre2");
-    return std::nullopt;
-  });
-  source.register_forward_hook([&](Module&, const ModuleInput&, const ModuleOutput&) {
-    log.push_back("post2");
-    return std::nullopt;
-  });
-  const std::vector<std::string> expected{"pre1", "pre2", "post1", "post2"};
+  HookHandle first_pre = register_logging_hooks(source, log);
 
-  auto check = [&](Module& converted, const std::string& path) {
+  // The converted module has the source's two pre-hooks and two forward hooks, and running
+  // `run` fires them in registration order.
+  auto check = [&](Module& converted, const std::string& path, const std::function<void()>& run) {
     if (converted.forward_pre_hook_count() != 2 || converted.forward_hook_count() != 2) {
       std::ostringstream out;
       out << where(kind, path, config) << ": " << converted.forward_pre_hook_count() << " pre-hooks and "
@@ -139,13 +181,10 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
       findings.push_back(out.str());
     }
     log.clear();
-    converted(c.input);
-    if (log != expected) {
-      std::string seen;
-      for (const auto& s : log) seen += (seen.empty() ? "" : ",") + s;
-      findings.push_back(where(kind, path, config) + ": hooks fired as [" + seen +
-                         "], expected [pre1,pre2,post1,post2]");
-    }
+    run();
+    if (log != kHookOrder)
+      findings.push_back(where(kind, path, config) + ": hooks fired as [" + joined(log) + "], expected [" +
+                         joined(kHookOrder) + "]");
   };
 
   std::vector<std::unique_ptr<Module>> converted;
@@ -157,7 +196,8 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
       });
       if (!module) continue;
       converted.push_back(std::move(module));
-      check(*converted.back(), "from_float -> " + side_label(entry.implementation, engine, independent));
+      Module& m = *converted.back();
+      check(m, "from_float -> " + side_label(entry.implementation, engine, independent), [&] { m(c.input); });
     }
   }
   auto reference = convert_from_float(kind, source, {Implementation::Reference, Engine::QNNPACK});
@@ -169,9 +209,56 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
       });
       if (!module) continue;
       converted.push_back(std::move(module));
-      check(*converted.back(), "from_reference -> " + side_label(entry.implementation, engine, false));
+      Module& m = *converted.back();
+      check(m, "from_reference -> " + side_label(entry.implementation, engine, false), [&] { m(c.input); });
     }
   }
+
+  // The eager flow: prepare -> calibrate -> convert for static kinds (the observer hook runs
+  // first while observing, and is gone afterwards), quantize_dynamic for dynamic ones. Each
+  // target gets a fresh float module with the same hooks.
+  for (const ImplementationEntry& entry : kind.implementations) {
+    if (kind.family != Family::Static && kind.family != Family::Dynamic) break;
+    const bool independent = entry.engines.empty();
+    const bool reference_target = entry.implementation == Implementation::Reference;
+    for (Engine engine : independent ? std::vector<Engine>{Engine::QNNPACK} : entry.engines) {
+      const std::string path = std::string(kind.family == Family::Static ? "prepare/convert" : "quantize_dynamic") +
+                               " -> " + side_label(entry.implementation, engine, independent);
+      Case fresh = kind.make_case(config);
+      register_logging_hooks(*fresh.float_module, log);
+      fresh.float_module->activation_post_process.reset();  // prepare's to give
+      const std::optional<QConfig> qconfig = fresh.float_module->qconfig;
+      const ModuleInput input = float_flow_input(fresh.input);
+      std::unique_ptr<Sequential> tree = flow_tree(kind, std::move(fresh.float_module), reference_target);
+      const ConversionTarget target{entry.implementation, engine};
+      const bool ok = static_cast<bool>(convert_unless_refused(kind, entry.implementation, engine, independent, [&] {
+        if (kind.family == Family::Dynamic) {
+          quantize_dynamic(*tree, target, DType::QInt8, {kind.float_name});
+          return std::unique_ptr<Module>(new QuantStub);  // a non-null token: converted
+        }
+        tree->qconfig = qconfig;
+        prepare(*tree);
+        Module& observed = tree->child("module");
+        const std::vector<uint64_t> ids = observed.forward_hook_ids();
+        if (observed.forward_pre_hook_count() != 2 || ids.size() != 3 || !observed.observer_hook_id ||
+            ids.front() != *observed.observer_hook_id)
+          findings.push_back(where(kind, path, config) +
+                             ": after prepare, expected 2 pre-hooks and 3 forward hooks with the observer's first");
+        log.clear();
+        (*tree)(input);  // calibration
+        if (log != kHookOrder)
+          findings.push_back(where(kind, path, config) + ": during calibration hooks fired as [" + joined(log) + "]");
+        convert(*tree, target);
+        return std::unique_ptr<Module>(new QuantStub);
+      }));
+      if (!ok) continue;
+      Module& swapped = tree->child("module");
+      if (swapped.implementation() != entry.implementation)
+        findings.push_back(where(kind, path, config) + ": the module was not converted (it is " + swapped.repr() + ")");
+      check(swapped, path, [&] { (*tree)(input); });
+    }
+  }
+
   // A handle removes the hook from the module it was registered on, not from the copies.
   first_pre.remove();
   if (source.forward_pre_hook_count() != 1)

@@ -38,25 +38,6 @@ ModuleOutput StaticReference::forward(const ModuleInput& input) {
   return {quantize(*y, output_qparams_), std::nullopt};
 }
 
-StateDict prefixed_state_dict(const StateDict& state, const std::string& prefix) {
-  StateDict out;
-  for (const auto& [key, value] : state.entries()) out.set(prefix + "." + key, value);
-  for (const auto& [key, version] : state.versions) out.versions[key.empty() ? prefix : prefix + "." + key] = version;
-  return out;
-}
-
-StateDict state_dict_under(const StateDict& state, const std::string& prefix) {
-  StateDict out;
-  const std::string head = prefix + ".";
-  for (const auto& [key, value] : state.entries())
-    if (key.compare(0, head.size(), head) == 0) out.set(key.substr(head.size()), value);
-  for (const auto& [key, version] : state.versions) {
-    if (key == prefix) out.versions[""] = version;
-    else if (key.compare(0, head.size(), head) == 0) out.versions[key.substr(head.size())] = version;
-  }
-  return out;
-}
-
 StateDict StaticReference::state_dict() const {
   StateDict state = prefixed_state_dict(module_->state_dict(), "module");
   state.set("quant.scale", Tensor(Shape{1}, {static_cast<float>(output_qparams_.scale())}));

@@ -24,6 +24,9 @@ class StaticReference : public Module {
   void load_state_dict(const StateDict& state) override;
 
   const Module& module() const { return *module_; }
+  // The reference module itself, for convert(..., is_reference=True) between explicit stubs;
+  // this wrapper is left empty and must not be called again.
+  std::unique_ptr<Module> release_module() { return std::move(module_); }
   const QuantParams& output_qparams() const { return output_qparams_; }
 
  protected:
@@ -33,9 +36,5 @@ class StaticReference : public Module {
   std::unique_ptr<Module> module_;
   QuantParams output_qparams_;
 };
-
-// Every key of `state` under "prefix." (versions too), and back.
-StateDict prefixed_state_dict(const StateDict& state, const std::string& prefix);
-StateDict state_dict_under(const StateDict& state, const std::string& prefix);
 
 }  // namespace qconform

@@ -1,0 +1,267 @@
+#include "core/eager.h"
+
+#include <sstream>
+
+#include "core/error.h"
+#include "core/quantize.h"
+#include "core/registry.h"
+#include "reference/static.h"
+
+namespace qconform {
+namespace {
+
+void expect_empty_state(const StateDict& state, const std::string& module_name) {
+  state.check_keys({}, module_name);
+}
+
+// ModuleOutput -> the next child's ModuleInput.
+ModuleInput as_input(ModuleOutput output) { return ModuleInput{std::move(output.output), std::move(output.hidden)}; }
+
+// The registry kind of `family` whose float module is `float_name`, or null.
+const ModuleKind* kind_for(const std::string& float_name, Family family) {
+  for (const auto& kind : registry())
+    if (kind.family == family && kind.float_name == float_name) return &kind;
+  return nullptr;
+}
+
+// PyTorch's default qconfig propagation list, as far as the harness has modules: the stubs
+// and the float modules of every registered kind (static and dynamic alike).
+bool observed_by_prepare(const Module& module) {
+  if (module.name() == "QuantStub" || module.name() == "DeQuantStub") return true;
+  for (const auto& kind : registry())
+    if (kind.float_name == module.name()) return true;
+  return false;
+}
+
+void propagate(Module& module, const std::optional<QConfig>& parent) {
+  if (!module.qconfig && !module.qconfig_explicitly_none) module.qconfig = parent;
+  if (module.qconfig_explicitly_none) module.qconfig.reset();
+  if (auto* container = dynamic_cast<Sequential*>(&module))
+    for (const auto& [child_name, child] : container->children()) {
+      if (module.qconfig_explicitly_none && !child->qconfig) child->qconfig_explicitly_none = true;
+      propagate(*child, module.qconfig);
+    }
+}
+
+// torch.ao.quantization.qconfig.assert_valid_qconfig.
+void assert_valid_qconfig(const Module& module) {
+  if (!module.qconfig) return;
+  const std::string& n = module.name();
+  if (n.rfind("ConvTranspose", 0) == 0 && module.qconfig->weight.make) {
+    const auto observer = module.qconfig->weight();
+    if (is_per_channel(observer->qscheme()))
+      throw Error("Per channel weight observer is not supported yet for ConvTranspose{n}d.");
+  }
+}
+
+void add_observers(Module& module) {
+  if (auto* container = dynamic_cast<Sequential*>(&module)) {
+    for (const auto& [child_name, child] : container->children()) add_observers(*child);
+    return;
+  }
+  // "We don't insert observer/fake_quantize for DeQuantStub" (quantize.py).
+  if (!module.qconfig || !observed_by_prepare(module) || module.name() == "DeQuantStub") return;
+  std::shared_ptr<Observer> observer = module.qconfig->activation();
+  module.activation_post_process = observer;
+  const HookHandle handle = module.register_forward_hook(
+      [observer](Module& m, const ModuleInput&, const ModuleOutput& output) -> std::optional<ModuleOutput> {
+        const auto* y = std::get_if<Tensor>(&output.output);
+        if (!y) throw Error(m.name() + ": its observer expects a float output");
+        observer->observe(*y);
+        return std::nullopt;
+      },
+      HookPosition::First);
+  module.observer_hook_id = handle.id();
+}
+
+// swap_module for one leaf: the converted module, or null when this leaf stays.
+std::unique_ptr<Module> swapped(const Module& module, const ConversionTarget& target, Family family) {
+  if (!module.qconfig) return nullptr;
+  std::unique_ptr<Module> converted;
+  if (family == Family::Static && module.name() == "QuantStub") {
+    if (!module.activation_post_process)
+      throw Error("QuantStub has no activation_post_process: run prepare and calibration before convert");
+    const QuantParams q = module.activation_post_process->calculate_qparams();
+    // nnq.Quantize.from_float: scale.float().item(), zero_point.long().item().
+    converted = std::make_unique<Quantize>(static_cast<float>(q.scale()), q.zero_point(),
+                                           module.activation_post_process->dtype());
+  } else if (family == Family::Static && module.name() == "DeQuantStub") {
+    converted = std::make_unique<DeQuantize>();
+  } else if (const ModuleKind* kind = kind_for(module.name(), family)) {
+    if (!kind->find(target.implementation)) return nullptr;
+    converted = convert_from_float(*kind, module, target);
+    if (auto* wrapped = dynamic_cast<StaticReference*>(converted.get())) {
+      std::unique_ptr<Module> bare = wrapped->release_module();
+      bare->copy_hooks_from(module);
+      converted = std::move(bare);
+    }
+    return converted;  // convert_from_float carried the hooks
+  } else {
+    return nullptr;
+  }
+  converted->copy_hooks_from(module);
+  return converted;
+}
+
+void convert_children(Sequential& root, const ConversionTarget& target, Family family) {
+  std::vector<std::pair<std::string, std::unique_ptr<Module>>> replacements;
+  for (const auto& [child_name, child] : root.children()) {
+    if (auto* container = dynamic_cast<Sequential*>(child.get())) {
+      convert_children(*container, target, family);
+      continue;
+    }
+    if (auto converted = swapped(*child, target, family)) replacements.emplace_back(child_name, std::move(converted));
+  }
+  // Swapped only when every child converted: a refused conversion leaves the tree as it was.
+  for (auto& [child_name, module] : replacements) root.replace(child_name, std::move(module));
+}
+
+}  // namespace
+
+void QuantStub::load_state_dict(const StateDict& state) { expect_empty_state(state, name()); }
+ModuleOutput QuantStub::forward(const ModuleInput& input) { return ModuleOutput{input.input, input.hidden}; }
+void DeQuantStub::load_state_dict(const StateDict& state) { expect_empty_state(state, name()); }
+ModuleOutput DeQuantStub::forward(const ModuleInput& input) { return ModuleOutput{input.input, input.hidden}; }
+void DeQuantize::load_state_dict(const StateDict& state) { expect_empty_state(state, name()); }
+
+Quantize::Quantize(double scale, int64_t zero_point, DType dtype)
+    : qparams_(QuantParams::per_tensor(dtype, scale, zero_point)) {}
+
+std::string Quantize::extra_repr() const {
+  std::ostringstream out;
+  out << "scale=tensor([" << qparams_.scale() << "]), zero_point=tensor([" << qparams_.zero_point()
+      << "]), dtype=" << to_string(qparams_.dtype);
+  return out.str();
+}
+
+StateDict Quantize::state_dict() const {
+  StateDict state;
+  state.set("scale", Tensor(Shape{1}, {static_cast<float>(qparams_.scale())}));
+  state.set("zero_point", IntTensor{{1}, {qparams_.zero_point()}, false});
+  return state;
+}
+
+void Quantize::load_state_dict(const StateDict& state) {
+  state.check_keys({"scale", "zero_point"}, name());
+  const Tensor& scale = state.at("scale").as<Tensor>("scale");
+  const IntTensor& zero_point = state.at("zero_point").as<IntTensor>("zero_point");
+  if (scale.data.size() != 1 || zero_point.values.size() != 1)
+    throw Error(name() + ".load_state_dict: 'scale' and 'zero_point' must hold one element each");
+  qparams_ = QuantParams::per_tensor(qparams_.dtype, scale.data[0], zero_point.values[0]);  // validates
+}
+
+ModuleOutput Quantize::forward(const ModuleInput& input) {
+  return ModuleOutput{quantize(expect_tensor(input, name()), qparams_), std::nullopt};
+}
+
+ModuleOutput DeQuantize::forward(const ModuleInput& input) {
+  const auto* q = std::get_if<QTensor>(&input.input);
+  if (!q) throw Error(name() + ": expected a quantized tensor input");
+  return ModuleOutput{dequantize(*q), std::nullopt};
+}
+
+Sequential::Sequential(Children children, std::string name) : children_(std::move(children)), name_(std::move(name)) {
+  for (const auto& [child_name, child] : children_)
+    if (!child) throw Error(name_ + ": child '" + child_name + "' is null");
+}
+
+Module& Sequential::child(const std::string& child_name) const {
+  std::string known;
+  for (const auto& [n, c] : children_) {
+    if (n == child_name) return *c;
+    known += (known.empty() ? "" : ", ") + n;
+  }
+  throw Error(name_ + " has no child '" + child_name + "' (children: " + known + ")");
+}
+
+std::unique_ptr<Module> Sequential::replace(const std::string& child_name, std::unique_ptr<Module> module) {
+  child(child_name);  // throws naming the children
+  for (auto& [n, c] : children_)
+    if (n == child_name) std::swap(c, module);
+  return module;
+}
+
+StateDict Sequential::state_dict() const {
+  StateDict state;
+  for (const auto& [child_name, child] : children_) {
+    const StateDict part = prefixed_state_dict(child->state_dict(), child_name);
+    for (const auto& [key, value] : part.entries()) state.set(key, value);
+    for (const auto& [key, version] : part.versions) state.versions[key] = version;
+  }
+  return state;
+}
+
+void Sequential::load_state_dict(const StateDict& state) {
+  state.check_keys(state_dict().keys(), name_);
+  // Each child checks its part before anything is loaded; a child that still refuses
+  // (a value it cannot take) gets its old state back, and so do the ones before it.
+  std::vector<StateDict> previous;
+  try {
+    for (const auto& [child_name, child] : children_) {
+      previous.push_back(child->state_dict());
+      child->load_state_dict(state_dict_under(state, child_name));
+    }
+  } catch (...) {
+    for (size_t i = 0; i + 1 < previous.size(); ++i) children_[i].second->load_state_dict(previous[i]);
+    throw;
+  }
+}
+
+ModuleOutput Sequential::forward(const ModuleInput& input) {
+  ModuleInput current = input;
+  ModuleOutput output{input.input, input.hidden};
+  for (const auto& [child_name, child] : children_) {
+    output = (*child)(current);
+    current = as_input(output);
+  }
+  return output;
+}
+
+std::unique_ptr<Sequential> quant_wrapper(std::unique_ptr<Module> module) {
+  auto quant = std::make_unique<QuantStub>();
+  auto dequant = std::make_unique<DeQuantStub>();
+  for (Module* stub : {static_cast<Module*>(quant.get()), static_cast<Module*>(dequant.get())}) {
+    stub->qconfig = module->qconfig;
+    stub->qconfig_explicitly_none = module->qconfig_explicitly_none;
+  }
+  Sequential::Children children;
+  children.emplace_back("quant", std::move(quant));
+  children.emplace_back("module", std::move(module));
+  children.emplace_back("dequant", std::move(dequant));
+  return std::make_unique<Sequential>(std::move(children), "QuantWrapper");
+}
+
+void propagate_qconfig(Module& root) { propagate(root, std::nullopt); }
+
+void prepare(Module& root) {
+  propagate_qconfig(root);
+  // Every qconfig is checked before any observer goes in: a refusal leaves no half-prepared tree.
+  std::function<void(Module&)> check = [&](Module& m) {
+    assert_valid_qconfig(m);
+    if (auto* container = dynamic_cast<Sequential*>(&m))
+      for (const auto& [child_name, child] : container->children()) check(*child);
+  };
+  check(root);
+  add_observers(root);
+}
+
+void convert(Sequential& root, const ConversionTarget& target) { convert_children(root, target, Family::Static); }
+
+void quantize_dynamic(Sequential& root, const ConversionTarget& target, DType dtype, std::set<std::string> module_names) {
+  if (dtype != DType::QInt8 && dtype != DType::Float16)
+    throw Error("Don't know how to quantize with default settings for " + to_string(dtype) +
+                ". Provide full qconfig please");
+  if (module_names.empty()) module_names = {"Linear", "LSTM", "GRU", "LSTMCell", "RNNCell", "GRUCell"};
+  const QConfig qconfig = dtype == DType::QInt8 ? default_dynamic_qconfig() : float16_dynamic_qconfig();
+  std::function<void(Module&, const std::optional<QConfig>&)> assign = [&](Module& m,
+                                                                          const std::optional<QConfig>& parent) {
+    if (!m.qconfig && !m.qconfig_explicitly_none) m.qconfig = module_names.count(m.name()) ? qconfig : parent;
+    if (m.qconfig_explicitly_none) m.qconfig.reset();
+    if (auto* container = dynamic_cast<Sequential*>(&m))
+      for (const auto& [child_name, child] : container->children()) assign(*child, m.qconfig);
+  };
+  assign(root, std::nullopt);
+  convert_children(root, target, Family::Dynamic);
+}
+
+}  // namespace qconform

@@ -1,0 +1,136 @@
+#pragma once
+// torch.ao.quantization's eager-mode flow over a tree of modules (quantize.py in PyTorch
+// 1.13): stubs, containers, qconfig propagation, prepare (observers after modules),
+// convert (each observed module swapped for its converted module through the registry) and
+// quantize_dynamic. Hooks registered on the float modules are carried across every step as
+// swap_module carries them: prepare puts its observer hook first, convert drops it.
+//
+// The declarations are torch-free; the definitions are compiled with the registry into
+// qconform_oracles, whose conversions they use.
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/module.h"
+
+namespace qconform {
+
+// torch.ao.quantization.QuantStub / DeQuantStub: identities until convert replaces them.
+class QuantStub : public Module {
+ public:
+  std::string name() const override { return "QuantStub"; }
+  Implementation implementation() const override { return Implementation::Float; }
+  StateDict state_dict() const override { return {}; }
+  void load_state_dict(const StateDict& state) override;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+};
+
+class DeQuantStub : public Module {
+ public:
+  std::string name() const override { return "DeQuantStub"; }
+  Implementation implementation() const override { return Implementation::Float; }
+  StateDict state_dict() const override { return {}; }
+  void load_state_dict(const StateDict& state) override;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+};
+
+// torch.ao.nn.quantized.Quantize: a float tensor to a per-tensor quantized one. Both convert
+// paths use it (PyTorch's reference mappings keep nnq.Quantize for QuantStub).
+class Quantize : public Module {
+ public:
+  Quantize(double scale, int64_t zero_point, DType dtype);  // validated as QuantParams
+  std::string name() const override { return "Quantize"; }
+  std::string extra_repr() const override;
+  Implementation implementation() const override { return Implementation::Quantized; }
+  // Buffers "scale" (float, one element) and "zero_point" (int64, one element).
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& state) override;
+  const QuantParams& qparams() const { return qparams_; }
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  QuantParams qparams_;
+};
+
+// torch.ao.nn.quantized.DeQuantize.
+class DeQuantize : public Module {
+ public:
+  std::string name() const override { return "DeQuantize"; }
+  Implementation implementation() const override { return Implementation::Quantized; }
+  StateDict state_dict() const override { return {}; }
+  void load_state_dict(const StateDict& state) override;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+};
+
+// A parent module whose forward runs its named children in order, each taking the last
+// one's output (torch.nn.Sequential, and the shape of the seeds' test models). `name` is the
+// class name PyTorch would print ("Sequential", "QuantStubModel", "QuantWrapper").
+class Sequential : public Module {
+ public:
+  using Children = std::vector<std::pair<std::string, std::unique_ptr<Module>>>;
+  explicit Sequential(Children children, std::string name = "Sequential");
+
+  std::string name() const override { return name_; }
+  Implementation implementation() const override { return Implementation::Float; }
+  // The children's entries under "<child>." in order (torch.nn.Module.state_dict).
+  StateDict state_dict() const override;
+  // Strict over the whole tree; nothing changes unless every child accepts its part.
+  void load_state_dict(const StateDict& state) override;
+
+  const Children& children() const { return children_; }
+  // Throws Error listing the children when there is no child `child_name`.
+  Module& child(const std::string& child_name) const;
+  // Puts `module` in the child's place, returning the module it replaced.
+  std::unique_ptr<Module> replace(const std::string& child_name, std::unique_ptr<Module> module);
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  Children children_;
+  std::string name_;
+};
+
+// torch.ao.quantization.QuantWrapper: quant, the module, dequant; the stubs take the
+// module's qconfig (and its explicit None).
+std::unique_ptr<Sequential> quant_wrapper(std::unique_ptr<Module> module);
+
+// propagate_qconfig_: a module's own qconfig (or explicit None) wins, else its parent's;
+// the root's parent has none. Afterwards every module holds its effective qconfig.
+void propagate_qconfig(Module& root);
+
+// prepare(model): propagates qconfigs, checks each against its module (the ConvTranspose
+// per-channel rule, with PyTorch's message), and gives every leaf that PyTorch observes an
+// activation_post_process from its qconfig and an observer forward hook placed before the
+// module's own hooks. Observed: QuantStub and the float modules of the registry's kinds;
+// never DeQuantStub. In place.
+void prepare(Module& root);
+
+// convert(model, is_reference=target.implementation == Reference): every observed child
+// (recursively) is swapped: QuantStub -> Quantize with its observer's qparams, DeQuantStub
+// -> DeQuantize, a float module -> the registry's static kind converted to `target` (for
+// the reference, the bare reference module, as between the seeds' stubs). Pre-hooks and
+// forward hooks move to the new module, the observer hook does not. Children without a
+// qconfig, and kinds without a conversion, stay. The root itself is not swapped (as in
+// PyTorch); give a container.
+void convert(Sequential& root, const ConversionTarget& target);
+
+// quantize_dynamic(model, qconfig_spec, dtype): modules whose class name is in `module_names`
+// (PyTorch's default set when empty: Linear, LSTM, GRU, LSTMCell, RNNCell, GRUCell) get
+// default_dynamic_qconfig (qint8) or float16_dynamic_qconfig (float16), unless they or a
+// parent hold their own; then each is swapped for the registry's dynamic kind converted
+// to `target`. Hooks move as in convert.
+void quantize_dynamic(Sequential& root, const ConversionTarget& target, DType dtype = DType::QInt8,
+                      std::set<std::string> module_names = {});
+
+}  // namespace qconform

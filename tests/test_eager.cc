@@ -1,0 +1,299 @@
+// The eager flow (core/eager.h) on the seeds' model shapes: qconfig propagation and
+// overrides, prepare's observers and where their hook goes, convert to every implementation,
+// QuantWrapper, quantize_dynamic, the seed's forward-hook tests for the static and dynamic
+// flows, and the seed's reference-module pattern for Linear.
+#define BOOST_TEST_MODULE eager
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "core/eager.h"
+#include "core/float/linear.h"
+#include "core/float/rnn.h"
+#include "core/quantize.h"
+#include "core/state_dict.h"
+#include "tests/support.h"
+
+using namespace qconform;
+using qconform::testing::expect_error;
+
+namespace {
+
+Tensor random_tensor(Shape shape, uint64_t seed, float magnitude = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, magnitude);
+  Tensor t(std::move(shape));
+  for (float& v : t.data) v = normal(rng);
+  return t;
+}
+
+std::unique_ptr<FloatLinear> linear(int64_t in, int64_t out, uint64_t seed) {
+  return std::make_unique<FloatLinear>(random_tensor({out, in}, seed, 0.4f), random_tensor({out}, seed + 1, 0.1f));
+}
+
+// The seeds' QuantStubModel: quant -> fc (Linear 5x5) -> dequant. A reference module takes
+// float input, so for is_reference=True the seeds put it between its own stubs:
+// quant -> dequant_in -> fc -> quant_out -> dequant.
+std::unique_ptr<Sequential> quant_stub_model(uint64_t seed = 11, bool for_reference = false) {
+  Sequential::Children c;
+  c.emplace_back("quant", std::make_unique<QuantStub>());
+  if (for_reference) c.emplace_back("dequant_in", std::make_unique<DeQuantStub>());
+  c.emplace_back("fc", linear(5, 5, seed));
+  if (for_reference) c.emplace_back("quant_out", std::make_unique<QuantStub>());
+  c.emplace_back("dequant", std::make_unique<DeQuantStub>());
+  return std::make_unique<Sequential>(std::move(c), "QuantStubModel");
+}
+
+const std::vector<ConversionTarget> kStaticTargets = {{Implementation::Quantized, Engine::QNNPACK},
+                                                      {Implementation::LibTorch, Engine::QNNPACK},
+                                                      {Implementation::Reference, Engine::QNNPACK}};
+
+std::string label(const ConversionTarget& t) { return to_string(t.implementation) + "[" + to_string(t.engine) + "]"; }
+
+}  // namespace
+
+// test_quantize_eager_ptq.py's test_forward_hooks_preserved (static): the user's hooks survive
+// prepare and convert, prepare's observer hook runs before the user's forward hook, and after
+// convert no observer hook and no extra hook remain.
+BOOST_AUTO_TEST_CASE(static_flow_preserves_forward_hooks) {
+  for (const ConversionTarget& target : kStaticTargets) {
+    BOOST_TEST_CONTEXT("convert to " << label(target)) {
+      auto model = quant_stub_model(11, target.implementation == Implementation::Reference);
+      int pre_forwards = 0, forwards = 0;
+      Module& fc = model->child("fc");
+      const HookHandle pre = fc.register_forward_pre_hook([&](Module&, const ModuleInput&) {
+        ++pre_forwards;
+        return std::optional<ModuleInput>();
+      });
+      const HookHandle post = fc.register_forward_hook([&](Module&, const ModuleInput&, const ModuleOutput&) {
+        ++forwards;
+        return std::optional<ModuleOutput>();
+      });
+      model->qconfig = get_default_qconfig(Engine::QNNPACK);
+      prepare(*model);
+
+      BOOST_CHECK_EQUAL(model->child("quant").forward_hook_count(), 1u);  // its observer
+      BOOST_CHECK_EQUAL(model->child("dequant").forward_hook_count(), 0u);
+      BOOST_REQUIRE_EQUAL(fc.forward_pre_hook_count(), 1u);
+      BOOST_CHECK_EQUAL(fc.forward_pre_hook_ids().front(), pre.id());
+      BOOST_REQUIRE_EQUAL(fc.forward_hook_count(), 2u);
+      BOOST_REQUIRE(fc.observer_hook_id.has_value());
+      BOOST_CHECK_EQUAL(fc.forward_hook_ids().front(), *fc.observer_hook_id);  // observer first
+      BOOST_CHECK_EQUAL(fc.forward_hook_ids().back(), post.id());              // the user's last
+
+      for (uint64_t i = 0; i < 4; ++i) (*model)(random_tensor({3, 5}, 100 + i));  // calibration
+      BOOST_CHECK_EQUAL(pre_forwards, 4);
+      BOOST_CHECK_EQUAL(forwards, 4);
+
+      convert(*model, target);
+      Module& converted = model->child("fc");
+      BOOST_CHECK_NE(&converted, &fc);
+      BOOST_CHECK_EQUAL(model->child("quant").name(), "Quantize");
+      BOOST_CHECK_EQUAL(model->child("dequant").name(), "DeQuantize");
+      BOOST_CHECK_EQUAL(model->child("quant").forward_hook_count(), 0u);
+      BOOST_CHECK_EQUAL(converted.forward_pre_hook_count(), 1u);
+      BOOST_CHECK_EQUAL(converted.forward_pre_hook_ids().front(), pre.id());
+      BOOST_REQUIRE_EQUAL(converted.forward_hook_count(), 1u);
+      BOOST_CHECK_EQUAL(converted.forward_hook_ids().back(), post.id());
+
+      (*model)(random_tensor({3, 5}, 200));
+      BOOST_CHECK_EQUAL(pre_forwards, 5);
+      BOOST_CHECK_EQUAL(forwards, 5);
+    }
+  }
+}
+
+// TestQuantizeEagerPTQDynamic.test_forward_hooks_preserved: quantize_dynamic keeps both hooks.
+BOOST_AUTO_TEST_CASE(dynamic_flow_preserves_forward_hooks) {
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN})
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      Sequential::Children c;
+      c.emplace_back("fc1", linear(5, 5, 3));
+      Sequential model(std::move(c), "SingleLayerLinearDynamicModel");
+      int pre_forwards = 0, forwards = 0;
+      const HookHandle pre = model.child("fc1").register_forward_pre_hook([&](Module&, const ModuleInput&) {
+        ++pre_forwards;
+        return std::optional<ModuleInput>();
+      });
+      const HookHandle post =
+          model.child("fc1").register_forward_hook([&](Module&, const ModuleInput&, const ModuleOutput&) {
+            ++forwards;
+            return std::optional<ModuleOutput>();
+          });
+      quantize_dynamic(model, {implementation, engine});
+      Module& fc1 = model.child("fc1");
+      BOOST_CHECK_EQUAL(fc1.name(), "DynamicQuantizedLinear");
+      BOOST_CHECK(fc1.engine() == engine);
+      BOOST_CHECK((fc1.forward_pre_hook_ids() == std::vector<uint64_t>{pre.id()}));
+      BOOST_CHECK((fc1.forward_hook_ids() == std::vector<uint64_t>{post.id()}));
+      model(random_tensor({2, 5}, 9));
+      BOOST_CHECK_EQUAL(pre_forwards, 1);
+      BOOST_CHECK_EQUAL(forwards, 1);
+    }
+}
+
+// A parent's qconfig reaches its children; a child's own qconfig wins; qconfig None skips the
+// module and everything under it.
+BOOST_AUTO_TEST_CASE(qconfig_propagates_overrides_and_skips) {
+  Sequential::Children inner;
+  inner.emplace_back("fc1", linear(4, 4, 1));
+  inner.emplace_back("fc2", linear(4, 4, 2));
+  auto sub = std::make_unique<Sequential>(std::move(inner));
+  sub->child("fc2").qconfig_explicitly_none = true;
+  Sequential::Children skipped_inner;
+  skipped_inner.emplace_back("fc4", linear(4, 4, 4));
+  auto skipped = std::make_unique<Sequential>(std::move(skipped_inner));
+  skipped->qconfig_explicitly_none = true;
+  Sequential::Children c;
+  c.emplace_back("quant", std::make_unique<QuantStub>());
+  c.emplace_back("sub", std::move(sub));
+  c.emplace_back("fc3", linear(4, 4, 3));
+  c.emplace_back("skipped", std::move(skipped));
+  Sequential model(std::move(c), "Model");
+  model.qconfig = default_qconfig();
+  model.child("fc3").qconfig = default_per_channel_qconfig();
+
+  prepare(model);
+  auto& sub_ref = dynamic_cast<Sequential&>(model.child("sub"));
+  auto& skipped_ref = dynamic_cast<Sequential&>(model.child("skipped"));
+  BOOST_REQUIRE(sub_ref.child("fc1").qconfig.has_value());
+  BOOST_CHECK_EQUAL(sub_ref.child("fc1").qconfig->name, "default_qconfig");
+  BOOST_CHECK(!sub_ref.child("fc2").qconfig.has_value());
+  BOOST_CHECK(!sub_ref.child("fc2").activation_post_process);
+  BOOST_CHECK_EQUAL(model.child("fc3").qconfig->name, "default_per_channel_qconfig");
+  BOOST_CHECK(!skipped_ref.child("fc4").qconfig.has_value());
+  BOOST_CHECK(!skipped_ref.child("fc4").activation_post_process);
+  BOOST_CHECK(model.child("quant").activation_post_process != nullptr);
+  BOOST_CHECK(sub_ref.child("fc1").activation_post_process != nullptr);
+
+  // Linear -> Linear: the quantized fc1 feeds float fc2, so calibrate the pieces that
+  // convert needs and check names only.
+  for (uint64_t i = 0; i < 3; ++i) (*model.children()[0].second)(random_tensor({2, 4}, 50 + i));
+  for (uint64_t i = 0; i < 3; ++i) sub_ref.child("fc1")(random_tensor({2, 4}, 60 + i));
+  for (uint64_t i = 0; i < 3; ++i) model.child("fc3")(random_tensor({2, 4}, 70 + i));
+  convert(model, {Implementation::Quantized, Engine::QNNPACK});
+  BOOST_CHECK_EQUAL(model.child("quant").name(), "Quantize");
+  BOOST_CHECK_EQUAL(sub_ref.child("fc1").name(), "QuantizedLinear");
+  BOOST_CHECK_EQUAL(sub_ref.child("fc2").name(), "Linear");
+  BOOST_CHECK_EQUAL(model.child("fc3").name(), "QuantizedLinear");
+  BOOST_CHECK_EQUAL(skipped_ref.child("fc4").name(), "Linear");
+  // fc3's weight went through its own (per-channel) qconfig.
+  const StateDict fc3 = model.child("fc3").state_dict();
+  BOOST_CHECK(fc3.contains("_packed_params._packed_params"));
+}
+
+// QuantWrapper: quant, module, dequant with the module's qconfig; a DeQuantStub whose qconfig
+// is None stays a DeQuantStub.
+BOOST_AUTO_TEST_CASE(quant_wrapper_and_a_dequant_stub_with_qconfig_none) {
+  auto fc = linear(3, 2, 7);
+  fc->qconfig = default_qconfig();
+  auto wrapper = quant_wrapper(std::move(fc));
+  BOOST_CHECK_EQUAL(wrapper->name(), "QuantWrapper");
+  BOOST_CHECK_EQUAL(wrapper->child("quant").qconfig->name, "default_qconfig");
+  wrapper->child("dequant").qconfig.reset();
+  wrapper->child("dequant").qconfig_explicitly_none = true;
+  prepare(*wrapper);
+  for (uint64_t i = 0; i < 3; ++i) (*wrapper)(random_tensor({4, 3}, 30 + i));
+  convert(*wrapper, {Implementation::Quantized, Engine::QNNPACK});
+  BOOST_CHECK_EQUAL(wrapper->child("quant").name(), "Quantize");
+  BOOST_CHECK_EQUAL(wrapper->child("module").name(), "QuantizedLinear");
+  BOOST_CHECK_EQUAL(wrapper->child("dequant").name(), "DeQuantStub");
+  // The output is then still quantized, as in PyTorch.
+  const ModuleOutput out = (*wrapper)(ModuleInput{random_tensor({4, 3}, 40), std::nullopt});
+  BOOST_CHECK(std::holds_alternative<QTensor>(out.output));
+}
+
+// The converted tree's state_dict: the children's keys under their names, written to disk,
+// read back and loaded into a tree converted from other weights: identical keys, identical
+// outputs.
+BOOST_AUTO_TEST_CASE(converted_tree_state_dict_round_trips_through_a_file) {
+  const auto converted = [](uint64_t seed) {
+    auto model = quant_stub_model(seed);
+    model->qconfig = default_qconfig();
+    prepare(*model);
+    for (uint64_t i = 0; i < 3; ++i) (*model)(random_tensor({4, 5}, seed * 10 + i));
+    convert(*model, {Implementation::Quantized, Engine::QNNPACK});
+    return model;
+  };
+  auto a = converted(1), b = converted(2);
+  const StateDict state = a->state_dict();
+  BOOST_CHECK((state.keys() == std::vector<std::string>{"quant.scale", "quant.zero_point", "fc.scale",
+                                                        "fc.zero_point", "fc._packed_params.dtype",
+                                                        "fc._packed_params._packed_params"}));
+  BOOST_CHECK_EQUAL(state.versions.at("fc"), 3);
+  const std::string path = "eager_state.qsd";
+  save_state_dict(state, path);
+  b->load_state_dict(load_state_dict_file(path));
+  BOOST_CHECK(b->state_dict() == state);
+  const Tensor x = random_tensor({6, 5}, 77);
+  BOOST_CHECK((*a)(x).data == (*b)(x).data);
+  // A tree refuses a state_dict with a key it does not have, and stays as it was.
+  StateDict extra = state;
+  extra.set("fc.unexpected", Tensor(Shape{1}, {1.0f}));
+  expect_error([&] { b->load_state_dict(extra); }, "fc.unexpected");
+  BOOST_CHECK(b->state_dict() == state);
+}
+
+// Errors: convert before calibration, an unknown child, a bad Quantize state.
+BOOST_AUTO_TEST_CASE(flow_errors_name_the_module) {
+  auto model = quant_stub_model();
+  model->qconfig = default_qconfig();
+  propagate_qconfig(*model);  // qconfigs without observers: prepare was skipped
+  expect_error([&] { convert(*model, {Implementation::Quantized, Engine::QNNPACK}); },
+               "QuantStub has no activation_post_process");
+  BOOST_CHECK_EQUAL(model->child("quant").name(), "QuantStub");  // nothing was swapped
+  expect_error([&] { model->child("fc2"); }, "QuantStubModel has no child 'fc2' (children: quant, fc, dequant)");
+  Quantize q(0.5, 3, DType::QUInt8);
+  StateDict bad = q.state_dict();
+  bad.set("zero_point", IntTensor{{1}, {300}, false});
+  expect_error([&] { q.load_state_dict(bad); }, "zero_point");
+  BOOST_CHECK_EQUAL(q.qparams().zero_point(), 3);
+  expect_error([&] { quantize_dynamic(*model, {Implementation::Quantized, Engine::QNNPACK}, DType::QUInt8); },
+               "Don't know how to quantize with default settings for");
+}
+
+// test_quantize_eager_ptq.py's _test_reference_module_impl for Linear: the integer module
+// between Quantize and DeQuantize equals, after dequantization, the is_reference=True module
+// between its own stubs (quant1 -> dequant1 -> fc -> quant2 -> dequant2). The seed runs it on
+// fbgemm and onednn and skips qnnpack; here qnnpack is the engine whose static requantization
+// the harness models, so the fraction of equal elements is measured and the rest must be one
+// output quantum apart, from the int32 bias and the float multiplier (docs/numerics.md).
+BOOST_AUTO_TEST_CASE(reference_module_pattern_for_linear) {
+  const Tensor data = random_tensor({16, 5}, 5);
+  const auto calibrated = [&](std::vector<std::string> names, const std::string& class_name) {
+    Sequential::Children c;
+    for (const auto& n : names) {
+      if (n == "fc") c.emplace_back(n, linear(5, 10, 0));  // the same float weights in both models
+      else if (n.rfind("quant", 0) == 0) c.emplace_back(n, std::make_unique<QuantStub>());
+      else c.emplace_back(n, std::make_unique<DeQuantStub>());
+    }
+    auto model = std::make_unique<Sequential>(std::move(c), class_name);
+    model->qconfig = default_qconfig();
+    prepare(*model);
+    (*model)(data);
+    return model;
+  };
+  auto ref_m = calibrated({"quant1", "dequant1", "fc", "quant2", "dequant2"}, "RefM");
+  convert(*ref_m, {Implementation::Reference, Engine::QNNPACK});
+  BOOST_CHECK_EQUAL(ref_m->child("fc").name(), "QuantizedLinear(Reference)");
+  const Tensor ref_res = (*ref_m)(data);
+  const double quantum = dynamic_cast<const Quantize&>(ref_m->child("quant2")).qparams().scale();
+  for (const ConversionTarget& target : {kStaticTargets[0], kStaticTargets[1]}) {
+    BOOST_TEST_CONTEXT(label(target)) {
+      auto m = calibrated({"quant", "fc", "dequant"}, "M");
+      convert(*m, target);
+      BOOST_CHECK_EQUAL(m->child("fc").name(), "QuantizedLinear");
+      const Tensor res = (*m)(data);
+      BOOST_REQUIRE_EQUAL(res.data.size(), ref_res.data.size());
+      int64_t equal = 0;
+      for (size_t i = 0; i < res.data.size(); ++i) {
+        equal += res.data[i] == ref_res.data[i];
+        BOOST_CHECK_LE(std::abs(double(res.data[i]) - ref_res.data[i]), quantum * 1.0001);
+      }
+      BOOST_TEST_MESSAGE("reference pattern, Linear, " << label(target) << ": " << equal << "/" << res.data.size()
+                                                       << " elements equal");
+      BOOST_CHECK_GE(equal * 10, static_cast<int64_t>(res.data.size()) * 9);
+    }
+  }
+}
