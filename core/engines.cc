@@ -104,6 +104,43 @@ std::vector<EngineOpRule> make_table() {
                   "moderate scales but not where the output scale is extreme (79, 3.7e-6): not "
                   "modelled yet, so no integer implementation",
                   Requantization::NotModelled});
+
+  // Static quantized::conv{1,2,3}d (quantized::conv{n}d_prepack + quantized::conv{n}d /
+  // conv{n}d_relu): a static Linear per output position over the patch the kernel covers, so
+  // each engine's row is its static Linear row with what was measured to differ.
+  std::vector<EngineOpRule> conv_rows;
+  for (const EngineOpRule& linear : rows) {
+    if (linear.op != EngineOp::StaticLinear) continue;
+    EngineOpRule conv = linear;
+    conv.op = EngineOp::StaticConv;
+    conv.fp16_rejection = "static quantized::conv takes no float16 weights";
+    switch (conv.engine) {
+      case Engine::FBGEMM:
+      case Engine::X86:
+        conv.notes = "requantization not modelled (not in Debian's LibTorch): no integer implementation";
+        break;
+      case Engine::QNNPACK:
+        conv.unpacks_missing_bias_as_zeros = true;
+        conv.conv3d_unpack_rejection = "QNNPACK only supports conv2d_unpack right now.";
+        conv.notes =
+            "as quantized::linear: quint8 weights refused at the call; bias in int32, one float multiplier "
+            "(300 random 1-d/2-d/3-d, grouped, depthwise, dilated, strided, padded, per-channel and ReLU "
+            "cases bit-exact); an overflowing int32 bias saturates on the 1x1 stride-1 unpadded (GEMM) path "
+            "and becomes INT32_MIN elsewhere; Conv3d's state_dict refused (\"" + conv.conv3d_unpack_rejection +
+            "\"), a convolution without bias reports a zero bias";
+        break;
+      case Engine::ONEDNN:
+        conv.nonzero_weight_zero_point_rejection =
+            "quantized::qconv_prepack: ONEDNN only supports symmetric quantization of weight, whose zero point "
+            "must be 0.";
+        conv.pairwise_int16_saturation_verified = false;
+        conv.notes = "symmetric weights only (quint8 with zero point 0 accepted, observed live); requantization "
+                     "not modelled yet (as for linear): no integer implementation";
+        break;
+    }
+    conv_rows.push_back(conv);
+  }
+  rows.insert(rows.end(), conv_rows.begin(), conv_rows.end());
   return rows;
 }
 
@@ -135,6 +172,7 @@ std::string to_string(EngineOp op) {
   switch (op) {
     case EngineOp::DynamicLinear: return "quantized::linear_dynamic";
     case EngineOp::StaticLinear: return "quantized::linear";
+    case EngineOp::StaticConv: return "quantized::conv{1,2,3}d";
   }
   return "?";
 }
@@ -221,7 +259,7 @@ std::string engine_table_text() {
     else
       out << "    quint8 weights (at " << to_string(r.non_qint8_weight_rejection_step) << "): \""
           << r.non_qint8_weight_rejection << "\"\n";
-    if (r.op == EngineOp::StaticLinear) out << "    requantization: " << to_string(r.requantization) << "\n";
+    if (r.op != EngineOp::DynamicLinear) out << "    requantization: " << to_string(r.requantization) << "\n";
     out << "    " << r.notes << "\n";
   }
   return out.str();

@@ -22,8 +22,9 @@ std::string to_string(Engine engine);          // "fbgemm", "x86", "qnnpack", "o
 Engine engine_from_string(const std::string&);  // throws Error listing the engines
 
 // The ops the table describes, named by the LibTorch operator that implements them.
-enum class EngineOp { DynamicLinear, StaticLinear };
-std::string to_string(EngineOp op);  // "quantized::linear_dynamic", "quantized::linear"
+enum class EngineOp { DynamicLinear, StaticLinear, StaticConv };
+// "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d"
+std::string to_string(EngineOp op);
 
 // When an engine refuses a configuration: while prepacking the weight (module
 // construction) or only at the first forward call (qnnpack checks the weight dtype there).
@@ -85,6 +86,11 @@ struct EngineOpRule {
 
   // Static ops only.
   Requantization requantization = Requantization::NotModelled;
+  // Convolutions only: the engine's unpack (and so the module's state_dict) of a 3-d
+  // convolution fails with this message when non-empty (qnnpack), and a convolution
+  // prepacked without bias unpacks a zero bias (qnnpack).
+  std::string conv3d_unpack_rejection = "";
+  bool unpacks_missing_bias_as_zeros = false;
 };
 
 const std::vector<EngineOpRule>& engine_table();

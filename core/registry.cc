@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/float/conv.h"
 #include "core/float/linear.h"
 #include "core/float/rnn.h"
 #include "core/observers.h"
@@ -19,8 +20,11 @@
 #include "quantized/dynamic/linear.h"
 #include "quantized/dynamic/rnn.h"
 #include "quantized/libtorch/dynamic_rnn.h"
+#include "quantized/libtorch/static_conv.h"
 #include "quantized/libtorch/static_linear.h"
+#include "quantized/static/conv.h"
 #include "quantized/static/linear.h"
+#include "reference/conv.h"
 #include "reference/linear.h"
 #include "reference/rnn.h"
 #include "reference/static.h"
@@ -105,15 +109,19 @@ void add_linear_terms(const Tensor& w, const Tensor& x, const std::optional<Tens
 
 // The float Linear (or LinearReLU) of a case: weights with per-row magnitudes when the
 // case is per-channel, and a N(0, 1) bias when it has one.
+// A N(0, 1) bias of `size` when the case has one.
+std::optional<Tensor> random_bias(const CaseConfig& config, int64_t size, std::mt19937_64& rng) {
+  if (!config.get("bias")) return std::nullopt;
+  Tensor bias(Shape{size});
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& b : bias.data) b = normal(rng);
+  return bias;
+}
+
 std::unique_ptr<FloatLinear> random_float_linear(const CaseConfig& config, bool relu, std::mt19937_64& rng) {
   const int64_t in = config.get("in_features"), out = config.get("out_features");
   Tensor weight = random_weight(out, in, config.get("per_channel") != 0, rng);
-  std::optional<Tensor> bias;
-  if (config.get("bias")) {
-    bias = Tensor(Shape{out});
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (float& b : bias->data) b = normal(rng);
-  }
+  std::optional<Tensor> bias = random_bias(config, out, rng);
   auto module = std::make_unique<FloatLinear>(std::move(weight), std::move(bias));
   module->fused_relu = relu;
   return module;
@@ -210,59 +218,74 @@ std::vector<Engine> static_engines(EngineOp op) {
   return engines;
 }
 
-// Per output element, in output quanta (see OutputSensitivity): from the reference's
-// fake-quantized weight and dequantized input, and the integers both engines sum.
-std::vector<OutputSensitivity> static_linear_sensitivity(const Module& module, const ModuleInput& input) {
-  const auto& wrapper = dynamic_cast<const StaticReference&>(module);
-  const auto& reference = dynamic_cast<const ReferenceLinear&>(wrapper.module());
-  const auto& xq = std::get<QTensor>(input.input);
-  const Tensor x = dequantize(xq);
-  const Tensor w = reference.get_weight();
-  const QTensor wq = reference.get_quantized_weight();
-  const int64_t in = reference.in_features(), out = reference.out_features();
+// One static reduction block, rows x out, in output quanta (see OutputSensitivity): x the
+// dequantized input rows (rows x K) and xq their integers, w the reference's fake-quantized
+// weight rows (out x K) and wq their integers, channel_offset the block's first output
+// channel in the weight qparams and bias.
+std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const std::vector<int32_t>& xq,
+                                                        const QuantParams& x_qparams, const Tensor& w,
+                                                        const QTensor& wq, int64_t channel_offset,
+                                                        const std::optional<Tensor>& bias, double out_scale) {
+  const int64_t in = w.size(1), out = w.size(0);
   const int64_t rows = in ? x.numel() / in : 0;
-  const double x_scale = xq.qparams.scale(), out_scale = wrapper.output_qparams().scale();
-  kernels::DynamicLinearWeights integers{out, in, wq.values, {}, {}};  // sums only: no scales
-  for (int64_t n = 0; n < out; ++n) integers.zero_points.push_back(static_cast<int32_t>(wq.qparams.zero_point(n)));
-  kernels::DynamicLinearActivation activation{xq.values.data(), rows, 1.0f,
-                                              static_cast<int32_t>(xq.qparams.zero_point())};
+  const double x_scale = x_qparams.scale();
+  kernels::DynamicLinearWeights integers{out, in, std::vector<int32_t>(wq.values.begin() + channel_offset * in,
+                                                                       wq.values.begin() + (channel_offset + out) * in),
+                                         {}, {}};  // sums only: no scales
+  for (int64_t n = 0; n < out; ++n)
+    integers.zero_points.push_back(static_cast<int32_t>(wq.qparams.zero_point(channel_offset + n)));
+  kernels::DynamicLinearActivation activation{xq.data(), rows, 1.0f, static_cast<int32_t>(x_qparams.zero_point())};
   const auto exact = kernels::dynamic_linear_accumulators(activation, integers);
   activation.accumulation = kernels::Accumulation::PairwiseInt16Saturation;
   const auto saturated = kernels::dynamic_linear_accumulators(activation, integers);
+  std::optional<Tensor> block_bias;
+  if (bias) block_bias = Tensor(Shape{out}, std::vector<float>(bias->data.begin() + channel_offset,
+                                                                bias->data.begin() + channel_offset + out));
   std::vector<OutputSensitivity> result(rows * out);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t n = 0; n < out; ++n) {
       OutputSensitivity& s = result[r * out + n];
       s.terms = in;
       s.output_scale = out_scale;
-      const double unit = x_scale * wq.qparams.scale(n);  // one accumulator step, in real units
+      const double unit = x_scale * wq.qparams.scale(channel_offset + n);  // one accumulator step, in real units
       s.bias_rounding = unit / 2;
       s.saturation_loss = std::abs(static_cast<double>(exact[r * out + n]) - saturated[r * out + n]) * unit / out_scale;
-      if (reference.bias())
-        s.int32_bias_overflow = std::abs(static_cast<double>(reference.bias()->data[n])) / unit +
+      if (block_bias)
+        s.int32_bias_overflow = std::abs(static_cast<double>(block_bias->data[n])) / unit +
                                     std::abs(static_cast<double>(exact[r * out + n])) >= 2147483647.0;
-      add_linear_terms(w, x, reference.bias(), r, n, &s);
+      add_linear_terms(w, x, block_bias, r, n, &s);
     }
   return result;
 }
 
-// A calibrated float Linear, as prepare + one calibration batch leave it: the input's
-// observer gives the input qparams, the module's activation_post_process has seen its output.
-Case make_static_linear_case(const CaseConfig& config, bool relu) {
-  std::mt19937_64 rng(config.data_seed);
-  const int64_t in = config.get("in_features");
+std::vector<OutputSensitivity> static_linear_sensitivity(const Module& module, const ModuleInput& input) {
+  const auto& wrapper = dynamic_cast<const StaticReference&>(module);
+  const auto& reference = dynamic_cast<const ReferenceLinear&>(wrapper.module());
+  const auto& xq = std::get<QTensor>(input.input);
+  return static_block_sensitivity(dequantize(xq), xq.values, xq.qparams, reference.get_weight(),
+                                  reference.get_quantized_weight(), 0, reference.bias(),
+                                  wrapper.output_qparams().scale());
+}
+
+// The qconfig of a static case: 7-bit activations (default_qconfig's observer) or all 8 bits
+// (qnnpack's and onednn's default qconfigs, here with MinMax rather than Histogram
+// observers), per-tensor or per-channel weights.
+QConfig static_case_qconfig(const CaseConfig& config) {
   const bool per_channel = config.get("per_channel") != 0;
-  auto module = random_float_linear(config, relu, rng);
-  // 7-bit activations (default_qconfig's observer) or all 8 bits (qnnpack's and onednn's
-  // default qconfigs, here with MinMax rather than Histogram observers).
   ObserverOptions act;
   act.reduce_range = config.get("full_range") == 0;
   QConfig qconfig{"", min_max_observer(act),
                   per_channel ? default_per_channel_weight_observer() : default_weight_observer()};
   qconfig.name = std::string(act.reduce_range ? "default_qconfig" : "8-bit MinMax") +
                  (per_channel ? " with per-channel weights" : "");
+  return qconfig;
+}
+
+// A static case as prepare + one calibration batch leave it: the module gets its qconfig,
+// the input observer gives the input qparams, activation_post_process has seen the output.
+Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& config, const Tensor& x) {
+  const QConfig qconfig = static_case_qconfig(config);
   module->qconfig = qconfig;
-  Tensor x = random_input({config.get("batch"), in}, config.style, rng);
   auto input_observer = qconfig.activation();
   input_observer->observe(x);
   const QTensor xq = quantize(x, as_tensor_qparams(input_observer->calculate_qparams()));
@@ -270,6 +293,13 @@ Case make_static_linear_case(const CaseConfig& config, bool relu) {
   output_observer->observe((*module)(x));  // calibration sees the float module's output
   module->activation_post_process = output_observer;
   return {std::move(module), ModuleInput{xq, std::nullopt}};
+}
+
+Case make_static_linear_case(const CaseConfig& config, bool relu) {
+  std::mt19937_64 rng(config.data_seed);
+  auto module = random_float_linear(config, relu, rng);
+  const Tensor x = random_input({config.get("batch"), config.get("in_features")}, config.style, rng);
+  return calibrated_static_case(std::move(module), config, x);
 }
 
 ModuleKind static_linear_kind(bool relu) {
@@ -321,6 +351,132 @@ ModuleKind static_linear_kind(bool relu) {
     const auto& linear = dynamic_cast<const ReferenceLinear&>(wrapper.module());
     auto module = std::make_unique<ReferenceLinear>(linear.weight(), linear.bias(), qparams);
     module->fused_relu = linear.fused_relu;
+    return std::make_unique<StaticReference>(std::move(module), wrapper.output_qparams());
+  };
+  return kind;
+}
+
+// --- static.Conv{1,2,3}d, static.ConvReLU{1,2,3}d --------------------------------------
+
+ConvOptions conv_options(const CaseConfig& config, int64_t dims) {
+  ConvOptions o;
+  o.spatial_dims = dims;
+  o.groups = config.get("groups");
+  o.in_channels = o.groups * config.get("in_per_group");
+  o.out_channels = o.groups * config.get("out_per_group");
+  o.kernel_size.assign(dims, config.get("kernel"));
+  o.stride.assign(dims, config.get("stride"));
+  o.padding.assign(dims, config.get("padding"));
+  o.dilation.assign(dims, config.get("dilation"));
+  o.bias = config.get("bias") != 0;
+  return o;
+}
+
+// Per output element (image, channel, position), flatten_output's order: the static block
+// sensitivity of each image and group over its patches.
+std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, const ModuleInput& input) {
+  const auto& wrapper = dynamic_cast<const StaticReference&>(module);
+  const auto& reference = dynamic_cast<const ReferenceConv&>(wrapper.module());
+  const auto& xq = std::get<QTensor>(input.input);
+  const Tensor x = dequantize(xq);
+  const ConvGeometry g = ConvGeometry::make(reference.options(), xq.sizes, reference.name());
+  const QTensor wq = reference.get_quantized_weight();
+  const Tensor w = reference.get_weight();
+  const int64_t positions = g.positions(), patch = g.patch(), out_per_group = g.out_channels / g.groups;
+  std::vector<OutputSensitivity> result(g.batch * g.out_channels * positions);
+  Tensor patches(Shape{positions, patch});
+  std::vector<int32_t> integer_patches(positions * patch);
+  for (int64_t image = 0; image < g.batch; ++image)
+    for (int64_t group = 0; group < g.groups; ++group) {
+      im2col<float>(g, x.data.data(), image, group, 0.0f, patches.data.data());
+      im2col<int32_t>(g, xq.values.data(), image, group, static_cast<int32_t>(xq.qparams.zero_point()),
+                      integer_patches.data());
+      const Tensor w_group(Shape{out_per_group, patch},
+                           std::vector<float>(w.data.begin() + group * out_per_group * patch,
+                                              w.data.begin() + (group + 1) * out_per_group * patch));
+      const auto block = static_block_sensitivity(patches, integer_patches, xq.qparams, w_group, wq,
+                                                  group * out_per_group, reference.bias(),
+                                                  wrapper.output_qparams().scale());
+      for (int64_t p = 0; p < positions; ++p)
+        for (int64_t j = 0; j < out_per_group; ++j)
+          result[(image * g.out_channels + group * out_per_group + j) * positions + p] = block[p * out_per_group + j];
+    }
+  return result;
+}
+
+// A calibrated float Conv{n}d (or ConvReLU{n}d): spatial sizes from the dilated kernel minus
+// the padding (down to the kernel size itself) up to a few positions more.
+Case make_static_conv_case(const CaseConfig& config, int64_t dims, bool relu) {
+  std::mt19937_64 rng(config.data_seed);
+  const ConvOptions o = conv_options(config, dims);
+  const Shape weight_shape = o.weight_shape();
+  const int64_t patch = numel_of(weight_shape) / o.out_channels;
+  Tensor flat = random_weight(o.out_channels, patch, config.get("per_channel") != 0, rng);
+  auto module = std::make_unique<FloatConv>(o, Tensor(weight_shape, std::move(flat.data)), random_bias(config, o.out_channels, rng));
+  module->fused_relu = relu;
+  Shape input_shape{config.get("batch"), o.in_channels};
+  for (int64_t d = 0; d < dims; ++d) {
+    const int64_t dilated = o.dilation[d] * (o.kernel_size[d] - 1) + 1;
+    input_shape.push_back(std::max<int64_t>(1, dilated - 2 * o.padding[d]) + config.get("extra_size"));
+  }
+  const Tensor x = random_input(input_shape, config.style, rng);
+  return calibrated_static_case(std::move(module), config, x);
+}
+
+ModuleKind static_conv_kind(int64_t dims, bool relu) {
+  ModuleKind kind;
+  const std::string suffix = std::to_string(dims) + "d";
+  kind.float_name = std::string(relu ? "ConvReLU" : "Conv") + suffix;
+  kind.key = "static." + kind.float_name;
+  kind.family = Family::Static;
+  kind.engine_op = EngineOp::StaticConv;
+  const std::string integer_name = "Quantized" + kind.float_name;
+  kind.implementations.push_back(
+      {Implementation::Reference, "QuantizedConv" + suffix + "(Reference)", {},
+       [](const Module& m, Engine) -> std::unique_ptr<Module> {
+         return std::make_unique<StaticReference>(ReferenceConv::from_float(dynamic_cast<const FloatConv&>(m)),
+                                                  calibrated_output_qparams(m));
+       },
+       nullptr});
+  kind.implementations.push_back(
+      {Implementation::Quantized, integer_name, static_engines(EngineOp::StaticConv),
+       [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+         return QuantizedConv::from_float(dynamic_cast<const FloatConv&>(m), e);
+       },
+       [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+         return QuantizedConv::from_reference(dynamic_cast<const StaticReference&>(r), e);
+       }});
+  kind.implementations.push_back(
+      {Implementation::LibTorch, integer_name, static_engines(EngineOp::StaticConv),
+       [](const Module& m, Engine e) { return libtorch_static_conv_from_float(dynamic_cast<const FloatConv&>(m), e); },
+       [](const Module& r, Engine e) {
+         return libtorch_static_conv_from_reference(dynamic_cast<const StaticReference&>(r), e);
+       }});
+  kind.case_parameters = {
+      {"batch", 1, 4, "images"},
+      {"groups", 1, 4, "groups (channels = groups x per-group channels, up to 16)"},
+      {"in_per_group", 1, 4, "input channels per group"},
+      {"out_per_group", 1, 4, "output channels per group"},
+      {"kernel", 1, dims == 3 ? 3 : 5, "kernel size, every spatial dim"},
+      {"stride", 1, 3, "stride, every spatial dim"},
+      {"padding", 0, 2, "zero padding, every spatial dim"},
+      {"dilation", 1, 2, "dilation, every spatial dim"},
+      {"extra_size", 0, dims == 3 ? 2 : 4, "input size beyond the smallest the kernel allows"},
+      {"bias", 0, 1, "1: with bias"},
+      {"per_channel", 0, 1, "1: default_per_channel_weight_observer, else default_weight_observer"},
+      {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
+  };
+  kind.make_case = [dims, relu](const CaseConfig& config) { return make_static_conv_case(config, dims, relu); };
+  kind.sensitivity = static_conv_sensitivity;
+  kind.weight_shape = [](const Module& reference) {
+    const auto& conv = dynamic_cast<const ReferenceConv&>(dynamic_cast<const StaticReference&>(reference).module());
+    return conv.weight().sizes;
+  };
+  kind.with_weight_qparams = [](const Module& reference, const QuantParams& qparams) -> std::unique_ptr<Module> {
+    const auto& wrapper = dynamic_cast<const StaticReference&>(reference);
+    const auto& conv = dynamic_cast<const ReferenceConv&>(wrapper.module());
+    auto module = std::make_unique<ReferenceConv>(conv.options(), conv.weight(), conv.bias(), qparams);
+    module->fused_relu = conv.fused_relu;
     return std::make_unique<StaticReference>(std::move(module), wrapper.output_qparams());
   };
   return kind;
@@ -538,6 +694,8 @@ std::vector<ModuleKind> make_registry() {
   kinds.push_back(dynamic_rnn_kind(RnnMode::GRU, /*cell=*/true));
   kinds.push_back(static_linear_kind(/*relu=*/false));
   kinds.push_back(static_linear_kind(/*relu=*/true));
+  for (int64_t dims : {1, 2, 3})
+    for (bool relu : {false, true}) kinds.push_back(static_conv_kind(dims, relu));
   return kinds;
 }
 

@@ -1,6 +1,7 @@
 #include "reference/linear.h"
 
 #include "core/error.h"
+#include "core/float/parameters.h"
 #include "core/observers.h"
 #include "reference/weight_qparams.h"
 
@@ -44,28 +45,15 @@ ModuleOutput ReferenceLinear::forward(const ModuleInput& input) {
 }
 
 StateDict ReferenceLinear::state_dict() const {
-  StateDict state;
-  state.set("weight", weight_);
-  if (bias_) state.set("bias", *bias_);
+  StateDict state = weight_bias_state_dict(weight_, bias_);
   save_weight_qparams(&state, "", weight_qparams_);
-  state.versions[""] = 1;
   return state;
 }
 
 void ReferenceLinear::load_state_dict(const StateDict& state) {
-  std::vector<std::string> keys{"weight"};
-  if (bias_) keys.push_back("bias");
-  for (auto& key : weight_qparams_keys("")) keys.push_back(key);
-  state.check_keys(keys, name());
+  WeightAndBias read = read_weight_bias(state, weight_.sizes, bias_.has_value(), weight_qparams_keys(""), name());
   // Build the new module state completely before replacing anything.
-  ReferenceLinear loaded(state.at("weight").as<Tensor>("weight"),
-                         bias_ ? std::optional<Tensor>(state.at("bias").as<Tensor>("bias"))
-                               : std::nullopt,
-                         load_weight_qparams(state, ""));
-  if (loaded.weight_.sizes != weight_.sizes)
-    throw Error("size mismatch for weight: copying a param with shape " +
-                shape_to_string(loaded.weight_.sizes) + ", the shape in current model is " +
-                shape_to_string(weight_.sizes) + ".");
+  ReferenceLinear loaded(std::move(read.weight), std::move(read.bias), load_weight_qparams(state, ""));
   weight_ = std::move(loaded.weight_);
   bias_ = std::move(loaded.bias_);
   weight_qparams_ = std::move(loaded.weight_qparams_);

@@ -6,9 +6,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "core/eager.h"
+#include "core/float/conv.h"
 #include "core/float/linear.h"
 #include "core/float/rnn.h"
 #include "core/quantize.h"
@@ -49,7 +51,7 @@ const std::vector<ConversionTarget> kStaticTargets = {{Implementation::Quantized
                                                       {Implementation::LibTorch, Engine::QNNPACK},
                                                       {Implementation::Reference, Engine::QNNPACK}};
 
-std::string label(const ConversionTarget& t) { return to_string(t.implementation) + "[" + to_string(t.engine) + "]"; }
+std::string label_of(const ConversionTarget& t) { return to_string(t.implementation) + "[" + to_string(t.engine) + "]"; }
 
 }  // namespace
 
@@ -58,7 +60,7 @@ std::string label(const ConversionTarget& t) { return to_string(t.implementation
 // convert no observer hook and no extra hook remain.
 BOOST_AUTO_TEST_CASE(static_flow_preserves_forward_hooks) {
   for (const ConversionTarget& target : kStaticTargets) {
-    BOOST_TEST_CONTEXT("convert to " << label(target)) {
+    BOOST_TEST_CONTEXT("convert to " << label_of(target)) {
       auto model = quant_stub_model(11, target.implementation == Implementation::Reference);
       int pre_forwards = 0, forwards = 0;
       Module& fc = model->child("fc");
@@ -253,18 +255,21 @@ BOOST_AUTO_TEST_CASE(flow_errors_name_the_module) {
                "Don't know how to quantize with default settings for");
 }
 
-// test_quantize_eager_ptq.py's _test_reference_module_impl for Linear: the integer module
-// between Quantize and DeQuantize equals, after dequantization, the is_reference=True module
-// between its own stubs (quant1 -> dequant1 -> fc -> quant2 -> dequant2). The seed runs it on
-// fbgemm and onednn and skips qnnpack; here qnnpack is the engine whose static requantization
-// the harness models, so the fraction of equal elements is measured and the rest must be one
-// output quantum apart, from the int32 bias and the float multiplier (docs/numerics.md).
-BOOST_AUTO_TEST_CASE(reference_module_pattern_for_linear) {
-  const Tensor data = random_tensor({16, 5}, 5);
+// test_quantize_eager_ptq.py's _test_reference_module_impl, with the seed's modules and
+// input shapes: the integer module between Quantize and DeQuantize equals, after
+// dequantization, the is_reference=True module between its own stubs (quant1 -> dequant1 ->
+// module -> quant2 -> dequant2). The seed runs it on fbgemm and onednn and skips qnnpack;
+// here qnnpack is the engine whose static requantization the harness models, where the int32
+// bias and the float multiplier may move an element by one output quantum: the elements that
+// differ are counted (in the test log) and must be at most 10 % and one quantum away.
+void check_reference_module_pattern(const std::string& label, const std::function<std::unique_ptr<Module>()>& make,
+                                    const Shape& input_shape, const std::string& integer_name,
+                                    const std::string& reference_name) {
+  const Tensor data = random_tensor(input_shape, 5);
   const auto calibrated = [&](std::vector<std::string> names, const std::string& class_name) {
     Sequential::Children c;
     for (const auto& n : names) {
-      if (n == "fc") c.emplace_back(n, linear(5, 10, 0));  // the same float weights in both models
+      if (n == "module") c.emplace_back(n, make());  // the same float weights in both models
       else if (n.rfind("quant", 0) == 0) c.emplace_back(n, std::make_unique<QuantStub>());
       else c.emplace_back(n, std::make_unique<DeQuantStub>());
     }
@@ -274,16 +279,18 @@ BOOST_AUTO_TEST_CASE(reference_module_pattern_for_linear) {
     (*model)(data);
     return model;
   };
-  auto ref_m = calibrated({"quant1", "dequant1", "fc", "quant2", "dequant2"}, "RefM");
+  auto ref_m = calibrated({"quant1", "dequant1", "module", "quant2", "dequant2"}, "RefM");
   convert(*ref_m, {Implementation::Reference, Engine::QNNPACK});
-  BOOST_CHECK_EQUAL(ref_m->child("fc").name(), "QuantizedLinear(Reference)");
+  BOOST_CHECK_EQUAL(ref_m->child("module").name(), reference_name);
   const Tensor ref_res = (*ref_m)(data);
   const double quantum = dynamic_cast<const Quantize&>(ref_m->child("quant2")).qparams().scale();
   for (const ConversionTarget& target : {kStaticTargets[0], kStaticTargets[1]}) {
-    BOOST_TEST_CONTEXT(label(target)) {
-      auto m = calibrated({"quant", "fc", "dequant"}, "M");
+    BOOST_TEST_CONTEXT(label << " " << label_of(target)) {
+      auto m = calibrated({"quant", "module", "dequant"}, "M");
       convert(*m, target);
-      BOOST_CHECK_EQUAL(m->child("fc").name(), "QuantizedLinear");
+      BOOST_CHECK_EQUAL(m->child("module").name(), integer_name);
+      BOOST_CHECK_EQUAL(m->child("quant").name(), "Quantize");
+      BOOST_CHECK_EQUAL(m->child("dequant").name(), "DeQuantize");
       const Tensor res = (*m)(data);
       BOOST_REQUIRE_EQUAL(res.data.size(), ref_res.data.size());
       int64_t equal = 0;
@@ -291,9 +298,30 @@ BOOST_AUTO_TEST_CASE(reference_module_pattern_for_linear) {
         equal += res.data[i] == ref_res.data[i];
         BOOST_CHECK_LE(std::abs(double(res.data[i]) - ref_res.data[i]), quantum * 1.0001);
       }
-      BOOST_TEST_MESSAGE("reference pattern, Linear, " << label(target) << ": " << equal << "/" << res.data.size()
-                                                       << " elements equal");
+      BOOST_TEST_MESSAGE("reference pattern, " << label << ", " << label_of(target) << ": " << equal << "/"
+                                               << res.data.size() << " elements equal");
       BOOST_CHECK_GE(equal * 10, static_cast<int64_t>(res.data.size()) * 9);
     }
   }
+}
+
+std::unique_ptr<Module> seed_conv(int64_t dims) {  // the seed's {'in_channels': 1, 'out_channels': 1, 'kernel_size': 1}
+  ConvOptions o;
+  o.spatial_dims = dims;
+  o.kernel_size.assign(dims, 1);
+  o.stride.assign(dims, 1);
+  o.padding.assign(dims, 0);
+  o.dilation.assign(dims, 1);
+  return std::make_unique<FloatConv>(o, random_tensor(o.weight_shape(), 3, 0.5f), random_tensor({1}, 4, 0.1f));
+}
+
+BOOST_AUTO_TEST_CASE(reference_module_pattern_for_linear_and_convolutions) {
+  check_reference_module_pattern("Linear", [] { return linear(5, 10, 0); }, {16, 5}, "QuantizedLinear",
+                                 "QuantizedLinear(Reference)");
+  check_reference_module_pattern("Conv1d", [] { return seed_conv(1); }, {16, 1, 1}, "QuantizedConv1d",
+                                 "QuantizedConv1d(Reference)");
+  check_reference_module_pattern("Conv2d", [] { return seed_conv(2); }, {16, 1, 10, 10}, "QuantizedConv2d",
+                                 "QuantizedConv2d(Reference)");
+  check_reference_module_pattern("Conv3d", [] { return seed_conv(3); }, {16, 1, 10, 10, 10}, "QuantizedConv3d",
+                                 "QuantizedConv3d(Reference)");
 }

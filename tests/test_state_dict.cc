@@ -73,6 +73,14 @@ BOOST_AUTO_TEST_CASE(round_trip_through_a_file_for_every_registered_module) {
           Case original = kind.make_case(config);
           const ConversionTarget target{entry.implementation, engine};
           auto saved_module = convert_from_float(kind, *original.float_module, target);
+          const std::string& refusal = engine_rule(engine, kind.engine_op).conv3d_unpack_rejection;
+          const bool is_3d = kind.float_name.size() > 2 && kind.float_name.compare(kind.float_name.size() - 2, 2, "3d") == 0;
+          if (!refusal.empty() && is_3d && entry.implementation != Implementation::Reference) {
+            // qnnpack cannot unpack a 3-d convolution: the state_dict is refused with its
+            // message, by the integer module as by LibTorch (test_static checks both).
+            expect_error([&] { saved_module->state_dict(); }, refusal);
+            continue;
+          }
           const StateDict state = saved_module->state_dict();
           const fs::path path = temp_file("module.qcsd");
           save_state_dict(state, path.string());

@@ -1,12 +1,15 @@
-// Static Linear: the integer module's state_dict layout and errors, and the qnnpack
-// behaviours the harness reproduces (int32 bias overflow, quint8 weights refused at the
-// call) checked against LibTorch in-process.
+// Static Linear and Conv: the integer modules' state_dict layouts and errors, and the
+// qnnpack behaviours the harness reproduces (int32 bias overflow on the GEMM and the
+// convolution paths, quint8 weights refused at the call, 3-d unpack refused, a missing
+// conv bias reported as zeros) checked against LibTorch in-process.
 #define BOOST_TEST_MODULE static_linear
 #include <boost/test/unit_test.hpp>
 
 #include "core/quantize.h"
 #include "core/registry.h"
+#include "quantized/libtorch/static_conv.h"
 #include "quantized/libtorch/static_linear.h"
+#include "quantized/static/conv.h"
 #include "quantized/static/linear.h"
 #include "tests/support.h"
 
@@ -73,4 +76,117 @@ BOOST_AUTO_TEST_CASE(qnnpack_refuses_quint8_weights_at_the_call_like_libtorch) {
   auto libtorch = make_libtorch_static_linear(w, std::nullopt, 0.02, 0, Engine::QNNPACK, false);
   testing::expect_error([&] { integer(ModuleInput{x, std::nullopt}); }, "expected scalar type QInt8 but found QUInt8");
   testing::expect_error([&] { (*libtorch)(ModuleInput{x, std::nullopt}); }, "expected scalar type QInt8 but found QUInt8");
+}
+
+namespace {
+
+ConvOptions conv_options(int64_t dims, int64_t in, int64_t out, int64_t kernel, int64_t stride = 1,
+                         int64_t padding = 0, int64_t groups = 1, bool bias = true) {
+  ConvOptions o;
+  o.spatial_dims = dims;
+  o.in_channels = in;
+  o.out_channels = out;
+  o.kernel_size.assign(dims, kernel);
+  o.stride.assign(dims, stride);
+  o.padding.assign(dims, padding);
+  o.dilation.assign(dims, 1);
+  o.groups = groups;
+  o.bias = bias;
+  return o;
+}
+
+QTensor conv_weight(const ConvOptions& o, double scale) {
+  Tensor w(o.weight_shape());
+  for (size_t i = 0; i < w.data.size(); ++i) w.data[i] = 0.01f * static_cast<float>(static_cast<int>(i * 37 % 200) - 100);
+  return quantize(w, QuantParams::per_tensor(DType::QInt8, scale, 0));
+}
+
+QTensor conv_input(const ConvOptions& o, int64_t size, double scale, int64_t zero_point) {
+  Shape shape{1, o.in_channels};
+  for (int64_t d = 0; d < o.spatial_dims; ++d) shape.push_back(size);
+  Tensor x(shape);
+  for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = 0.05f * static_cast<float>(static_cast<int>(i * 13 % 40) - 20);
+  return quantize(x, QuantParams::per_tensor(DType::QUInt8, scale, zero_point));
+}
+
+}  // namespace
+
+// nnq.Conv2d's state_dict keys, version and repr, as PyTorch 1.13 prints them for
+// torch.ao.nn.quantized.Conv2d(2, 4, 3): "QuantizedConv2d(2, 4, kernel_size=(3, 3),
+// stride=(1, 1), scale=1.0, zero_point=0)", keys weight, bias, scale, zero_point, version 1.
+BOOST_AUTO_TEST_CASE(conv_state_dict_and_repr_are_nnq_convs) {
+  const ConvOptions o = conv_options(2, 2, 4, 3);
+  QuantizedConv conv(o, conv_weight(o, 0.01), Tensor(Shape{4}), 1.0, 0, Engine::QNNPACK);
+  const StateDict state = conv.state_dict();
+  BOOST_CHECK((state.keys() == std::vector<std::string>{"weight", "bias", "scale", "zero_point"}));
+  BOOST_CHECK_EQUAL(state.versions.at(""), 1);
+  BOOST_CHECK(state.at("scale").as<Tensor>("scale").sizes == Shape{});
+  BOOST_CHECK_EQUAL(conv.repr(), "QuantizedConv2d(2, 4, kernel_size=(3, 3), stride=(1, 1), scale=1, zero_point=0)");
+  const ConvOptions relu1d = conv_options(1, 2, 4, 3, 2, 1, 2);
+  QuantizedConv fused(relu1d, conv_weight(relu1d, 0.01), Tensor(Shape{4}), 0.5, 3, Engine::QNNPACK, true);
+  BOOST_CHECK_EQUAL(fused.repr(), "QuantizedConvReLU1d(2, 4, kernel_size=(3,), stride=(2,), scale=0.5, zero_point=3, "
+                                  "padding=(1,), groups=2)");
+}
+
+// PyTorch's messages for configurations and inputs it refuses.
+BOOST_AUTO_TEST_CASE(conv_errors_use_pytorchs_messages) {
+  ConvOptions o = conv_options(2, 3, 4, 3, 1, 0, 2);
+  testing::expect_error([&] { o.validate("Conv2d"); }, "in_channels must be divisible by groups");
+  o = conv_options(2, 4, 3, 3, 1, 0, 2);
+  testing::expect_error([&] { o.validate("Conv2d"); }, "out_channels must be divisible by groups");
+  o = conv_options(2, 2, 4, 3);
+  o.padding_mode = "reflect";
+  testing::expect_error([&] { o.validate("Conv2d"); }, "'padding_mode' reflect is not supported by quantized convolution");
+  const ConvOptions ok = conv_options(2, 2, 4, 3);
+  QuantizedConv conv(ok, conv_weight(ok, 0.01), std::nullopt, 0.1, 0, Engine::QNNPACK);
+  const QTensor flat = quantize(Tensor(Shape{2, 5, 5}), QuantParams::per_tensor(DType::QUInt8, 0.1, 0));
+  testing::expect_error([&] { conv(ModuleInput{flat, std::nullopt}); }, "Input shape must be `(N, C, H, W)`!");
+  const QTensor three = conv_input(conv_options(2, 3, 4, 3), 5, 0.1, 0);
+  testing::expect_error([&] { conv(ModuleInput{three, std::nullopt}); },
+                        "Given groups=1, weight of size [4, 2, 3, 3], expected input[1, 3, 5, 5] to have 2 channels, "
+                        "but got 3 channels instead");
+  const QTensor small = conv_input(ok, 2, 0.1, 0);
+  testing::expect_error([&] { conv(ModuleInput{small, std::nullopt}); },
+                        "Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3). Kernel size can't be "
+                        "greater than actual input size");
+}
+
+// qnnpack cannot unpack a 3-d convolution, so nnq.Conv3d's state_dict fails there with
+// "QNNPACK only supports conv2d_unpack right now."; and a convolution without bias unpacks a
+// zero bias. The integer module reports both as LibTorch does.
+BOOST_AUTO_TEST_CASE(qnnpack_conv_unpack_rules_match_libtorch) {
+  const ConvOptions o3 = conv_options(3, 2, 2, 1);
+  QuantizedConv integer3(o3, conv_weight(o3, 0.01), std::nullopt, 0.1, 0, Engine::QNNPACK);
+  auto libtorch3 = make_libtorch_static_conv(o3, conv_weight(o3, 0.01), std::nullopt, 0.1, 0, Engine::QNNPACK, false);
+  testing::expect_error([&] { integer3.state_dict(); }, "QNNPACK only supports conv2d_unpack right now.");
+  testing::expect_error([&] { libtorch3->state_dict(); }, "QNNPACK only supports conv2d_unpack right now.");
+  for (int64_t dims : {1, 2}) {
+    const ConvOptions o = conv_options(dims, 2, 3, 2, 1, 0, 1, /*bias=*/false);
+    QuantizedConv integer(o, conv_weight(o, 0.01), std::nullopt, 0.1, 0, Engine::QNNPACK);
+    auto libtorch = make_libtorch_static_conv(o, conv_weight(o, 0.01), std::nullopt, 0.1, 0, Engine::QNNPACK, false);
+    BOOST_CHECK(integer.state_dict() == libtorch->state_dict());
+    BOOST_CHECK(integer.state_dict().at("bias").as<Tensor>("bias").data == std::vector<float>(3, 0.0f));
+  }
+}
+
+// A bias beyond int32 (bias / (x_scale * w_scale) > 2^31): qnnpack saturates it on its GEMM
+// path (1x1, stride 1, no padding) and turns it into INT32_MIN on its convolution path; the
+// integer module gives LibTorch's bits on both, and the two paths differ.
+BOOST_AUTO_TEST_CASE(qnnpack_conv_bias_overflow_matches_libtorch_on_both_paths) {
+  std::vector<int32_t> first_channel;
+  for (int64_t stride : {1, 2}) {
+    const ConvOptions o = conv_options(2, 3, 3, 1, stride);
+    const Tensor bias(Shape{3}, {0.8f, 0.8f, -0.4f});
+    const QTensor w = conv_weight(o, 0.0004);
+    // A zero input (a constant one calibrates to a tiny scale): the bias alone decides,
+    // and 0.8 / (1.2e-7 * 4e-4) > 2^31.
+    const QTensor x = quantize(Tensor(Shape{1, 3, 3, 3}), QuantParams::per_tensor(DType::QUInt8, 1.2e-7, 0));
+    QuantizedConv integer(o, w, bias, 0.009, 40, Engine::QNNPACK);
+    auto libtorch = make_libtorch_static_conv(o, w, bias, 0.009, 40, Engine::QNNPACK, false);
+    const QTensor ours = std::get<QTensor>(integer(ModuleInput{x, std::nullopt}).output);
+    const QTensor theirs = std::get<QTensor>((*libtorch)(ModuleInput{x, std::nullopt}).output);
+    BOOST_CHECK_MESSAGE(ours == theirs, "stride " << stride);
+    first_channel.push_back(ours.values.at(0));
+  }
+  BOOST_CHECK_NE(first_channel[0], first_channel[1]);
 }

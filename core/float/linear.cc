@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 
 #include "core/error.h"
+#include "core/float/parameters.h"
 
 namespace qconform {
 namespace {
@@ -65,28 +66,13 @@ ModuleOutput FloatLinear::forward(const ModuleInput& input) {
   return {y, std::nullopt};
 }
 
-StateDict FloatLinear::state_dict() const {
-  StateDict state;
-  state.set("weight", weight_);
-  if (bias_) state.set("bias", *bias_);
-  state.versions[""] = 1;
-  return state;
-}
+StateDict FloatLinear::state_dict() const { return weight_bias_state_dict(weight_, bias_); }
 
 void FloatLinear::load_state_dict(const StateDict& state) {
-  std::vector<std::string> keys{"weight"};
-  if (bias_) keys.push_back("bias");
-  state.check_keys(keys, name());
-  Tensor weight = state.at("weight").as<Tensor>("weight");
-  std::optional<Tensor> bias;
-  if (bias_) bias = state.at("bias").as<Tensor>("bias");
-  if (weight.sizes != weight_.sizes)
-    throw Error("size mismatch for weight: copying a param with shape " +
-                shape_to_string(weight.sizes) + ", the shape in current model is " +
-                shape_to_string(weight_.sizes) + ".");
-  check_linear_parameters(weight, bias, name());
-  weight_ = std::move(weight);
-  bias_ = std::move(bias);
+  WeightAndBias loaded = read_weight_bias(state, weight_.sizes, bias_.has_value(), {}, name());
+  check_linear_parameters(loaded.weight, loaded.bias, name());
+  weight_ = std::move(loaded.weight);
+  bias_ = std::move(loaded.bias);
 }
 
 }  // namespace qconform

@@ -10,7 +10,8 @@
 namespace qconform::kernels {
 
 void static_linear(const DynamicLinearActivation& x, double x_scale, const StaticLinearWeights& w,
-                   const float* bias, const StaticOutput& out, Requantization rule, int32_t* y) {
+                   const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
+                   BiasOverflow bias_overflow) {
   const int64_t n_out = w.integers.out_features;
   const std::vector<int32_t> acc = dynamic_linear_accumulators(x, w.integers);  // (1) or (1')
   const int32_t lowest = out.relu ? out.zero_point : 0;                         // (5)
@@ -21,10 +22,13 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
     std::vector<float> multiplier(n_out);
     for (int64_t n = 0; n < n_out; ++n) {
       const double bias_scale = x_scale * w.scales[n];
-      if (bias)  // (2a): at::quantize_per_tensor(bias, bias_scale, 0, kQInt32)
+      if (bias) {  // (2a): at::quantize_per_tensor(bias, bias_scale, 0, kQInt32)
         qbias[n] = quantize_value(bias[n], 1.0f / static_cast<float>(bias_scale), 0, INT32_MIN, INT32_MAX);
-      multiplier[n] = static_cast<float>(w.scales[n]) * static_cast<float>(x_scale) /
-                      static_cast<float>(out.scale);  // (3a)
+        const bool overflowed = qbias[n] == INT32_MIN || qbias[n] == INT32_MAX;
+        if (overflowed && bias_overflow == BiasOverflow::IntegerIndefinite) qbias[n] = INT32_MIN;
+      }
+      const float inverse_out = 1.0f / static_cast<float>(out.scale);
+      multiplier[n] = (static_cast<float>(w.scales[n]) * static_cast<float>(x_scale)) * inverse_out;  // (3a)
     }
     for (int64_t r = 0; r < x.rows; ++r)
       for (int64_t n = 0; n < n_out; ++n) {

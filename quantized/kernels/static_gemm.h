@@ -8,7 +8,13 @@
 //
 // Fp32Multiplier (qnnpack's q8gemm with fp32 requantization):
 //   qbias[n] = quantize_val(bias[n], scale = x_scale * w_scale[n], zero_point 0)   int32 (2a)
-//   m[n]     = float(float(w_scale[n]) * float(x_scale)) / float(y_scale)          float (3a)
+//              beyond int32: saturated on qnnpack's GEMM path (Linear; 1x1 convolutions with
+//              stride 1 and no padding), INT32_MIN on its convolution path, in either
+//              direction (the x86 "integer indefinite" of a float -> int32 conversion);
+//              measured on 1-d, 2-d and 3-d convolutions and Linear
+//   m[n]     = float(float(w_scale[n]) * float(x_scale)) * (1.0f / float(y_scale))  float (3a)
+//              (qnnpack_utils' generate_requantization_scales: the reciprocal, not a
+//              division; the two differ in the last bit, which moves exact .5 products)
 //   q        = sat16(nearbyint(float(acc[n] + qbias[n]) * m[n])) + y_zp                  (4a)
 //
 // FloatEpilogue (oneDNN's inner product with a float bias):
@@ -36,9 +42,13 @@ struct StaticOutput {
   bool relu = false;
 };
 
+// What (2a) gives for a bias beyond int32 (see above).
+enum class BiasOverflow { Saturate, IntegerIndefinite };
+
 // x: rows x in u8 values with (x_scale, x_zero_point) and the accumulation to use;
 // writes rows x out u8 values to y. bias may be null.
 void static_linear(const DynamicLinearActivation& x, double x_scale, const StaticLinearWeights& w,
-                   const float* bias, const StaticOutput& out, Requantization rule, int32_t* y);
+                   const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
+                   BiasOverflow bias_overflow = BiasOverflow::Saturate);
 
 }  // namespace qconform::kernels

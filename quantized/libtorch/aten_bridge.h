@@ -39,6 +39,9 @@ QTensor from_aten_quantized(const at::Tensor& q);
 // arguments and returns the stack of results. c10::Error becomes qconform::Error with the
 // operator's first message line.
 std::vector<c10::IValue> call_op(const char* name, const char* overload, std::vector<c10::IValue> args);
+// A method of a TorchScript custom-class object (a packed-params object's "unpack", as the
+// Python modules call it); LibTorch's errors become Error with LibTorch's first line.
+std::vector<c10::IValue> call_method(const c10::IValue& object, const char* method, std::vector<c10::IValue> args = {});
 
 // The first line of a c10::Error's message (without LibTorch's C++ stack trace).
 std::string first_line(const std::string& message);

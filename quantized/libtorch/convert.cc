@@ -3,6 +3,9 @@
 #include "core/error.h"
 #include "quantized/libtorch/aten_bridge.h"
 
+#include <ATen/core/function.h>
+#include <ATen/core/class_type.h>
+
 namespace qconform::libtorch {
 namespace {
 
@@ -91,6 +94,19 @@ std::vector<c10::IValue> call_op(const char* name, const char* overload, std::ve
   torch::jit::Stack stack(std::move(args));
   try {
     op.callBoxed(&stack);
+  } catch (const c10::Error& e) {
+    throw Error(first_line(e.what_without_backtrace()));
+  }
+  return stack;
+}
+
+std::vector<c10::IValue> call_method(const c10::IValue& object, const char* method, std::vector<c10::IValue> args) {
+  torch::jit::Function& function = object.toObject()->type()->getMethod(method);
+  torch::jit::Stack stack;
+  stack.push_back(object);
+  for (auto& arg : args) stack.push_back(std::move(arg));
+  try {
+    function.run(stack);
   } catch (const c10::Error& e) {
     throw Error(first_line(e.what_without_backtrace()));
   }

@@ -1,0 +1,126 @@
+#pragma once
+// Convolution shared by every implementation: the options of torch.nn.Conv{1,2,3}d, the
+// geometry of one call (PyTorch's checks and messages, output sizes), the patch gathering
+// (im2col) that turns a convolution into one matrix product per group, and the float
+// module the conversions start from (torch.nn.Conv{n}d, torch.nn.intrinsic.ConvReLU{n}d).
+//
+// For output position p of group g and output channel n of that group:
+//
+//   y[n][p] = sum_k  W[n][k] * patch_p[k] + b[n]      k over (input channel of g, kernel offset)
+//
+// where patch_p holds the input values the kernel covers at p (the pad value where it hangs
+// over the edge: 0 in float, the input zero point in integers, i.e. real zero either way).
+// W's row layout (C_in / groups, k_1, ..., k_d) is PyTorch's weight layout, so a weight row is
+// the k-vector as stored.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/module.h"
+
+namespace qconform {
+
+struct ConvOptions {
+  int64_t spatial_dims = 2;  // 1, 2 or 3
+  int64_t in_channels = 1;
+  int64_t out_channels = 1;
+  std::vector<int64_t> kernel_size, stride, padding, dilation;  // one per spatial dim
+  int64_t groups = 1;
+  bool bias = true;
+  std::string padding_mode = "zeros";  // the only mode quantized convolution supports
+
+  // Throws Error with PyTorch's message for the first rule broken ("in_channels must be
+  // divisible by groups", "'padding_mode' reflect is not supported by quantized convolution").
+  void validate(const std::string& module_name) const;
+  std::string float_name(bool relu) const;  // "Conv2d", "ConvReLU2d"
+  Shape weight_shape() const;               // (out, in / groups, k...)
+};
+
+// One call's sizes: the input (N, C, spatial...) against the options.
+struct ConvGeometry {
+  int64_t batch = 0, in_channels = 0, out_channels = 0, groups = 1;
+  std::vector<int64_t> in_size, out_size, kernel, stride, padding, dilation;
+
+  // Throws Error naming the module when the input's rank or channel count is wrong, or the
+  // padded input is smaller than the dilated kernel (PyTorch's wording).
+  static ConvGeometry make(const ConvOptions& options, const Shape& input, const std::string& module_name);
+  int64_t positions() const;   // output positions per image: prod(out_size)
+  int64_t patch() const;       // K = in_channels / groups * prod(kernel)
+  int64_t in_plane() const;    // prod(in_size)
+  Shape output_shape() const;  // (N, out_channels, out_size...)
+};
+
+// The patches of image `image` for group `group`: positions() rows of patch() values, row p
+// in the weight row's order; positions outside the input read `pad`.
+template <typename T>
+void im2col(const ConvGeometry& g, const T* input, int64_t image, int64_t group, T pad, T* patches) {
+  const int64_t dims = static_cast<int64_t>(g.in_size.size());
+  const int64_t channels = g.in_channels / g.groups;
+  int64_t kernel_volume = 1;
+  for (int64_t k : g.kernel) kernel_volume *= k;
+  const T* base = input + (image * g.in_channels + group * channels) * g.in_plane();
+  std::vector<int64_t> out_at(dims, 0), kernel_at(dims, 0);
+  for (int64_t p = 0; p < g.positions(); ++p) {
+    int64_t rest = p;  // output position p -> its coordinates
+    for (int64_t d = dims - 1; d >= 0; --d) {
+      out_at[d] = rest % g.out_size[d];
+      rest /= g.out_size[d];
+    }
+    T* row = patches + p * g.patch();
+    for (int64_t k = 0; k < kernel_volume; ++k) {
+      int64_t kr = k;
+      for (int64_t d = dims - 1; d >= 0; --d) {
+        kernel_at[d] = kr % g.kernel[d];
+        kr /= g.kernel[d];
+      }
+      int64_t offset = 0;
+      bool inside = true;
+      for (int64_t d = 0; d < dims; ++d) {
+        const int64_t at = out_at[d] * g.stride[d] - g.padding[d] + kernel_at[d] * g.dilation[d];
+        inside = inside && at >= 0 && at < g.in_size[d];
+        offset = offset * g.in_size[d] + at;
+      }
+      for (int64_t c = 0; c < channels; ++c)
+        row[c * kernel_volume + k] = inside ? base[c * g.in_plane() + offset] : pad;
+    }
+  }
+}
+
+// Checks a weight and bias against the options (shapes), naming the module.
+void check_conv_parameters(const ConvOptions& options, const Shape& weight, const std::optional<Tensor>& bias,
+                           const std::string& module_name);
+
+// y = conv(x, weight) + bias in float (one Eigen product per image and group), relu if asked.
+Tensor float_conv(const ConvOptions& options, const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
+                  bool relu, const std::string& module_name);
+
+// torch.nn.Conv{n}d (and nni.ConvReLU{n}d when fused_relu): "weight", "bias" in its state_dict.
+class FloatConv : public Module {
+ public:
+  FloatConv(ConvOptions options, Tensor weight, std::optional<Tensor> bias);
+  std::string name() const override { return options_.float_name(fused_relu); }
+  std::string extra_repr() const override;
+  Implementation implementation() const override { return Implementation::Float; }
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& state) override;
+
+  const ConvOptions& options() const { return options_; }
+  const Tensor& weight() const { return weight_; }
+  const std::optional<Tensor>& bias() const { return bias_; }
+  bool fused_relu = false;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  ConvOptions options_;
+  Tensor weight_;
+  std::optional<Tensor> bias_;
+};
+
+// "16, 33, kernel_size=(3, 3), stride=(1, 1), ..." as torch.nn.Conv's extra_repr prints it.
+std::string conv_extra_repr(const ConvOptions& options);
+std::string tuple_string(const std::vector<int64_t>& values);  // "(1, 2)", "(3,)"
+
+}  // namespace qconform

@@ -1,0 +1,170 @@
+#include "quantized/static/conv.h"
+
+#include <sstream>
+
+#include "core/error.h"
+#include "quantized/static/linear.h"
+#include "reference/conv.h"
+#include "reference/static.h"
+
+namespace qconform {
+
+std::string quantized_conv_extra_repr(const ConvOptions& o, double scale, int64_t zero_point) {
+  std::ostringstream out;
+  out << o.in_channels << ", " << o.out_channels << ", kernel_size=" << tuple_string(o.kernel_size)
+      << ", stride=" << tuple_string(o.stride) << ", scale=" << scale << ", zero_point=" << zero_point;
+  if (o.padding != std::vector<int64_t>(o.spatial_dims, 0)) out << ", padding=" << tuple_string(o.padding);
+  if (o.dilation != std::vector<int64_t>(o.spatial_dims, 1)) out << ", dilation=" << tuple_string(o.dilation);
+  if (o.groups != 1) out << ", groups=" << o.groups;
+  if (!o.bias) out << ", bias=False";
+  return out.str();
+}
+
+QuantizedConv::QuantizedConv(ConvOptions options, QTensor weight, std::optional<Tensor> bias, double scale,
+                             int64_t zero_point, Engine engine, bool fused_relu)
+    : options_(std::move(options)), engine_(engine), fused_relu_(fused_relu) {
+  if (engine_rule(engine, EngineOp::StaticConv).requantization == Requantization::NotModelled)
+    throw Error(name() + ": no integer implementation on " + to_string(engine) +
+                " (its requantization is not modelled; see `qconform engines`)");
+  set_parameters(std::move(weight), std::move(bias), scale, zero_point);
+}
+
+std::string QuantizedConv::name() const {
+  return "Quantized" + options_.float_name(fused_relu_);
+}
+
+void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point) {
+  // nnq's set_weight_bias takes a bias or None whatever the constructor's bias flag said.
+  ConvOptions options = options_;
+  options.bias = bias.has_value();
+  check_conv_parameters(options, weight.sizes, bias, name());
+  validate(weight.qparams, weight.sizes);
+  validate(QuantParams::per_tensor(DType::QUInt8, scale, zero_point));  // the output qparams
+  std::optional<std::string> refused_at_forward;
+  if (auto rejection = weight_rejection(engine_, EngineOp::StaticConv, weight.qparams)) {
+    if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
+    refused_at_forward = rejection->message;
+  }
+  const int64_t out_per_group = options_.out_channels / options_.groups;
+  const int64_t patch = weight.numel() / options_.out_channels;
+  if (patch > kernels::kMaxDynamicLinearK)
+    throw Error(name() + ": a patch of " + std::to_string(patch) + " values exceeds the int32 accumulator bound of " +
+                std::to_string(kernels::kMaxDynamicLinearK));
+  std::vector<kernels::StaticLinearWeights> groups(options_.groups);
+  for (int64_t g = 0; g < options_.groups; ++g) {
+    kernels::StaticLinearWeights& packed = groups[g];
+    packed.integers.out_features = out_per_group;
+    packed.integers.in_features = patch;
+    packed.integers.values.assign(weight.values.begin() + g * out_per_group * patch,
+                                  weight.values.begin() + (g + 1) * out_per_group * patch);
+    for (int64_t n = g * out_per_group; n < (g + 1) * out_per_group; ++n) {
+      packed.scales.push_back(weight.qparams.scale(n));
+      packed.integers.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
+    }
+  }
+  options_ = std::move(options);
+  weight_ = std::move(weight);
+  bias_ = std::move(bias);
+  scale_ = scale;
+  zero_point_ = zero_point;
+  groups_ = std::move(groups);
+  refused_at_forward_ = std::move(refused_at_forward);
+}
+
+std::unique_ptr<QuantizedConv> QuantizedConv::from_float(const FloatConv& float_conv, Engine engine) {
+  const QuantParams out = calibrated_output_qparams(float_conv);
+  return std::make_unique<QuantizedConv>(float_conv.options(), quantize_static_weight(float_conv.weight(), float_conv),
+                                         float_conv.bias(), out.scale(), out.zero_point(), engine,
+                                         float_conv.fused_relu);
+}
+
+std::unique_ptr<QuantizedConv> QuantizedConv::from_reference(const StaticReference& reference, Engine engine) {
+  const auto& conv = dynamic_cast<const ReferenceConv&>(reference.module());
+  return std::make_unique<QuantizedConv>(conv.options(), conv.get_quantized_weight(), conv.bias(),
+                                         reference.output_qparams().scale(), reference.output_qparams().zero_point(),
+                                         engine, conv.fused_relu);
+}
+
+std::string QuantizedConv::extra_repr() const { return quantized_conv_extra_repr(options_, scale_, zero_point_); }
+
+ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
+  const auto* x = std::get_if<QTensor>(&input.input);
+  if (!x) throw Error(name() + ": expects a quantized (quint8) input tensor");
+  if (x->qparams.dtype != DType::QUInt8 || x->qparams.per_channel())
+    throw Error(name() + ": expects a quint8 per-tensor input, got " + x->qparams.to_string());
+  const ConvGeometry g = ConvGeometry::make(options_, x->sizes, name());
+  if (refused_at_forward_) throw Error(*refused_at_forward_);
+  const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
+  const bool saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
+  const int64_t positions = g.positions(), out_per_group = g.out_channels / g.groups;
+  const int32_t x_zero_point = static_cast<int32_t>(x->qparams.zero_point());
+  QTensor y{g.output_shape(), std::vector<int32_t>(g.batch * g.out_channels * positions),
+            QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
+  std::vector<int32_t> patches(positions * g.patch()), out(positions * out_per_group);
+  // qnnpack runs 1x1, stride-1, unpadded convolutions as its GEMM, the rest on its
+  // convolution path; they differ in an overflowing int32 bias (static_gemm.h (2a)).
+  bool pointwise = true;
+  for (int64_t d = 0; d < options_.spatial_dims; ++d)
+    pointwise = pointwise && options_.kernel_size[d] == 1 && options_.stride[d] == 1 && options_.padding[d] == 0;
+  for (int64_t image = 0; image < g.batch; ++image)
+    for (int64_t group = 0; group < g.groups; ++group) {
+      // 1. The patches, padded with the input zero point.
+      im2col<int32_t>(g, x->values.data(), image, group, x_zero_point, patches.data());
+      // 2-3. One static Linear over them.
+      const kernels::DynamicLinearActivation activation{
+          patches.data(), positions, static_cast<float>(x->qparams.scale()), x_zero_point,
+          saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact};
+      kernels::static_linear(activation, x->qparams.scale(), groups_[group],
+                             bias_ ? bias_->data.data() + group * out_per_group : nullptr,
+                             {scale_, static_cast<int32_t>(zero_point_), fused_relu_}, rule.requantization, out.data(),
+                             pointwise ? kernels::BiasOverflow::Saturate : kernels::BiasOverflow::IntegerIndefinite);
+      for (int64_t j = 0; j < out_per_group; ++j) {
+        int32_t* channel = y.values.data() + (image * g.out_channels + group * out_per_group + j) * positions;
+        for (int64_t p = 0; p < positions; ++p) channel[p] = out[p * out_per_group + j];
+      }
+    }
+  return {y, std::nullopt};
+}
+
+StateDict conv_state_dict(const ConvStateParameters& p) {
+  StateDict state;
+  state.set("weight", p.weight);
+  state.set("bias", p.bias ? StateValue(*p.bias) : StateValue(NoneValue{}));
+  state.set("scale", Tensor(Shape{}, {static_cast<float>(p.scale)}));  // torch.tensor(float): float32
+  state.set("zero_point", IntTensor{{}, {p.zero_point}, false});
+  state.versions[""] = QuantizedConv::kVersion;
+  return state;
+}
+
+ConvStateParameters parse_conv_state_dict(const StateDict& state, const std::string& module_name) {
+  state.check_keys({"weight", "bias", "scale", "zero_point"}, module_name);
+  ConvStateParameters p;
+  p.weight = state.at("weight").as<QTensor>("weight");
+  if (!state.at("bias").is<NoneValue>()) p.bias = state.at("bias").as<Tensor>("bias");
+  const Tensor& scale = state.at("scale").as<Tensor>("scale");
+  const IntTensor& zero_point = state.at("zero_point").as<IntTensor>("zero_point");
+  if (scale.data.size() != 1 || zero_point.values.size() != 1)
+    throw Error(module_name + ": state_dict['scale'] and state_dict['zero_point'] must hold one value each");
+  p.scale = scale.data[0];
+  p.zero_point = zero_point.values[0];
+  return p;
+}
+
+StateDict QuantizedConv::state_dict() const {
+  // What the engine's unpack gives, as nnq.ConvNd._weight_bias reads it from there.
+  const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
+  if (options_.spatial_dims == 3 && !rule.conv3d_unpack_rejection.empty()) throw Error(rule.conv3d_unpack_rejection);
+  std::optional<Tensor> bias = bias_;
+  if (!bias && rule.unpacks_missing_bias_as_zeros) bias = Tensor(Shape{options_.out_channels});
+  return conv_state_dict({weight_, bias, scale_, zero_point_});
+}
+
+void QuantizedConv::load_state_dict(const StateDict& state) {
+  ConvStateParameters p = parse_conv_state_dict(state, name());
+  if (p.weight.sizes != weight_.sizes)
+    throw Error("size mismatch for weight: copying a param with shape " + shape_to_string(p.weight.sizes) +
+                ", the shape in current model is " + shape_to_string(weight_.sizes) + ".");
+  set_parameters(std::move(p.weight), std::move(p.bias), p.scale, p.zero_point);
+}
+
+}  // namespace qconform

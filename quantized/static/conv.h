@@ -1,0 +1,82 @@
+#pragma once
+// torch.ao.nn.quantized.Conv{1,2,3}d ("QuantizedConv{n}d") and intrinsic ConvReLU{n}d
+// ("QuantizedConvReLU{n}d"): the true-integer static implementation. Each output element is
+// a static Linear over the patch its kernel covers (core/float/conv.h), so the kernel is
+// static_linear's (quantized/kernels/static_gemm.h) in the same step order:
+//
+//   1. patches: im2col of the quint8 input, padded with the input zero point (real zero)
+//   2. acc = sum_k (xq - x_zp)(wq - w_zp)                     int32, per group's weights
+//   3. requantize with the output scale and zero point by the engine's rule
+//
+// Measured on qnnpack (1-d, 2-d, 3-d; groups, depthwise, dilation, stride, padding,
+// per-channel, ReLU): 300 of 300 random configurations bit-exact with quantized::conv{n}d
+// (docs/numerics.md).
+#include <memory>
+#include <optional>
+
+#include "core/float/conv.h"
+#include "core/module.h"
+#include "quantized/kernels/static_gemm.h"
+
+namespace qconform {
+
+class StaticReference;
+
+class QuantizedConv : public Module {
+ public:
+  static constexpr int64_t kVersion = 1;  // nnq.Conv{n}d keeps torch.nn.Module's default
+
+  // Throws Error with the engine's own message if the engine rejects these weights at prepack.
+  QuantizedConv(ConvOptions options, QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point,
+                Engine engine, bool fused_relu = false);
+
+  // from_float: weight observer from the qconfig, output qparams from activation_post_process.
+  static std::unique_ptr<QuantizedConv> from_float(const FloatConv& float_conv, Engine engine);
+  // from_reference: the reference module's integer weight and output qparams, unchanged.
+  static std::unique_ptr<QuantizedConv> from_reference(const StaticReference& reference, Engine engine);
+
+  std::string name() const override;  // "QuantizedConv2d", "QuantizedConvReLU2d"
+  std::string extra_repr() const override;
+  Implementation implementation() const override { return Implementation::Quantized; }
+  std::optional<Engine> engine() const override { return engine_; }
+  // nnq.ConvNd._save_to_state_dict: weight (qint8), bias (float or None), scale, zero_point.
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& state) override;
+
+  const ConvOptions& options() const { return options_; }
+  const QTensor& weight() const { return weight_; }
+  const std::optional<Tensor>& bias() const { return bias_; }
+  double scale() const { return scale_; }
+  int64_t zero_point() const { return zero_point_; }
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  void set_parameters(QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point);
+  ConvOptions options_;
+  QTensor weight_;
+  std::optional<Tensor> bias_;
+  double scale_ = 1.0;
+  int64_t zero_point_ = 0;
+  Engine engine_;
+  bool fused_relu_;
+  std::vector<kernels::StaticLinearWeights> groups_;  // each group's rows, as static_linear takes them
+  std::optional<std::string> refused_at_forward_;
+};
+
+// nnq.ConvNd's state_dict (weight, bias or None, scale, zero_point; version 1), and back: the
+// parameters of a state_dict, checked for keys and kinds (module_name for messages).
+struct ConvStateParameters {
+  QTensor weight;
+  std::optional<Tensor> bias;
+  double scale = 1.0;
+  int64_t zero_point = 0;
+};
+StateDict conv_state_dict(const ConvStateParameters& parameters);
+ConvStateParameters parse_conv_state_dict(const StateDict& state, const std::string& module_name);
+
+// "2, 4, kernel_size=(3, 3), stride=(1, 1), scale=1.0, zero_point=0, ..." (nnq's extra_repr).
+std::string quantized_conv_extra_repr(const ConvOptions& options, double scale, int64_t zero_point);
+
+}  // namespace qconform
