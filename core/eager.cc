@@ -103,17 +103,30 @@ std::unique_ptr<Module> swapped(const Module& module, const ConversionTarget& ta
   return converted;
 }
 
-void convert_children(Sequential& root, const ConversionTarget& target, Family family) {
-  std::vector<std::pair<std::string, std::unique_ptr<Module>>> replacements;
+struct Replacement {
+  Sequential* parent;
+  std::string child_name;
+  std::unique_ptr<Module> module;
+};
+
+// Every swap of the tree, computed before any is made.
+void collect_replacements(Sequential& root, const ConversionTarget& target, Family family,
+                          std::vector<Replacement>* replacements) {
   for (const auto& [child_name, child] : root.children()) {
     if (auto* container = dynamic_cast<Sequential*>(child.get())) {
-      convert_children(*container, target, family);
+      collect_replacements(*container, target, family, replacements);
       continue;
     }
-    if (auto converted = swapped(*child, target, family)) replacements.emplace_back(child_name, std::move(converted));
+    if (auto converted = swapped(*child, target, family))
+      replacements->push_back({&root, child_name, std::move(converted)});
   }
-  // Swapped only when every child converted: a refused conversion leaves the tree as it was.
-  for (auto& [child_name, module] : replacements) root.replace(child_name, std::move(module));
+}
+
+// A refused conversion anywhere in the tree leaves the whole tree as it was.
+void convert_children(Sequential& root, const ConversionTarget& target, Family family) {
+  std::vector<Replacement> replacements;
+  collect_replacements(root, target, family, &replacements);
+  for (auto& r : replacements) r.parent->replace(r.child_name, std::move(r.module));
 }
 
 }  // namespace

@@ -246,6 +246,23 @@ BOOST_AUTO_TEST_CASE(flow_errors_name_the_module) {
                "QuantStub has no activation_post_process");
   BOOST_CHECK_EQUAL(model->child("quant").name(), "QuantStub");  // nothing was swapped
   expect_error([&] { model->child("fc2"); }, "QuantStubModel has no child 'fc2' (children: quant, fc, dequant)");
+  // A conversion refused deep in the tree leaves every module where it was.
+  Sequential::Children inner;
+  inner.emplace_back("fc2", linear(5, 5, 2));
+  Sequential::Children outer;
+  outer.emplace_back("quant", std::make_unique<QuantStub>());
+  outer.emplace_back("fc1", linear(5, 5, 1));
+  outer.emplace_back("sub", std::make_unique<Sequential>(std::move(inner)));
+  Sequential tree(std::move(outer), "Tree");
+  tree.qconfig = default_qconfig();
+  prepare(tree);
+  tree(random_tensor({2, 5}, 3));
+  dynamic_cast<Sequential&>(tree.child("sub")).child("fc2").activation_post_process.reset();
+  expect_error([&] { convert(tree, {Implementation::Quantized, Engine::QNNPACK}); },
+               "Linear has no activation_post_process");
+  BOOST_CHECK_EQUAL(tree.child("quant").name(), "QuantStub");
+  BOOST_CHECK_EQUAL(tree.child("fc1").name(), "Linear");
+
   Quantize q(0.5, 3, DType::QUInt8);
   StateDict bad = q.state_dict();
   bad.set("zero_point", IntTensor{{1}, {300}, false});
