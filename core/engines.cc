@@ -122,6 +122,13 @@ std::vector<EngineOpRule> make_table() {
       case Engine::QNNPACK:
         conv.unpacks_missing_bias_as_zeros = true;
         conv.conv3d_unpack_rejection = "QNNPACK only supports conv2d_unpack right now.";
+        // Measured: quantized::conv_transpose3d on qnnpack returns garbage output sizes (a last
+        // dimension of 24417 for a 4-wide input) or "Output dimension is beyound reasonable
+        // maximum"; nnq.ConvTranspose3d's documentation: "Currently only the FBGEMM engine is
+        // implemented".
+        conv.conv_transpose3d_rejection =
+            "ConvTranspose3d is not implemented on qnnpack in PyTorch 1.13 (\"Currently only the FBGEMM engine "
+            "is implemented\"; LibTorch's qnnpack kernel returns wrong output sizes)";
         conv.notes =
             "as quantized::linear: quint8 weights refused at the call; bias in int32, one float multiplier "
             "(300 random 1-d/2-d/3-d, grouped, depthwise, dilated, strided, padded, per-channel and ReLU "

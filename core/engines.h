@@ -91,6 +91,8 @@ struct EngineOpRule {
   // prepacked without bias unpacks a zero bias (qnnpack).
   std::string conv3d_unpack_rejection = "";
   bool unpacks_missing_bias_as_zeros = false;
+  // Transposed 3-d convolution not implemented by the engine (non-empty: why).
+  std::string conv_transpose3d_rejection = "";
 };
 
 const std::vector<EngineOpRule>& engine_table();

@@ -267,11 +267,13 @@ std::vector<OutputSensitivity> static_linear_sensitivity(const Module& module, c
                                   wrapper.output_qparams().scale());
 }
 
+bool has_parameter(const CaseConfig& config, const std::string& name) { return config.values.count(name) > 0; }
+
 // The qconfig of a static case: 7-bit activations (default_qconfig's observer) or all 8 bits
 // (qnnpack's and onednn's default qconfigs, here with MinMax rather than Histogram
 // observers), per-tensor or per-channel weights.
 QConfig static_case_qconfig(const CaseConfig& config) {
-  const bool per_channel = config.get("per_channel") != 0;
+  const bool per_channel = has_parameter(config, "per_channel") && config.get("per_channel") != 0;
   ObserverOptions act;
   act.reduce_range = config.get("full_range") == 0;
   QConfig qconfig{"", min_max_observer(act),
@@ -358,9 +360,13 @@ ModuleKind static_linear_kind(bool relu) {
 
 // --- static.Conv{1,2,3}d, static.ConvReLU{1,2,3}d --------------------------------------
 
-ConvOptions conv_options(const CaseConfig& config, int64_t dims) {
+// A case's convolution. Transposed: output_padding below max(stride, dilation) as PyTorch
+// requires, and the padding no larger than keeps one output position (the input size is
+// 1 + extra_size there).
+ConvOptions conv_options(const CaseConfig& config, int64_t dims, bool transposed) {
   ConvOptions o;
   o.spatial_dims = dims;
+  o.transposed = transposed;
   o.groups = config.get("groups");
   o.in_channels = o.groups * config.get("in_per_group");
   o.out_channels = o.groups * config.get("out_per_group");
@@ -369,6 +375,15 @@ ConvOptions conv_options(const CaseConfig& config, int64_t dims) {
   o.padding.assign(dims, config.get("padding"));
   o.dilation.assign(dims, config.get("dilation"));
   o.bias = config.get("bias") != 0;
+  if (transposed) {
+    const int64_t stride = o.stride[0], dilation = o.dilation[0], kernel = o.kernel_size[0];
+    const int64_t output_padding = std::min(config.get("output_padding"), std::max(stride, dilation) - 1);
+    const int64_t in = 1 + config.get("extra_size");
+    const int64_t padding =
+        std::min(config.get("padding"), ((in - 1) * stride + dilation * (kernel - 1) + output_padding) / 2);
+    o.output_padding.assign(dims, output_padding);
+    o.padding.assign(dims, padding);
+  }
   return o;
 }
 
@@ -377,11 +392,20 @@ ConvOptions conv_options(const CaseConfig& config, int64_t dims) {
 std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, const ModuleInput& input) {
   const auto& wrapper = dynamic_cast<const StaticReference&>(module);
   const auto& reference = dynamic_cast<const ReferenceConv&>(wrapper.module());
-  const auto& xq = std::get<QTensor>(input.input);
-  const Tensor x = dequantize(xq);
-  const ConvGeometry g = ConvGeometry::make(reference.options(), xq.sizes, reference.name());
-  const QTensor wq = reference.get_quantized_weight();
-  const Tensor w = reference.get_weight();
+  const ConvOptions& o = reference.options();
+  QTensor xq = std::get<QTensor>(input.input);
+  QTensor wq = reference.get_quantized_weight();
+  Tensor w = reference.get_weight();
+  if (o.transposed) {  // the stride-1 convolution that computes it (core/float/conv.h)
+    Shape stretched;
+    xq.values = stretch_input<int32_t>(o, xq.sizes, xq.values.data(), static_cast<int32_t>(xq.qparams.zero_point()),
+                                       &stretched, reference.name());
+    xq.sizes = stretched;
+    wq = QTensor{o.stride1_equivalent().weight_shape(), stride1_weight(o, wq.values), wq.qparams};
+    w = Tensor(o.stride1_equivalent().weight_shape(), stride1_weight(o, w.data));
+  }
+  const Tensor x = dequantize(xq);  // the stretch's zero points dequantize to the 0 they stand for
+  const ConvGeometry g = ConvGeometry::make(o.transposed ? o.stride1_equivalent() : o, xq.sizes, reference.name());
   const int64_t positions = g.positions(), patch = g.patch(), out_per_group = g.out_channels / g.groups;
   std::vector<OutputSensitivity> result(g.batch * g.out_channels * positions);
   Tensor patches(Shape{positions, patch});
@@ -404,54 +428,62 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
   return result;
 }
 
-// A calibrated float Conv{n}d (or ConvReLU{n}d): spatial sizes from the dilated kernel minus
-// the padding (down to the kernel size itself) up to a few positions more.
-Case make_static_conv_case(const CaseConfig& config, int64_t dims, bool relu) {
+// A calibrated float Conv{n}d (or ConvReLU{n}d, ConvTranspose{n}d): spatial sizes from the
+// dilated kernel minus the padding (down to the kernel size itself) up to a few positions
+// more; a transposed convolution's input has 1 + extra_size positions.
+Case make_static_conv_case(const CaseConfig& config, int64_t dims, bool relu, bool transposed) {
   std::mt19937_64 rng(config.data_seed);
-  const ConvOptions o = conv_options(config, dims);
+  const ConvOptions o = conv_options(config, dims, transposed);
   const Shape weight_shape = o.weight_shape();
-  const int64_t patch = numel_of(weight_shape) / o.out_channels;
-  Tensor flat = random_weight(o.out_channels, patch, config.get("per_channel") != 0, rng);
+  const bool per_channel = has_parameter(config, "per_channel") && config.get("per_channel") != 0;
+  Tensor flat = random_weight(weight_shape[0], numel_of(weight_shape) / weight_shape[0], per_channel, rng);
   auto module = std::make_unique<FloatConv>(o, Tensor(weight_shape, std::move(flat.data)), random_bias(config, o.out_channels, rng));
   module->fused_relu = relu;
   Shape input_shape{config.get("batch"), o.in_channels};
   for (int64_t d = 0; d < dims; ++d) {
     const int64_t dilated = o.dilation[d] * (o.kernel_size[d] - 1) + 1;
-    input_shape.push_back(std::max<int64_t>(1, dilated - 2 * o.padding[d]) + config.get("extra_size"));
+    input_shape.push_back((transposed ? 1 : std::max<int64_t>(1, dilated - 2 * o.padding[d])) + config.get("extra_size"));
   }
   const Tensor x = random_input(input_shape, config.style, rng);
   return calibrated_static_case(std::move(module), config, x);
 }
 
-ModuleKind static_conv_kind(int64_t dims, bool relu) {
+ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
   ModuleKind kind;
   const std::string suffix = std::to_string(dims) + "d";
-  kind.float_name = std::string(relu ? "ConvReLU" : "Conv") + suffix;
+  kind.float_name = std::string(transposed ? "ConvTranspose" : relu ? "ConvReLU" : "Conv") + suffix;
   kind.key = "static." + kind.float_name;
   kind.family = Family::Static;
   kind.engine_op = EngineOp::StaticConv;
   const std::string integer_name = "Quantized" + kind.float_name;
   kind.implementations.push_back(
-      {Implementation::Reference, "QuantizedConv" + suffix + "(Reference)", {},
+      {Implementation::Reference, std::string(transposed ? "QuantizedConvTranspose" : "QuantizedConv") + suffix + "(Reference)", {},
        [](const Module& m, Engine) -> std::unique_ptr<Module> {
          return std::make_unique<StaticReference>(ReferenceConv::from_float(dynamic_cast<const FloatConv&>(m)),
                                                   calibrated_output_qparams(m));
        },
        nullptr});
-  kind.implementations.push_back(
-      {Implementation::Quantized, integer_name, static_engines(EngineOp::StaticConv),
-       [](const Module& m, Engine e) -> std::unique_ptr<Module> {
-         return QuantizedConv::from_float(dynamic_cast<const FloatConv&>(m), e);
-       },
-       [](const Module& r, Engine e) -> std::unique_ptr<Module> {
-         return QuantizedConv::from_reference(dynamic_cast<const StaticReference&>(r), e);
-       }});
-  kind.implementations.push_back(
-      {Implementation::LibTorch, integer_name, static_engines(EngineOp::StaticConv),
-       [](const Module& m, Engine e) { return libtorch_static_conv_from_float(dynamic_cast<const FloatConv&>(m), e); },
-       [](const Module& r, Engine e) {
-         return libtorch_static_conv_from_reference(dynamic_cast<const StaticReference&>(r), e);
-       }});
+  // Engines with modelled requantization; qnnpack has no 3-d transposed convolution (engine table).
+  std::vector<Engine> engines;
+  for (Engine e : static_engines(EngineOp::StaticConv))
+    if (!(transposed && dims == 3 && !engine_rule(e, EngineOp::StaticConv).conv_transpose3d_rejection.empty()))
+      engines.push_back(e);
+  if (!engines.empty()) {
+    kind.implementations.push_back(
+        {Implementation::Quantized, integer_name, engines,
+         [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+           return QuantizedConv::from_float(dynamic_cast<const FloatConv&>(m), e);
+         },
+         [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+           return QuantizedConv::from_reference(dynamic_cast<const StaticReference&>(r), e);
+         }});
+    kind.implementations.push_back(
+        {Implementation::LibTorch, integer_name, engines,
+         [](const Module& m, Engine e) { return libtorch_static_conv_from_float(dynamic_cast<const FloatConv&>(m), e); },
+         [](const Module& r, Engine e) {
+           return libtorch_static_conv_from_reference(dynamic_cast<const StaticReference&>(r), e);
+         }});
+  }
   kind.case_parameters = {
       {"batch", 1, 4, "images"},
       {"groups", 1, 4, "groups (channels = groups x per-group channels, up to 16)"},
@@ -463,10 +495,19 @@ ModuleKind static_conv_kind(int64_t dims, bool relu) {
       {"dilation", 1, 2, "dilation, every spatial dim"},
       {"extra_size", 0, dims == 3 ? 2 : 4, "input size beyond the smallest the kernel allows"},
       {"bias", 0, 1, "1: with bias"},
-      {"per_channel", 0, 1, "1: default_per_channel_weight_observer, else default_weight_observer"},
       {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
   };
-  kind.make_case = [dims, relu](const CaseConfig& config) { return make_static_conv_case(config, dims, relu); };
+  if (transposed) {
+    kind.case_parameters.push_back(
+        {"output_padding", 0, 2, "extra output positions at the end (kept below max(stride, dilation))"});
+    kind.per_channel_weights = false;  // PyTorch refuses per-channel weight observers for ConvTranspose
+  } else {
+    kind.case_parameters.push_back(
+        {"per_channel", 0, 1, "1: default_per_channel_weight_observer, else default_weight_observer"});
+  }
+  kind.make_case = [dims, relu, transposed](const CaseConfig& config) {
+    return make_static_conv_case(config, dims, relu, transposed);
+  };
   kind.sensitivity = static_conv_sensitivity;
   kind.weight_shape = [](const Module& reference) {
     const auto& conv = dynamic_cast<const ReferenceConv&>(dynamic_cast<const StaticReference&>(reference).module());
@@ -696,6 +737,7 @@ std::vector<ModuleKind> make_registry() {
   kinds.push_back(static_linear_kind(/*relu=*/true));
   for (int64_t dims : {1, 2, 3})
     for (bool relu : {false, true}) kinds.push_back(static_conv_kind(dims, relu));
+  for (int64_t dims : {1, 2, 3}) kinds.push_back(static_conv_kind(dims, /*relu=*/false, /*transposed=*/true));
   return kinds;
 }
 
@@ -796,14 +838,14 @@ std::unique_ptr<Module> convert_from_reference(const ModuleKind& kind, const Mod
 
 std::string registry_table_text() {
   std::ostringstream out;
-  out << "kind                family       implementation  name                          engines\n";
+  out << "kind                   family       implementation  name                                engines\n";
   for (const auto& kind : registry())
     for (const auto& entry : kind.implementations) {
       std::string engines;
       for (Engine e : entry.engines) engines += (engines.empty() ? "" : ",") + to_string(e);
       if (entry.engines.empty()) engines = "(engine-independent)";
       char line[256];
-      std::snprintf(line, sizeof line, "%-19s %-12s %-15s %-29s %s\n", kind.key.c_str(),
+      std::snprintf(line, sizeof line, "%-22s %-12s %-15s %-35s %s\n", kind.key.c_str(),
                     to_string(kind.family).c_str(), to_string(entry.implementation).c_str(),
                     entry.repr_name.c_str(), engines.c_str());
       out << line;

@@ -125,6 +125,10 @@ struct ModuleKind {
   // A weight rule the module applies before any engine sees the weights (the dynamic RNNs'
   // dtype rule); returns the module's message when it refuses. Empty: no such rule.
   std::function<std::optional<std::string>(const QuantParams& weight_qparams)> module_weight_rule;
+  // false where PyTorch refuses per-channel weight observers for the module (ConvTranspose,
+  // at prepare): cases draw per-tensor weights and the rejection oracle leaves per-channel
+  // variants out (the eager flow's refusal is tested instead).
+  bool per_channel_weights = true;
 
   const ImplementationEntry* find(Implementation implementation) const;
   bool supports(Implementation implementation, Engine engine) const;

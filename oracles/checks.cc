@@ -311,6 +311,7 @@ std::vector<RejectionOutcome> rejection_outcomes(const ModuleKind& kind, const C
   };
   std::vector<RejectionOutcome> outcomes;
   for (const auto& [name, qparams] : variants) {
+    if (qparams.per_channel() && !kind.per_channel_weights) continue;
     auto variant = kind.with_weight_qparams(*reference, qparams);
     for (Engine engine : all_engines()) {
       RejectionOutcome o{name, engine, "accepted", "", ""};

@@ -22,7 +22,7 @@ class ReferenceConv : public Module {
   // (default_qconfig's when it has none) chooses weight_qparams.
   static std::unique_ptr<ReferenceConv> from_float(const FloatConv& float_conv);
 
-  std::string name() const override { return "QuantizedConv" + std::to_string(options_.spatial_dims) + "d(Reference)"; }
+  std::string name() const override { return "Quantized" + options_.float_name(false) + "(Reference)"; }
   std::string extra_repr() const override { return conv_extra_repr(options_); }
   Implementation implementation() const override { return Implementation::Reference; }
   // weight, bias, then the weight_qparams keys of every reference module.

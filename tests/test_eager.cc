@@ -322,9 +322,10 @@ void check_reference_module_pattern(const std::string& label, const std::functio
   }
 }
 
-std::unique_ptr<Module> seed_conv(int64_t dims) {  // the seed's {'in_channels': 1, 'out_channels': 1, 'kernel_size': 1}
+std::unique_ptr<Module> seed_conv(int64_t dims, bool transposed = false) {  // {'in_channels': 1, 'out_channels': 1, 'kernel_size': 1}
   ConvOptions o;
   o.spatial_dims = dims;
+  o.transposed = transposed;
   o.kernel_size.assign(dims, 1);
   o.stride.assign(dims, 1);
   o.padding.assign(dims, 0);
@@ -341,4 +342,37 @@ BOOST_AUTO_TEST_CASE(reference_module_pattern_for_linear_and_convolutions) {
                                  "QuantizedConv2d(Reference)");
   check_reference_module_pattern("Conv3d", [] { return seed_conv(3); }, {16, 1, 10, 10, 10}, "QuantizedConv3d",
                                  "QuantizedConv3d(Reference)");
+  check_reference_module_pattern("ConvTranspose1d", [] { return seed_conv(1, true); }, {16, 1, 1},
+                                 "QuantizedConvTranspose1d", "QuantizedConvTranspose1d(Reference)");
+  check_reference_module_pattern("ConvTranspose2d", [] { return seed_conv(2, true); }, {16, 1, 10, 10},
+                                 "QuantizedConvTranspose2d", "QuantizedConvTranspose2d(Reference)");
+  // ConvTranspose3d: qnnpack has none (engine table; test_static), so there is no integer
+  // module here to hold against its reference.
+}
+
+// test_quantize_eager_ptq.py's per-channel ConvTranspose rule: a per-channel weight observer
+// on ConvTranspose{1,2,3}d fails at prepare, not at convert, with PyTorch's message (braces
+// included: its source has no f-string), and leaves no observer behind; with qconfig None
+// on the transposed convolution the same model prepares.
+BOOST_AUTO_TEST_CASE(per_channel_conv_transpose_is_refused_at_prepare) {
+  for (int64_t dims : {1, 2, 3}) {
+    const auto model = [&] {
+      Sequential::Children c;
+      c.emplace_back("quant", std::make_unique<QuantStub>());
+      c.emplace_back("module", seed_conv(dims, true));
+      c.emplace_back("dequant", std::make_unique<DeQuantStub>());
+      auto m = std::make_unique<Sequential>(std::move(c), "M");
+      m->qconfig = default_per_channel_qconfig();
+      return m;
+    };
+    auto refused = model();
+    expect_error([&] { prepare(*refused); }, "Per channel weight observer is not supported yet for ConvTranspose{n}d.");
+    BOOST_CHECK(!refused->child("quant").activation_post_process);
+    BOOST_CHECK_EQUAL(refused->child("quant").forward_hook_count(), 0u);
+    auto skipped = model();
+    skipped->child("module").qconfig_explicitly_none = true;
+    prepare(*skipped);
+    BOOST_CHECK(skipped->child("quant").activation_post_process != nullptr);
+    BOOST_CHECK(!skipped->child("module").activation_post_process);
+  }
 }

@@ -190,3 +190,39 @@ BOOST_AUTO_TEST_CASE(qnnpack_conv_bias_overflow_matches_libtorch_on_both_paths) 
   }
   BOOST_CHECK_NE(first_channel[0], first_channel[1]);
 }
+
+// A transposed convolution: nnq.ConvTranspose's repr; qnnpack bit-exact with the integer
+// module (the agreement property covers random configurations); ConvTranspose3d refused on
+// qnnpack, whose kernel in LibTorch 1.13 gives a wrong output size.
+BOOST_AUTO_TEST_CASE(conv_transpose_repr_and_qnnpack_3d) {
+  ConvOptions o = conv_options(2, 4, 2, 3, 2, 1);
+  o.transposed = true;
+  o.output_padding = {1, 1};
+  const QTensor w = conv_weight(o, 0.01);
+  BOOST_CHECK((w.sizes == Shape{4, 2, 3, 3}));  // (in, out / groups, k...)
+  QuantizedConv integer(o, w, Tensor(Shape{2}), 0.05, 10, Engine::QNNPACK);
+  BOOST_CHECK_EQUAL(integer.repr(), "QuantizedConvTranspose2d(4, 2, kernel_size=(3, 3), stride=(2, 2), scale=0.05, "
+                                    "zero_point=10, padding=(1, 1), output_padding=(1, 1))");
+  auto libtorch = make_libtorch_static_conv(o, w, Tensor(Shape{2}), 0.05, 10, Engine::QNNPACK, false);
+  const QTensor x = conv_input(o, 4, 0.02, 3);
+  const QTensor ours = std::get<QTensor>(integer(ModuleInput{x, std::nullopt}).output);
+  BOOST_CHECK((ours.sizes == Shape{1, 2, 8, 8}));  // (4 - 1) * 2 - 2 + 2 + 1 + 1
+  BOOST_CHECK(ours == std::get<QTensor>((*libtorch)(ModuleInput{x, std::nullopt}).output));
+  BOOST_CHECK(integer.state_dict() == libtorch->state_dict());
+
+  ConvOptions o3 = conv_options(3, 2, 2, 3);
+  o3.transposed = true;
+  testing::expect_error([&] { QuantizedConv(o3, conv_weight(o3, 0.01), std::nullopt, 0.05, 0, Engine::QNNPACK); },
+                        "ConvTranspose3d is not implemented on qnnpack in PyTorch 1.13");
+  auto libtorch3 = make_libtorch_static_conv(o3, conv_weight(o3, 0.01), std::nullopt, 0.05, 0, Engine::QNNPACK, false);
+  const QTensor x3 = conv_input(o3, 4, 0.02, 3);
+  bool wrong = true;
+  try {
+    const QTensor y3 = std::get<QTensor>((*libtorch3)(ModuleInput{x3, std::nullopt}).output);
+    wrong = y3.sizes != Shape{1, 2, 6, 6, 6};
+    BOOST_TEST_MESSAGE("LibTorch qnnpack ConvTranspose3d output " << shape_to_string(y3.sizes) << ", expected [1, 2, 6, 6, 6]");
+  } catch (const Error& e) {
+    BOOST_TEST_MESSAGE("LibTorch qnnpack ConvTranspose3d: " << e.what());
+  }
+  BOOST_CHECK_MESSAGE(wrong, "LibTorch's qnnpack ConvTranspose3d now gives the right size: revisit the engine table");
+}

@@ -49,16 +49,64 @@ void ConvOptions::validate(const std::string& module_name) const {
                   "kernel_size=" + tuple_string(kernel_size) + ", stride=" + tuple_string(stride) +
                   ", padding=" + tuple_string(padding) + ", dilation=" + tuple_string(dilation));
   }
-  if (padding_mode != "zeros")
+  if (padding_mode != "zeros") {
+    if (transposed)  // nnq._ConvTransposeNd
+      throw Error("Only \"zeros\" padding mode is supported for " + float_name(false));
     throw Error("'padding_mode' " + padding_mode + " is not supported by quantized convolution");
+  }
+  if (transposed) {
+    if (!output_padding.empty() && static_cast<int64_t>(output_padding.size()) != spatial_dims)
+      throw Error(module_name + ": output_padding needs " + std::to_string(spatial_dims) + " entries");
+    const std::vector<int64_t> op = output_padding_or_zeros();
+    for (int64_t d = 0; d < spatial_dims; ++d)
+      if (op[d] < 0 || (op[d] >= stride[d] && op[d] >= dilation[d]))  // at::native's conv_transpose check
+        throw Error(module_name + ": output padding must be smaller than either stride or dilation, got "
+                    "output_padding=" + tuple_string(op) + ", stride=" + tuple_string(stride) +
+                    ", dilation=" + tuple_string(dilation));
+  } else if (!output_padding.empty() && output_padding != std::vector<int64_t>(spatial_dims, 0)) {
+    throw Error(module_name + ": output_padding is for transposed convolutions only");
+  }
+}
+
+std::vector<int64_t> ConvOptions::output_padding_or_zeros() const {
+  return output_padding.empty() ? std::vector<int64_t>(spatial_dims, 0) : output_padding;
+}
+
+ConvOptions ConvOptions::stride1_equivalent() const {
+  ConvOptions o = *this;
+  o.transposed = false;
+  o.output_padding.clear();
+  o.stride.assign(spatial_dims, 1);
+  o.padding.assign(spatial_dims, 0);
+  return o;
+}
+
+void check_transposed_input(const ConvOptions& o, const Shape& input, const std::string& module_name) {
+  static const char* kLayouts[] = {"", "(N, C, L)", "(N, C, H, W)", "(N, C, T, H, W)"};
+  if (static_cast<int64_t>(input.size()) != o.spatial_dims + 2)  // nnq.ConvTranspose{n}d.forward
+    throw Error(module_name + ": Input shape must be `" + kLayouts[o.spatial_dims] + "`! got " +
+                shape_to_string(input));
+  if (input[1] != o.in_channels)
+    throw Error(module_name + ": Given transposed=1, weight of size " + shape_to_string(o.weight_shape()) +
+                ", expected input" + shape_to_string(input) + " to have " + std::to_string(o.in_channels) +
+                " channels, but got " + std::to_string(input[1]) + " channels instead");
+  const std::vector<int64_t> op = o.output_padding_or_zeros();
+  for (int64_t d = 0; d < o.spatial_dims; ++d) {
+    const int64_t out = (input[2 + d] - 1) * o.stride[d] - 2 * o.padding[d] + o.dilation[d] * (o.kernel_size[d] - 1) +
+                        op[d] + 1;
+    if (out < 1)
+      throw Error(module_name + ": the output would have size " + std::to_string(out) + " in spatial dim " +
+                  std::to_string(d) + " for input " + shape_to_string(input) + " (Output size is too small)");
+  }
 }
 
 std::string ConvOptions::float_name(bool relu) const {
+  if (transposed) return "ConvTranspose" + std::to_string(spatial_dims) + "d";
   return std::string(relu ? "ConvReLU" : "Conv") + std::to_string(spatial_dims) + "d";
 }
 
 Shape ConvOptions::weight_shape() const {
-  Shape shape{out_channels, in_channels / groups};
+  Shape shape = transposed ? Shape{in_channels, out_channels / groups} : Shape{out_channels, in_channels / groups};
   shape.insert(shape.end(), kernel_size.begin(), kernel_size.end());
   return shape;
 }
@@ -123,6 +171,14 @@ void check_conv_parameters(const ConvOptions& options, const Shape& weight, cons
 
 Tensor float_conv(const ConvOptions& options, const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
                   bool relu, const std::string& module_name) {
+  if (options.transposed) {
+    Shape stretched_shape;
+    std::vector<float> values = stretch_input<float>(options, x.sizes, x.data.data(), 0.0f, &stretched_shape, module_name);
+    const Tensor stretched(stretched_shape, std::move(values));
+    const ConvOptions equivalent = options.stride1_equivalent();
+    return float_conv(equivalent, stretched, Tensor(equivalent.weight_shape(), stride1_weight(options, weight.data)),
+                      bias, relu, module_name);
+  }
   const ConvGeometry g = ConvGeometry::make(options, x.sizes, module_name);
   Tensor y(g.output_shape());
   const int64_t positions = g.positions(), patch = g.patch(), out_per_group = g.out_channels / g.groups;
@@ -153,6 +209,8 @@ std::string conv_extra_repr(const ConvOptions& o) {
       << ", stride=" << tuple_string(o.stride);
   if (o.padding != std::vector<int64_t>(o.spatial_dims, 0)) out << ", padding=" << tuple_string(o.padding);
   if (o.dilation != std::vector<int64_t>(o.spatial_dims, 1)) out << ", dilation=" << tuple_string(o.dilation);
+  if (o.transposed && o.output_padding_or_zeros() != std::vector<int64_t>(o.spatial_dims, 0))
+    out << ", output_padding=" << tuple_string(o.output_padding_or_zeros());
   if (o.groups != 1) out << ", groups=" << o.groups;
   if (!o.bias) out << ", bias=False";
   return out.str();

@@ -12,6 +12,14 @@
 // over the edge: 0 in float, the input zero point in integers, i.e. real zero either way).
 // W's row layout (C_in / groups, k_1, ..., k_d) is PyTorch's weight layout, so a weight row is
 // the k-vector as stored.
+//
+// A transposed convolution (torch.nn.ConvTranspose{n}d) is computed as the regular one that
+// equals it: the input stretched by the stride (stride - 1 pad values between neighbours),
+// padded with dilation * (kernel - 1) - padding values on each side (output_padding more at
+// the end; a negative amount crops), then a stride-1 convolution with each kernel flipped in
+// every spatial dimension and each group's input and output channel roles swapped:
+//
+//   out = (in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,12 +37,17 @@ struct ConvOptions {
   int64_t groups = 1;
   bool bias = true;
   std::string padding_mode = "zeros";  // the only mode quantized convolution supports
+  bool transposed = false;
+  std::vector<int64_t> output_padding;  // transposed only; one per spatial dim (empty: zeros)
 
   // Throws Error with PyTorch's message for the first rule broken ("in_channels must be
   // divisible by groups", "'padding_mode' reflect is not supported by quantized convolution").
   void validate(const std::string& module_name) const;
-  std::string float_name(bool relu) const;  // "Conv2d", "ConvReLU2d"
-  Shape weight_shape() const;               // (out, in / groups, k...)
+  std::string float_name(bool relu) const;  // "Conv2d", "ConvReLU2d", "ConvTranspose2d"
+  Shape weight_shape() const;               // (out, in / groups, k...); transposed (in, out / groups, k...)
+  std::vector<int64_t> output_padding_or_zeros() const;
+  // Transposed only: the stride-1 convolution that computes it over the stretched input.
+  ConvOptions stride1_equivalent() const;
 };
 
 // One call's sizes: the input (N, C, spatial...) against the options.
@@ -87,6 +100,20 @@ void im2col(const ConvGeometry& g, const T* input, int64_t image, int64_t group,
   }
 }
 
+// Transposed only: the input (N, C, spatial...) stretched and padded for stride1_equivalent()
+// (pad where no input value lands), and its shape. Checks the input's rank and channels with
+// PyTorch's messages first.
+template <typename T>
+std::vector<T> stretch_input(const ConvOptions& o, const Shape& input, const T* x, T pad, Shape* stretched,
+                             const std::string& module_name);
+// Transposed only: the weight rows of stride1_equivalent(), (out, in / groups, k...), from the
+// transposed weight (in, out / groups, k...): channel roles swapped per group, kernel flipped.
+template <typename T>
+std::vector<T> stride1_weight(const ConvOptions& o, const std::vector<T>& transposed_weight);
+// Transposed only: throws Error naming the module when the input does not fit (rank,
+// channels, an output size below 1).
+void check_transposed_input(const ConvOptions& o, const Shape& input, const std::string& module_name);
+
 // Checks a weight and bias against the options (shapes), naming the module.
 void check_conv_parameters(const ConvOptions& options, const Shape& weight, const std::optional<Tensor>& bias,
                            const std::string& module_name);
@@ -118,6 +145,57 @@ class FloatConv : public Module {
   Tensor weight_;
   std::optional<Tensor> bias_;
 };
+
+template <typename T>
+std::vector<T> stretch_input(const ConvOptions& o, const Shape& input, const T* x, T pad, Shape* stretched,
+                             const std::string& module_name) {
+  check_transposed_input(o, input, module_name);
+  const int64_t dims = o.spatial_dims;
+  const std::vector<int64_t> output_padding = o.output_padding_or_zeros();
+  std::vector<int64_t> lead(dims), in(dims), size(dims);  // lead: stretched index of input 0
+  *stretched = {input[0], input[1]};
+  int64_t plane = 1, in_plane = 1;
+  for (int64_t d = 0; d < dims; ++d) {
+    in[d] = input[2 + d];
+    lead[d] = o.dilation[d] * (o.kernel_size[d] - 1) - o.padding[d];
+    size[d] = (in[d] - 1) * o.stride[d] + 1 + 2 * lead[d] + output_padding[d];
+    stretched->push_back(size[d]);
+    plane *= size[d];
+    in_plane *= in[d];
+  }
+  std::vector<T> out(input[0] * input[1] * plane, pad);
+  std::vector<int64_t> at(dims, 0);
+  for (int64_t i = 0; i < in_plane; ++i) {  // each input position -> its stretched position
+    int64_t rest = i, target = 0;
+    bool inside = true;
+    for (int64_t d = dims - 1; d >= 0; --d) {
+      at[d] = rest % in[d];
+      rest /= in[d];
+    }
+    for (int64_t d = 0; d < dims; ++d) {
+      const int64_t j = at[d] * o.stride[d] + lead[d];
+      inside = inside && j >= 0 && j < size[d];  // a negative lead crops
+      target = target * size[d] + j;
+    }
+    if (!inside) continue;
+    for (int64_t nc = 0; nc < input[0] * input[1]; ++nc) out[nc * plane + target] = x[nc * in_plane + i];
+  }
+  return out;
+}
+
+template <typename T>
+std::vector<T> stride1_weight(const ConvOptions& o, const std::vector<T>& w) {
+  const int64_t in_g = o.in_channels / o.groups, out_g = o.out_channels / o.groups;
+  int64_t kernel = 1;
+  for (int64_t k : o.kernel_size) kernel *= k;
+  std::vector<T> out(w.size());
+  for (int64_t g = 0; g < o.groups; ++g)
+    for (int64_t i = 0; i < in_g; ++i)
+      for (int64_t j = 0; j < out_g; ++j)
+        for (int64_t k = 0; k < kernel; ++k)  // flipping every dim reverses the flat kernel index
+          out[((g * out_g + j) * in_g + i) * kernel + (kernel - 1 - k)] = w[((g * in_g + i) * out_g + j) * kernel + k];
+  return out;
+}
 
 // "16, 33, kernel_size=(3, 3), stride=(1, 1), ..." as torch.nn.Conv's extra_repr prints it.
 std::string conv_extra_repr(const ConvOptions& options);

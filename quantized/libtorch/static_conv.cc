@@ -27,11 +27,21 @@ class LibTorchStaticConv : public Module {
 
   StateDict state_dict() const override {
     libtorch::EngineGuard guard(engine_);
-    // nnq.Conv{2,3}d._weight_bias: self._packed_params.unpack(), a (weight, bias) tuple;
-    // nnq.Conv1d's: quantized::conv1d_unpack, which drops the 2-d kernel's extra dimension.
-    const std::vector<c10::IValue> unpacked =
-        options_.spatial_dims == 1 ? libtorch::call_op("quantized::conv1d_unpack", "", {packed_})
-                                   : libtorch::call_method(packed_, "unpack")[0].toTuple()->elements().vec();
+    // What each nnq module's _weight_bias calls: Conv{2,3}d self._packed_params.unpack();
+    // Conv1d quantized::conv1d_unpack (it drops the 2-d kernel's extra dimension);
+    // ConvTranspose1d quantized::conv_transpose1d_unpack; ConvTranspose{2,3}d
+    // quantized::conv{2,3}d_unpack.
+    const int64_t n = options_.spatial_dims;
+    std::vector<c10::IValue> unpacked;
+    if (options_.transposed)
+      unpacked = libtorch::call_op(n == 1 ? "quantized::conv_transpose1d_unpack"
+                                   : n == 2 ? "quantized::conv2d_unpack"
+                                            : "quantized::conv3d_unpack",
+                                   "", {packed_});
+    else if (n == 1)
+      unpacked = libtorch::call_op("quantized::conv1d_unpack", "", {packed_});
+    else
+      unpacked = libtorch::call_method(packed_, "unpack")[0].toTuple()->elements().vec();
     std::optional<Tensor> bias;
     if (!unpacked[1].isNone()) bias = libtorch::from_aten(unpacked[1].toTensor());
     return conv_state_dict({libtorch::from_aten_quantized(unpacked[0].toTensor()), bias, scale_, zero_point_});
@@ -46,11 +56,14 @@ class LibTorchStaticConv : public Module {
   ModuleOutput forward(const ModuleInput& input) override {
     const auto* x = std::get_if<QTensor>(&input.input);
     if (!x) throw Error(name() + ": expects a quantized (quint8) input tensor");
-    ConvGeometry::make(options_, x->sizes, name());  // the Python wrapper's shape check
+    if (options_.transposed) check_transposed_input(options_, x->sizes, name());  // the Python wrapper's checks
+    else ConvGeometry::make(options_, x->sizes, name());
     libtorch::EngineGuard guard(engine_);
     const int64_t n = options_.spatial_dims;
-    const std::string op = "quantized::conv" + std::to_string(n) + "d" + (fused_relu_ ? "_relu" : "");
-    auto out = libtorch::call_op(op.c_str(), n == 1 ? "" : "new", {libtorch::to_aten(*x), packed_, scale_, zero_point_});
+    const std::string op = options_.transposed ? "quantized::conv_transpose" + std::to_string(n) + "d"
+                                               : "quantized::conv" + std::to_string(n) + "d" + (fused_relu_ ? "_relu" : "");
+    auto out = libtorch::call_op(op.c_str(), n == 1 || options_.transposed ? "" : "new",
+                                 {libtorch::to_aten(*x), packed_, scale_, zero_point_});
     return {libtorch::from_aten_quantized(out[0].toTensor()), std::nullopt};
   }
 
@@ -64,10 +77,15 @@ class LibTorchStaticConv : public Module {
       if (weight.qparams.dtype == DType::Float16) throw Error(rejection->message);
     libtorch::EngineGuard guard(engine_);
     const c10::IValue b = bias ? c10::IValue(libtorch::to_aten(*bias)) : c10::IValue();
-    const std::string op = "quantized::conv" + std::to_string(options_.spatial_dims) + "d_prepack";
-    packed_ = libtorch::call_op(op.c_str(), "",
-                                {libtorch::to_aten(weight), b, options_.stride, options_.padding, options_.dilation,
-                                 options_.groups})[0];
+    const std::string n = std::to_string(options_.spatial_dims);
+    if (options_.transposed)
+      packed_ = libtorch::call_op(("quantized::conv_transpose" + n + "d_prepack").c_str(), "",
+                                  {libtorch::to_aten(weight), b, options_.stride, options_.padding,
+                                   options_.output_padding_or_zeros(), options_.dilation, options_.groups})[0];
+    else
+      packed_ = libtorch::call_op(("quantized::conv" + n + "d_prepack").c_str(), "",
+                                  {libtorch::to_aten(weight), b, options_.stride, options_.padding, options_.dilation,
+                                   options_.groups})[0];
     options_ = options;
     scale_ = scale;
     zero_point_ = zero_point;

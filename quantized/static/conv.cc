@@ -15,6 +15,8 @@ std::string quantized_conv_extra_repr(const ConvOptions& o, double scale, int64_
       << ", stride=" << tuple_string(o.stride) << ", scale=" << scale << ", zero_point=" << zero_point;
   if (o.padding != std::vector<int64_t>(o.spatial_dims, 0)) out << ", padding=" << tuple_string(o.padding);
   if (o.dilation != std::vector<int64_t>(o.spatial_dims, 1)) out << ", dilation=" << tuple_string(o.dilation);
+  if (o.transposed && o.output_padding_or_zeros() != std::vector<int64_t>(o.spatial_dims, 0))
+    out << ", output_padding=" << tuple_string(o.output_padding_or_zeros());
   if (o.groups != 1) out << ", groups=" << o.groups;
   if (!o.bias) out << ", bias=False";
   return out.str();
@@ -23,9 +25,12 @@ std::string quantized_conv_extra_repr(const ConvOptions& o, double scale, int64_
 QuantizedConv::QuantizedConv(ConvOptions options, QTensor weight, std::optional<Tensor> bias, double scale,
                              int64_t zero_point, Engine engine, bool fused_relu)
     : options_(std::move(options)), engine_(engine), fused_relu_(fused_relu) {
-  if (engine_rule(engine, EngineOp::StaticConv).requantization == Requantization::NotModelled)
+  const EngineOpRule& rule = engine_rule(engine, EngineOp::StaticConv);
+  if (rule.requantization == Requantization::NotModelled)
     throw Error(name() + ": no integer implementation on " + to_string(engine) +
                 " (its requantization is not modelled; see `qconform engines`)");
+  if (options_.transposed && options_.spatial_dims == 3 && !rule.conv_transpose3d_rejection.empty())
+    throw Error(rule.conv_transpose3d_rejection);
   set_parameters(std::move(weight), std::move(bias), scale, zero_point);
 }
 
@@ -45,8 +50,13 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
     if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
     refused_at_forward = rejection->message;
   }
+  if (options.transposed && weight.qparams.per_channel())
+    throw Error(name() + ": per-channel weights are not supported for transposed convolutions (PyTorch 1.13 "
+                "refuses a per-channel weight observer for " + options.float_name(false) + " at prepare)");
   const int64_t out_per_group = options_.out_channels / options_.groups;
   const int64_t patch = weight.numel() / options_.out_channels;
+  // A transposed convolution runs as its stride-1 equivalent (core/float/conv.h).
+  const std::vector<int32_t> rows = options.transposed ? stride1_weight(options, weight.values) : weight.values;
   if (patch > kernels::kMaxDynamicLinearK)
     throw Error(name() + ": a patch of " + std::to_string(patch) + " values exceeds the int32 accumulator bound of " +
                 std::to_string(kernels::kMaxDynamicLinearK));
@@ -55,8 +65,7 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
     kernels::StaticLinearWeights& packed = groups[g];
     packed.integers.out_features = out_per_group;
     packed.integers.in_features = patch;
-    packed.integers.values.assign(weight.values.begin() + g * out_per_group * patch,
-                                  weight.values.begin() + (g + 1) * out_per_group * patch);
+    packed.integers.values.assign(rows.begin() + g * out_per_group * patch, rows.begin() + (g + 1) * out_per_group * patch);
     for (int64_t n = g * out_per_group; n < (g + 1) * out_per_group; ++n) {
       packed.scales.push_back(weight.qparams.scale(n));
       packed.integers.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
@@ -92,24 +101,34 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
   if (!x) throw Error(name() + ": expects a quantized (quint8) input tensor");
   if (x->qparams.dtype != DType::QUInt8 || x->qparams.per_channel())
     throw Error(name() + ": expects a quint8 per-tensor input, got " + x->qparams.to_string());
-  const ConvGeometry g = ConvGeometry::make(options_, x->sizes, name());
+  // 1. The patches of the input, padded with the input zero point (real zero); a transposed
+  //    convolution's input is first stretched with it (core/float/conv.h).
+  const int32_t x_zero_point = static_cast<int32_t>(x->qparams.zero_point());
+  Shape stretched_shape;
+  const std::vector<int32_t> stretched =
+      options_.transposed
+          ? stretch_input<int32_t>(options_, x->sizes, x->values.data(), x_zero_point, &stretched_shape, name())
+          : std::vector<int32_t>();
+  const ConvGeometry g = options_.transposed
+                             ? ConvGeometry::make(options_.stride1_equivalent(), stretched_shape, name())
+                             : ConvGeometry::make(options_, x->sizes, name());
+  const int32_t* values = options_.transposed ? stretched.data() : x->values.data();
   if (refused_at_forward_) throw Error(*refused_at_forward_);
   const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
   const bool saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
   const int64_t positions = g.positions(), out_per_group = g.out_channels / g.groups;
-  const int32_t x_zero_point = static_cast<int32_t>(x->qparams.zero_point());
   QTensor y{g.output_shape(), std::vector<int32_t>(g.batch * g.out_channels * positions),
             QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
   std::vector<int32_t> patches(positions * g.patch()), out(positions * out_per_group);
-  // qnnpack runs 1x1, stride-1, unpadded convolutions as its GEMM, the rest on its
-  // convolution path; they differ in an overflowing int32 bias (static_gemm.h (2a)).
-  bool pointwise = true;
+  // qnnpack runs 1x1, stride-1, unpadded convolutions as its GEMM, the rest (transposed ones
+  // included) on its convolution path; they differ in an overflowing int32 bias
+  // (static_gemm.h (2a)).
+  bool pointwise = !options_.transposed;
   for (int64_t d = 0; d < options_.spatial_dims; ++d)
     pointwise = pointwise && options_.kernel_size[d] == 1 && options_.stride[d] == 1 && options_.padding[d] == 0;
   for (int64_t image = 0; image < g.batch; ++image)
     for (int64_t group = 0; group < g.groups; ++group) {
-      // 1. The patches, padded with the input zero point.
-      im2col<int32_t>(g, x->values.data(), image, group, x_zero_point, patches.data());
+      im2col<int32_t>(g, values, image, group, x_zero_point, patches.data());
       // 2-3. One static Linear over them.
       const kernels::DynamicLinearActivation activation{
           patches.data(), positions, static_cast<float>(x->qparams.scale()), x_zero_point,
