@@ -25,6 +25,7 @@ struct Pair {
 // LibTorch on each engine both have, and reference vs each LibTorch engine.
 std::vector<Pair> agreement_pairs(const ModuleKind& kind);
 Pair parse_pair(const std::string& text);  // "reference,quantized[qnnpack]"
+Side parse_side(const std::string& text);  // "libtorch[onednn]"
 
 // A module's whole result as one vector: the output (a tensor, or a packed sequence's
 // data), then the hidden state h_n and c_n where there is one; `parts` names each part
@@ -71,13 +72,22 @@ struct CaseResult {
   // built LibTorch module gave different bits; the case was judged on that second run.
   bool libtorch_unstable = false;
   // LibTorch failed the comparison, and the same computation with every GEMM call on a
-  // weight prepacked for that call alone gave different bits (ImplementationEntry::
-  // from_float_fresh_prepack); the case was judged on that answer.
+  // weight prepacked for that call alone (ImplementationEntry::from_float_fresh_prepack), or
+  // computed in a fresh process, gave different bits; the case was judged on that answer.
   bool libtorch_history_dependent = false;
   std::string failure;             // what differs, where, and how to rerun
 };
 
 CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseConfig& config);
+
+// One implementation's flattened output for one case (what `qconform libtorch-answer` prints).
+FlatOutput implementation_output(const ModuleKind& kind, const Side& side, const CaseConfig& config);
+
+// LibTorch's answer for one case computed in a fresh process (`qconform libtorch-answer`),
+// free of whatever earlier calls in this process left behind; nullopt when the tool is not
+// available (QCONFORM_TOOL, else the build tree's qconform) or fails.
+std::optional<std::vector<float>> fresh_process_output(const ModuleKind& kind, const Side& side,
+                                                       const CaseConfig& config);
 
 // A random configuration within the kind's parameter ranges (for the main job; the
 // property tests draw theirs with rapidcheck so that failures shrink).

@@ -29,7 +29,7 @@ void agreement_property(const ModuleKind* kind, Pair pair, std::map<std::string,
     const CaseResult result = check_agreement(*kind, pair, config);
     RC_CLASSIFY(result.exact == result.total, "bit-exact");
     RC_CLASSIFY(result.libtorch_unstable, "LibTorch unstable: judged on its rerun");
-    RC_CLASSIFY(result.libtorch_history_dependent, "LibTorch history-dependent: judged on fresh prepacks");
+    RC_CLASSIFY(result.libtorch_history_dependent, "LibTorch history-dependent: judged on a history-free rerun");
     RC_TAG(to_string(config.style));
     if (!result.passed) RC_FAIL(result.failure);
   });

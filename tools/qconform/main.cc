@@ -1,6 +1,7 @@
 // qconform: the harness's command-line tool.
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -111,10 +112,25 @@ int run_case(const Options& options) {
   if (r.libtorch_unstable)
     std::cout << "  LibTorch gave different bits on a freshly built module; judged on that rerun\n";
   if (r.libtorch_history_dependent)
-    std::cout << "  LibTorch's whole op disagreed with its own GEMMs called on fresh prepacks (an earlier call's "
-                 "state leaked into a later one); judged on the fresh-prepack answer\n";
+    std::cout << "  LibTorch's answer depended on earlier calls (its GEMMs on fresh prepacks, or the case in a "
+                 "fresh process, gave other bits); judged on that history-free answer\n";
   if (!r.passed) std::cout << "  FAIL: " << r.failure << "\n";
   return r.passed ? 0 : 1;
+}
+
+// The agreement oracle's history-free rerun (oracles/agreement.h): one implementation's
+// output for one case, computed in this fresh process, as the bit patterns of its values.
+int run_libtorch_answer(const Options& options) {
+  const ModuleKind& kind = module_kind(options.required("--kind"));
+  const Side side = parse_side(options.required("--side"));
+  const CaseConfig config = parse_case_config(kind, options.required("--case"));
+  const FlatOutput flat = implementation_output(kind, side, config);
+  for (float v : flat.values) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    std::cout << bits << "\n";
+  }
+  return 0;
 }
 
 }  // namespace
@@ -137,6 +153,7 @@ int main(int argc, char** argv) {
     }
     if (command == "conform") return run_conform(options);
     if (command == "case") return run_case(options);
+    if (command == "libtorch-answer") return run_libtorch_answer(options);  // internal: see agreement.h
     if (command == "report") return run_report(options);
     if (command == "bench-lstm") {
       const auto number = [&](const char* name, int64_t fallback) {
