@@ -104,8 +104,11 @@ std::vector<EngineOpRule> make_table() {
                   "fresh process (1,499 of 1,500 random Python cases over output scales 1e-6..1e2, "
                   "the other an int16 saturation); inside a long run LibTorch's own answers change "
                   "with earlier calls (off by up to 255; gone with ideep's LRU_CACHE_CAPACITY=1), "
-                  "so the agreement oracle judges such cases on a fresh-process rerun",
-                  Requantization::FloatEpilogue});
+                  "so the agreement oracle judges such cases on a fresh-process rerun. Not "
+                  "modelled yet: LinearReLU differs by one quantum at a tie even history-free "
+                  "(batch=8 bias=0 full_range=0 in_features=12 out_features=2 per_channel=0 "
+                  "seed=270945 style=ties: 80 vs LibTorch's 81), so no integer implementation",
+                  Requantization::NotModelled});
 
   // Static quantized::conv{1,2,3}d (quantized::conv{n}d_prepack + quantized::conv{n}d /
   // conv{n}d_relu): a static Linear per output position over the patch the kernel covers, so
