@@ -203,10 +203,10 @@ Tensor float_conv(const ConvOptions& options, const Tensor& x, const Tensor& wei
   return y;
 }
 
-std::string conv_extra_repr(const ConvOptions& o) {
+std::string conv_extra_repr(const ConvOptions& o, const std::string& after_stride) {
   std::ostringstream out;
   out << o.in_channels << ", " << o.out_channels << ", kernel_size=" << tuple_string(o.kernel_size)
-      << ", stride=" << tuple_string(o.stride);
+      << ", stride=" << tuple_string(o.stride) << after_stride;
   if (o.padding != std::vector<int64_t>(o.spatial_dims, 0)) out << ", padding=" << tuple_string(o.padding);
   if (o.dilation != std::vector<int64_t>(o.spatial_dims, 1)) out << ", dilation=" << tuple_string(o.dilation);
   if (o.transposed && o.output_padding_or_zeros() != std::vector<int64_t>(o.spatial_dims, 0))

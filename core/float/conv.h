@@ -198,7 +198,8 @@ std::vector<T> stride1_weight(const ConvOptions& o, const std::vector<T>& w) {
 }
 
 // "16, 33, kernel_size=(3, 3), stride=(1, 1), ..." as torch.nn.Conv's extra_repr prints it.
-std::string conv_extra_repr(const ConvOptions& options);
+// `after_stride`: what a quantized module prints there (", scale=..., zero_point=...").
+std::string conv_extra_repr(const ConvOptions& options, const std::string& after_stride = "");
 std::string tuple_string(const std::vector<int64_t>& values);  // "(1, 2)", "(3,)"
 
 }  // namespace qconform

@@ -10,16 +10,9 @@
 namespace qconform {
 
 std::string quantized_conv_extra_repr(const ConvOptions& o, double scale, int64_t zero_point) {
-  std::ostringstream out;
-  out << o.in_channels << ", " << o.out_channels << ", kernel_size=" << tuple_string(o.kernel_size)
-      << ", stride=" << tuple_string(o.stride) << ", scale=" << scale << ", zero_point=" << zero_point;
-  if (o.padding != std::vector<int64_t>(o.spatial_dims, 0)) out << ", padding=" << tuple_string(o.padding);
-  if (o.dilation != std::vector<int64_t>(o.spatial_dims, 1)) out << ", dilation=" << tuple_string(o.dilation);
-  if (o.transposed && o.output_padding_or_zeros() != std::vector<int64_t>(o.spatial_dims, 0))
-    out << ", output_padding=" << tuple_string(o.output_padding_or_zeros());
-  if (o.groups != 1) out << ", groups=" << o.groups;
-  if (!o.bias) out << ", bias=False";
-  return out.str();
+  std::ostringstream qparams;  // nnq's extra_repr puts them right after the stride
+  qparams << ", scale=" << scale << ", zero_point=" << zero_point;
+  return conv_extra_repr(o, qparams.str());
 }
 
 QuantizedConv::QuantizedConv(ConvOptions options, QTensor weight, std::optional<Tensor> bias, double scale,
