@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fixture.h"
 #include "core/float/conv.h"
 #include "core/float/linear.h"
 #include "core/float/rnn.h"
@@ -93,6 +94,34 @@ Tensor random_weight(int64_t rows, int64_t cols, bool vary_rows, std::mt19937_64
   return w;
 }
 
+// --- reading a fixture's ModuleSpec ---------------------------------------------------------
+
+QTensor spec_weight(const ModuleSpec& spec, const std::string& name) {
+  return spec.parameters.at(name).as<QTensor>(spec.kind + " fixture parameter '" + name + "'");
+}
+
+std::optional<Tensor> spec_bias(const ModuleSpec& spec, const std::string& name) {
+  const StateValue& v = spec.parameters.at(name);
+  if (v.is<NoneValue>()) return std::nullopt;
+  return v.as<Tensor>(spec.kind + " fixture parameter '" + name + "'");
+}
+
+// A static module's output qparams (nnq modules' `scale` and `zero_point` attributes).
+QuantParams spec_output_qparams(const ModuleSpec& spec) {
+  try {
+    return QuantParams::per_tensor(DType::QUInt8, spec.number("scale"), spec.integer("zero_point"));
+  } catch (const Error& e) {
+    throw Error(spec.kind + " fixture: output qparams (scale, zero_point): " + e.what());
+  }
+}
+
+// A weight's shape against what the constructor arguments imply.
+void check_spec_shape(const ModuleSpec& spec, const std::string& name, const Shape& actual, const Shape& expected) {
+  if (actual != expected)
+    throw Error(spec.kind + " fixture: parameter '" + name + "' has shape " + shape_to_string(actual) +
+                " but the module's arguments imply " + shape_to_string(expected));
+}
+
 // --- dynamic.Linear ----------------------------------------------------------------------
 
 // sum |w_k| and sum |w_k x_k| + |b| of output element (row r, channel n) of x W^T + b.
@@ -141,6 +170,20 @@ std::vector<OutputSensitivity> linear_sensitivity(const Module& module, const Mo
       add_linear_terms(w, x, reference.bias(), r, n, &s);
     }
   return result;
+}
+
+// A Linear's weight from a fixture, against in_features and out_features.
+QTensor spec_linear_weight(const ModuleSpec& spec) {
+  QTensor w = spec_weight(spec, "weight");
+  check_spec_shape(spec, "weight", w.sizes, {spec.integer("out_features"), spec.integer("in_features")});
+  return w;
+}
+
+std::unique_ptr<ReferenceLinear> spec_reference_linear(const ModuleSpec& spec, bool relu) {
+  const QTensor w = spec_linear_weight(spec);
+  auto module = std::make_unique<ReferenceLinear>(dequantize(w), spec_bias(spec, "bias"), w.qparams);
+  module->fused_relu = relu;
+  return module;
 }
 
 Case make_dynamic_linear_case(const CaseConfig& config, bool relu) {
@@ -201,6 +244,14 @@ ModuleKind dynamic_linear_kind(bool relu) {
     const auto& linear = dynamic_cast<const ReferenceLinear&>(reference);
     auto module = std::make_unique<ReferenceLinear>(linear.weight(), linear.bias(), qparams);
     module->fused_relu = linear.fused_relu;
+    return module;
+  };
+  kind.reference_from_spec = [relu](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+    return spec_reference_linear(spec, relu);
+  };
+  kind.quantized_from_spec = [relu](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+    auto module = std::make_unique<DynamicQuantizedLinear>(spec_linear_weight(spec), spec_bias(spec, "bias"), engine);
+    module->fused_relu = relu;
     return module;
   };
   return kind;
@@ -355,6 +406,14 @@ ModuleKind static_linear_kind(bool relu) {
     module->fused_relu = linear.fused_relu;
     return std::make_unique<StaticReference>(std::move(module), wrapper.output_qparams());
   };
+  kind.reference_from_spec = [relu](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+    return std::make_unique<StaticReference>(spec_reference_linear(spec, relu), spec_output_qparams(spec));
+  };
+  kind.quantized_from_spec = [relu](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+    const QuantParams out = spec_output_qparams(spec);
+    return std::make_unique<QuantizedLinear>(spec_linear_weight(spec), spec_bias(spec, "bias"), out.scale(),
+                                             out.zero_point(), engine, relu);
+  };
   return kind;
 }
 
@@ -408,17 +467,38 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
   const ConvGeometry g = ConvGeometry::make(o.transposed ? o.stride1_equivalent() : o, xq.sizes, reference.name());
   const int64_t positions = g.positions(), patch = g.patch(), out_per_group = g.out_channels / g.groups;
   std::vector<OutputSensitivity> result(g.batch * g.out_channels * positions);
-  Tensor patches(Shape{positions, patch});
-  std::vector<int32_t> integer_patches(positions * patch);
+  // The reduction in the order a saturating engine pairs it (oneDNN runs convolutions
+  // channels-last: per kernel position the group's channels, padded to an even count, so
+  // int16 pairs are adjacent channels at one position). Measured: with im2col's order
+  // (channel-major) a onednn Conv2d fixture's saturation was mispredicted by 26 quanta;
+  // with this one every onednn fixture's difference is within the bound. The exact sums,
+  // the magnitudes and the L1 norms do not depend on the order; padding adds zeros.
+  const int64_t channels = g.in_channels / g.groups, kernel_volume = patch / channels;
+  const int64_t padded_channels = channels + channels % 2, paired = kernel_volume * padded_channels;
+  const auto channels_last = [&](const auto* row, auto pad, auto* out) {
+    for (int64_t k = 0; k < kernel_volume; ++k)
+      for (int64_t c = 0; c < padded_channels; ++c)
+        out[k * padded_channels + c] = c < channels ? row[c * kernel_volume + k] : pad;
+  };
+  QTensor wq_paired{{wq.sizes[0], paired}, std::vector<int32_t>(wq.sizes[0] * paired), wq.qparams};
+  for (int64_t n = 0; n < wq.sizes[0]; ++n)
+    channels_last(wq.values.data() + n * patch, 0, wq_paired.values.data() + n * paired);
+  Tensor patches(Shape{positions, patch}), paired_patches(Shape{positions, paired});
+  std::vector<int32_t> integer_patches(positions * patch), paired_integers(positions * paired);
+  Tensor w_group(Shape{out_per_group, paired});
   for (int64_t image = 0; image < g.batch; ++image)
     for (int64_t group = 0; group < g.groups; ++group) {
       im2col<float>(g, x.data.data(), image, group, 0.0f, patches.data.data());
       im2col<int32_t>(g, xq.values.data(), image, group, static_cast<int32_t>(xq.qparams.zero_point()),
                       integer_patches.data());
-      const Tensor w_group(Shape{out_per_group, patch},
-                           std::vector<float>(w.data.begin() + group * out_per_group * patch,
-                                              w.data.begin() + (group + 1) * out_per_group * patch));
-      const auto block = static_block_sensitivity(patches, integer_patches, xq.qparams, w_group, wq,
+      for (int64_t p = 0; p < positions; ++p) {
+        channels_last(patches.data.data() + p * patch, 0.0f, paired_patches.data.data() + p * paired);
+        channels_last(integer_patches.data() + p * patch, static_cast<int32_t>(xq.qparams.zero_point()),
+                      paired_integers.data() + p * paired);
+      }
+      for (int64_t j = 0; j < out_per_group; ++j)
+        channels_last(w.data.data() + (group * out_per_group + j) * patch, 0.0f, w_group.data.data() + j * paired);
+      const auto block = static_block_sensitivity(paired_patches, paired_integers, xq.qparams, w_group, wq_paired,
                                                   group * out_per_group, reference.bias(),
                                                   wrapper.output_qparams().scale());
       for (int64_t p = 0; p < positions; ++p)
@@ -446,6 +526,28 @@ Case make_static_conv_case(const CaseConfig& config, int64_t dims, bool relu, bo
   }
   const Tensor x = random_input(input_shape, config.style, rng);
   return calibrated_static_case(std::move(module), config, x);
+}
+
+// A convolution's constructor arguments from a fixture (nnq.Conv's attributes).
+ConvOptions spec_conv_options(const ModuleSpec& spec, const std::string& float_name) {
+  ConvOptions o;
+  o.in_channels = spec.integer("in_channels");
+  o.out_channels = spec.integer("out_channels");
+  o.kernel_size = spec.integers("kernel_size");
+  o.stride = spec.integers("stride");
+  o.padding = spec.integers("padding");
+  o.dilation = spec.integers("dilation");
+  o.groups = spec.integer("groups");
+  o.padding_mode = spec.text("padding_mode");
+  o.transposed = spec.flag("transposed");
+  o.spatial_dims = static_cast<int64_t>(o.kernel_size.size());
+  if (o.transposed) o.output_padding = spec.integers("output_padding");
+  o.bias = !spec.parameters.at("bias").is<NoneValue>();
+  for (const auto* v : {&o.stride, &o.padding, &o.dilation})
+    if (static_cast<int64_t>(v->size()) != o.spatial_dims)
+      throw Error(spec.kind + " fixture: kernel_size, stride, padding and dilation must have one entry per spatial dimension");
+  o.validate(float_name);
+  return o;
 }
 
 ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
@@ -519,6 +621,21 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
     auto module = std::make_unique<ReferenceConv>(conv.options(), conv.weight(), conv.bias(), qparams);
     module->fused_relu = conv.fused_relu;
     return std::make_unique<StaticReference>(std::move(module), wrapper.output_qparams());
+  };
+  kind.reference_from_spec = [relu, name = kind.float_name](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+    const ConvOptions o = spec_conv_options(spec, name);
+    const QTensor w = spec_weight(spec, "weight");
+    check_spec_shape(spec, "weight", w.sizes, o.weight_shape());
+    auto module = std::make_unique<ReferenceConv>(o, dequantize(w), spec_bias(spec, "bias"), w.qparams);
+    module->fused_relu = relu;
+    return std::make_unique<StaticReference>(std::move(module), spec_output_qparams(spec));
+  };
+  kind.quantized_from_spec = [relu, name = kind.float_name](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+    const ConvOptions o = spec_conv_options(spec, name);
+    const QTensor w = spec_weight(spec, "weight");
+    check_spec_shape(spec, "weight", w.sizes, o.weight_shape());
+    const QuantParams out = spec_output_qparams(spec);
+    return std::make_unique<QuantizedConv>(o, w, spec_bias(spec, "bias"), out.scale(), out.zero_point(), engine, relu);
   };
   return kind;
 }
@@ -641,6 +758,39 @@ Case make_dynamic_rnn_case(const CaseConfig& config, RnnMode mode, bool cell) {
   return {std::move(module), std::move(input)};
 }
 
+// A recurrent module's constructor arguments from a fixture (nnqd.RNNBase's attributes; the
+// cells' sizes come from their weights' shapes).
+RnnOptions spec_rnn_options(const ModuleSpec& spec, RnnMode mode, bool cell) {
+  RnnOptions o;
+  o.mode = mode;
+  o.cell = cell;
+  o.input_size = spec.integer("input_size");
+  o.hidden_size = spec.integer("hidden_size");
+  o.bias = spec.flag("bias");
+  if (!cell) {
+    o.num_layers = spec.integer("num_layers");
+    o.batch_first = spec.flag("batch_first");
+    o.dropout = spec.number("dropout");
+    o.bidirectional = spec.flag("bidirectional");
+  }
+  if (mode == RnnMode::RNN && cell) o.nonlinearity = spec.text("nonlinearity");
+  o.validate();
+  return o;
+}
+
+// Every parameter set's integer weights and float biases, under PyTorch's names.
+std::vector<QuantizedRnnWeights> spec_rnn_weights(const ModuleSpec& spec, const RnnOptions& o) {
+  // A version-1 dynamic LSTM/GRU (reduce_range off) records it; cells always reduce.
+  const bool reduce_range = !spec.has("reduce_range") || spec.flag("reduce_range");
+  std::vector<QuantizedRnnWeights> weights;
+  for (int64_t set = 0; set < o.parameter_sets(); ++set) {
+    const RnnParameterNames names = rnn_parameter_names(o, set);
+    weights.push_back({spec_weight(spec, names.w_ih), spec_weight(spec, names.w_hh), spec_bias(spec, names.b_ih),
+                       spec_bias(spec, names.b_hh), reduce_range});
+  }
+  return weights;
+}
+
 ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell) {
   RnnOptions names;
   names.mode = mode;
@@ -712,6 +862,20 @@ ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell) {
     // Per-channel qparams along axis 0 fit w_ih and w_hh alike (gate_size rows).
     std::vector<RnnWeightQParams> all(rnn.parameters().size(), RnnWeightQParams{qparams, qparams});
     return std::make_unique<ReferenceRNN>(rnn.options(), rnn.parameters(), std::move(all));
+  };
+  kind.reference_from_spec = [mode, cell](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+    const RnnOptions o = spec_rnn_options(spec, mode, cell);
+    std::vector<RnnParameters> parameters;
+    std::vector<RnnWeightQParams> qparams;
+    for (const QuantizedRnnWeights& w : spec_rnn_weights(spec, o)) {
+      parameters.push_back({dequantize(w.w_ih), dequantize(w.w_hh), w.b_ih, w.b_hh});
+      qparams.push_back({w.w_ih.qparams, w.w_hh.qparams});
+    }
+    return std::make_unique<ReferenceRNN>(o, std::move(parameters), std::move(qparams));
+  };
+  kind.quantized_from_spec = [mode, cell](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+    const RnnOptions o = spec_rnn_options(spec, mode, cell);
+    return std::make_unique<DynamicQuantizedRNN>(o, spec_rnn_weights(spec, o), engine);
   };
   kind.module_weight_rule = [](const QuantParams& qparams) -> std::optional<std::string> {
     try {

@@ -19,6 +19,8 @@
 
 namespace qconform {
 
+struct ModuleSpec;  // core/fixture.h
+
 enum class Family { Dynamic, Static, WeightOnly, Reference };
 std::string to_string(Family family);  // "dynamic", "static", "weight-only", "reference"
 
@@ -129,6 +131,12 @@ struct ModuleKind {
   // at prepare): cases draw per-tensor weights and the rejection oracle leaves per-channel
   // variants out (the eager flow's refusal is tested instead).
   bool per_channel_weights = true;
+  // Fixtures (core/fixture.h): the module rebuilt from its constructor arguments and the
+  // integer parameters a LibTorch archive held. The reference gets the dequantized weights
+  // with their qparams, so that its fake-quantization gives back the same integers; the
+  // integer module gets the integers themselves. Error names what the spec lacks.
+  std::function<std::unique_ptr<Module>(const ModuleSpec&)> reference_from_spec;
+  std::function<std::unique_ptr<Module>(const ModuleSpec&, Engine)> quantized_from_spec;
 
   const ImplementationEntry* find(Implementation implementation) const;
   bool supports(Implementation implementation, Engine engine) const;

@@ -153,6 +153,124 @@ std::vector<Pair> agreement_pairs(const ModuleKind& kind) {
   return pairs;
 }
 
+OutputJudge::OutputJudge(const ModuleKind& kind, const Pair& pair, const Module& reference, const ModuleInput& input,
+                         size_t elements)
+    : row_(&tolerance_for(kind.family, kind.structure, pair.a, pair.b)) {
+  const ToleranceRow& row = *row_;
+  // The side whose engine decides activation scale and classification.
+  const Side& engine_side = pair.a.implementation == Implementation::Reference ? pair.b : pair.a;
+  std::vector<OutputSensitivity> sensitivity;
+  if (row.kind == BoundKind::Propagated) {
+    RecurrentBoundModel model;
+    model.quantizing_sides = 0;
+    model.function_ulps = row.roundings;
+    for (const Side* side : {&pair.a, &pair.b}) {
+      if (side->implementation == Implementation::Reference || !side->engine) continue;
+      ++model.quantizing_sides;
+      model.engine = *side->engine;
+      const EngineOpRule& rule = engine_rule(*side->engine, kind.engine_op);
+      if (rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified) ++model.saturating_sides;
+    }
+    model.same_engine = pair.a.engine && pair.a.engine == pair.b.engine;
+    bounds_ = kind.recurrent_bounds(reference, input, model);
+  } else {
+    activation_scale_ = dynamic_activation_scale(kind, engine_side, input);
+    sensitivity = kind.sensitivity(reference, input);
+    BoundInputs inputs{&sensitivity, activation_scale_};
+    if (engine_side.engine) {
+      const EngineOpRule& rule = engine_rule(*engine_side.engine, kind.engine_op);
+      inputs.saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
+      inputs.bias_quantized = rule.requantization == Requantization::Fp32Multiplier;
+    }
+    bounds_ = element_bounds(row, inputs);
+  }
+  if (bounds_.size() != elements)
+    throw Error(kind.key + ": the bounds have " + std::to_string(bounds_.size()) + " entries for " +
+                std::to_string(elements) + " output elements (core/registry.cc)");
+
+  // What could explain a difference beyond the bound, for classification.
+  if (engine_side.engine) {
+    const EngineOpRule& rule = engine_rule(*engine_side.engine, kind.engine_op);
+    ties_ = input_has_ties(input, activation_scale_,
+                           rule.activation_quantization == ActivationQuantization::ShiftThenRound);
+    saturation_ = rule.pairwise_int16_saturation && !rule.honors_reduce_range;
+  }
+  for (const auto& s : sensitivity) overflow_ = overflow_ || s.terms > kernels::kMaxDynamicLinearK;
+}
+
+void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, CaseResult& r) const {
+  const std::vector<double>& bounds = bounds_;
+  const ToleranceRow& row = *row_;
+  r.tolerance_row = row.id;
+  r.activation_scale = activation_scale_;
+  r.total = static_cast<int64_t>(first.values.size());
+  r.passed = true;
+  r.exact = 0;
+  r.mismatch_classes.clear();
+  r.max_abs_error = 0;
+  r.max_bound_fraction = 0;
+  r.worst_index = -1;
+  for (int64_t i = 0; i < r.total; ++i) {
+    const float a = first.values[i], b = second.values[i];
+    if (bit_equal(a, b) || (std::isnan(a) && std::isnan(b))) {
+      ++r.exact;
+      continue;
+    }
+    const double error = std::abs(static_cast<double>(a) - static_cast<double>(b));
+    const double fraction = bounds[i] > 0 ? error / bounds[i] : std::numeric_limits<double>::infinity();
+    const double worst_error = std::abs(static_cast<double>(r.worst_a) - static_cast<double>(r.worst_b));
+    // The worst element is the one furthest beyond its bound; among equals (a zero bound
+    // makes every fraction infinite), the one with the largest error.
+    if (std::isnan(error) || r.worst_index < 0 || fraction > r.max_bound_fraction ||
+        (fraction == r.max_bound_fraction && error > worst_error)) {
+      r.max_bound_fraction = std::isnan(error) ? std::numeric_limits<double>::infinity() : fraction;
+      r.worst_index = i;
+      r.worst_a = a;
+      r.worst_b = b;
+      r.worst_bound = bounds[i];
+    }
+    r.max_abs_error = std::max(r.max_abs_error, error);
+    const bool within = error <= bounds[i];
+    if (!within) r.passed = false;
+    // An infinite bound is the engine's int32 overflow (the static bias), explained as such.
+    ++r.mismatch_classes[std::isinf(bounds[i]) ? "accumulator-overflow"
+                                               : classify_mismatch(within, row.kind, ties_, saturation_, overflow_)];
+  }
+}
+
+std::string OutputJudge::describe_failure(const CaseResult& r, const Pair& pair, const FlatOutput& shape) const {
+  std::ostringstream out;
+  out << "element " << r.worst_index << " of " << shape.describe() << " (" << locate_element(shape, r.worst_index)
+      << "): " << pair.a.label() << " = " << format_float(r.worst_a) << ", " << pair.b.label() << " = "
+      << format_float(r.worst_b) << ", |diff| = " << format_float(std::abs(double(r.worst_a) - double(r.worst_b)))
+      << " exceeds the bound " << format_float(r.worst_bound) << " of row '" << row_->id << "' ("
+      << to_string(row_->kind) << "); " << r.exact << "/" << r.total << " elements exact; activation scale "
+      << format_float(r.activation_scale);
+  return out.str();
+}
+
+std::string locate_element(const FlatOutput& flat, int64_t index) {
+  int64_t offset = 0;
+  for (const auto& [name, shape] : flat.parts) {
+    if (name == "output.batch_sizes") continue;  // not among the values
+    const int64_t n = numel_of(shape);
+    if (index < offset + n) {
+      int64_t rest = index - offset;
+      std::vector<int64_t> position(shape.size());
+      for (size_t d = shape.size(); d-- > 0;) {
+        position[d] = shape[d] ? rest % shape[d] : 0;
+        rest = shape[d] ? rest / shape[d] : 0;
+      }
+      std::string text = name.substr(0, name.find(' '));
+      text += "[";
+      for (size_t d = 0; d < position.size(); ++d) text += (d ? ", " : "") + std::to_string(position[d]);
+      return text + "]";
+    }
+    offset += n;
+  }
+  return "beyond the output";
+}
+
 CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseConfig& config) {
   CaseResult result;
   const ToleranceRow& row = tolerance_for(kind.family, kind.structure, pair.a, pair.b);
@@ -217,84 +335,8 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
     built_reference = build(kind, *c.float_module, {Implementation::Reference, std::nullopt});
     reference = built_reference.get();
   }
-  std::vector<double> bounds;
-  std::vector<OutputSensitivity> sensitivity;
-  if (row.kind == BoundKind::Propagated) {
-    RecurrentBoundModel model;
-    model.quantizing_sides = 0;
-    model.function_ulps = row.roundings;
-    for (const Side* side : {&pair.a, &pair.b}) {
-      if (side->implementation == Implementation::Reference || !side->engine) continue;
-      ++model.quantizing_sides;
-      model.engine = *side->engine;
-      const EngineOpRule& rule = engine_rule(*side->engine, kind.engine_op);
-      if (rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified) ++model.saturating_sides;
-    }
-    model.same_engine = pair.a.engine && pair.a.engine == pair.b.engine;
-    bounds = kind.recurrent_bounds(*reference, c.input, model);
-  } else {
-    result.activation_scale = dynamic_activation_scale(kind, engine_side, c.input);
-    sensitivity = kind.sensitivity(*reference, c.input);
-    BoundInputs inputs{&sensitivity, result.activation_scale};
-    if (engine_side.engine) {
-      const EngineOpRule& rule = engine_rule(*engine_side.engine, kind.engine_op);
-      inputs.saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
-      inputs.bias_quantized = rule.requantization == Requantization::Fp32Multiplier;
-    }
-    bounds = element_bounds(row, inputs);
-  }
-  if (bounds.size() != flat_a.values.size())
-    throw Error(kind.key + ": the bounds have " + std::to_string(bounds.size()) + " entries for " +
-                std::to_string(flat_a.values.size()) + " output elements (core/registry.cc)");
-
-  // What could explain a difference beyond the bound, for classification.
-  bool ties = false, saturation = false;
-  if (engine_side.engine) {
-    const EngineOpRule& rule = engine_rule(*engine_side.engine, kind.engine_op);
-    ties = input_has_ties(c.input, result.activation_scale,
-                          rule.activation_quantization == ActivationQuantization::ShiftThenRound);
-    saturation = rule.pairwise_int16_saturation && !rule.honors_reduce_range;
-  }
-  bool overflow = false;
-  for (const auto& s : sensitivity) overflow = overflow || s.terms > kernels::kMaxDynamicLinearK;
-
-  // Every element against its bound; (re)sets the comparison fields of r.
-  const auto compare = [&](const FlatOutput& first, const FlatOutput& second, CaseResult& r) {
-    r.total = static_cast<int64_t>(first.values.size());
-    r.passed = true;
-    r.exact = 0;
-    r.mismatch_classes.clear();
-    r.max_abs_error = 0;
-    r.max_bound_fraction = 0;
-    r.worst_index = -1;
-    for (int64_t i = 0; i < r.total; ++i) {
-      const float a = first.values[i], b = second.values[i];
-      if (bit_equal(a, b) || (std::isnan(a) && std::isnan(b))) {
-        ++r.exact;
-        continue;
-      }
-      const double error = std::abs(static_cast<double>(a) - static_cast<double>(b));
-      const double fraction = bounds[i] > 0 ? error / bounds[i] : std::numeric_limits<double>::infinity();
-      const double worst_error = std::abs(static_cast<double>(r.worst_a) - static_cast<double>(r.worst_b));
-      // The worst element is the one furthest beyond its bound; among equals (a zero bound
-      // makes every fraction infinite), the one with the largest error.
-      if (std::isnan(error) || r.worst_index < 0 || fraction > r.max_bound_fraction ||
-          (fraction == r.max_bound_fraction && error > worst_error)) {
-        r.max_bound_fraction = std::isnan(error) ? std::numeric_limits<double>::infinity() : fraction;
-        r.worst_index = i;
-        r.worst_a = a;
-        r.worst_b = b;
-        r.worst_bound = bounds[i];
-      }
-      r.max_abs_error = std::max(r.max_abs_error, error);
-      const bool within = error <= bounds[i];
-      if (!within) r.passed = false;
-      // An infinite bound is the engine's int32 overflow (the static bias), explained as such.
-      ++r.mismatch_classes[std::isinf(bounds[i]) ? "accumulator-overflow"
-                                                 : classify_mismatch(within, row.kind, ties, saturation, overflow)];
-    }
-  };
-  compare(flat_a, flat_b, result);
+  const OutputJudge judge(kind, pair, *reference, c.input, flat_a.values.size());
+  judge.compare(flat_a, flat_b, result);
   // LibTorch is the one side the harness does not control. If it fails the comparison, its
   // answer is put to two tests of consistency with itself, and where it fails one the case
   // is judged on LibTorch's other answer and the inconsistency is counted:
@@ -316,7 +358,7 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
         differs = true;
       }
     }
-    if (differs) compare(flat_a, flat_b, result);
+    if (differs) judge.compare(flat_a, flat_b, result);
     return differs;
   };
   if (!result.passed)
@@ -342,25 +384,18 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
       }
     }
     if (differs) {
-      compare(flat_a, flat_b, result);
+      judge.compare(flat_a, flat_b, result);
       result.libtorch_history_dependent = true;
     }
   }
   if (!result.passed) {
     std::ostringstream out;
-    out << "element " << result.worst_index << " of " << flat_a.describe() << ": "
-        << pair.a.label() << " = " << format_float(result.worst_a) << ", " << pair.b.label()
-        << " = " << format_float(result.worst_b) << ", |diff| = "
-        << format_float(std::abs(double(result.worst_a) - double(result.worst_b)))
-        << " exceeds the bound " << format_float(result.worst_bound) << " of row '" << row.id
-        << "' (" << to_string(row.kind) << "); " << result.exact << "/" << result.total
-        << " elements exact; activation scale " << format_float(result.activation_scale)
+    out << judge.describe_failure(result, pair, flat_a)
         << (result.libtorch_unstable ? "; LibTorch gave different bits on a rerun, judged on the rerun" : "")
         << (result.libtorch_history_dependent
                 ? "; LibTorch gave different bits with a fresh prepack per GEMM call, judged on that answer"
                 : "")
-        << "\n  "
-        << where();
+        << "\n  " << where();
     result.failure = out.str();
   }
   return result;

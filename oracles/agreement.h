@@ -80,6 +80,32 @@ struct CaseResult {
 
 CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseConfig& config);
 
+// The element-by-element judgement of two outputs of one computation against the bound
+// of the tolerance row that governs the pair. The bounds come from `reference` (the case's
+// reference module) and `input`; `elements` is the flattened output's length. Used by
+// check_agreement and by the fixture replay (oracles/replay.h).
+class OutputJudge {
+ public:
+  OutputJudge(const ModuleKind& kind, const Pair& pair, const Module& reference, const ModuleInput& input,
+              size_t elements);
+  // Sets every comparison field of `result` (passed, exact, worst element, classes, row).
+  void compare(const FlatOutput& a, const FlatOutput& b, CaseResult& result) const;
+  // "element 7 of output [2, 4] (output[1, 3]): A = .., B = .., |diff| = .. exceeds the
+  // bound .. of row '..' (..); 5/8 elements exact; activation scale .."
+  std::string describe_failure(const CaseResult& result, const Pair& pair, const FlatOutput& shape) const;
+  const ToleranceRow& row() const { return *row_; }
+  double activation_scale() const { return activation_scale_; }
+
+ private:
+  const ToleranceRow* row_;
+  std::vector<double> bounds_;
+  double activation_scale_ = 0;
+  bool ties_ = false, saturation_ = false, overflow_ = false;
+};
+
+// Where element `index` of a flattened output sits: "h_n[1, 0, 3]".
+std::string locate_element(const FlatOutput& flat, int64_t index);
+
 // One implementation's flattened output for one case (what `qconform libtorch-answer` prints).
 FlatOutput implementation_output(const ModuleKind& kind, const Side& side, const CaseConfig& config);
 

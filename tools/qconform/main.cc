@@ -2,6 +2,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -11,13 +13,17 @@
 #include <vector>
 
 #include "core/engines.h"
+#include "core/fixture.h"
 #include "tools/qconform/bench_lstm.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/conformance.h"
+#include "oracles/replay.h"
 #include "reports/report.h"
 #include "quantized/libtorch/engine.h"
+#include "quantized/libtorch/torchscript_import.h"
 #include "oracles/tolerance.h"
 
 namespace {
@@ -39,6 +45,13 @@ commands:
                           render the HTML report of a results file
   case --kind KIND --pair A,B --case 'name=value ... seed=N style=S'
                           rerun one agreement case (failure messages print this line)
+  fixture add MODULE.pt --inputs INPUTS.pt [--name NAME] [--engine E] [--expected EXPECTED.pt]
+              [--store DIR] [--force]
+                          a fixture from a scripted quantized module and its inputs
+                          (qconform fixture add --help)
+  check [NAME|PATH ...] [--store DIR] [--json OUT]
+                          replay fixtures against their recorded LibTorch outputs
+                          (qconform check --help)
   bench-lstm [--reps N] [--seq-len T] [--input-size I] [--hidden-size H] [--batch B]
                           forward time of the dynamic LSTM: integer, reference, LibTorch
                           qnnpack and onednn, in one run (default: fastrnns' 100 x 64 x
@@ -46,9 +59,62 @@ commands:
   help                    this text
 )";
 
+constexpr const char* kFixtureAddUsage = R"(usage: qconform fixture add MODULE.pt --inputs INPUTS.pt [--name NAME] [--engine ENGINE]
+                           [--expected EXPECTED.pt] [--store DIR] [--force]
+
+Make a fixture from what PyTorch writes:
+  torch.jit.save(torch.jit.script(qmodule), "MODULE.pt")
+  torch.save(inputs, "INPUTS.pt")     # a tensor, or a tuple of tensors: (x, h0[, c0]);
+                                      # a packed input as tuple(packed)
+MODULE.pt holds one quantized module of a registered kind (qconform modules), or
+Quantize -> one such module -> DeQuantize (eager convert of QuantStub/DeQuantStub).
+
+  --inputs INPUTS.pt     the inputs (required)
+  --name NAME            the fixture's name (default: MODULE's file name without .pt)
+  --engine ENGINE        qnnpack or onednn: the engine LibTorch records on (default: LibTorch's
+                         default here, %s); with --expected, the engine the outputs were
+                         recorded on, which may be fbgemm or x86
+  --expected FILE.pt     outputs recorded elsewhere (torch.save of the module's result)
+                         instead of running the module here
+  --store DIR            where fixtures live (default: fixtures)
+  --force                replace an existing fixture of that name
+
+Writes DIR/NAME.fixture.json atomically (format: fixtures/README.md) and replays it once.
+Exit status: 0 written; 2 bad input (the message names the file and what is wrong), and
+nothing is written.
+)";
+
+constexpr const char* kCheckUsage = R"(usage: qconform check [NAME|PATH ...] [--store DIR] [--json OUT]
+
+Replay fixtures: rebuild each module as the reference and as the integer implementation on
+the fixture's engine, run both on the fixture's input, and compare each with the outputs
+LibTorch recorded and with each other under the tolerance table (qconform tolerances).
+Prints one line per fixture with its verdict and worst error, then every failure's details.
+
+  NAME|PATH ...          fixtures by name (NAME.fixture.json anywhere under the store) or
+                         by path (default: every *.fixture.json under the store; the
+                         bundled corpus is fixtures/modules)
+  --store DIR            where fixtures live (default: fixtures)
+  --json OUT             also write the verdicts as JSON
+
+Exit status: 0 every fixture passes; 1 any fails; 2 bad usage.
+)";
+
 // Options after the command: --name value pairs and bare --flags.
 struct Options {
   std::vector<std::string> args;
+  // The arguments that are neither options nor their values; `flags` take no value.
+  std::vector<std::string> positionals(const std::vector<std::string>& flags) const {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i].rfind("--", 0) != 0) {
+        out.push_back(args[i]);
+      } else if (std::find(flags.begin(), flags.end(), args[i]) == flags.end()) {
+        ++i;  // the option's value
+      }
+    }
+    return out;
+  }
   bool flag(const std::string& name) const {
     for (const auto& a : args)
       if (a == name) return true;
@@ -135,6 +201,72 @@ int run_libtorch_answer(const Options& options) {
 
 }  // namespace
 
+const char* const kDefaultStore = "fixtures";
+
+int run_fixture_add(const Options& options) {
+  if (options.flag("--help") || options.flag("-h")) {
+    std::printf(kFixtureAddUsage, to_string(libtorch_default_engine()).c_str());
+    return 0;
+  }
+  const std::vector<std::string> positional = options.positionals({"--force"});
+  if (positional.size() != 2 || positional[0] != "add")
+    throw Error("usage: qconform fixture add MODULE.pt --inputs INPUTS.pt [...] (qconform fixture add --help)");
+  FixtureImport request;
+  request.module_path = positional[1];
+  request.inputs_path = options.required("--inputs");
+  request.expected_path = options.value("--expected");
+  request.engine = options.value("--engine") ? engine_from_string(*options.value("--engine")) : libtorch_default_engine();
+  request.name = options.value("--name").value_or(std::filesystem::path(request.module_path).stem().string());
+  check_fixture_name(request.name);
+  const std::string store = options.value("--store").value_or(kDefaultStore);
+  const std::string path = fixture_path(store, request.name);
+  if (std::filesystem::exists(path) && !options.flag("--force"))
+    throw Error(path + " exists; pass --force to replace it, or --name to choose another name");
+  const Fixture fixture = import_fixture(request);
+  store_fixture(fixture, store, options.flag("--force"));
+  std::cout << "wrote " << path << ": " << fixture.module.kind << " recorded on " << to_string(fixture.engine) << "\n";
+  const FixtureVerdict verdict = replay_fixture(fixture, path);
+  std::cout << "check: " << verdict.line() << "\n" << verdict.details();
+  return 0;
+}
+
+int run_check(const Options& options) {
+  if (options.flag("--help") || options.flag("-h")) {
+    std::cout << kCheckUsage;
+    return 0;
+  }
+  const std::string store = options.value("--store").value_or(kDefaultStore);
+  std::vector<std::string> paths;
+  for (const std::string& item : options.positionals({})) {
+    const bool is_path = item.find('/') != std::string::npos || item.size() > 5 && item.substr(item.size() - 5) == ".json";
+    std::string path = is_path ? item : "";
+    if (!is_path)
+      for (const std::string& candidate : list_fixtures(store))
+        if (std::filesystem::path(candidate).filename() == item + kFixtureSuffix) path = candidate;
+    if (path.empty() || !std::filesystem::is_regular_file(path))
+      throw Error("no fixture " + (is_path ? item : item + kFixtureSuffix + " under " + store));
+    paths.push_back(path);
+  }
+  if (paths.empty()) paths = list_fixtures(store);
+  if (paths.empty()) throw Error("no fixtures in " + store);
+  std::vector<FixtureVerdict> verdicts;
+  int failed = 0;
+  for (const std::string& path : paths) {
+    verdicts.push_back(replay_fixture_file(path));
+    std::cout << verdicts.back().line() << "\n";
+    failed += verdicts.back().passed ? 0 : 1;
+  }
+  if (failed) {
+    std::cout << "\n" << failed << " of " << verdicts.size() << " fixtures fail:\n";
+    for (const auto& v : verdicts)
+      if (!v.passed) std::cout << (v.error.empty() ? v.details() : "  " + v.path + ": " + v.error + "\n");
+  } else {
+    std::cout << verdicts.size() << " fixtures pass\n";
+  }
+  if (const auto out = options.value("--json")) write_file_atomically(*out, verdicts_json(verdicts), "verdicts");
+  return failed ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   const std::string command = argc > 1 ? argv[1] : "help";
   Options options{std::vector<std::string>(argv + std::min(argc, 2), argv + argc)};
@@ -155,6 +287,8 @@ int main(int argc, char** argv) {
     if (command == "case") return run_case(options);
     if (command == "libtorch-answer") return run_libtorch_answer(options);  // internal: see agreement.h
     if (command == "report") return run_report(options);
+    if (command == "fixture") return run_fixture_add(options);
+    if (command == "check") return run_check(options);
     if (command == "bench-lstm") {
       const auto number = [&](const char* name, int64_t fallback) {
         const auto v = options.value(name);
