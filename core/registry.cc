@@ -282,7 +282,7 @@ std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const s
   const double x_scale = x_qparams.scale();
   kernels::DynamicLinearWeights integers{out, in, std::vector<int32_t>(wq.values.begin() + channel_offset * in,
                                                                        wq.values.begin() + (channel_offset + out) * in),
-                                         {}, {}};  // sums only: no scales
+                                         {}, {}, {}};  // sums only: no scales, not packed
   for (int64_t n = 0; n < out; ++n)
     integers.zero_points.push_back(static_cast<int32_t>(wq.qparams.zero_point(channel_offset + n)));
   kernels::DynamicLinearActivation activation{xq.data(), rows, 1.0f, static_cast<int32_t>(x_qparams.zero_point())};

@@ -63,6 +63,7 @@ void DynamicQuantizedLinear::set_weight_bias(QTensor weight, std::optional<Tenso
     packed.scales.push_back(static_cast<float>(weight.qparams.scale(n)));
     packed.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
   }
+  kernels::pack_weights(packed);
   weight_ = std::move(weight);
   bias_ = std::move(bias);
   packed_ = std::move(packed);
