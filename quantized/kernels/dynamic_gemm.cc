@@ -35,12 +35,15 @@ const int16_t* widened_activations(const DynamicLinearActivation& x, int64_t k, 
 template <int Rows>
 __attribute__((target("avx2"))) void avx2_tile(const int16_t* x, const int16_t* block, int64_t k_pairs,
                                                int32_t* out /* Rows x 16 */) {
+  // Fully unrolled (GCC keeps a loop's array in memory otherwise: a load and store per add).
   __m256i acc[Rows][2];
-  for (auto& r : acc) r[0] = r[1] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   const int64_t stride = k_pairs * 2;
   for (int64_t p = 0; p < k_pairs; ++p) {
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32 + 16));
+#pragma GCC unroll 8
     for (int r = 0; r < Rows; ++r) {
       int32_t pair;  // x[r][2p], x[r][2p+1]
       std::memcpy(&pair, x + r * stride + 2 * p, sizeof pair);
@@ -49,6 +52,7 @@ __attribute__((target("avx2"))) void avx2_tile(const int16_t* x, const int16_t* 
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(xr, w1));
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kBlock), acc[r][0]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kBlock + 8), acc[r][1]);
@@ -73,11 +77,13 @@ void avx2_accumulate(const DynamicLinearActivation& x, const DynamicLinearWeight
   const PackedDynamicWeights& packed = w.packed;
   const int16_t* xs = widened_activations(x, w.in_features, packed.k_pairs);
   int32_t tile[kRows * kBlock];
-  // Blocks outermost: one block's weights (K x 16 int16, 16 KB at K = 512) stay in L1 while
-  // every row passes; the widened activations stay in L2.
+  // Rows in chunks whose widened activations stay in L2 (about 128 KB), then blocks: one
+  // block's weights (K x 16 int16, 16 KB at K = 512) stay in L1 while the chunk's rows pass.
+  const int64_t chunk = std::max<int64_t>(kRows, (65536 / std::max<int64_t>(1, packed.k_pairs * 2)) / kRows * kRows);
+  for (int64_t chunk_start = 0; chunk_start < x.rows; chunk_start += chunk)
   for (int64_t b = 0; b < packed.blocks; ++b) {
-    for (int64_t row = 0; row < x.rows; row += kRows) {
-      const int64_t rows = std::min(kRows, x.rows - row);
+    for (int64_t row = chunk_start; row < std::min(x.rows, chunk_start + chunk); row += kRows) {
+      const int64_t rows = std::min(kRows, std::min(x.rows, chunk_start + chunk) - row);
       avx2_tile_rows(rows, xs + row * packed.k_pairs * 2, packed.values.data() + b * packed.k_pairs * kBlock * 2,
                      packed.k_pairs, tile);
       const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
