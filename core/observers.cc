@@ -27,14 +27,16 @@ void check_min_le_max(float min_val, float max_val) {
 
 }  // namespace
 
-void tensor_min_max(const Tensor& x, float* min, float* max) {
+void tensor_min_max(const Tensor& x, float* min, float* max) { values_min_max(x.data.data(), x.numel(), min, max); }
+
+void values_min_max(const float* x, int64_t n, float* min, float* max) {
   *min = 0.0f;
   *max = 0.0f;
-  if (x.data.empty()) return;
-  *min = *max = x.data[0];
-  for (float v : x.data) {
-    *min = nan_min(*min, v);
-    *max = nan_max(*max, v);
+  if (n == 0) return;
+  *min = *max = x[0];
+  for (int64_t i = 0; i < n; ++i) {
+    *min = nan_min(*min, x[i]);
+    *max = nan_max(*max, x[i]);
   }
 }
 

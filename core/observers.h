@@ -192,6 +192,8 @@ QuantParams choose_quantization_params(float min, float max, int64_t qmin, int64
 
 // min and max over all elements; (0, 0) for an empty tensor, as the engines use.
 void tensor_min_max(const Tensor& x, float* min, float* max);
+// The same over n values at x (no copy; the dynamic modules' per-call rule).
+void values_min_max(const float* x, int64_t n, float* min, float* max);
 
 // The qparams of a tensor quantized with an observer's result: its qscheme is always
 // affine (symmetric is a property of how the observer chose the parameters) and it clamps

@@ -97,29 +97,31 @@ std::string DynamicQuantizedLinear::extra_repr() const {
          ", qscheme=" + to_string(weight_.qparams.qscheme);
 }
 
-std::vector<int32_t> DynamicQuantizedLinear::quantize_activations(const Tensor& x,
-                                                                 const QuantParams& qparams) const {
+void DynamicQuantizedLinear::quantize_activations(const float* x, int64_t n, const QuantParams& qparams,
+                                                  int32_t* out) const {
   switch (engine_rule(engine_, EngineOp::DynamicLinear).activation_quantization) {
     case ActivationQuantization::RoundThenShift: {
 #ifdef QCONFORM_MUTATION_ROUND_HALF_AWAY
       // Deliberate defect for the oracles' mutation check: ties round away from zero.
       const float inverse_scale = 1.0f / static_cast<float>(qparams.scale());
-      std::vector<int32_t> q(x.data.size());
-      for (size_t i = 0; i < q.size(); ++i)
-        q[i] = static_cast<int32_t>(std::min<int64_t>(
-            255, std::max<int64_t>(0, qparams.zero_point() + static_cast<int64_t>(std::round(x.data[i] * inverse_scale)))));
-      return q;
+      for (int64_t i = 0; i < n; ++i)
+        out[i] = static_cast<int32_t>(std::min<int64_t>(
+            255, std::max<int64_t>(0, qparams.zero_point() + static_cast<int64_t>(std::round(x[i] * inverse_scale)))));
 #else
-      return quantize(x, qparams).values;
+      // quantize_per_tensor's rule (core/quantize.h), value by value.
+      const float inverse_scale = 1.0f / static_cast<float>(qparams.scale());
+      const int64_t zero_point = qparams.zero_point();
+      for (int64_t i = 0; i < n; ++i)
+        out[i] = static_cast<int32_t>(
+            quantize_value(x[i], inverse_scale, zero_point, qparams.quant_min, qparams.quant_max));
 #endif
+      return;
     }
     case ActivationQuantization::ShiftThenRound: {
       const float inverse_scale = static_cast<float>(1.0 / qparams.scale());
-      std::vector<int32_t> q(x.data.size());
-      for (size_t i = 0; i < q.size(); ++i)
-        q[i] = static_cast<int32_t>(quantize_value_shift_then_round(
-            x.data[i], inverse_scale, qparams.zero_point(), 0, 255));
-      return q;
+      for (int64_t i = 0; i < n; ++i)
+        out[i] = static_cast<int32_t>(quantize_value_shift_then_round(x[i], inverse_scale, qparams.zero_point(), 0, 255));
+      return;
     }
   }
   throw Error("unknown activation quantization rule");
@@ -165,13 +167,17 @@ void DynamicQuantizedLinear::apply_dynamic(const float* x, int64_t rows, bool re
       for (int64_t i = 0; i < rows * out; ++i) y[i] = y[i] > 0.0f ? y[i] : (y[i] == y[i] ? 0.0f : y[i]);
     return;
   }
-  // Activation qparams for this call, from the data (the engines' dynamic rule).
-  const Tensor xt(Shape{rows, in}, std::vector<float>(x, x + rows * in));
+  // Activation qparams for this call, from the data (the engines' dynamic rule). The
+  // integers go to a buffer that only grows: the recurrent modules' time loops allocate
+  // nothing here after their first step.
   float x_min, x_max;
-  tensor_min_max(xt, &x_min, &x_max);
+  values_min_max(x, rows * in, &x_min, &x_max);
   const bool reduced = uses_reduced_range(reduce_range);
   const QuantParams x_qparams = choose_dynamic_qparams(x_min, x_max, 0, 255, reduced);
-  const std::vector<int32_t> xq = quantize_activations(xt, x_qparams);
+  validate(x_qparams);  // as quantize() does: an infinite input gives no usable scale
+  thread_local std::vector<int32_t> xq;
+  if (xq.size() < static_cast<size_t>(rows * in)) xq.resize(rows * in);
+  quantize_activations(x, rows * in, x_qparams, xq.data());
   // Engines that sum u8 x s8 pairs in int16 (engine table) saturate when activations use
   // all 8 bits; with 7 bits (reduce_range honoured) the two accumulations are equal.
   const EngineOpRule& rule = engine_rule(engine_, EngineOp::DynamicLinear);

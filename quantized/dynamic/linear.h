@@ -77,7 +77,8 @@ class DynamicQuantizedLinear : public Module {
  private:
   void set_weight_bias(QTensor weight, std::optional<Tensor> bias);
   // u8 activations by the engine's rule (engine table: activation_quantization).
-  std::vector<int32_t> quantize_activations(const Tensor& x, const QuantParams& qparams) const;
+  // n activations at x into out, by the engine's rounding rule (engine table).
+  void quantize_activations(const float* x, int64_t n, const QuantParams& qparams, int32_t* out) const;
   QTensor weight_;
   std::optional<Tensor> bias_;
   Engine engine_;
