@@ -238,7 +238,8 @@ int run_check(const Options& options) {
   const std::string store = options.value("--store").value_or(kDefaultStore);
   std::vector<std::string> paths;
   for (const std::string& item : options.positionals({})) {
-    const bool is_path = item.find('/') != std::string::npos || item.size() > 5 && item.substr(item.size() - 5) == ".json";
+    const bool is_path =
+        item.find('/') != std::string::npos || (item.size() > 5 && item.substr(item.size() - 5) == ".json");
     std::string path = is_path ? item : "";
     if (!is_path)
       for (const std::string& candidate : list_fixtures(store))
