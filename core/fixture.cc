@@ -348,12 +348,17 @@ std::string fixture_path(const std::string& store, const std::string& name) {
   return (std::filesystem::path(store) / (name + kFixtureSuffix)).string();
 }
 
+void refuse_existing_fixture(const std::string& store, const std::string& name, bool force) {
+  const std::string path = fixture_path(store, name);
+  if (std::filesystem::exists(path) && !force)
+    throw Error(path + " exists; pass --force to replace it, or --name to choose another name");
+}
+
 std::string store_fixture(const Fixture& fixture, const std::string& store, bool force) {
   check_fixture_name(fixture.name);
   const std::string path = fixture_path(store, fixture.name);
   if (!std::filesystem::is_directory(store)) throw Error("fixture store " + store + " is not a directory");
-  if (std::filesystem::exists(path) && !force)
-    throw Error(path + " exists; pass --force to replace it, or --name to choose another name");
+  refuse_existing_fixture(store, fixture.name, force);
   write_file_atomically(path, fixture_to_json(fixture), "fixture");
   return path;
 }

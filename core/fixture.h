@@ -56,6 +56,9 @@ Fixture read_fixture(const std::string& path);
 constexpr const char* kFixtureSuffix = ".fixture.json";
 void check_fixture_name(const std::string& name);  // throws Error saying what is allowed
 std::string fixture_path(const std::string& store, const std::string& name);
+// Throws Error when DIR/NAME.fixture.json exists and `force` is not set (checked before any
+// work, and again by store_fixture).
+void refuse_existing_fixture(const std::string& store, const std::string& name, bool force);
 // Writes atomically; refuses an existing fixture unless `force`. Returns the path written.
 std::string store_fixture(const Fixture& fixture, const std::string& store, bool force);
 // Every fixture file under `store` (recursively), sorted; Error if the store is missing.

@@ -550,6 +550,13 @@ ConvOptions spec_conv_options(const ModuleSpec& spec, const std::string& float_n
   return o;
 }
 
+// A convolution's integer weight from a fixture, against the shape its arguments imply.
+QTensor spec_conv_weight(const ModuleSpec& spec, const ConvOptions& o) {
+  QTensor w = spec_weight(spec, "weight");
+  check_spec_shape(spec, "weight", w.sizes, o.weight_shape());
+  return w;
+}
+
 ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
   ModuleKind kind;
   const std::string suffix = std::to_string(dims) + "d";
@@ -624,18 +631,15 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
   };
   kind.reference_from_spec = [relu, name = kind.float_name](const ModuleSpec& spec) -> std::unique_ptr<Module> {
     const ConvOptions o = spec_conv_options(spec, name);
-    const QTensor w = spec_weight(spec, "weight");
-    check_spec_shape(spec, "weight", w.sizes, o.weight_shape());
+    const QTensor w = spec_conv_weight(spec, o);
     auto module = std::make_unique<ReferenceConv>(o, dequantize(w), spec_bias(spec, "bias"), w.qparams);
     module->fused_relu = relu;
     return std::make_unique<StaticReference>(std::move(module), spec_output_qparams(spec));
   };
   kind.quantized_from_spec = [relu, name = kind.float_name](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
     const ConvOptions o = spec_conv_options(spec, name);
-    const QTensor w = spec_weight(spec, "weight");
-    check_spec_shape(spec, "weight", w.sizes, o.weight_shape());
     const QuantParams out = spec_output_qparams(spec);
-    return std::make_unique<QuantizedConv>(o, w, spec_bias(spec, "bias"), out.scale(), out.zero_point(), engine, relu);
+    return std::make_unique<QuantizedConv>(o, spec_conv_weight(spec, o), spec_bias(spec, "bias"), out.scale(), out.zero_point(), engine, relu);
   };
   return kind;
 }

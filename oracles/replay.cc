@@ -32,6 +32,12 @@ void compare(const ModuleKind& kind, const Fixture& fixture, const Module& refer
   if (!c.result.passed) c.result.failure = judge.describe_failure(c.result, c.pair, a);
 }
 
+FixtureComparison comparison(const Side& a, const Side& b) {
+  FixtureComparison c;
+  c.pair = {a, b};
+  return c;
+}
+
 }  // namespace
 
 FixtureVerdict replay_fixture(const Fixture& fixture, const std::string& path) {
@@ -50,12 +56,12 @@ FixtureVerdict replay_fixture(const Fixture& fixture, const std::string& path) {
     const Side recorded_side{Implementation::LibTorch, fixture.engine};
     const Side integer_side{Implementation::Quantized, fixture.engine};
 
-    FixtureComparison reference_vs_recorded{{reference_side, recorded_side}};
+    FixtureComparison reference_vs_recorded = comparison(reference_side, recorded_side);
     compare(kind, fixture, *reference, reference_vs_recorded, from_reference, recorded);
     v.comparisons.push_back(reference_vs_recorded);
 
-    FixtureComparison integer_vs_recorded{{integer_side, recorded_side}};
-    FixtureComparison reference_vs_integer{{reference_side, integer_side}};
+    FixtureComparison integer_vs_recorded = comparison(integer_side, recorded_side);
+    FixtureComparison reference_vs_integer = comparison(reference_side, integer_side);
     if (kind.supports(Implementation::Quantized, fixture.engine) && kind.quantized_from_spec) {
       const std::unique_ptr<Module> integer = kind.quantized_from_spec(fixture.module, fixture.engine);
       const FlatOutput from_integer = flatten_output((*integer)(fixture.input));

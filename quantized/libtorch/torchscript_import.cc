@@ -493,7 +493,6 @@ Fixture import_fixture(const FixtureImport& request) {
                                    : "the input and optionally " +
                                          std::string(hidden_count == 2 ? "(h0, c0)" : "h0")) +
                 "; found " + std::to_string(1 + args.hidden.size()) + " tensors");
-  std::vector<c10::IValue> hidden_args;
   if (!args.hidden.empty()) {
     HiddenState h{float_tensor(inputs_path, args.hidden[0], "h0"), std::nullopt};
     if (hidden_count == 2) h.c = float_tensor(inputs_path, args.hidden[1], "c0");

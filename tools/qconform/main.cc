@@ -219,11 +219,9 @@ int run_fixture_add(const Options& options) {
   request.name = options.value("--name").value_or(std::filesystem::path(request.module_path).stem().string());
   check_fixture_name(request.name);
   const std::string store = options.value("--store").value_or(kDefaultStore);
-  const std::string path = fixture_path(store, request.name);
-  if (std::filesystem::exists(path) && !options.flag("--force"))
-    throw Error(path + " exists; pass --force to replace it, or --name to choose another name");
+  refuse_existing_fixture(store, request.name, options.flag("--force"));
   const Fixture fixture = import_fixture(request);
-  store_fixture(fixture, store, options.flag("--force"));
+  const std::string path = store_fixture(fixture, store, options.flag("--force"));
   std::cout << "wrote " << path << ": " << fixture.module.kind << " recorded on " << to_string(fixture.engine) << "\n";
   const FixtureVerdict verdict = replay_fixture(fixture, path);
   std::cout << "check: " << verdict.line() << "\n" << verdict.details();
