@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <random>
 
@@ -224,9 +225,10 @@ BOOST_AUTO_TEST_CASE(converted_tree_state_dict_round_trips_through_a_file) {
                                                         "fc.zero_point", "fc._packed_params.dtype",
                                                         "fc._packed_params._packed_params"}));
   BOOST_CHECK_EQUAL(state.versions.at("fc"), 3);
-  const std::string path = "eager_state.qsd";
+  const std::string path = (std::filesystem::temp_directory_path() / "qconform-test-eager.qsd").string();
   save_state_dict(state, path);
   b->load_state_dict(load_state_dict_file(path));
+  std::filesystem::remove(path);
   BOOST_CHECK(b->state_dict() == state);
   const Tensor x = random_tensor({6, 5}, 77);
   BOOST_CHECK((*a)(x).data == (*b)(x).data);
