@@ -1,5 +1,7 @@
 #include "core/observers.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -29,10 +31,49 @@ void check_min_le_max(float min_val, float max_val) {
 
 void tensor_min_max(const Tensor& x, float* min, float* max) { values_min_max(x.data.data(), x.numel(), min, max); }
 
+namespace {
+
+// min and max of x[0, n) for n >= 8, the same floats as the scalar loop below; false where
+// they could differ, and the caller then takes that loop: a NaN (nan_min / nan_max's rule)
+// or a zero extreme (which zero, +0 or -0, the loop keeps depends on the order of
+// comparison; observers store min_val / max_val, so the sign must be the loop's).
+__attribute__((target("avx2"))) bool min_max_without_nan(const float* x, int64_t n, float* min, float* max) {
+  __m256 lo = _mm256_loadu_ps(x), hi = lo, unordered = _mm256_cmp_ps(lo, lo, _CMP_UNORD_Q);
+  int64_t i = 8;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    lo = _mm256_min_ps(lo, v);
+    hi = _mm256_max_ps(hi, v);
+    unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  if (_mm256_movemask_ps(unordered)) return false;
+  alignas(32) float l[8], h[8];
+  _mm256_store_ps(l, lo);
+  _mm256_store_ps(h, hi);
+  float mn = l[0], mx = h[0];
+  for (int k = 1; k < 8; ++k) {
+    mn = std::min(mn, l[k]);
+    mx = std::max(mx, h[k]);
+  }
+  for (; i < n; ++i) {
+    if (std::isnan(x[i])) return false;
+    mn = std::min(mn, x[i]);
+    mx = std::max(mx, x[i]);
+  }
+  if (mn == 0.0f || mx == 0.0f) return false;
+  *min = mn;
+  *max = mx;
+  return true;
+}
+
+}  // namespace
+
 void values_min_max(const float* x, int64_t n, float* min, float* max) {
   *min = 0.0f;
   *max = 0.0f;
   if (n == 0) return;
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2 && n >= 8 && min_max_without_nan(x, n, min, max)) return;
   *min = *max = x[0];
   for (int64_t i = 0; i < n; ++i) {
     *min = nan_min(*min, x[i]);

@@ -1,6 +1,7 @@
 #include "core/quantize.h"
 
 #include <Eigen/Core>  // Eigen::half: IEEE half with round-to-nearest-even conversion
+#include <immintrin.h>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -68,6 +69,54 @@ int64_t quantize_value_shift_then_round(float x, float inverse_scale, int64_t ze
   const float shifted = x * inverse_scale + static_cast<float>(zero_point);  // two roundings
   const int64_t q = truncate_like_x86(std::nearbyint(shifted));
   return std::min(std::max(q, quant_min), quant_max);
+}
+
+namespace {
+
+// Eight values of quantize_values. The float steps are the scalar ones (one rounding each;
+// _mm256_round_ps to nearest is nearbyint's half-to-even). The conversion reproduces
+// truncate_like_x86 and the clamp: cvttps gives INT32_MIN where the scalar cvttss2si gives
+// INT64_MIN (NaN, beyond int64), and both clamp to quant_min; values between 2^31 and 2^63,
+// which the scalar form clamps to quant_max, are capped below 2^31 first.
+__attribute__((target("avx2"))) void quantize_eight(const float* x, __m256 inverse_scale, __m256 zero_point,
+                                                    __m256i quant_min, __m256i quant_max, bool round_first,
+                                                    int32_t* out) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(x), inverse_scale);
+  const __m256 shifted = round_first ? _mm256_add_ps(zero_point, _mm256_round_ps(scaled, kNearest))
+                                     : _mm256_round_ps(_mm256_add_ps(scaled, zero_point), kNearest);
+  const __m256 below_2_31 = _mm256_min_ps(_mm256_set1_ps(2147483520.0f), shifted);  // NaN stays NaN
+  __m256i q = _mm256_cvttps_epi32(below_2_31);
+  const __m256 beyond_int64 = _mm256_cmp_ps(shifted, _mm256_set1_ps(9.2233720368547758e18f), _CMP_NLT_UQ);
+  q = _mm256_blendv_epi8(q, _mm256_set1_epi32(std::numeric_limits<int32_t>::min()), _mm256_castps_si256(beyond_int64));
+  q = _mm256_min_epi32(_mm256_max_epi32(q, quant_min), quant_max);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), q);
+}
+
+bool cpu_has_avx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
+
+}  // namespace
+
+void quantize_values(const float* x, int64_t n, float inverse_scale, int64_t zero_point, int64_t quant_min,
+                     int64_t quant_max, RoundingStep rounding, int32_t* out) {
+  constexpr int64_t kMin = std::numeric_limits<int32_t>::min(), kMax = std::numeric_limits<int32_t>::max();
+  if (quant_min < kMin || quant_max > kMax)
+    throw Error("quantize_values: quant_min and quant_max must fit int32, got [" + std::to_string(quant_min) + ", " +
+                std::to_string(quant_max) + "]");
+  const bool round_first = rounding == RoundingStep::BeforeZeroPoint;
+  int64_t i = 0;
+  if (cpu_has_avx2()) {
+    const __m256 inverse = _mm256_set1_ps(inverse_scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
+    const __m256i lo = _mm256_set1_epi32(static_cast<int32_t>(quant_min)), hi = _mm256_set1_epi32(static_cast<int32_t>(quant_max));
+    for (; i + 8 <= n; i += 8) quantize_eight(x + i, inverse, zp, lo, hi, round_first, out + i);
+  }
+  for (; i < n; ++i)
+    out[i] = static_cast<int32_t>(round_first ? quantize_value(x[i], inverse_scale, zero_point, quant_min, quant_max)
+                                              : quantize_value_shift_then_round(x[i], inverse_scale, zero_point,
+                                                                                quant_min, quant_max));
 }
 
 int64_t quantize_value_float_qparams(float x, float scale, float zero_point, int64_t quant_min,

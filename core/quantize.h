@@ -26,6 +26,13 @@ int64_t quantize_value(float x, float inverse_scale, int64_t zero_point, int64_t
 int64_t quantize_value_shift_then_round(float x, float inverse_scale, int64_t zero_point,
                                         int64_t quant_min, int64_t quant_max);
 
+// (2) or (2') on n values at once, out[i] equal to the scalar function's result for every
+// input (NaN, infinities and values beyond int64 included); 8 at a time with AVX2, for the
+// dynamic modules' activations. quant_min and quant_max must fit int32.
+enum class RoundingStep { BeforeZeroPoint /* (2) */, AfterZeroPoint /* (2') */ };
+void quantize_values(const float* x, int64_t n, float inverse_scale, int64_t zero_point, int64_t quant_min,
+                     int64_t quant_max, RoundingStep rounding, int32_t* out);
+
 // per_channel_affine_float_qparams (embeddings):
 // q = clamp(int32(lrintf(x * inv + zero_point)), quant_min, quant_max), inv = 1/scale (1 if 0)
 // where int32() keeps the low 32 bits, as PyTorch's int variable does            (3)

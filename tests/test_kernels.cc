@@ -1,11 +1,17 @@
 // The integer kernels' two paths (quantized/kernels/dynamic_gemm.h): the AVX2 path must give
 // the portable path's accumulators and outputs bit for bit, at any shape and at the extremes
-// of the integer ranges. rapidcheck prints the shrunk case and RC_PARAMS to rerun it.
+// of the integer ranges. And the recurrent cells' vectorised sigmoid and tanh
+// (core/float/rnn_gates.cc) stay within the tolerance table's 2 ulp of the exact functions.
+// rapidcheck prints the shrunk case and RC_PARAMS to rerun it.
 #define BOOST_TEST_MODULE test_kernels
 #include <rapidcheck/boost_test.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
+#include "core/float/rnn_runner.h"
+#include "core/quantize.h"
 #include "quantized/kernels/dynamic_gemm.h"
 
 using namespace qconform::kernels;
@@ -20,16 +26,22 @@ struct GemmCase {
 };
 
 // Weights qint8 with per-channel zero points anywhere in qint8 (asymmetric, as qnnpack
-// allows), activations quint8; `extreme` puts every value at the ends of its range.
-GemmCase gemm_case(int64_t rows, int64_t k, int64_t n, bool extreme) {
+// allows), activations quint8 (7-bit ones when `seven_bit`, as reduce_range makes them);
+// `extreme` puts every value at the ends of its range.
+GemmCase gemm_case(int64_t rows, int64_t k, int64_t n, bool extreme, bool seven_bit) {
   GemmCase c;
   c.rows = rows;
   c.w.in_features = k;
   c.w.out_features = n;
+  const int32_t x_max = seven_bit ? 127 : 255;
   const auto weight = extreme ? rc::gen::element<int32_t>(-128, 127) : rc::gen::inRange<int32_t>(-128, 128);
-  const auto activation = extreme ? rc::gen::element<int32_t>(0, 255) : rc::gen::inRange<int32_t>(0, 256);
+  const auto activation = extreme ? rc::gen::element<int32_t>(0, x_max) : rc::gen::inRange<int32_t>(0, x_max + 1);
   c.w.values = *rc::gen::container<std::vector<int32_t>>(static_cast<size_t>(n * k), weight);
-  c.w.zero_points = *rc::gen::container<std::vector<int32_t>>(static_cast<size_t>(n), weight);
+  // Symmetric weights (zero point 0, the dynamic qconfigs' default) half of the time.
+  if (*rc::gen::arbitrary<bool>())
+    c.w.zero_points = *rc::gen::container<std::vector<int32_t>>(static_cast<size_t>(n), weight);
+  else
+    c.w.zero_points.assign(n, 0);
   c.w.scales.assign(n, 0.0123f);
   c.x = *rc::gen::container<std::vector<int32_t>>(static_cast<size_t>(rows * k), activation);
   c.x_zero_point = *activation;
@@ -37,19 +49,22 @@ GemmCase gemm_case(int64_t rows, int64_t k, int64_t n, bool extreme) {
   return c;
 }
 
-void check_paths_agree(const GemmCase& c) {
-  if (fastest_kernel_path() != KernelPath::Avx2) RC_DISCARD("no AVX2 on this CPU");
+bool cpu_has_avx2() { return __builtin_cpu_supports("avx2"); }
+
+void check_paths_agree(const GemmCase& c, bool seven_bit) {
+  if (!cpu_has_avx2()) RC_DISCARD("no AVX2 on this CPU");
   const DynamicLinearActivation x{c.x.data(), c.rows, 0.05f, c.x_zero_point};
   const auto portable = dynamic_linear_accumulators(x, c.w, KernelPath::Portable);
-  const auto avx2 = dynamic_linear_accumulators(x, c.w, KernelPath::Avx2);
-  RC_ASSERT(portable == avx2);
-  // The whole kernel: dynamic_linear takes the AVX2 path with packed weights, the portable
-  // one without; the floats must be the same bits.
+  RC_ASSERT(portable == dynamic_linear_accumulators(x, c.w, KernelPath::Avx2Int16));
+  if (seven_bit) RC_ASSERT(portable == dynamic_linear_accumulators(x, c.w, KernelPath::Avx2Int8));
+  // The whole kernel: dynamic_linear takes an AVX2 path with packed weights (avx2-int8 for
+  // 7-bit activations), the portable one without; the floats must be the same bits.
   DynamicLinearWeights unpacked = c.w;
   unpacked.packed = {};
+  const bool with_bias = *rc::gen::arbitrary<bool>(), relu = *rc::gen::arbitrary<bool>();
   std::vector<float> bias(c.w.out_features, -0.25f), fast(c.rows * c.w.out_features), slow(fast.size());
-  dynamic_linear(x, c.w, bias.data(), /*relu=*/true, fast.data());
-  dynamic_linear(x, unpacked, bias.data(), /*relu=*/true, slow.data());
+  dynamic_linear(x, c.w, with_bias ? bias.data() : nullptr, relu, fast.data());
+  dynamic_linear(x, unpacked, with_bias ? bias.data() : nullptr, relu, slow.data());
   RC_ASSERT(std::memcmp(fast.data(), slow.data(), fast.size() * sizeof(float)) == 0);
 }
 
@@ -58,37 +73,156 @@ void check_paths_agree(const GemmCase& c) {
 RC_BOOST_PROP(avx2_equals_portable_at_any_shape, ()) {
   const int64_t rows = *rc::gen::inRange<int64_t>(0, 20), k = *rc::gen::inRange<int64_t>(1, 80),
                 n = *rc::gen::inRange<int64_t>(1, 40);
-  RC_TAG(k % 2 ? "odd K" : "even K");
-  check_paths_agree(gemm_case(rows, k, n, /*extreme=*/false));
+  const bool seven_bit = *rc::gen::arbitrary<bool>();
+  RC_TAG(k % 4 ? "K not a multiple of 4" : "K a multiple of 4", seven_bit ? "7-bit activations" : "8-bit activations");
+  check_paths_agree(gemm_case(rows, k, n, /*extreme=*/false, seven_bit), seven_bit);
 }
 
 RC_BOOST_PROP(avx2_equals_portable_at_the_range_ends, ()) {
   const int64_t rows = *rc::gen::inRange<int64_t>(1, 8), k = *rc::gen::inRange<int64_t>(1, 300),
                 n = *rc::gen::inRange<int64_t>(1, 20);
-  check_paths_agree(gemm_case(rows, k, n, /*extreme=*/true));
+  const bool seven_bit = *rc::gen::arbitrary<bool>();
+  check_paths_agree(gemm_case(rows, k, n, /*extreme=*/true, seven_bit), seven_bit);
 }
 
-// The saturation boundary: u8 x s8 pairs summed in int16 (vpmaddubsw) would saturate at
-// x = 255, w = -128 (2 x 255 x -128 = -65280 < -32768). The AVX2 path multiplies
-// int16 (w - w_zp) in int32 lanes, so the largest terms (|x| = 255, |w - w_zp| = 255) stay
-// exact: equal to the exact sum computed in int64, and different from the saturated one.
-BOOST_AUTO_TEST_CASE(the_avx2_path_does_not_saturate_where_vpmaddubsw_would) {
-  if (fastest_kernel_path() != KernelPath::Avx2) return;
+// avx2-int8 refuses 8-bit activations rather than let vpmaddubsw saturate, and
+// dynamic_linear then takes avx2-int16 (the property above compares its floats).
+BOOST_AUTO_TEST_CASE(the_int8_path_refuses_activations_beyond_7_bits) {
+  if (!cpu_has_avx2()) return;
+  DynamicLinearWeights w{3, 4, std::vector<int32_t>(12, -128), std::vector<float>(3, 1.0f), std::vector<int32_t>(3, 0), {}};
+  pack_weights(w);
+  const std::vector<int32_t> x{127, 127, 128, 0};
+  const DynamicLinearActivation eight_bit{x.data(), 1, 1.0f, 0};
+  BOOST_CHECK_THROW(dynamic_linear_accumulators(eight_bit, w, KernelPath::Avx2Int8), std::logic_error);
+  BOOST_TEST(dynamic_linear_accumulators(eight_bit, w, KernelPath::Avx2Int16) ==
+             dynamic_linear_accumulators(eight_bit, w, KernelPath::Portable));
+}
+
+// The saturation boundary. vpmaddubsw sums u8 x s8 pairs in int16: at 7 bits the largest
+// pair, 2 x 127 x -128 = -32512, still fits, and avx2-int8 must be exact there; at 8 bits
+// (x = 255, w = -128: -65280) it would saturate, so 8-bit activations take avx2-int16,
+// which multiplies int16 (w - w_zp) into int32 lanes and stays exact even at |x| = 255,
+// |w - w_zp| = 255: equal to the exact sum computed in int64, and different from the
+// saturated one.
+BOOST_AUTO_TEST_CASE(the_avx2_paths_do_not_saturate_where_vpmaddubsw_would) {
+  if (!cpu_has_avx2()) return;
   for (const auto& [w_value, w_zero_point] : {std::pair{-128, 127}, std::pair{127, -128}, std::pair{-128, 0}}) {
     const int64_t k = 33, n = 17;
     DynamicLinearWeights w{n, k, std::vector<int32_t>(n * k, w_value), std::vector<float>(n, 1.0f),
                            std::vector<int32_t>(n, w_zero_point), {}};
     pack_weights(w);
-    const std::vector<int32_t> x(3 * k, 255);
-    const DynamicLinearActivation exact{x.data(), 3, 1.0f, 0};
-    const int64_t expected = int64_t{255} * (w_value - w_zero_point) * k;
-    for (int32_t acc : dynamic_linear_accumulators(exact, w, KernelPath::Avx2))
-      BOOST_TEST(acc == expected, "w=" << w_value << " w_zp=" << w_zero_point);
-    if (w_zero_point == 0) {  // the engine-emulating saturating accumulation differs there
-      const DynamicLinearActivation saturating{x.data(), 3, 1.0f, 0, Accumulation::PairwiseInt16Saturation};
-      const auto saturated = dynamic_linear_accumulators(saturating, w, KernelPath::Portable);
-      BOOST_TEST(saturated[0] == -32768 * (k / 2) + 255 * -128);
-      BOOST_TEST(saturated[0] != expected);
+    for (const int32_t x_value : {127, 255}) {
+      const std::vector<int32_t> x(3 * k, x_value);
+      const DynamicLinearActivation exact{x.data(), 3, 1.0f, 0};
+      const int64_t expected = int64_t{x_value} * (w_value - w_zero_point) * k;
+      const KernelPath path = x_value == 127 ? KernelPath::Avx2Int8 : KernelPath::Avx2Int16;
+      for (int32_t acc : dynamic_linear_accumulators(exact, w, path))
+        BOOST_TEST(acc == expected, "x=" << x_value << " w=" << w_value << " w_zp=" << w_zero_point);
+      if (w_zero_point == 0 && x_value == 255) {  // the engine-emulating saturating accumulation differs there
+        const DynamicLinearActivation saturating{x.data(), 3, 1.0f, 0, Accumulation::PairwiseInt16Saturation};
+        const auto saturated = dynamic_linear_accumulators(saturating, w, KernelPath::Portable);
+        BOOST_TEST(saturated[0] == -32768 * (k / 2) + 255 * -128);
+        BOOST_TEST(saturated[0] != expected);
+      }
+    }
+  }
+}
+
+// The recurrent bound model (oracles/recurrent_bounds.h) allows each side's sigmoid and tanh
+// 2 ulp, as 2 eps |f(z)| plus one smallest normal (below the normal range an ulp is no
+// longer relative: sigmoid(-100) is 3.7e-44, ATen's and ours give 0). The exact value is
+// computed in double with the C library's double functions.
+namespace {
+
+double sigmoid_exact(float z) { return 1.0 / (1.0 + std::exp(-static_cast<double>(z))); }
+double tanh_exact(float z) { return std::tanh(static_cast<double>(z)); }
+
+// The first z whose gate value is off by more than the allowance, or "" if none.
+std::string gate_violation(const std::vector<float>& z) {
+  constexpr double kEps = std::numeric_limits<float>::epsilon(), kTiny = std::numeric_limits<float>::min();
+  std::vector<float> sig(z.size()), th(z.size());
+  qconform::rnn_sigmoid_n(z.data(), static_cast<int64_t>(z.size()), sig.data());
+  qconform::rnn_tanh_n(z.data(), static_cast<int64_t>(z.size()), th.data());
+  for (size_t i = 0; i < z.size(); ++i)
+    for (const auto& [name, got, exact] : {std::tuple{"sigmoid", sig[i], sigmoid_exact(z[i])},
+                                           std::tuple{"tanh", th[i], tanh_exact(z[i])}})
+      if (!(std::abs(got - exact) <= 2 * kEps * std::abs(exact) + kTiny)) {
+        char line[200];
+        std::snprintf(line, sizeof line, "%s(%.9g) = %.9g, exact %.17g: off by %.3g eps |f| (element %zu of %zu)",
+                      name, z[i], got, exact, std::abs(got - exact) / (kEps * std::abs(exact)), i, z.size());
+        return line;
+      }
+  return "";
+}
+
+}  // namespace
+
+// Lengths around the 16-wide vector blocks, so both the vector and the scalar remainder
+// path run; values from tiny to beyond the saturation of either function.
+RC_BOOST_PROP(gate_functions_within_two_ulp, ()) {
+  const auto magnitude = rc::gen::map(rc::gen::pair(rc::gen::inRange(-30, 8), rc::gen::inRange(0, 1 << 20)),
+                                      [](std::pair<int, int> p) {
+                                        return std::ldexp(1.0f + p.second / float(1 << 20), p.first);
+                                      });
+  const auto value = rc::gen::map(rc::gen::pair(magnitude, rc::gen::arbitrary<bool>()),
+                                  [](std::pair<float, bool> p) { return p.second ? -p.first : p.first; });
+  const auto z = *rc::gen::container<std::vector<float>>(*rc::gen::inRange<size_t>(0, 50), value);
+  const std::string violation = gate_violation(z);
+  RC_ASSERT(violation.empty());
+}
+
+// Every 4099th float (a prime stride: every exponent, scattered mantissas), both signs,
+// including the infinities' neighbourhood; NaN in gives NaN out.
+BOOST_AUTO_TEST_CASE(gate_functions_within_two_ulp_across_the_float_range) {
+  std::vector<float> z;
+  for (uint64_t bits = 0; bits < 0x7f800000u; bits += 4099) {
+    float v;
+    const uint32_t b = static_cast<uint32_t>(bits);
+    std::memcpy(&v, &b, sizeof v);
+    z.push_back(v);
+    z.push_back(-v);
+  }
+  z.push_back(std::numeric_limits<float>::infinity());
+  z.push_back(-std::numeric_limits<float>::infinity());
+  const std::string violation = gate_violation(z);
+  BOOST_TEST(violation.empty(), violation);
+  const std::vector<float> nan(17, std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> out(nan.size());
+  qconform::rnn_sigmoid_n(nan.data(), 17, out.data());
+  for (float v : out) BOOST_TEST(std::isnan(v));
+  qconform::rnn_tanh_n(nan.data(), 17, out.data());
+  for (float v : out) BOOST_TEST(std::isnan(v));
+}
+
+// The dynamic modules' activations are quantized 8 at a time (core/quantize.h,
+// quantize_values); each integer must be the scalar rule's, for any float: ties (half-way
+// values, where the two rounding orders part), NaN, infinities, beyond int64.
+RC_BOOST_PROP(quantize_values_equals_the_scalar_rules, ()) {
+  const float scale = *rc::gen::element(0.01f, 0.1f, 1.0f / 3.0f, 6.1035156e-05f, 2.0f);
+  const int64_t zero_point = *rc::gen::inRange<int64_t>(0, 256);
+  const auto [quant_min, quant_max] = *rc::gen::element(std::pair<int64_t, int64_t>{0, 255},
+                                                        std::pair<int64_t, int64_t>{0, 127},
+                                                        std::pair<int64_t, int64_t>{-128, 127});
+  const auto tie = rc::gen::map(rc::gen::inRange(-300, 300), [&](int k) { return (k + 0.5f) * scale; });
+  const auto any_bits = rc::gen::map(rc::gen::arbitrary<uint32_t>(), [](uint32_t b) {
+    float v;
+    std::memcpy(&v, &b, sizeof v);
+    return v;
+  });
+  const auto nearby = rc::gen::map(rc::gen::inRange(-40000, 40000), [&](int k) { return k * scale / 100.0f; });
+  const auto x = *rc::gen::container<std::vector<float>>(*rc::gen::inRange<size_t>(0, 40),
+                                                         rc::gen::oneOf(tie, any_bits, nearby));
+  const float inverse_scale = 1.0f / scale;
+  std::vector<int32_t> out(x.size());
+  for (const auto rounding : {qconform::RoundingStep::BeforeZeroPoint, qconform::RoundingStep::AfterZeroPoint}) {
+    qconform::quantize_values(x.data(), static_cast<int64_t>(x.size()), inverse_scale, zero_point, quant_min,
+                              quant_max, rounding, out.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const int64_t expected =
+          rounding == qconform::RoundingStep::BeforeZeroPoint
+              ? qconform::quantize_value(x[i], inverse_scale, zero_point, quant_min, quant_max)
+              : qconform::quantize_value_shift_then_round(x[i], inverse_scale, zero_point, quant_min, quant_max);
+      RC_ASSERT(out[i] == expected);
     }
   }
 }

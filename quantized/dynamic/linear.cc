@@ -108,21 +108,16 @@ void DynamicQuantizedLinear::quantize_activations(const float* x, int64_t n, con
         out[i] = static_cast<int32_t>(std::min<int64_t>(
             255, std::max<int64_t>(0, qparams.zero_point() + static_cast<int64_t>(std::round(x[i] * inverse_scale)))));
 #else
-      // quantize_per_tensor's rule (core/quantize.h), value by value.
-      const float inverse_scale = 1.0f / static_cast<float>(qparams.scale());
-      const int64_t zero_point = qparams.zero_point();
-      for (int64_t i = 0; i < n; ++i)
-        out[i] = static_cast<int32_t>(
-            quantize_value(x[i], inverse_scale, zero_point, qparams.quant_min, qparams.quant_max));
+      // quantize_per_tensor's rule (core/quantize.h).
+      quantize_values(x, n, 1.0f / static_cast<float>(qparams.scale()), qparams.zero_point(), qparams.quant_min,
+                      qparams.quant_max, RoundingStep::BeforeZeroPoint, out);
 #endif
       return;
     }
-    case ActivationQuantization::ShiftThenRound: {
-      const float inverse_scale = static_cast<float>(1.0 / qparams.scale());
-      for (int64_t i = 0; i < n; ++i)
-        out[i] = static_cast<int32_t>(quantize_value_shift_then_round(x[i], inverse_scale, qparams.zero_point(), 0, 255));
+    case ActivationQuantization::ShiftThenRound:
+      quantize_values(x, n, static_cast<float>(1.0 / qparams.scale()), qparams.zero_point(), 0, 255,
+                      RoundingStep::AfterZeroPoint, out);
       return;
-    }
   }
   throw Error("unknown activation quantization rule");
 }

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 namespace qconform::kernels {
@@ -12,6 +14,8 @@ namespace {
 
 constexpr int64_t kBlock = 16;  // output channels per packed block: two ymm of int32
 constexpr int64_t kRows = 6;    // rows per register tile: 6 x 2 int32 accumulators
+
+// ---- avx2-int16 ---------------------------------------------------------------------
 
 // Activations widened to int16, K padded to even with zeros, reused between calls: a
 // scratch buffer that only grows, so the time loops of the recurrent modules allocate
@@ -33,8 +37,8 @@ const int16_t* widened_activations(const DynamicLinearActivation& x, int64_t k, 
 // rows are k_pairs * 2 int16 apart. Rows is a template parameter so that the 2 x Rows
 // accumulators stay in registers (6 rows: 12 of the 16 ymm registers).
 template <int Rows>
-__attribute__((target("avx2"))) void avx2_tile(const int16_t* x, const int16_t* block, int64_t k_pairs,
-                                               int32_t* out /* Rows x 16 */) {
+__attribute__((target("avx2"))) void int16_tile(const int16_t* x, const int16_t* block, int64_t k_pairs,
+                                                int32_t* out /* Rows x 16 */) {
   // Fully unrolled (GCC keeps a loop's array in memory otherwise: a load and store per add).
   __m256i acc[Rows][2];
 #pragma GCC unroll 8
@@ -59,46 +63,191 @@ __attribute__((target("avx2"))) void avx2_tile(const int16_t* x, const int16_t* 
   }
 }
 
-void avx2_tile_rows(int64_t rows, const int16_t* x, const int16_t* block, int64_t k_pairs, int32_t* out) {
-  switch (rows) {
-    case 1: return avx2_tile<1>(x, block, k_pairs, out);
-    case 2: return avx2_tile<2>(x, block, k_pairs, out);
-    case 3: return avx2_tile<3>(x, block, k_pairs, out);
-    case 4: return avx2_tile<4>(x, block, k_pairs, out);
-    case 5: return avx2_tile<5>(x, block, k_pairs, out);
-    default: return avx2_tile<kRows>(x, block, k_pairs, out);
+// tile[r][j] -= x_zp * centered_sums[j] for a whole block (centered_sums is zero-padded to
+// whole blocks, so the padding lanes stay zero).
+__attribute__((target("avx2"))) void subtract_centered_terms(int64_t rows, int32_t x_zero_point,
+                                                             const int32_t* centered_sums, int32_t* tile) {
+  const __m256i zp = _mm256_set1_epi32(x_zero_point);
+  const __m256i term0 = _mm256_mullo_epi32(zp, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(centered_sums)));
+  const __m256i term1 = _mm256_mullo_epi32(zp, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(centered_sums + 8)));
+  for (int64_t r = 0; r < rows; ++r) {
+    __m256i* t = reinterpret_cast<__m256i*>(tile + r * kBlock);
+    _mm256_storeu_si256(t, _mm256_sub_epi32(_mm256_loadu_si256(t), term0));
+    _mm256_storeu_si256(t + 1, _mm256_sub_epi32(_mm256_loadu_si256(t + 1), term1));
   }
 }
 
-// Step (1) on the AVX2 path for every row and channel, handing each tile's accumulators to
-// `emit(row, first_channel, channels, acc)`.
-template <typename Emit>
-void avx2_accumulate(const DynamicLinearActivation& x, const DynamicLinearWeights& w, Emit&& emit) {
-  const PackedDynamicWeights& packed = w.packed;
-  const int16_t* xs = widened_activations(x, w.in_features, packed.k_pairs);
-  int32_t tile[kRows * kBlock];
-  // Rows in chunks whose widened activations stay in L2 (about 128 KB), then blocks: one
-  // block's weights (K x 16 int16, 16 KB at K = 512) stay in L1 while the chunk's rows pass.
-  const int64_t chunk = std::max<int64_t>(kRows, (65536 / std::max<int64_t>(1, packed.k_pairs * 2)) / kRows * kRows);
-  for (int64_t chunk_start = 0; chunk_start < x.rows; chunk_start += chunk)
-  for (int64_t b = 0; b < packed.blocks; ++b) {
-    for (int64_t row = chunk_start; row < std::min(x.rows, chunk_start + chunk); row += kRows) {
-      const int64_t rows = std::min(kRows, std::min(x.rows, chunk_start + chunk) - row);
-      avx2_tile_rows(rows, xs + row * packed.k_pairs * 2, packed.values.data() + b * packed.k_pairs * kBlock * 2,
-                     packed.k_pairs, tile);
-      const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
-      for (int64_t r = 0; r < rows; ++r) {
-        int32_t* t = tile + r * kBlock;
-        for (int64_t j = 0; j < channels; ++j) t[j] -= x.zero_point * packed.centered_sums[first + j];
-        emit(row + r, first, channels, t);
-      }
+// ---- avx2-int8 ----------------------------------------------------------------------
+
+struct Int8Activations {
+  const uint8_t* values = nullptr;  // rows x k_quads * 4, zero-padded
+  const int32_t* row_terms = nullptr;  // per row: sum_k xq[k] - K x_zp
+};
+
+// The activations as u8, K padded to a multiple of 4 with zeros, and each row's
+// sum_k xq[k] - K x_zp; nullopt if a value lies outside 0..127 (avx2-int8 does not apply).
+// Scratch that only grows, as for int16.
+std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x, int64_t k, int64_t k_quads) {
+  thread_local std::vector<uint8_t> scratch;
+  thread_local std::vector<int32_t> row_terms;
+  const size_t needed = static_cast<size_t>(x.rows * k_quads * 4);
+  if (scratch.size() < needed) scratch.resize(needed);
+  if (row_terms.size() < static_cast<size_t>(x.rows)) row_terms.resize(x.rows);
+  uint32_t outside = 0;  // any bit above the low 7: a value outside 0..127
+  for (int64_t row = 0; row < x.rows; ++row) {
+    uint8_t* out = scratch.data() + row * k_quads * 4;
+    const int32_t* in = x.values + row * k;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      outside |= static_cast<uint32_t>(in[i]) & ~uint32_t{127};
+      out[i] = static_cast<uint8_t>(in[i]);
+      sum += in[i];
+    }
+    for (int64_t i = k; i < k_quads * 4; ++i) out[i] = 0;
+    row_terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;  // |.| <= 255 K: int32
+  }
+  if (outside) return std::nullopt;
+  return Int8Activations{scratch.data(), row_terms.data()};
+}
+
+// Raw sums sum_k xq[k] wq[n][k] for Rows rows and one block of 16 channels, 4 K per step.
+// Rows x 2 accumulators, 2 weight vectors, the broadcast and the ones: 6 rows would need
+// 17 registers, so 5.
+constexpr int kInt8Rows = 5;
+template <int Rows>
+__attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
+                                               int32_t* out /* Rows x 16 */) {
+  __m256i acc[Rows][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t stride = k_quads * 4;
+  for (int64_t q = 0; q < k_quads; ++q) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+      int32_t quad;  // x[r][4q .. 4q+3]
+      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
+      const __m256i xr = _mm256_set1_epi32(quad);
+      // u8 x s8 pairs into int16 (no saturation at 7 bits), then pairs of those into int32.
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w0), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w1), ones));
     }
   }
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kBlock), acc[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kBlock + 8), acc[r][1]);
+  }
 }
 
-bool avx2_applies(const DynamicLinearActivation& x, const DynamicLinearWeights& w) {
-  return x.accumulation == Accumulation::Exact && !w.packed.values.empty() &&
-         fastest_kernel_path() == KernelPath::Avx2;
+// tile[r][j] += -w_zp[j] * row_terms[r] - x_zp * sums[j], in wrapping int32 (see the header).
+__attribute__((target("avx2"))) void add_int8_zero_point_terms(int64_t rows, int32_t x_zero_point,
+                                                               const PackedDynamicWeights& packed, int64_t first,
+                                                               const int32_t* row_terms, int32_t* tile) {
+  const auto load = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  const __m256i zp = _mm256_set1_epi32(x_zero_point);
+  const __m256i sums0 = _mm256_mullo_epi32(zp, load(packed.sums.data() + first));
+  const __m256i sums1 = _mm256_mullo_epi32(zp, load(packed.sums.data() + first + 8));
+  const __m256i wzp0 = load(packed.zero_points.data() + first), wzp1 = load(packed.zero_points.data() + first + 8);
+  for (int64_t r = 0; r < rows; ++r) {
+    __m256i* t = reinterpret_cast<__m256i*>(tile + r * kBlock);
+    __m256i t0 = _mm256_sub_epi32(_mm256_loadu_si256(t), sums0);
+    __m256i t1 = _mm256_sub_epi32(_mm256_loadu_si256(t + 1), sums1);
+    if (packed.has_weight_zero_points) {
+      const __m256i row_term = _mm256_set1_epi32(row_terms[r]);
+      t0 = _mm256_sub_epi32(t0, _mm256_mullo_epi32(wzp0, row_term));
+      t1 = _mm256_sub_epi32(t1, _mm256_mullo_epi32(wzp1, row_term));
+    }
+    _mm256_storeu_si256(t, t0);
+    _mm256_storeu_si256(t + 1, t1);
+  }
+}
+
+// ---- both AVX2 paths ----------------------------------------------------------------
+
+// Steps (3) and (4) for 8 channels at once: the same operations as the scalar epilogue,
+// each rounded once (int32 -> float conversion, product, sum), so the same floats. ReLU as
+// max(0, y), which keeps NaN and -0 as the scalar `y < 0 ? 0 : y` does.
+__attribute__((target("avx2"))) inline void epilogue8(const int32_t* acc, const float* multiplier, const float* bias,
+                                                      bool relu, float* y) {
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc))),
+                           _mm256_loadu_ps(multiplier));
+  if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
+  if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
+  _mm256_storeu_ps(y, v);
+}
+
+// Every (row, block) tile of step (1): rows in chunks whose activations stay in L2 (about
+// 128 KB), then blocks, so one block's weights stay in L1 while the chunk's rows pass.
+// `tile(first_row, rows, block, out)` computes a tile's corrected accumulators; each goes
+// to `emit(row, first_channel, channels, acc)`.
+template <typename Tile, typename Emit>
+void for_each_tile(int64_t rows, int64_t row_bytes, int64_t tile_rows, const DynamicLinearWeights& w, Tile&& tile,
+                   Emit&& emit) {
+  alignas(32) int32_t out[kRows * kBlock];
+  const int64_t chunk = std::max<int64_t>(tile_rows, (131072 / std::max<int64_t>(1, row_bytes)) / tile_rows * tile_rows);
+  for (int64_t chunk_start = 0; chunk_start < rows; chunk_start += chunk) {
+    const int64_t chunk_end = std::min(rows, chunk_start + chunk);
+    for (int64_t b = 0; b < w.packed.blocks; ++b)
+      for (int64_t row = chunk_start; row < chunk_end; row += tile_rows) {
+        const int64_t n = std::min(tile_rows, chunk_end - row);
+        tile(row, n, b, out);
+        const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
+        for (int64_t r = 0; r < n; ++r) emit(row + r, first, channels, out + r * kBlock);
+      }
+  }
+}
+
+template <typename Emit>
+void avx2_int16_accumulate(const DynamicLinearActivation& x, const DynamicLinearWeights& w, Emit&& emit) {
+  const PackedDynamicWeights& packed = w.packed;
+  const int16_t* xs = widened_activations(x, w.in_features, packed.k_pairs);
+  const int64_t row_elements = packed.k_pairs * 2;
+  for_each_tile(x.rows, row_elements * 2, kRows, w, [&](int64_t row, int64_t n, int64_t b, int32_t* out) {
+    const int16_t* block = packed.values.data() + b * packed.k_pairs * kBlock * 2;
+    const int16_t* rows = xs + row * row_elements;
+    switch (n) {
+      case 1: int16_tile<1>(rows, block, packed.k_pairs, out); break;
+      case 2: int16_tile<2>(rows, block, packed.k_pairs, out); break;
+      case 3: int16_tile<3>(rows, block, packed.k_pairs, out); break;
+      case 4: int16_tile<4>(rows, block, packed.k_pairs, out); break;
+      case 5: int16_tile<5>(rows, block, packed.k_pairs, out); break;
+      default: int16_tile<kRows>(rows, block, packed.k_pairs, out); break;
+    }
+    subtract_centered_terms(n, x.zero_point, packed.centered_sums.data() + b * kBlock, out);
+  }, emit);
+}
+
+template <typename Emit>
+void avx2_int8_accumulate(const DynamicLinearActivation& x, const Int8Activations& xs, const DynamicLinearWeights& w,
+                          Emit&& emit) {
+  const PackedDynamicWeights& packed = w.packed;
+  const int64_t row_bytes = packed.k_quads * 4;
+  for_each_tile(x.rows, row_bytes, kInt8Rows, w, [&](int64_t row, int64_t n, int64_t b, int32_t* out) {
+    const int8_t* block = packed.int8_values.data() + b * packed.k_quads * kBlock * 4;
+    const uint8_t* rows = xs.values + row * row_bytes;
+    switch (n) {
+      case 1: int8_tile<1>(rows, block, packed.k_quads, out); break;
+      case 2: int8_tile<2>(rows, block, packed.k_quads, out); break;
+      case 3: int8_tile<3>(rows, block, packed.k_quads, out); break;
+      case 4: int8_tile<4>(rows, block, packed.k_quads, out); break;
+      default: int8_tile<kInt8Rows>(rows, block, packed.k_quads, out); break;
+    }
+    add_int8_zero_point_terms(n, x.zero_point, packed, b * kBlock, xs.row_terms + row, out);
+  }, emit);
+}
+
+// Step (1) on the fastest AVX2 path that applies; false if none does (portable then).
+template <typename Emit>
+bool avx2_accumulate(const DynamicLinearActivation& x, const DynamicLinearWeights& w, Emit&& emit) {
+  if (x.accumulation != Accumulation::Exact || w.packed.values.empty() || !avx2_kernels_enabled()) return false;
+  if (const auto xs = int8_activations(x, w.in_features, w.packed.k_quads))
+    avx2_int8_accumulate(x, *xs, w, emit);
+  else
+    avx2_int16_accumulate(x, w, emit);
+  return true;
 }
 
 // Step (1) for one (row, output channel) pair.
@@ -145,26 +294,36 @@ inline int32_t accumulate_as(const DynamicLinearActivation& x, const int32_t* x_
 
 void pack_weights(DynamicLinearWeights& w) {
   PackedDynamicWeights& p = w.packed;
-  p.k_pairs = (w.in_features + 1) / 2;
   p.blocks = (w.out_features + kBlock - 1) / kBlock;
+  p.k_pairs = (w.in_features + 1) / 2;
+  p.k_quads = (w.in_features + 3) / 4;
   p.values.assign(p.blocks * p.k_pairs * kBlock * 2, 0);
-  p.centered_sums.assign(w.out_features, 0);
+  p.int8_values.assign(p.blocks * p.k_quads * kBlock * 4, 0);
+  p.centered_sums.assign(p.blocks * kBlock, 0);  // zero-padded to whole blocks
+  p.sums.assign(p.blocks * kBlock, 0);
+  p.zero_points.assign(p.blocks * kBlock, 0);
+  p.has_weight_zero_points = false;
   for (int64_t n = 0; n < w.out_features; ++n) {
     const int64_t block = n / kBlock, lane = n % kBlock;
+    p.zero_points[n] = w.zero_points[n];
+    p.has_weight_zero_points |= w.zero_points[n] != 0;
     for (int64_t k = 0; k < w.in_features; ++k) {
-      const int32_t centered = w.values[n * w.in_features + k] - w.zero_points[n];  // |.| <= 255
+      const int32_t value = w.values[n * w.in_features + k];  // qint8: -128..127
+      const int32_t centered = value - w.zero_points[n];       // |.| <= 255
       p.values[((block * p.k_pairs + k / 2) * kBlock + lane) * 2 + k % 2] = static_cast<int16_t>(centered);
+      p.int8_values[((block * p.k_quads + k / 4) * kBlock + lane) * 4 + k % 4] = static_cast<int8_t>(value);
       p.centered_sums[n] += centered;
+      p.sums[n] += value;
     }
   }
 }
 
-KernelPath fastest_kernel_path() {
+bool avx2_kernels_enabled() {
 #if defined(QCONFORM_MUTATION_DROP_ZERO_POINT) || defined(QCONFORM_MUTATION_ROUND_HALF_AWAY)
-  return KernelPath::Portable;
+  return false;
 #else
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2 ? KernelPath::Avx2 : KernelPath::Portable;
+  return avx2;
 #endif
 }
 
@@ -172,13 +331,22 @@ std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& 
                                                  const DynamicLinearWeights& w, KernelPath path) {
   assert(w.in_features <= kMaxDynamicLinearK);
   std::vector<int32_t> acc(x.rows * w.out_features);
-  if (path == KernelPath::Avx2) {
+  const auto keep = [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
+    std::copy(t, t + channels, acc.begin() + row * w.out_features + first);
+  };
+  if (path != KernelPath::Portable) {
+    // Checked here rather than through avx2_kernels_enabled, so that the tests exercise the
+    // AVX2 paths in mutation builds too.
     if (w.packed.values.empty() || x.accumulation != Accumulation::Exact || !__builtin_cpu_supports("avx2"))
-      throw std::logic_error("dynamic_linear_accumulators: the AVX2 path needs packed weights, exact "
+      throw std::logic_error("dynamic_linear_accumulators: the AVX2 paths need packed weights, exact "
                              "accumulation and an AVX2 CPU");
-    avx2_accumulate(x, w, [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
-      std::copy(t, t + channels, acc.begin() + row * w.out_features + first);
-    });
+    if (path == KernelPath::Avx2Int16) {
+      avx2_int16_accumulate(x, w, keep);
+    } else {
+      const auto xs = int8_activations(x, w.in_features, w.packed.k_quads);
+      if (!xs) throw std::logic_error("dynamic_linear_accumulators: avx2-int8 needs activations in 0..127");
+      avx2_int8_accumulate(x, *xs, w, keep);
+    }
     return acc;
   }
   for (int64_t row = 0; row < x.rows; ++row)
@@ -204,13 +372,14 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
     const float value = bias ? scaled + bias[out_channel] : scaled;
     return relu && value < 0.0f ? 0.0f : value;
   };
-  if (avx2_applies(x, w)) {
-    avx2_accumulate(x, w, [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
-      float* y_row = y + row * w.out_features;
-      for (int64_t j = 0; j < channels; ++j) y_row[first + j] = epilogue(t[j], first + j);
-    });
-    return;
-  }
+  const bool done = avx2_accumulate(x, w, [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
+    float* y_row = y + row * w.out_features;
+    int64_t j = 0;
+    for (; j + 8 <= channels; j += 8)
+      epilogue8(t + j, multiplier.data() + first + j, bias ? bias + first + j : nullptr, relu, y_row + first + j);
+    for (; j < channels; ++j) y_row[first + j] = epilogue(t[j], first + j);
+  });
+  if (done) return;
 
   for (int64_t row = 0; row < x.rows; ++row) {
     const int32_t* x_row = x.values + row * w.in_features;
@@ -220,6 +389,63 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
                                         w.zero_points[out_channel], w.in_features);  // (1) or (1')
       y_row[out_channel] = epilogue(acc, out_channel);                            // (3), (4)
     }
+  }
+}
+
+namespace {
+
+// `iterations` x 6 chains x 32 MACs; returns the chains' sum so nothing is dead code. Each
+// chain has its own weights: 6 x (vpmaddubsw, vpmaddwd, vpaddd) per round, 16 registers.
+__attribute__((target("avx2"), noinline)) int32_t int8_mac_chains(int64_t iterations) {
+  __m256i x = _mm256_set1_epi8(3), w0 = _mm256_set1_epi8(-5), w1 = _mm256_set1_epi8(-6),
+          w2 = _mm256_set1_epi8(-7), w3 = _mm256_set1_epi8(-8), w4 = _mm256_set1_epi8(-9),
+          w5 = _mm256_set1_epi8(-10);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+  // In assembly: with intrinsics GCC spills accumulators to the stack at this register
+  // pressure, and the stores would measure memory, not the multipliers.
+  for (int64_t i = 0; i < iterations; ++i)
+    asm volatile(
+#define QCONFORM_MAC_CHAIN(w, a, t)                  \
+  "vpmaddubsw %[" #w "], %[x], %%" #t "\n\t"        \
+  "vpmaddwd %[ones], %%" #t ", %%" #t "\n\t"         \
+  "vpaddd %%" #t ", %[" #a "], %[" #a "]\n\t"
+        QCONFORM_MAC_CHAIN(w0, a0, ymm14) QCONFORM_MAC_CHAIN(w1, a1, ymm15)
+        QCONFORM_MAC_CHAIN(w2, a2, ymm14) QCONFORM_MAC_CHAIN(w3, a3, ymm15)
+        QCONFORM_MAC_CHAIN(w4, a4, ymm14) QCONFORM_MAC_CHAIN(w5, a5, ymm15)
+#undef QCONFORM_MAC_CHAIN
+        : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5)
+        : [x] "x"(x), [w0] "x"(w0), [w1] "x"(w1), [w2] "x"(w2), [w3] "x"(w3), [w4] "x"(w4), [w5] "x"(w5),
+          [ones] "x"(ones)
+        : "xmm14", "xmm15");
+  const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
+                                       _mm256_add_epi32(a4, a5));
+  return _mm256_extract_epi32(sum, 0);
+}
+
+}  // namespace
+
+double measure_int8_mac_ceiling_gmacs(double seconds) {
+  if (!__builtin_cpu_supports("avx2")) return 0;
+  int64_t iterations = 1 << 16;
+  double best = 0;
+  for (;;) {  // grow until one run lasts a tenth of the budget, then keep the best of a few
+    const auto start = std::chrono::steady_clock::now();
+    volatile int32_t sink = int8_mac_chains(iterations);
+    (void)sink;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, iterations * 6.0 * 32.0 / s / 1e9);
+    if (s >= seconds / 10) {
+      for (int r = 0; r < 5; ++r) {
+        const auto again = std::chrono::steady_clock::now();
+        volatile int32_t more = int8_mac_chains(iterations);
+        (void)more;
+        best = std::max(best, iterations * 6.0 * 32.0 /
+                                  std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count() / 1e9);
+      }
+      return best;
+    }
+    iterations *= 2;
   }
 }
 

@@ -24,15 +24,26 @@
 // |wq - w_zp| <= 255, so |acc| <= 65025 K, which fits int32 for K <= 33025; larger K is
 // rejected rather than allowed to wrap.
 //
-// Two paths compute (1), and the tests hold them equal bit for bit (test_kernels):
-//   portable  the loops below, the specification;
-//   avx2      the weights prepacked once (pack_weights) as int16 (wq - w_zp) in blocks of 16
-//             output channels x K pairs; activations widened to int16; vpmaddwd multiplies
-//             int16 pairs into int32 exactly (|x| <= 255, |w - w_zp| <= 255: no int16
-//             saturation is possible, unlike vpmaddubsw's u8 x s8 pairs), then
-//               acc[n] = sum_k xq[k] (wq[n][k] - w_zp[n]) - x_zp sum_k (wq[n][k] - w_zp[n]),
-//             which is (1) rearranged; each term is bounded by 65025 K like (1), so int32.
-// (1') has only the portable path: only a version-1 module on onednn asks for it.
+// Three paths compute (1), and the tests hold them equal bit for bit (test_kernels):
+//   portable    the loops below, the specification;
+//   avx2-int16  weights prepacked once (pack_weights) as int16 (wq - w_zp) in blocks of 16
+//               output channels x K pairs; activations widened to int16; vpmaddwd
+//               multiplies int16 pairs into int32 exactly (|x| <= 255, |w - w_zp| <= 255:
+//               nothing can saturate), then
+//                 acc[n] = sum_k xq[k] (wq[n][k] - w_zp[n]) - x_zp sum_k (wq[n][k] - w_zp[n]),
+//               which is (1) rearranged; each term is bounded by 65025 K like (1), so int32.
+//   avx2-int8   for 7-bit activations (0 <= xq <= 127: reduce_range, which fbgemm, x86 and
+//               onednn honour): weights prepacked as raw s8 wq in blocks of 16 channels x K
+//               quads; vpmaddubsw sums u8 x s8 pairs into int16, which cannot saturate
+//               (|2 x 127 x -128| = 32512 < 2^15), vpmaddwd by ones sums pairs of those
+//               into int32, then
+//                 acc[n] = sum_k xq[k] wq[n][k] - w_zp[n] (sum_k xq[k] - K x_zp) - x_zp sum_k wq[n][k],
+//               (1) expanded. Half the multiply instructions' companions of avx2-int16 per
+//               MAC (one broadcast and one add per 4 K instead of per 2 K) and half its weight
+//               bytes. The terms are combined in wrapping int32 arithmetic: the exact result
+//               fits int32 (bound above), so the wrapped sum is that result.
+// dynamic_linear takes avx2-int8 where the activations allow, else avx2-int16, on CPUs with
+// AVX2. (1') has only the portable path: only a version-1 module on onednn asks for it.
 #include <cstdint>
 #include <vector>
 
@@ -40,12 +51,19 @@ namespace qconform::kernels {
 
 constexpr int64_t kMaxDynamicLinearK = 33025;
 
-// The AVX2 path's weight layout (pack_weights).
+// The AVX2 paths' weight layouts (pack_weights).
 struct PackedDynamicWeights {
-  int64_t k_pairs = 0;                // ceil(K / 2)
   int64_t blocks = 0;                 // ceil(N / 16)
-  std::vector<int16_t> values;        // [block][k pair][16 channels][2], zero-padded
-  std::vector<int32_t> centered_sums; // per channel: sum_k (wq[n][k] - w_zp[n])
+  // avx2-int16
+  int64_t k_pairs = 0;                // ceil(K / 2)
+  std::vector<int16_t> values;        // [block][k pair][16 channels][2] wq - w_zp, zero-padded
+  std::vector<int32_t> centered_sums; // per channel: sum_k (wq[n][k] - w_zp[n]); 0 past N
+  // avx2-int8
+  int64_t k_quads = 0;                // ceil(K / 4)
+  std::vector<int8_t> int8_values;    // [block][k quad][16 channels][4] wq, zero-padded
+  std::vector<int32_t> sums;          // per channel: sum_k wq[n][k]; 0 past N
+  std::vector<int32_t> zero_points;   // per channel w_zp; 0 past N
+  bool has_weight_zero_points = false;
 };
 
 struct DynamicLinearWeights {
@@ -60,10 +78,10 @@ struct DynamicLinearWeights {
 // Prepares `packed` from values and zero_points, once per module (as engines prepack).
 void pack_weights(DynamicLinearWeights& w);
 
-enum class KernelPath { Portable, Avx2 };
-// The path dynamic_linear takes: AVX2 when the CPU has it (and the build is not a mutation
-// build, whose defect lives in the portable loops).
-KernelPath fastest_kernel_path();
+enum class KernelPath { Portable, Avx2Int16, Avx2Int8 };
+// Whether dynamic_linear may take the AVX2 paths: the CPU has AVX2 and the build is not a
+// mutation build (whose defect lives in the portable loops).
+bool avx2_kernels_enabled();
 
 enum class Accumulation {
   Exact,                    // (1)
@@ -83,9 +101,18 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
                     const float* bias, bool relu, float* y);
 
 // The raw int32 accumulators (1), for oracles that compare integers before the epilogue;
-// by default the portable path, the specification.
+// by default the portable path, the specification. The AVX2 paths throw std::logic_error
+// where they do not apply (no AVX2, weights not packed, (1'), avx2-int8 with an activation
+// outside 0..127).
 std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& x,
                                                  const DynamicLinearWeights& w,
                                                  KernelPath path = KernelPath::Portable);
+
+// The machine's int8 multiply-accumulate ceiling, in GMAC/s on the calling thread: AVX2's
+// exact u8 x s8 -> int32 step (vpmaddubsw, then vpmaddwd by ones, then vpaddd) in six
+// independent register chains, no memory traffic, for about `seconds`. No kernel that
+// accumulates exactly in int32 on AVX2 without VNNI can beat it; the benchmark reports the
+// integer implementation's share of it. 0 without AVX2.
+double measure_int8_mac_ceiling_gmacs(double seconds = 0.2);
 
 }  // namespace qconform::kernels

@@ -1,5 +1,6 @@
 #include "quantized/libtorch/engine.h"
 
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -24,6 +25,13 @@ std::vector<Engine> libtorch_engines() {
 }
 
 std::string libtorch_version() { return TORCH_VERSION; }
+
+void set_libtorch_threads(int threads) {
+  if (threads < 1) throw Error("thread count must be at least 1, got " + std::to_string(threads));
+  at::set_num_threads(threads);
+}
+
+int libtorch_threads() { return at::get_num_threads(); }
 
 namespace libtorch {
 

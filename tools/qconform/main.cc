@@ -9,12 +9,13 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/engines.h"
 #include "core/fixture.h"
-#include "tools/qconform/bench_lstm.h"
+#include "tools/qconform/bench.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/registry.h"
@@ -52,10 +53,11 @@ commands:
   check [NAME|PATH ...] [--store DIR] [--json OUT]
                           replay fixtures against their recorded LibTorch outputs
                           (qconform check --help)
-  bench-lstm [--reps N] [--seq-len T] [--input-size I] [--hidden-size H] [--batch B]
-                          forward time of the dynamic LSTM: integer, reference, LibTorch
-                          qnnpack and onednn, in one run (default: fastrnns' 100 x 64 x
-                          512 x 512, and miniBatch 1); a benchmark, not a test
+  bench [--variants LIST] [--batch LIST] [--threads LIST] [--impl LIST] [--json OUT] ...
+                          forward time of the dynamic modules: integer, reference, plain
+                          Eigen float and LibTorch's engines in one run, with the targets
+                          of the performance issue; a benchmark, not a test
+                          (qconform bench --help)
   help                    this text
 )";
 
@@ -130,6 +132,80 @@ struct Options {
     throw Error("missing required option " + name);
   }
 };
+
+constexpr const char* kBenchUsage = R"(usage: qconform bench [--variants LIST] [--batch LIST] [--threads LIST] [--impl LIST]
+                       [--seq-len T] [--layers L] [--input-size I] [--hidden-size H]
+                       [--reps N] [--json OUT|-]
+
+Times the forward of dynamic modules built through the module registry, every
+implementation in this process, alternating, a warm-up and then N repetitions (default
+5); prints per case the median, GMAC/s, the share of the int8 multiply-accumulate ceiling
+it measures first, and the ratio to the faster LibTorch engine; then the performance
+targets with met / NOT met. Short cases (cells, Linear) repeat each call to ~20 ms.
+
+  --variants LIST   lstm, lstm-packed, gru, gru-packed, lstm-cell, gru-cell, linear
+                    (default: all; packed = a PackedSequence of random lengths 1..T)
+  --batch LIST      miniBatch values (default 64,1)
+  --threads LIST    LibTorch's intra-op threads (default 1,2)
+  --impl LIST       integer, reference, eigen-float, libtorch[qnnpack], libtorch[onednn]
+                    (default: all)
+  --seq-len T --layers L --input-size I --hidden-size H
+                    fastrnns' seqLength, numLayers, inputSize, hiddenSize
+                    (default 100, 1, 512, 512; Linear is I -> H)
+  --json OUT        also write the results as JSON (keys per row: case, impl, threads,
+                    median_ms, gmacs, ratio_vs_best_libtorch, ...); '-' for standard
+                    output, the table then goes to standard error
+)";
+
+// Comma-separated values of `name`, or `fallback` when the option is absent.
+std::vector<std::string> list_option(const Options& options, const std::string& name,
+                                     std::vector<std::string> fallback) {
+  const auto v = options.value(name);
+  if (!v) return fallback;
+  std::vector<std::string> out;
+  std::stringstream in(*v);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  if (out.empty()) throw Error(name + " needs at least one value");
+  return out;
+}
+
+int64_t integer_value(const std::string& option, const std::string& text) {
+  size_t used = 0;
+  int64_t value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw Error(option + " expects an integer, got '" + text + "'");
+  return value;
+}
+
+BenchOptions bench_options(const Options& options) {
+  BenchOptions b;
+  b.variants = list_option(options, "--variants", b.variants);
+  b.implementations = list_option(options, "--impl", {});
+  b.batches.clear();
+  for (const auto& v : list_option(options, "--batch", {"64", "1"})) b.batches.push_back(integer_value("--batch", v));
+  b.threads.clear();
+  for (const auto& v : list_option(options, "--threads", {"1", "2"}))
+    b.threads.push_back(static_cast<int>(integer_value("--threads", v)));
+  for (int t : b.threads)
+    if (t < 1) throw Error("--threads values must be at least 1, got " + std::to_string(t));
+  const auto number = [&](const char* name, int64_t& field) {
+    if (auto v = options.value(name)) field = integer_value(name, *v);
+  };
+  number("--seq-len", b.seq_len);
+  number("--layers", b.num_layers);
+  number("--input-size", b.input_size);
+  number("--hidden-size", b.hidden_size);
+  int64_t reps = b.repetitions;
+  number("--reps", reps);
+  b.repetitions = static_cast<int>(reps);
+  b.json_path = options.value("--json");
+  return b;
+}
 
 int run_conform(const Options& options) {
   const std::string out_dir = options.value("--out").value_or("build/conformance");
@@ -288,15 +364,12 @@ int main(int argc, char** argv) {
     if (command == "report") return run_report(options);
     if (command == "fixture") return run_fixture_add(options);
     if (command == "check") return run_check(options);
-    if (command == "bench-lstm") {
-      const auto number = [&](const char* name, int64_t fallback) {
-        const auto v = options.value(name);
-        return v ? std::stoll(*v) : fallback;
-      };
-      std::vector<int64_t> batches{64, 1};
-      if (options.value("--batch")) batches = {number("--batch", 64)};
-      return bench_lstm(static_cast<int>(number("--reps", 3)), number("--seq-len", 100), number("--input-size", 512),
-                        number("--hidden-size", 512), batches);
+    if (command == "bench") {
+      if (options.flag("--help")) {
+        std::cout << kBenchUsage;
+        return 0;
+      }
+      return run_bench(bench_options(options));
     }
     if (command == "help" || command == "--help" || command == "-h") {
       std::cout << kUsage;

@@ -1,0 +1,104 @@
+// The recurrent cells on float, with ATen's vectorised gate functions. The operations and
+// their order are rnn_runner.h's template (the specification, which the error-bound type of
+// the oracles also follows); only sigmoid and tanh are evaluated differently, as ATen's CPU
+// kernels evaluate them (aten/src/ATen/cpu/vec/vec256/vec256_float.h on AVX2):
+//
+//   sigmoid(z) = 1 / ((exp(0 - z)) + 1)   exp: Sleef_expf8_u10 (1 ulp), then two roundings
+//   tanh(z)    = Sleef_tanhf8_u10(z)                                      (1 ulp)
+//
+// and, as ATen's vectorised loop does, 16 elements at a time (two vectors) with the
+// remainder of each row through the scalar forms (rnn_sigmoid, rnn_tanh: the C library's).
+// Each result is within 2 ulp of the exact function either way (the tolerance table's
+// allowance, tested in test_kernels); without AVX2 every element takes the scalar form.
+#include <vector>
+
+#include "core/float/rnn_runner.h"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#include <sleef.h>
+#endif
+
+namespace qconform {
+namespace {
+
+enum class Gate { Sigmoid, Tanh };
+
+// out[j] = f(z[j]) for j < n.
+void apply_gate(Gate gate, const float* z, int64_t n, float* out) {
+  int64_t j = 0;
+#if defined(__AVX2__)
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  const auto vector = [&](__m256 v) {
+    if (gate == Gate::Tanh) return Sleef_tanhf8_u10(v);
+    return _mm256_div_ps(one, _mm256_add_ps(Sleef_expf8_u10(_mm256_sub_ps(zero, v)), one));
+  };
+  for (; j + 16 <= n; j += 16) {
+    _mm256_storeu_ps(out + j, vector(_mm256_loadu_ps(z + j)));
+    _mm256_storeu_ps(out + j + 8, vector(_mm256_loadu_ps(z + j + 8)));
+  }
+#endif
+  for (; j < n; ++j) out[j] = gate == Gate::Tanh ? rnn_tanh(z[j]) : rnn_sigmoid(z[j]);
+}
+
+// The per-thread gate buffer: grows once, so the time loops allocate nothing after the
+// first step.
+float* gate_scratch(int64_t n) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(n)) scratch.resize(n);
+  return scratch.data();
+}
+
+}  // namespace
+
+void rnn_sigmoid_n(const float* z, int64_t n, float* out) { apply_gate(Gate::Sigmoid, z, n, out); }
+void rnn_tanh_n(const float* z, int64_t n, float* out) { apply_gate(Gate::Tanh, z, n, out); }
+
+void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const float* gh, float* h, float* c) {
+  const int64_t H = o.hidden_size, G = o.gate_size();
+  float* z = gate_scratch(2 * G);
+  float* g = z + G;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* a = gi + r * G;
+    const float* b = gh + r * G;
+    float* hr = h + r * H;
+    switch (o.mode) {
+      case RnnMode::RNN:
+        for (int64_t j = 0; j < H; ++j) z[j] = b[j] + a[j];
+        if (o.nonlinearity == "relu")
+          for (int64_t j = 0; j < H; ++j) hr[j] = rnn_relu(z[j]);
+        else
+          apply_gate(Gate::Tanh, z, H, hr);
+        break;
+      case RnnMode::LSTM: {
+        float* cr = c + r * H;
+        for (int64_t j = 0; j < G; ++j) z[j] = b[j] + a[j];
+        // Gate order i, f, g, o: sigmoid, sigmoid, tanh, sigmoid.
+        apply_gate(Gate::Sigmoid, z, 2 * H, g);
+        apply_gate(Gate::Tanh, z + 2 * H, H, g + 2 * H);
+        apply_gate(Gate::Sigmoid, z + 3 * H, H, g + 3 * H);
+        const float *in_gate = g, *forget_gate = g + H, *cell_gate = g + 2 * H, *out_gate = g + 3 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const float forget_part = forget_gate[j] * cr[j];
+          const float input_part = in_gate[j] * cell_gate[j];
+          cr[j] = forget_part + input_part;
+        }
+        apply_gate(Gate::Tanh, cr, H, z);  // z is free again: tanh(c')
+        for (int64_t j = 0; j < H; ++j) hr[j] = out_gate[j] * z[j];
+        break;
+      }
+      case RnnMode::GRU: {
+        for (int64_t j = 0; j < 2 * H; ++j) z[j] = b[j] + a[j];
+        apply_gate(Gate::Sigmoid, z, 2 * H, g);  // reset, update
+        const float *reset_gate = g, *update_gate = g + H;
+        for (int64_t j = 0; j < H; ++j) z[j] = a[2 * H + j] + b[2 * H + j] * reset_gate[j];
+        float* new_gate = g + 2 * H;
+        apply_gate(Gate::Tanh, z, H, new_gate);
+        for (int64_t j = 0; j < H; ++j) hr[j] = (hr[j] - new_gate[j]) * update_gate[j] + new_gate[j];
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace qconform

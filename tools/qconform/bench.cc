@@ -1,0 +1,394 @@
+// `qconform bench` (tools/qconform/bench.h). Cases are built through the module registry
+// (the same float modules, qconfigs and conversions as the conformance suite), at sizes
+// named after the seed's fastrnns factory: seqLength, numLayers, inputSize, hiddenSize,
+// miniBatch. Every implementation of a case runs in this process, alternating repetition by
+// repetition so that frequency or cache drifts hit all alike; the median is reported.
+#include "tools/qconform/bench.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/float/linear.h"
+#include "core/float/rnn.h"
+#include "core/registry.h"
+#include "quantized/kernels/dynamic_gemm.h"
+#include "quantized/libtorch/engine.h"
+
+namespace qconform {
+namespace {
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+struct Variant {
+  std::string name;
+  std::string kind;  // registry key
+  bool packed = false;
+};
+
+const std::vector<Variant>& variants() {
+  static const std::vector<Variant> v{
+      {"lstm", "dynamic.LSTM"},          {"lstm-packed", "dynamic.LSTM", true},
+      {"gru", "dynamic.GRU"},            {"gru-packed", "dynamic.GRU", true},
+      {"lstm-cell", "dynamic.LSTMCell"}, {"gru-cell", "dynamic.GRUCell"},
+      {"linear", "dynamic.Linear"},
+  };
+  return v;
+}
+
+// The integer implementation follows the onednn profile: the targets compare it with
+// LibTorch's onednn kernels, whose numerics that profile models.
+constexpr Engine kIntegerProfile = Engine::ONEDNN;
+
+struct Implementation_ {
+  std::string name;
+  std::function<void()> run;
+  std::vector<double> ms;  // per call
+  int inner = 1;           // calls per timed repetition (short cases repeat to ~20 ms)
+  bool libtorch = false;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The plain Eigen float baseline: the float module's own weights, the recurrence written
+// directly with Eigen's GEMM and its vectorised logistic/tanh; no quantization, no
+// harness machinery. For rows of each time step `batch_sizes` (packed input: shrinking).
+struct EigenFloatRnn {
+  RnnOptions o;
+  RowMajor w_ih, w_hh;
+  Eigen::RowVectorXf b_ih, b_hh;
+  RowMajor x;  // all rows of all steps
+  std::vector<int64_t> batch_sizes;
+  RowMajor h0, c0;
+
+  void run() const {
+    const int64_t H = o.hidden_size, batch = batch_sizes.empty() ? 0 : batch_sizes[0];
+    RowMajor gi = x * w_ih.transpose();
+    gi.rowwise() += b_ih;
+    RowMajor h = h0, c = c0, out(x.rows(), H), gh(batch, o.gate_size()), z;
+    int64_t offset = 0;
+    for (int64_t active : batch_sizes) {
+      gh.topRows(active).noalias() = h.topRows(active) * w_hh.transpose();
+      gh.topRows(active).rowwise() += b_hh;
+      if (o.mode == RnnMode::LSTM) {
+        z = gh.topRows(active) + gi.middleRows(offset, active);
+        auto i = z.leftCols(H).array().logistic();
+        auto f = z.middleCols(H, H).array().logistic();
+        auto g = z.middleCols(2 * H, H).array().tanh();
+        auto og = z.rightCols(H).array().logistic();
+        c.topRows(active).array() = f * c.topRows(active).array() + i * g;
+        h.topRows(active).array() = og * c.topRows(active).array().tanh();
+      } else {  // GRU
+        const auto a = gi.middleRows(offset, active);
+        const auto b = gh.topRows(active);
+        z = (b.leftCols(2 * H) + a.leftCols(2 * H)).array().logistic().matrix();
+        const RowMajor n = (a.rightCols(H).array() + b.rightCols(H).array() * z.leftCols(H).array()).tanh().matrix();
+        h.topRows(active).array() = (h.topRows(active).array() - n.array()) * z.rightCols(H).array() + n.array();
+      }
+      out.middleRows(offset, active) = h.topRows(active);
+      offset += active;
+    }
+    volatile float sink = out.size() ? out(0, 0) : 0.0f;
+    (void)sink;
+  }
+};
+
+EigenFloatRnn eigen_float_rnn(const FloatRNN& module, const ModuleInput& input) {
+  const RnnOptions& o = module.options();
+  if (o.num_layers != 1 || o.bidirectional)
+    throw Error("the Eigen float baseline covers one unidirectional layer (--layers 1)");
+  const RnnParameters& p = module.parameters().at(0);
+  const auto matrix = [](const Tensor& t, int64_t rows, int64_t cols) {
+    return RowMajor(Eigen::Map<const RowMajor>(t.data.data(), rows, cols));
+  };
+  EigenFloatRnn e;
+  e.o = o;
+  e.w_ih = matrix(p.w_ih, o.gate_size(), o.input_size);
+  e.w_hh = matrix(p.w_hh, o.gate_size(), o.hidden_size);
+  e.b_ih = matrix(*p.b_ih, 1, o.gate_size());
+  e.b_hh = matrix(*p.b_hh, 1, o.gate_size());
+  if (const auto* packed = std::get_if<PackedSequence>(&input.input)) {
+    e.x = matrix(packed->data, packed->data.size(0), o.input_size);
+    e.batch_sizes = packed->batch_sizes;
+  } else {
+    const Tensor& x = std::get<Tensor>(input.input);
+    const int64_t steps = o.cell ? 1 : x.size(0), batch = o.cell ? x.size(0) : x.size(1);
+    e.x = matrix(x, steps * batch, o.input_size);
+    e.batch_sizes.assign(steps, batch);
+  }
+  const int64_t batch = e.batch_sizes.at(0);
+  e.h0 = input.hidden ? matrix(input.hidden->h, batch, o.hidden_size) : RowMajor::Zero(batch, o.hidden_size);
+  e.c0 = input.hidden && input.hidden->c ? matrix(*input.hidden->c, batch, o.hidden_size)
+                                         : RowMajor::Zero(batch, o.hidden_size);
+  return e;
+}
+
+struct BenchCase {
+  std::string label;
+  Variant variant;
+  int64_t batch;
+  double macs = 0;
+  Case source;
+};
+
+BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOptions& options) {
+  const ModuleKind& kind = module_kind(variant.kind);
+  CaseConfig config;
+  config.data_seed = 20240 + batch;
+  config.style = InputStyle::Normal;
+  BenchCase c{"", variant, batch, 0, {}};
+  const int64_t I = options.input_size, H = options.hidden_size;
+  char label[160];
+  if (variant.kind == "dynamic.Linear") {
+    config.values = {{"batch", batch}, {"in_features", I}, {"out_features", H}, {"bias", 1},
+                     {"per_channel", 0}, {"leading_dim", 1}};
+    c.macs = double(batch) * I * H;
+    std::snprintf(label, sizeof label, "Linear B=%ld in=%ld out=%ld", long(batch), long(I), long(H));
+  } else {
+    const bool cell = variant.kind.find("Cell") != std::string::npos;
+    const int64_t gates = variant.kind.find("LSTM") != std::string::npos ? 4 : 3;
+    config.values = {{"batch", batch}, {"input_size", I}, {"hidden_size", H}, {"hidden_given", 1}, {"weight", 0}};
+    if (cell) {
+      c.macs = double(batch) * gates * H * (I + H);
+      std::snprintf(label, sizeof label, "%s B=%ld I=%ld H=%ld", kind.float_name.c_str(), long(batch), long(I), long(H));
+    } else {
+      config.values.insert({{"seq_len", options.seq_len}, {"num_layers", options.num_layers}, {"bidirectional", 0},
+                            {"batch_first", 0}, {"packed", variant.packed ? 1 : 0}});
+      std::snprintf(label, sizeof label, "%s%s T=%ld B=%ld I=%ld H=%ld L=%ld", kind.float_name.c_str(),
+                    variant.packed ? " packed" : "", long(options.seq_len), long(batch), long(I), long(H),
+                    long(options.num_layers));
+    }
+  }
+  c.label = label;
+  c.source = kind.make_case(config);
+  if (variant.kind != "dynamic.Linear" && variant.kind.find("Cell") == std::string::npos) {
+    // Rows actually computed: a packed batch's sequences have random lengths 1..T.
+    const RnnOptions& o = dynamic_cast<const FloatRNN&>(*c.source.float_module).options();
+    int64_t rows = options.seq_len * batch;
+    if (const auto* packed = std::get_if<PackedSequence>(&c.source.input.input)) rows = packed->data.size(0);
+    const int64_t gates = o.gate_size();
+    c.macs = double(rows) * gates * (o.input_size + o.hidden_size) +
+             double(options.num_layers - 1) * rows * gates * (2.0 * o.hidden_size);
+  }
+  return c;
+}
+
+std::vector<Implementation_> implementations_for(BenchCase& c, const BenchOptions& options) {
+  const ModuleKind& kind = module_kind(c.variant.kind);
+  const Module& float_module = *c.source.float_module;
+  const ModuleInput& input = c.source.input;
+  const auto wanted = [&](const std::string& name) {
+    return options.implementations.empty() ||
+           std::find(options.implementations.begin(), options.implementations.end(), name) !=
+               options.implementations.end();
+  };
+  std::vector<Implementation_> out;
+  const auto module_run = [&](const std::string& name, ConversionTarget target, bool libtorch) {
+    if (!wanted(name)) return;
+    std::shared_ptr<Module> module = convert_from_float(kind, float_module, target);
+    out.push_back({name, [module, &input] { (*module)(input); }, {}, 1, libtorch});
+  };
+  module_run("integer", {Implementation::Quantized, kIntegerProfile}, false);
+  module_run("reference", {Implementation::Reference, kIntegerProfile}, false);
+  if (wanted("eigen-float")) {
+    if (c.variant.kind == "dynamic.Linear") {
+      const auto& linear = dynamic_cast<const FloatLinear&>(float_module);
+      const Tensor& x = std::get<Tensor>(input.input);
+      auto w = std::make_shared<RowMajor>(Eigen::Map<const RowMajor>(linear.weight().data.data(), options.hidden_size, options.input_size));
+      auto b = std::make_shared<Eigen::RowVectorXf>(Eigen::Map<const Eigen::RowVectorXf>(linear.bias()->data.data(), options.hidden_size));
+      auto xm = std::make_shared<RowMajor>(Eigen::Map<const RowMajor>(x.data.data(), c.batch, options.input_size));
+      out.push_back({"eigen-float", [w, b, xm] {
+                       RowMajor y = *xm * w->transpose();
+                       y.rowwise() += *b;
+                       volatile float sink = y(0, 0);
+                       (void)sink;
+                     }, {}, 1, false});
+    } else if (options.num_layers == 1) {
+      auto e = std::make_shared<EigenFloatRnn>(eigen_float_rnn(dynamic_cast<const FloatRNN&>(float_module), input));
+      out.push_back({"eigen-float", [e] { e->run(); }, {}, 1, false});
+    }
+  }
+  for (Engine engine : libtorch_engines())
+    module_run("libtorch[" + to_string(engine) + "]", {Implementation::LibTorch, engine}, true);
+  return out;
+}
+
+struct Row {
+  std::string case_label, variant, impl;
+  int64_t batch;
+  int threads;
+  double median_ms, gmacs, ratio_vs_best_libtorch, fraction_of_ceiling;
+};
+
+struct Target {
+  std::string text;
+  double measured, limit;
+  bool at_most;  // measured <= limit, else >=
+  bool met() const { return at_most ? measured <= limit : measured >= limit; }
+};
+
+const Row* find_row(const std::vector<Row>& rows, const std::string& variant, int64_t batch, const std::string& impl) {
+  for (const Row& r : rows)
+    if (r.threads == 1 && r.variant == variant && r.batch == batch && r.impl == impl) return &r;
+  return nullptr;
+}
+
+// The targets, where this run measured both sides (one thread).
+std::vector<Target> targets(const std::vector<Row>& rows, const BenchOptions& options) {
+  std::vector<Target> out;
+  const bool fastrnns = options.seq_len == 100 && options.input_size == 512 && options.hidden_size == 512 &&
+                        options.num_layers == 1;
+  const auto ratio = [&](const char* text, const char* variant, int64_t batch, const char* a, const char* b,
+                         double limit) {
+    const Row *ra = find_row(rows, variant, batch, a), *rb = find_row(rows, variant, batch, b);
+    if (ra && rb) out.push_back({text, ra->median_ms / rb->median_ms, limit, true});
+  };
+  if (fastrnns) {
+    ratio("integer LSTM (fastrnns default) time / libtorch[onednn]", "lstm", 64, "integer", "libtorch[onednn]", 0.8);
+    if (const Row* r = find_row(rows, "lstm", 64, "integer"))
+      if (r->fraction_of_ceiling > 0)
+        out.push_back({"integer LSTM (fastrnns default) GMAC/s / int8 MAC ceiling", r->fraction_of_ceiling, 0.7, false});
+    ratio("integer LSTM miniBatch 1 time / libtorch[onednn]", "lstm", 1, "integer", "libtorch[onednn]", 1.0);
+    ratio("reference LSTM (fastrnns default) time / eigen-float", "lstm", 64, "reference", "eigen-float", 1.5);
+    ratio("integer Linear 512x512 B=64 time / libtorch[onednn]", "linear", 64, "integer", "libtorch[onednn]", 0.8);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> bench_variant_names() {
+  std::vector<std::string> names;
+  for (const Variant& v : variants()) names.push_back(v.name);
+  return names;
+}
+
+std::vector<std::string> bench_implementation_names() {
+  std::vector<std::string> names{"integer", "reference", "eigen-float"};
+  for (Engine engine : libtorch_engines()) names.push_back("libtorch[" + to_string(engine) + "]");
+  return names;
+}
+
+int run_bench(const BenchOptions& options) {
+  const auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  std::vector<Variant> chosen;
+  for (const std::string& name : options.variants) {
+    auto it = std::find_if(variants().begin(), variants().end(), [&](const Variant& v) { return v.name == name; });
+    if (it == variants().end())
+      throw Error("unknown variant '" + name + "' (variants: " + join(bench_variant_names()) + ")");
+    chosen.push_back(*it);
+  }
+  const std::vector<std::string> known = bench_implementation_names();
+  for (const std::string& name : options.implementations)
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      throw Error("unknown implementation '" + name + "' (implementations: " + join(known) + ")");
+  if (options.repetitions < 1) throw Error("--reps must be at least 1");
+  for (int64_t b : options.batches)
+    if (b < 1) throw Error("--batch values must be at least 1, got " + std::to_string(b));
+  for (int64_t size : {options.seq_len, options.num_layers, options.input_size, options.hidden_size})
+    if (size < 1) throw Error("--seq-len, --layers, --input-size and --hidden-size must be at least 1");
+
+  // With --json -, the JSON owns standard output and the table goes to standard error.
+  FILE* table = options.json_path && *options.json_path == "-" ? stderr : stdout;
+  const int previous_threads = libtorch_threads();
+  const double ceiling = kernels::measure_int8_mac_ceiling_gmacs();
+  std::fprintf(table, "qconform bench: dynamic modules, forward; median of %d after a warm-up; implementations "
+              "alternate repetition by repetition\n",
+              options.repetitions);
+  std::fprintf(table, "int8 multiply-accumulate ceiling (AVX2 vpmaddubsw+vpmaddwd+vpaddd chains, one thread): %.1f GMAC/s\n",
+              ceiling);
+  std::fprintf(table, "integer = the harness's integer implementation, %s profile; its kernels run on one thread at "
+              "every --threads (LibTorch's use at::set_num_threads)\n",
+              to_string(kIntegerProfile).c_str());
+
+  std::vector<Row> rows;
+  for (const Variant& variant : chosen)
+    for (int64_t batch : options.batches) {
+      BenchCase c = make_bench_case(variant, batch, options);
+      std::vector<Implementation_> impls = implementations_for(c, options);
+      for (int threads : options.threads) {
+        set_libtorch_threads(threads);
+        for (auto& impl : impls) {  // warm-up, and calls per repetition for short cases
+          impl.ms.clear();
+          const auto start = std::chrono::steady_clock::now();
+          impl.run();
+          const double once = elapsed_ms(start);
+          impl.inner = once >= 20 ? 1 : static_cast<int>(std::min(10000.0, std::ceil(20 / std::max(once, 1e-3))));
+        }
+        for (int r = 0; r < options.repetitions; ++r)
+          for (auto& impl : impls) {
+            const auto start = std::chrono::steady_clock::now();
+            for (int i = 0; i < impl.inner; ++i) impl.run();
+            impl.ms.push_back(elapsed_ms(start) / impl.inner);
+          }
+        double best_libtorch = 0;
+        for (const auto& impl : impls)
+          if (impl.libtorch && (best_libtorch == 0 || median(impl.ms) < best_libtorch)) best_libtorch = median(impl.ms);
+        std::fprintf(table, "\n%s, threads %d (%.3f GMAC per forward)\n", c.label.c_str(), threads, c.macs / 1e9);
+        std::fprintf(table, "  %-20s %12s %9s %11s %14s\n", "implementation", "median ms", "GMAC/s", "of ceiling",
+                    "vs best LibTorch");
+        for (const auto& impl : impls) {
+          const double m = median(impl.ms);
+          const double gmacs = c.macs / 1e9 / (m / 1e3);
+          const double of_ceiling = ceiling > 0 ? gmacs / (ceiling * threads) : 0;
+          const double ratio = best_libtorch > 0 ? m / best_libtorch : 0;
+          rows.push_back({c.label, variant.name, impl.name, batch, threads, m, gmacs, ratio, of_ceiling});
+          std::fprintf(table, "  %-20s %12.3f %9.2f %10.0f%% %13.2fx\n", impl.name.c_str(), m, gmacs, 100 * of_ceiling, ratio);
+        }
+        std::fflush(table);
+      }
+    }
+  set_libtorch_threads(previous_threads);
+
+  const std::vector<Target> met = targets(rows, options);
+  if (!met.empty()) {
+    std::fprintf(table, "\ntargets (one thread, this run)\n");
+    for (const Target& t : met)
+      std::fprintf(table, "  %-62s %6.2f  (%s %.2f)  %s\n", t.text.c_str(), t.measured, t.at_most ? "<=" : ">=", t.limit,
+                  t.met() ? "met" : "NOT met");
+  }
+  if (options.json_path) {
+    nlohmann::json j;
+    j["int8_mac_ceiling_gmacs"] = ceiling;
+    j["integer_profile"] = to_string(kIntegerProfile);
+    j["repetitions"] = options.repetitions;
+    j["results"] = nlohmann::json::array();
+    for (const Row& r : rows)
+      j["results"].push_back({{"case", r.case_label}, {"variant", r.variant}, {"batch", r.batch},
+                              {"threads", r.threads}, {"impl", r.impl}, {"median_ms", r.median_ms},
+                              {"gmacs", r.gmacs}, {"ratio_vs_best_libtorch", r.ratio_vs_best_libtorch},
+                              {"fraction_of_ceiling", r.fraction_of_ceiling}});
+    j["targets"] = nlohmann::json::array();
+    for (const Target& t : met)
+      j["targets"].push_back({{"target", t.text}, {"measured", t.measured}, {"limit", t.limit},
+                              {"comparison", t.at_most ? "<=" : ">="}, {"met", t.met()}});
+    if (*options.json_path == "-") {
+      std::cout << j.dump(2) << "\n";
+    } else {
+      write_file_atomically(*options.json_path, j.dump(2) + "\n", "benchmark results");
+      std::fprintf(table, "\nwrote %s\n", options.json_path->c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace qconform
