@@ -48,7 +48,7 @@ const std::vector<Variant>& variants() {
 // LibTorch's onednn kernels, whose numerics that profile models.
 constexpr Engine kIntegerProfile = Engine::ONEDNN;
 
-struct Implementation_ {
+struct TimedImplementation {
   std::string name;
   std::function<void()> run;
   std::vector<double> ms;  // per call
@@ -188,7 +188,7 @@ BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOpti
   return c;
 }
 
-std::vector<Implementation_> implementations_for(BenchCase& c, const BenchOptions& options) {
+std::vector<TimedImplementation> implementations_for(BenchCase& c, const BenchOptions& options) {
   const ModuleKind& kind = module_kind(c.variant.kind);
   const Module& float_module = *c.source.float_module;
   const ModuleInput& input = c.source.input;
@@ -197,7 +197,7 @@ std::vector<Implementation_> implementations_for(BenchCase& c, const BenchOption
            std::find(options.implementations.begin(), options.implementations.end(), name) !=
                options.implementations.end();
   };
-  std::vector<Implementation_> out;
+  std::vector<TimedImplementation> out;
   const auto module_run = [&](const std::string& name, ConversionTarget target, bool libtorch) {
     if (!wanted(name)) return;
     std::shared_ptr<Module> module = convert_from_float(kind, float_module, target);
@@ -324,7 +324,7 @@ int run_bench(const BenchOptions& options) {
   for (const Variant& variant : chosen)
     for (int64_t batch : options.batches) {
       BenchCase c = make_bench_case(variant, batch, options);
-      std::vector<Implementation_> impls = implementations_for(c, options);
+      std::vector<TimedImplementation> impls = implementations_for(c, options);
       for (int threads : options.threads) {
         set_libtorch_threads(threads);
         for (auto& impl : impls) {  // warm-up, and calls per repetition for short cases
