@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/quantize.h"
 
@@ -72,8 +73,7 @@ void values_min_max(const float* x, int64_t n, float* min, float* max) {
   *min = 0.0f;
   *max = 0.0f;
   if (n == 0) return;
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2 && n >= 8 && min_max_without_nan(x, n, min, max)) return;
+  if (cpu_has_avx2() && n >= 8 && min_max_without_nan(x, n, min, max)) return;
   *min = *max = x[0];
   for (int64_t i = 0; i < n; ++i) {
     *min = nan_min(*min, x[i]);

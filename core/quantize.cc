@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/cpu.h"
 #include "core/error.h"
 
 namespace qconform {
@@ -91,11 +92,6 @@ __attribute__((target("avx2"))) void quantize_eight(const float* x, __m256 inver
   q = _mm256_blendv_epi8(q, _mm256_set1_epi32(std::numeric_limits<int32_t>::min()), _mm256_castps_si256(beyond_int64));
   q = _mm256_min_epi32(_mm256_max_epi32(q, quant_min), quant_max);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), q);
-}
-
-bool cpu_has_avx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2;
 }
 
 }  // namespace

@@ -10,11 +10,13 @@
 #include <cstring>
 #include <limits>
 
+#include "core/cpu.h"
 #include "core/float/rnn_runner.h"
 #include "core/quantize.h"
 #include "quantized/kernels/dynamic_gemm.h"
 
 using namespace qconform::kernels;
+using qconform::cpu_has_avx2;
 
 namespace {
 
@@ -48,8 +50,6 @@ GemmCase gemm_case(int64_t rows, int64_t k, int64_t n, bool extreme, bool seven_
   pack_weights(c.w);
   return c;
 }
-
-bool cpu_has_avx2() { return __builtin_cpu_supports("avx2"); }
 
 void check_paths_agree(const GemmCase& c, bool seven_bit) {
   if (!cpu_has_avx2()) RC_DISCARD("no AVX2 on this CPU");

@@ -9,6 +9,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "core/cpu.h"
+
 namespace qconform::kernels {
 namespace {
 
@@ -93,20 +95,21 @@ std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x
   const size_t needed = static_cast<size_t>(x.rows * k_quads * 4);
   if (scratch.size() < needed) scratch.resize(needed);
   if (row_terms.size() < static_cast<size_t>(x.rows)) row_terms.resize(x.rows);
-  uint32_t outside = 0;  // any bit above the low 7: a value outside 0..127
   for (int64_t row = 0; row < x.rows; ++row) {
     uint8_t* out = scratch.data() + row * k_quads * 4;
     const int32_t* in = x.values + row * k;
     int32_t sum = 0;
+    uint32_t outside = 0;  // any bit above the low 7: a value outside 0..127
     for (int64_t i = 0; i < k; ++i) {
       outside |= static_cast<uint32_t>(in[i]) & ~uint32_t{127};
       out[i] = static_cast<uint8_t>(in[i]);
       sum += in[i];
     }
+    // 8-bit activations usually show in the first row: stop there rather than convert all.
+    if (outside) return std::nullopt;
     for (int64_t i = k; i < k_quads * 4; ++i) out[i] = 0;
     row_terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;  // |.| <= 255 K: int32
   }
-  if (outside) return std::nullopt;
   return Int8Activations{scratch.data(), row_terms.data()};
 }
 
@@ -322,8 +325,7 @@ bool avx2_kernels_enabled() {
 #if defined(QCONFORM_MUTATION_DROP_ZERO_POINT) || defined(QCONFORM_MUTATION_ROUND_HALF_AWAY)
   return false;
 #else
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2;
+  return cpu_has_avx2();
 #endif
 }
 
@@ -337,7 +339,7 @@ std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& 
   if (path != KernelPath::Portable) {
     // Checked here rather than through avx2_kernels_enabled, so that the tests exercise the
     // AVX2 paths in mutation builds too.
-    if (w.packed.values.empty() || x.accumulation != Accumulation::Exact || !__builtin_cpu_supports("avx2"))
+    if (w.packed.values.empty() || x.accumulation != Accumulation::Exact || !cpu_has_avx2())
       throw std::logic_error("dynamic_linear_accumulators: the AVX2 paths need packed weights, exact "
                              "accumulation and an AVX2 CPU");
     if (path == KernelPath::Avx2Int16) {
@@ -426,27 +428,20 @@ __attribute__((target("avx2"), noinline)) int32_t int8_mac_chains(int64_t iterat
 }  // namespace
 
 double measure_int8_mac_ceiling_gmacs(double seconds) {
-  if (!__builtin_cpu_supports("avx2")) return 0;
-  int64_t iterations = 1 << 16;
-  double best = 0;
-  for (;;) {  // grow until one run lasts a tenth of the budget, then keep the best of a few
+  if (!cpu_has_avx2()) return 0;
+  const auto timed = [](int64_t iterations, double* elapsed) {
     const auto start = std::chrono::steady_clock::now();
     volatile int32_t sink = int8_mac_chains(iterations);
     (void)sink;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, iterations * 6.0 * 32.0 / s / 1e9);
-    if (s >= seconds / 10) {
-      for (int r = 0; r < 5; ++r) {
-        const auto again = std::chrono::steady_clock::now();
-        volatile int32_t more = int8_mac_chains(iterations);
-        (void)more;
-        best = std::max(best, iterations * 6.0 * 32.0 /
-                                  std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count() / 1e9);
-      }
-      return best;
-    }
-    iterations *= 2;
-  }
+    *elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return iterations * 6.0 * 32.0 / *elapsed / 1e9;
+  };
+  // Grow until one run lasts a tenth of the budget, then keep the best of a few more.
+  int64_t iterations = 1 << 16;
+  double elapsed = 0, best = timed(iterations, &elapsed);
+  while (elapsed < seconds / 10) best = std::max(best, timed(iterations *= 2, &elapsed));
+  for (int r = 0; r < 5; ++r) best = std::max(best, timed(iterations, &elapsed));
+  return best;
 }
 
 }  // namespace qconform::kernels

@@ -161,10 +161,8 @@ BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOpti
     std::snprintf(label, sizeof label, "Linear B=%ld in=%ld out=%ld", long(batch), long(I), long(H));
   } else {
     const bool cell = variant.kind.find("Cell") != std::string::npos;
-    const int64_t gates = variant.kind.find("LSTM") != std::string::npos ? 4 : 3;
     config.values = {{"batch", batch}, {"input_size", I}, {"hidden_size", H}, {"hidden_given", 1}, {"weight", 0}};
     if (cell) {
-      c.macs = double(batch) * gates * H * (I + H);
       std::snprintf(label, sizeof label, "%s B=%ld I=%ld H=%ld", kind.float_name.c_str(), long(batch), long(I), long(H));
     } else {
       config.values.insert({{"seq_len", options.seq_len}, {"num_layers", options.num_layers}, {"bidirectional", 0},
@@ -176,14 +174,14 @@ BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOpti
   }
   c.label = label;
   c.source = kind.make_case(config);
-  if (variant.kind != "dynamic.Linear" && variant.kind.find("Cell") == std::string::npos) {
-    // Rows actually computed: a packed batch's sequences have random lengths 1..T.
-    const RnnOptions& o = dynamic_cast<const FloatRNN&>(*c.source.float_module).options();
-    int64_t rows = options.seq_len * batch;
+  if (const auto* rnn = dynamic_cast<const FloatRNN*>(c.source.float_module.get())) {
+    // Rows actually computed (a packed batch's sequences have random lengths 1..T), each
+    // projected onto the gates from its input and its hidden state, in every layer.
+    const RnnOptions& o = rnn->options();
+    int64_t rows = o.cell ? batch : options.seq_len * batch;
     if (const auto* packed = std::get_if<PackedSequence>(&c.source.input.input)) rows = packed->data.size(0);
-    const int64_t gates = o.gate_size();
-    c.macs = double(rows) * gates * (o.input_size + o.hidden_size) +
-             double(options.num_layers - 1) * rows * gates * (2.0 * o.hidden_size);
+    c.macs = double(rows) * o.gate_size() *
+             ((o.input_size + o.hidden_size) + double(o.num_layers - 1) * 2.0 * o.hidden_size);
   }
   return c;
 }
