@@ -44,10 +44,12 @@ std::string Module::repr() const { return name() + "(" + extra_repr() + ")"; }
 ModuleOutput Module::operator()(const ModuleInput& input) {
   // Copy the tables first: a hook may remove itself or register another while running,
   // and PyTorch iterates a snapshot (list(...values())) as well.
+  // The input is copied only when a pre-hook replaces it (an LSTM's input is megabytes).
   const auto pre_hooks = hooks_->pre_hooks;
-  ModuleInput current = input;
+  std::optional<ModuleInput> replaced_input;
   for (const auto& [id, hook] : pre_hooks)
-    if (auto replaced = hook(*this, current)) current = std::move(*replaced);
+    if (auto replaced = hook(*this, replaced_input ? *replaced_input : input)) replaced_input = std::move(*replaced);
+  const ModuleInput& current = replaced_input ? *replaced_input : input;
   ModuleOutput output = forward(current);
   const auto hooks = hooks_->hooks;
   for (const auto& [id, hook] : hooks)

@@ -108,7 +108,8 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const std::vect
   RnnRun<T> run;
   run.h_n.resize(o.parameter_sets() * batch * H);
   if (lstm) run.c_n.resize(o.parameter_sets() * batch * H);
-  std::vector<T> layer_input = data;
+  std::vector<T> layer_output_storage;  // the previous layer's output, once there is one
+  const T* layer_input = data.data();
   // The input projections of all steps (rows x gate_size: 52 MB at fastrnns' size) go to a
   // per-thread buffer that only grows: a fresh allocation that large is mapped and zeroed by
   // the kernel on every forward (measured: ~8% of the integer LSTM's time).
@@ -121,7 +122,7 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const std::vect
     std::vector<T> layer_output(rows * D * H);
     for (int64_t d = 0; d < D; ++d) {
       const int64_t set = layer * D + d;
-      projections.project_input(set, layer_input.data(), rows, in, gi);
+      projections.project_input(set, layer_input, rows, in, gi);
       std::copy(h0.begin() + set * batch * H, h0.begin() + (set + 1) * batch * H, h.begin());
       if (lstm) std::copy(c0.begin() + set * batch * H, c0.begin() + (set + 1) * batch * H, c.begin());
       T* h_final = run.h_n.data() + set * batch * H;
@@ -153,10 +154,11 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const std::vect
         if (lstm) std::copy(c.begin(), c.begin() + batch * H, c_final);
       }
     }
-    layer_input = std::move(layer_output);
+    layer_output_storage = std::move(layer_output);
+    layer_input = layer_output_storage.data();
     in = D * H;
   }
-  run.output = std::move(layer_input);
+  run.output = o.num_layers > 0 ? std::move(layer_output_storage) : data;
   return run;
 }
 
