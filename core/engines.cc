@@ -100,15 +100,13 @@ std::vector<EngineOpRule> make_table() {
                   true, true, /*pairwise_int16_saturation_verified=*/true, false,
                   "u8 x s8 pairs summed in int16 (vpmaddubsw, saturating) without VNNI: static "
                   "activations calibrated to all 8 bits can saturate, 7-bit ones cannot. The "
-                  "float epilogue (static_gemm.h FloatEpilogue) is bit-exact with LibTorch in a "
-                  "fresh process (1,499 of 1,500 random Python cases over output scales 1e-6..1e2, "
-                  "the other an int16 saturation); inside a long run LibTorch's own answers change "
-                  "with earlier calls (off by up to 255; gone with ideep's LRU_CACHE_CAPACITY=1), "
-                  "so the agreement oracle judges such cases on a fresh-process rerun. Not "
-                  "modelled yet: LinearReLU differs by one quantum at a tie even history-free "
-                  "(batch=8 bias=0 full_range=0 in_features=12 out_features=2 per_channel=0 "
-                  "seed=270945 style=ties: 80 vs LibTorch's 81), so no integer implementation",
-                  Requantization::NotModelled});
+                  "float epilogue (static_gemm.h FloatEpilogue: ideep's reciprocal scales, the "
+                  "bias added in the accumulator's units) is bit-exact with LibTorch in a fresh "
+                  "process (60,000 random Python Linear/LinearReLU cases, ties included); inside "
+                  "a long run LibTorch's own answers change with earlier calls (off by up to 255; "
+                  "gone with ideep's LRU_CACHE_CAPACITY=1), so the agreement oracle judges such "
+                  "cases on a fresh-process rerun",
+                  Requantization::FloatEpilogue});
 
   // Static quantized::conv{1,2,3}d (quantized::conv{n}d_prepack + quantized::conv{n}d /
   // conv{n}d_relu): a static Linear per output position over the patch the kernel covers, so
@@ -152,7 +150,8 @@ std::vector<EngineOpRule> make_table() {
         conv.notes = "symmetric weights only (quint8 with zero point 0 accepted, observed live); u8 x s8 pairs "
                      "summed in int16 with saturation, paired channels-last (adjacent input channels at one "
                      "kernel position, odd counts padded): the fixtures' differences of up to 36 quanta are all "
-                     "that saturation; requantization not modelled yet (as for linear): no integer implementation";
+                     "that saturation; requantization not measured (linear's is the float epilogue): no "
+                     "integer implementation";
         break;
     }
     conv_rows.push_back(conv);

@@ -7,6 +7,7 @@
 
 #include "core/quantize.h"
 #include "core/registry.h"
+#include "oracles/agreement.h"
 #include "quantized/libtorch/static_conv.h"
 #include "quantized/libtorch/static_linear.h"
 #include "quantized/static/conv.h"
@@ -225,4 +226,18 @@ BOOST_AUTO_TEST_CASE(conv_transpose_repr_and_qnnpack_3d) {
     BOOST_TEST_MESSAGE("LibTorch qnnpack ConvTranspose3d: " << e.what());
   }
   BOOST_CHECK_MESSAGE(wrong, "LibTorch's qnnpack ConvTranspose3d now gives the right size: revisit the engine table");
+}
+
+// onednn's static LinearReLU at a rounding tie that the first model of oneDNN's epilogue
+// (scaling the bias in float after the accumulator) rounded one quantum low: harness 80,
+// LibTorch 81. With ideep's reciprocal scales and the bias in the accumulator's units
+// (static_gemm.h FloatEpilogue) every element is LibTorch's.
+BOOST_AUTO_TEST_CASE(onednn_static_linear_relu_matches_libtorch_at_a_rounding_tie) {
+  const ModuleKind& kind = module_kind("static.LinearReLU");
+  const CaseResult r = check_agreement(
+      kind, parse_pair("quantized[onednn],libtorch[onednn]"),
+      parse_case_config(kind, "batch=8 bias=0 full_range=0 in_features=12 out_features=2 per_channel=0 "
+                              "seed=270945 style=ties"));
+  BOOST_TEST(r.passed);
+  BOOST_TEST(r.exact == r.total, r.exact << "/" << r.total << " exact");
 }

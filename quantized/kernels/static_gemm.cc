@@ -14,7 +14,7 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
                    BiasOverflow bias_overflow) {
   const int64_t n_out = w.integers.out_features;
   const std::vector<int32_t> acc = dynamic_linear_accumulators(x, w.integers);  // (1) or (1')
-  const int32_t lowest = out.relu ? out.zero_point : 0;                         // (5)
+  const int32_t lowest = out.relu ? out.zero_point : 0;                         // (6)
   const auto clamp_u8 = [&](int64_t q) { return static_cast<int32_t>(std::clamp<int64_t>(q, lowest, 255)); };
 
   if (rule == Requantization::Fp32Multiplier) {
@@ -39,20 +39,26 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
         const int64_t as_int32 = (nearest >= -2147483648.0f && nearest < 2147483648.0f) ? static_cast<int64_t>(nearest)
                                                                                            : int64_t{INT32_MIN};
         const int64_t rounded = std::clamp<int64_t>(as_int32, INT16_MIN, INT16_MAX);
-        y[r * n_out + n] = clamp_u8(rounded + out.zero_point);  // (4a), (5)
+        y[r * n_out + n] = clamp_u8(rounded + out.zero_point);  // (4a), (6)
       }
     return;
   }
   if (rule == Requantization::FloatEpilogue) {
-    const float inverse_out = static_cast<float>(1.0 / out.scale);
+    // ideep's scales are reciprocals (PyTorch passes 1.0 / scale, kept as float), and its
+    // output and bias scales are formed from them in float: (2b), (3b).
+    const float inverse_x = static_cast<float>(1.0 / x_scale), inverse_y = static_cast<float>(1.0 / out.scale);
     const float zero_point = static_cast<float>(out.zero_point);
-    std::vector<float> scale(n_out);
-    for (int64_t n = 0; n < n_out; ++n) scale[n] = static_cast<float>(x_scale * w.scales[n]);  // (2b)
+    std::vector<float> bias_in_accumulator(n_out, 0.0f), multiplier(n_out);
+    for (int64_t n = 0; n < n_out; ++n) {
+      const float inverse_xw = inverse_x * static_cast<float>(1.0 / w.scales[n]);    // (2b)
+      if (bias) bias_in_accumulator[n] = bias[n] * inverse_xw;
+      multiplier[n] = inverse_y / inverse_xw;                                       // (3b)
+    }
     for (int64_t r = 0; r < x.rows; ++r)
       for (int64_t n = 0; n < n_out; ++n) {
-        const float scaled = static_cast<float>(acc[r * n_out + n]) * scale[n];    // (3b)
-        const float v = bias ? scaled + bias[n] : scaled;
-        const float shifted = v * inverse_out + zero_point;                        // (4b)
+        float v = static_cast<float>(acc[r * n_out + n]);
+        if (bias) v = v + bias_in_accumulator[n];                                   // (4b)
+        const float shifted = v * multiplier[n] + zero_point;                       // (5b)
         y[r * n_out + n] = clamp_u8(static_cast<int64_t>(std::nearbyint(std::clamp(shifted, -1e9f, 1e9f))));
       }
     return;
