@@ -143,15 +143,24 @@ std::vector<EngineOpRule> make_table() {
         conv.nonzero_weight_zero_point_rejection =
             "quantized::qconv_prepack: ONEDNN only supports symmetric quantization of weight, whose zero point "
             "must be 0.";
-        // Measured on the bundled onednn fixtures: differences of up to 36 quanta with all-8-bit
-        // activations, each within the bound once the int16 pairs are taken channels-last.
+        // Measured with plain PyTorch (scripts/onednn_static_conv.py): conv1d/2d/3d and their
+        // transposes, grouped, strided, padded, dilated, per-channel, ReLU.
         conv.pairwise_int16_saturation_verified = true;
-        conv.requantization = Requantization::NotModelled;
+        conv.grouped_conv_pairs_channel_multiple = 4;
+        conv.transposed_output_padding_rejection = "quantized::conv_prepack: ONEDNN only supports zero output_padding.";
+        conv.requantization = Requantization::FloatEpilogue;
+        conv.transposed_uncovered_outputs_unspecified =
+            "LibTorch 1.13's onednn conv_transpose leaves output positions that no input value reaches "
+            "(stride beyond the dilated kernel) with values that change from call to call (whole channel "
+            "planes at 0 or 255 instead of the bias); there the harness computes the bias, as PyTorch specifies";
         conv.notes = "symmetric weights only (quint8 with zero point 0 accepted, observed live); u8 x s8 pairs "
                      "summed in int16 with saturation, paired channels-last (adjacent input channels at one "
-                     "kernel position, odd counts padded): the fixtures' differences of up to 36 quanta are all "
-                     "that saturation; requantization not measured (linear's is the float epilogue): no "
-                     "integer implementation";
+                     "kernel position, odd counts padded), kernel positions over padding or a transposed "
+                     "convolution's gaps skipped; grouped convolutions whose per-group input or output channels "
+                     "are not multiples of 4 sum exactly (another oneDNN kernel); requantized by linear's float "
+                     "epilogue. Bit-exact on 1-d/2-d/3-d, transposed, grouped, strided, padded, dilated, "
+                     "per-channel and ReLU cases (scripts/onednn_static_conv.py). " +
+                     conv.transposed_uncovered_outputs_unspecified;
         break;
     }
     conv_rows.push_back(conv);
@@ -191,6 +200,14 @@ std::string to_string(EngineOp op) {
     case EngineOp::StaticConv: return "quantized::conv{1,2,3}d";
   }
   return "?";
+}
+
+bool conv_sums_int16_pairs(const EngineOpRule& rule, bool transposed, int64_t groups, int64_t in_per_group,
+                           int64_t out_per_group) {
+  if (!rule.pairwise_int16_saturation || !rule.pairwise_int16_saturation_verified) return false;
+  const int64_t multiple = rule.grouped_conv_pairs_channel_multiple;
+  if (transposed || groups == 1 || multiple == 0) return true;
+  return in_per_group % multiple == 0 && out_per_group % multiple == 0;
 }
 
 const std::vector<EngineOpRule>& engine_table() {

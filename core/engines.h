@@ -93,7 +93,24 @@ struct EngineOpRule {
   bool unpacks_missing_bias_as_zeros = false;
   // Transposed 3-d convolution not implemented by the engine (non-empty: why).
   std::string conv_transpose3d_rejection = "";
+  // Convolutions on an engine with pairwise_int16_saturation: its kernels pair adjacent input
+  // channels of a group at one kernel position (channels-last, an odd count padded with a
+  // zero weight) and skip the kernel positions that meet no input value (padding, a
+  // transposed convolution's inserted gaps). A grouped (not transposed) convolution sums
+  // that way only when each group's input and output channel counts are multiples of this
+  // (0: always); otherwise it accumulates exactly. Measured on onednn (docs/numerics.md).
+  int64_t grouped_conv_pairs_channel_multiple = 0;
+  // A transposed convolution with a non-zero output_padding is refused at prepack, before
+  // the weights are checked, with this message (non-empty; onednn).
+  std::string transposed_output_padding_rejection = "";
+  // LibTorch's transposed convolution leaves the output positions no input value reaches
+  // (a stride beyond the dilated kernel) unspecified: they are compared nowhere (why here).
+  std::string transposed_uncovered_outputs_unspecified = "";
 };
+
+// Whether a convolution on this engine sums int16 pairs (see grouped_conv_pairs_channel_multiple).
+bool conv_sums_int16_pairs(const EngineOpRule& rule, bool transposed, int64_t groups, int64_t in_per_group,
+                           int64_t out_per_group);
 
 const std::vector<EngineOpRule>& engine_table();
 const EngineOpRule& engine_rule(Engine engine, EngineOp op);

@@ -272,11 +272,14 @@ std::vector<Engine> static_engines(EngineOp op) {
 // One static reduction block, rows x out, in output quanta (see OutputSensitivity): x the
 // dequantized input rows (rows x K) and xq their integers, w the reference's fake-quantized
 // weight rows (out x K) and wq their integers, channel_offset the block's first output
-// channel in the weight qparams and bias.
+// channel in the weight qparams and bias. `saturation_loss` (rows x out, |exact - saturated|
+// in accumulator steps) where the saturating engine pairs the reduction otherwise than
+// adjacent K (convolutions); null: adjacent K pairs, as for Linear.
 std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const std::vector<int32_t>& xq,
                                                         const QuantParams& x_qparams, const Tensor& w,
                                                         const QTensor& wq, int64_t channel_offset,
-                                                        const std::optional<Tensor>& bias, double out_scale) {
+                                                        const std::optional<Tensor>& bias, double out_scale,
+                                                        const std::vector<int64_t>* saturation_loss = nullptr) {
   const int64_t in = w.size(1), out = w.size(0);
   const int64_t rows = in ? x.numel() / in : 0;
   const double x_scale = x_qparams.scale();
@@ -287,8 +290,14 @@ std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const s
     integers.zero_points.push_back(static_cast<int32_t>(wq.qparams.zero_point(channel_offset + n)));
   kernels::DynamicLinearActivation activation{xq.data(), rows, 1.0f, static_cast<int32_t>(x_qparams.zero_point())};
   const auto exact = kernels::dynamic_linear_accumulators(activation, integers);
-  activation.accumulation = kernels::Accumulation::PairwiseInt16Saturation;
-  const auto saturated = kernels::dynamic_linear_accumulators(activation, integers);
+  std::vector<int64_t> loss;
+  if (saturation_loss) {
+    loss = *saturation_loss;
+  } else {
+    activation.accumulation = kernels::Accumulation::PairwiseInt16Saturation;
+    const auto saturated = kernels::dynamic_linear_accumulators(activation, integers);
+    for (size_t i = 0; i < exact.size(); ++i) loss.push_back(std::abs(int64_t{exact[i]} - saturated[i]));
+  }
   std::optional<Tensor> block_bias;
   if (bias) block_bias = Tensor(Shape{out}, std::vector<float>(bias->data.begin() + channel_offset,
                                                                 bias->data.begin() + channel_offset + out));
@@ -300,7 +309,7 @@ std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const s
       s.output_scale = out_scale;
       const double unit = x_scale * wq.qparams.scale(channel_offset + n);  // one accumulator step, in real units
       s.bias_rounding = unit / 2;
-      s.saturation_loss = std::abs(static_cast<double>(exact[r * out + n]) - saturated[r * out + n]) * unit / out_scale;
+      s.saturation_loss = static_cast<double>(loss[r * out + n]) * unit / out_scale;
       if (block_bias)
         s.int32_bias_overflow = std::abs(static_cast<double>(block_bias->data[n])) / unit +
                                     std::abs(static_cast<double>(exact[r * out + n])) >= 2147483647.0;
@@ -455,8 +464,11 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
   QTensor xq = std::get<QTensor>(input.input);
   QTensor wq = reference.get_quantized_weight();
   Tensor w = reference.get_weight();
+  // The input as the int16-pair-summing engines read it: kAbsentInput where no value is.
+  std::vector<int32_t> marked = xq.values;
   if (o.transposed) {  // the stride-1 convolution that computes it (core/float/conv.h)
     Shape stretched;
+    marked = stretch_input<int32_t>(o, xq.sizes, xq.values.data(), kAbsentInput, &stretched, reference.name());
     xq.values = stretch_input<int32_t>(o, xq.sizes, xq.values.data(), static_cast<int32_t>(xq.qparams.zero_point()),
                                        &stretched, reference.name());
     xq.sizes = stretched;
@@ -466,44 +478,57 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
   const Tensor x = dequantize(xq);  // the stretch's zero points dequantize to the 0 they stand for
   const ConvGeometry g = ConvGeometry::make(o.transposed ? o.stride1_equivalent() : o, xq.sizes, reference.name());
   const int64_t positions = g.positions(), patch = g.patch(), out_per_group = g.out_channels / g.groups;
+  const int64_t in_per_group = g.in_channels / g.groups, kernel_volume = patch / in_per_group;
+  // What int16 pairs lose, in the order and with the skipped positions of the engine that
+  // sums them (onednn: engines.h grouped_conv_pairs_channel_multiple; measured there): zero
+  // where that engine sums this convolution exactly. The exact sums, magnitudes and L1 norms
+  // do not depend on the order.
+  bool pairs = false;
+  for (Engine e : all_engines())
+    pairs = pairs || conv_sums_int16_pairs(engine_rule(e, EngineOp::StaticConv), o.transposed, o.groups, in_per_group,
+                                           out_per_group);
+  const int64_t paired = paired_width(in_per_group, kernel_volume);
+  kernels::DynamicLinearWeights paired_weights{out_per_group, paired, std::vector<int32_t>(out_per_group * paired), {},
+                                               std::vector<int32_t>(out_per_group, 0), {}};
   std::vector<OutputSensitivity> result(g.batch * g.out_channels * positions);
-  // The reduction in the order a saturating engine pairs it (oneDNN runs convolutions
-  // channels-last: per kernel position the group's channels, padded to an even count, so
-  // int16 pairs are adjacent channels at one position). Measured: with im2col's order
-  // (channel-major) a onednn Conv2d fixture's saturation was mispredicted by 26 quanta;
-  // with this one every onednn fixture's difference is within the bound. The exact sums,
-  // the magnitudes and the L1 norms do not depend on the order; padding adds zeros.
-  const int64_t channels = g.in_channels / g.groups, kernel_volume = patch / channels;
-  const int64_t padded_channels = channels + channels % 2, paired = kernel_volume * padded_channels;
-  const auto channels_last = [&](const auto* row, auto pad, auto* out) {
-    for (int64_t k = 0; k < kernel_volume; ++k)
-      for (int64_t c = 0; c < padded_channels; ++c)
-        out[k * padded_channels + c] = c < channels ? row[c * kernel_volume + k] : pad;
-  };
-  QTensor wq_paired{{wq.sizes[0], paired}, std::vector<int32_t>(wq.sizes[0] * paired), wq.qparams};
-  for (int64_t n = 0; n < wq.sizes[0]; ++n)
-    channels_last(wq.values.data() + n * patch, 0, wq_paired.values.data() + n * paired);
-  Tensor patches(Shape{positions, patch}), paired_patches(Shape{positions, paired});
-  std::vector<int32_t> integer_patches(positions * patch), paired_integers(positions * paired);
-  Tensor w_group(Shape{out_per_group, paired});
+  Tensor patches(Shape{positions, patch});
+  std::vector<int32_t> integer_patches(positions * patch), marked_patches(positions * patch);
+  std::vector<int32_t> pair_values(positions * paired), present(positions * paired);
+  std::vector<int64_t> loss(positions * out_per_group, 0);
   for (int64_t image = 0; image < g.batch; ++image)
     for (int64_t group = 0; group < g.groups; ++group) {
       im2col<float>(g, x.data.data(), image, group, 0.0f, patches.data.data());
       im2col<int32_t>(g, xq.values.data(), image, group, static_cast<int32_t>(xq.qparams.zero_point()),
                       integer_patches.data());
-      for (int64_t p = 0; p < positions; ++p) {
-        channels_last(patches.data.data() + p * patch, 0.0f, paired_patches.data.data() + p * paired);
-        channels_last(integer_patches.data() + p * patch, static_cast<int32_t>(xq.qparams.zero_point()),
-                      paired_integers.data() + p * paired);
-      }
-      for (int64_t j = 0; j < out_per_group; ++j)
-        channels_last(w.data.data() + (group * out_per_group + j) * patch, 0.0f, w_group.data.data() + j * paired);
-      const auto block = static_block_sensitivity(paired_patches, paired_integers, xq.qparams, w_group, wq_paired,
-                                                  group * out_per_group, reference.bias(),
-                                                  wrapper.output_qparams().scale());
-      for (int64_t p = 0; p < positions; ++p)
+      if (pairs || o.transposed) im2col<int32_t>(g, marked.data(), image, group, kAbsentInput, marked_patches.data());
+      if (pairs) {
+        channel_pair_patches(g, marked_patches.data(), pair_values.data(), present.data());
         for (int64_t j = 0; j < out_per_group; ++j)
-          result[(image * g.out_channels + group * out_per_group + j) * positions + p] = block[p * out_per_group + j];
+          to_channel_pairs<int32_t>(in_per_group, kernel_volume, wq.values.data() + (group * out_per_group + j) * patch,
+                                    0, paired_weights.values.data() + j * paired);
+        // The zero-point term is exact on both sides: the raw values' sums differ by the loss.
+        kernels::DynamicLinearActivation raw{pair_values.data(), positions, 1.0f, 0};
+        const auto exact = kernels::dynamic_linear_accumulators(raw, paired_weights);
+        raw.accumulation = kernels::Accumulation::PairwiseInt16Saturation;
+        const auto saturated = kernels::dynamic_linear_accumulators(raw, paired_weights);
+        for (size_t i = 0; i < loss.size(); ++i) loss[i] = std::abs(int64_t{exact[i]} - saturated[i]);
+      }
+      const Tensor w_group(Shape{out_per_group, patch},
+                           std::vector<float>(w.data.begin() + group * out_per_group * patch,
+                                              w.data.begin() + (group + 1) * out_per_group * patch));
+      const auto block = static_block_sensitivity(patches, integer_patches, xq.qparams, w_group, wq,
+                                                  group * out_per_group, reference.bias(),
+                                                  wrapper.output_qparams().scale(), &loss);
+      for (int64_t p = 0; p < positions; ++p) {
+        // No input value under the kernel: the output is the bias alone.
+        const int32_t* row = marked_patches.data() + p * patch;
+        const bool unreached = o.transposed && std::all_of(row, row + patch, [](int32_t v) { return v == kAbsentInput; });
+        for (int64_t j = 0; j < out_per_group; ++j) {
+          OutputSensitivity& s = result[(image * g.out_channels + group * out_per_group + j) * positions + p];
+          s = block[p * out_per_group + j];
+          s.unreached = unreached;
+        }
+      }
     }
   return result;
 }
@@ -610,6 +635,13 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
     kind.case_parameters.push_back(
         {"output_padding", 0, 2, "extra output positions at the end (kept below max(stride, dilation))"});
     kind.per_channel_weights = false;  // PyTorch refuses per-channel weight observers for ConvTranspose
+    kind.engine_config_rule = [](const Module& reference, Engine engine) -> std::optional<std::string> {
+      const auto& conv = dynamic_cast<const ReferenceConv&>(dynamic_cast<const StaticReference&>(reference).module());
+      const std::string& message = engine_rule(engine, EngineOp::StaticConv).transposed_output_padding_rejection;
+      for (int64_t padding : conv.options().output_padding_or_zeros())
+        if (padding != 0 && !message.empty()) return message;
+      return std::nullopt;
+    };
   } else {
     kind.case_parameters.push_back(
         {"per_channel", 0, 1, "1: default_per_channel_weight_observer, else default_weight_observer"});

@@ -70,6 +70,10 @@ struct OutputSensitivity {
   // The int32 bias (bias / (x_scale * w_scale)) plus the accumulator leaves int32: an
   // engine that rounds the bias to int32 (qnnpack) clamps and wraps, as PyTorch 1.13 does.
   bool int32_bias_overflow = false;
+  // A transposed convolution's output position that no input value reaches (a stride beyond
+  // the dilated kernel): it holds the bias alone, as PyTorch specifies; an engine may leave
+  // it unspecified (engine table: transposed_uncovered_outputs_unspecified).
+  bool unreached = false;
 };
 
 // How a kind's outputs depend on its inputs, which decides the tolerance rows that apply:
@@ -127,6 +131,10 @@ struct ModuleKind {
   // A weight rule the module applies before any engine sees the weights (the dynamic RNNs'
   // dtype rule); returns the module's message when it refuses. Empty: no such rule.
   std::function<std::optional<std::string>(const QuantParams& weight_qparams)> module_weight_rule;
+  // A rule on the module's configuration that an engine checks at prepack before the weights
+  // (onednn: a transposed convolution's output_padding); returns the engine's message when
+  // it refuses. Empty: no such rule.
+  std::function<std::optional<std::string>(const Module& reference, Engine engine)> engine_config_rule;
   // false where PyTorch refuses per-channel weight observers for the module (ConvTranspose,
   // at prepare): cases draw per-tensor weights and the rejection oracle leaves per-channel
   // variants out (the eager flow's refusal is tested instead).

@@ -93,7 +93,8 @@ bool expected_engine_refusal(const ModuleKind& kind, const Side& side, const std
       0, rule.nonzero_weight_zero_point_rejection.find('{'));
   return (!rule.accepts_fp16_weights && message == rule.fp16_rejection) ||
          (!rule.non_qint8_weight_rejection.empty() && message == rule.non_qint8_weight_rejection) ||
-         (rule.requires_zero_weight_zero_point && !zp_prefix.empty() && message.rfind(zp_prefix, 0) == 0);
+         (rule.requires_zero_weight_zero_point && !zp_prefix.empty() && message.rfind(zp_prefix, 0) == 0) ||
+         (!rule.transposed_output_padding_rejection.empty() && message == rule.transposed_output_padding_rejection);
 }
 
 std::string FlatOutput::describe() const {
@@ -182,7 +183,14 @@ OutputJudge::OutputJudge(const ModuleKind& kind, const Pair& pair, const Module&
       inputs.saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
       inputs.bias_quantized = rule.requantization == Requantization::Fp32Multiplier;
     }
+    // LibTorch's own answer where its engine leaves an output unspecified (engine table).
+    for (const Side* side : {&pair.a, &pair.b})
+      if (side->implementation == Implementation::LibTorch && side->engine &&
+          !engine_rule(*side->engine, kind.engine_op).transposed_uncovered_outputs_unspecified.empty())
+        inputs.unreached_unspecified = true;
     bounds_ = element_bounds(row, inputs);
+    if (inputs.unreached_unspecified)
+      for (const auto& s : sensitivity) unspecified_.push_back(s.unreached);
   }
   if (bounds_.size() != elements)
     throw Error(kind.key + ": the bounds have " + std::to_string(bounds_.size()) + " entries for " +
@@ -233,8 +241,10 @@ void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, Cas
     const bool within = error <= bounds[i];
     if (!within) r.passed = false;
     // An infinite bound is the engine's int32 overflow (the static bias), explained as such.
-    ++r.mismatch_classes[std::isinf(bounds[i]) ? "accumulator-overflow"
-                                               : classify_mismatch(within, row.kind, ties_, saturation_, overflow_)];
+    const bool unspecified = !unspecified_.empty() && unspecified_[i];
+    ++r.mismatch_classes[unspecified            ? "engine-unspecified"
+                         : std::isinf(bounds[i]) ? "accumulator-overflow"
+                                                 : classify_mismatch(within, row.kind, ties_, saturation_, overflow_)];
   }
 }
 

@@ -46,6 +46,9 @@ FlatOutput flatten_output(const ModuleOutput& output);
 //   saturation           beyond the bound, on an engine whose int16 pair sums can
 //                        saturate with full 8-bit activations
 //   accumulator-overflow beyond the bound, with a reduction long enough to overflow int32
+//                        (or an element without bound: the engine's int32 bias overflow)
+//   engine-unspecified   an element the engine leaves unspecified (engine table: onednn's
+//                        transposed convolutions at outputs no input reaches): no bound
 //   unexplained          beyond the bound, none of the above
 std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool input_has_ties,
                               bool saturation_possible, bool accumulator_may_overflow);
@@ -101,6 +104,7 @@ class OutputJudge {
   std::vector<double> bounds_;
   double activation_scale_ = 0;
   bool ties_ = false, saturation_ = false, overflow_ = false;
+  std::vector<bool> unspecified_;  // per element: the engine leaves it unspecified (no bound)
 };
 
 // Where element `index` of a flattened output sits: "h_n[1, 0, 3]".

@@ -317,6 +317,10 @@ std::vector<RejectionOutcome> rejection_outcomes(const ModuleKind& kind, const C
       RejectionOutcome o{name, engine, "accepted", "", ""};
       if (auto rejection = weight_rejection(engine, kind.engine_op, qparams))
         o.table = to_string(rejection->step) + ": " + rejection->message;
+      // The engine checks the module's configuration before its weights (float16 weights
+      // never reach a static engine: the module refuses them first).
+      if (kind.engine_config_rule && qparams.dtype != DType::Float16)
+        if (auto refused = kind.engine_config_rule(*reference, engine)) o.table = "prepack: " + *refused;
       // A module rule comes first: the module refuses while converting, before prepacking.
       if (kind.module_weight_rule)
         if (auto refused = kind.module_weight_rule(qparams)) o.table = "prepack: " + *refused;

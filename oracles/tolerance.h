@@ -61,6 +61,7 @@ struct BoundInputs {
   double activation_scale;  // s_x of the call (0 when activations are not quantized)
   bool saturating = false;      // the engine side sums u8 x s8 pairs in int16 (static: may saturate)
   bool bias_quantized = false;  // the engine side rounds the bias to int32 (qnnpack)
+  bool unreached_unspecified = false;  // a LibTorch side leaves unreached outputs unspecified
 };
 std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& inputs);
 

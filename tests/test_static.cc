@@ -241,3 +241,108 @@ BOOST_AUTO_TEST_CASE(onednn_static_linear_relu_matches_libtorch_at_a_rounding_ti
   BOOST_TEST(r.passed);
   BOOST_TEST(r.exact == r.total, r.exact << "/" << r.total << " exact");
 }
+
+namespace {
+
+// Inputs and weights that make every u8 x s8 pair overflow int16 (2 x 200 x 100 > 32767),
+// so that each convolution below depends on how its engine forms the pairs.
+QTensor saturating_input(const Shape& shape, int64_t zero_point) {
+  QTensor x{shape, std::vector<int32_t>(numel_of(shape)), QuantParams::per_tensor(DType::QUInt8, 0.01, zero_point)};
+  for (size_t i = 0; i < x.values.size(); ++i) x.values[i] = 200 + static_cast<int32_t>(i * 7 % 56);
+  return x;
+}
+
+QTensor saturating_weight(const ConvOptions& o) {
+  const Shape shape = o.weight_shape();
+  QTensor w{shape, std::vector<int32_t>(numel_of(shape)), QuantParams::per_tensor(DType::QInt8, 0.01, 0)};
+  const int64_t per_channel = numel_of(shape) / shape[0];
+  for (size_t i = 0; i < w.values.size(); ++i)  // one sign per leading channel, 100..127
+    w.values[i] = (i / per_channel % 2 ? -1 : 1) * (100 + static_cast<int32_t>(i * 5 % 28));
+  return w;
+}
+
+}  // namespace
+
+// oneDNN's convolutions without VNNI (docs/numerics.md): int16 pairs of adjacent input
+// channels at one kernel position, padding skipped; grouped convolutions with per-group
+// channels not multiples of 4 summed exactly; transposed ones paired over the stretched
+// input, its gaps skipped. Each configuration, with every pair saturating, gives LibTorch's
+// integers (pairs in im2col's order, or padding read as the zero point, would not).
+BOOST_AUTO_TEST_CASE(onednn_conv_pairs_match_libtorch_when_every_pair_saturates) {
+  struct Config {
+    const char* what;
+    int64_t dims, in, out, kernel, stride, padding, groups;
+    bool transposed;
+  };
+  for (const Config& c : {Config{"groups 1, padded", 2, 6, 3, 3, 1, 1, 1, false},
+                          Config{"groups 1, odd channels, 1-d", 1, 5, 2, 3, 2, 2, 1, false},
+                          Config{"groups 2 of 4 in, 4 out: pairs", 2, 8, 8, 2, 1, 1, 2, false},
+                          Config{"groups 2 of 3 in, 2 out: exact", 2, 6, 4, 2, 1, 1, 2, false},
+                          Config{"3-d, padded", 3, 4, 2, 2, 1, 1, 1, false},
+                          Config{"transposed, strided, padded", 2, 6, 3, 3, 2, 1, 1, true},
+                          Config{"transposed, groups 2 of 3", 1, 6, 4, 2, 2, 0, 2, true}}) {
+    ConvOptions o = conv_options(c.dims, c.in, c.out, c.kernel, c.stride, c.padding, c.groups);
+    o.transposed = c.transposed;
+    const QTensor w = saturating_weight(o);
+    const Tensor bias(Shape{c.out}, std::vector<float>(c.out, 0.25f));
+    Shape shape{2, c.in};
+    for (int64_t d = 0; d < c.dims; ++d) shape.push_back(4);
+    const QTensor x = saturating_input(shape, 250);  // padding read as 250 would saturate too
+    QuantizedConv integer(o, w, bias, 2.5, 128, Engine::ONEDNN);
+    auto libtorch = make_libtorch_static_conv(o, w, bias, 2.5, 128, Engine::ONEDNN, false);
+    const QTensor ours = std::get<QTensor>(integer(ModuleInput{x, std::nullopt}).output);
+    const QTensor theirs = std::get<QTensor>((*libtorch)(ModuleInput{x, std::nullopt}).output);
+    int64_t differing = 0;
+    for (size_t i = 0; i < ours.values.size() && ours.sizes == theirs.sizes; ++i) differing += ours.values[i] != theirs.values[i];
+    BOOST_CHECK_MESSAGE(ours == theirs, c.what << ": " << differing << " of " << ours.values.size() << " differ");
+  }
+}
+
+// onednn refuses a transposed convolution's output_padding at prepack, before the weights.
+BOOST_AUTO_TEST_CASE(onednn_refuses_output_padding_before_the_weights) {
+  ConvOptions o = conv_options(2, 2, 2, 3, 2);
+  o.transposed = true;
+  o.output_padding = {1, 0};
+  const QTensor asymmetric = quantize(Tensor(o.weight_shape()), QuantParams::per_tensor(DType::QInt8, 0.01, 3));
+  for (const QTensor& w : {conv_weight(o, 0.01), asymmetric}) {
+    testing::expect_error([&] { QuantizedConv(o, w, std::nullopt, 0.05, 0, Engine::ONEDNN); },
+                          "quantized::conv_prepack: ONEDNN only supports zero output_padding.");
+    testing::expect_error([&] { make_libtorch_static_conv(o, w, std::nullopt, 0.05, 0, Engine::ONEDNN, false); },
+                          "quantized::conv_prepack: ONEDNN only supports zero output_padding.");
+  }
+}
+
+// A transposed convolution whose stride exceeds its kernel: output positions no input
+// reaches hold the bias alone (PyTorch's definition; the integer module computes it), while
+// LibTorch's onednn kernel leaves them unspecified (values change from call to call). The
+// sensitivity marks exactly those positions, and the agreement oracle gives them no bound.
+BOOST_AUTO_TEST_CASE(onednn_transposed_outputs_no_input_reaches) {
+  ConvOptions o = conv_options(2, 4, 4, 1, 3);
+  o.transposed = true;
+  const Tensor bias(Shape{4}, {0.5f, -0.25f, 0.75f, 0.0f});
+  QuantizedConv integer(o, conv_weight(o, 0.01), bias, 0.05, 100, Engine::ONEDNN);
+  const QTensor y = std::get<QTensor>(integer(ModuleInput{conv_input(o, 3, 0.02, 3), std::nullopt}).output);
+  BOOST_REQUIRE((y.sizes == Shape{1, 4, 7, 7}));  // (3 - 1) * 3 + 1
+  for (int64_t c = 0; c < 4; ++c)
+    for (int64_t i = 0; i < 7; ++i)
+      for (int64_t j = 0; j < 7; ++j)
+        if (i % 3 || j % 3)  // reached by no input: round(bias / 0.05) + 100
+          BOOST_CHECK_EQUAL(y.values[(c * 7 + i) * 7 + j], 100 + static_cast<int32_t>(std::nearbyint(bias.data[c] / 0.05f)));
+
+  const ModuleKind& kind = module_kind("static.ConvTranspose2d");
+  const CaseConfig config = parse_case_config(
+      kind, "batch=2 bias=1 dilation=1 extra_size=2 full_range=1 groups=1 in_per_group=4 kernel=1 out_per_group=4 "
+            "output_padding=0 padding=0 stride=3 seed=5 style=wide");
+  const Case c = kind.make_case(config);
+  auto reference = convert_from_float(kind, *c.float_module, {Implementation::Reference, Engine::QNNPACK});
+  const auto sensitivity = kind.sensitivity(*reference, c.input);
+  int64_t unreached = 0;
+  for (const auto& s : sensitivity) unreached += s.unreached;
+  // Input 3 x 3 (1 + extra_size), output 7 x 7: 49 - 9 positions unreached, per image and channel.
+  BOOST_CHECK_EQUAL(unreached, 2 * 4 * (49 - 9));
+  for (int repeat = 0; repeat < 5; ++repeat) {
+    const CaseResult r = check_agreement(kind, parse_pair("quantized[onednn],libtorch[onednn]"), config);
+    BOOST_TEST(r.passed, r.failure);
+    for (const auto& [name, count] : r.mismatch_classes) BOOST_TEST(name == "engine-unspecified", name << ": " << count);
+  }
+}

@@ -150,6 +150,20 @@ int64_t ConvGeometry::positions() const { return product(out_size); }
 int64_t ConvGeometry::patch() const { return in_channels / groups * product(kernel); }
 int64_t ConvGeometry::in_plane() const { return product(in_size); }
 
+void channel_pair_patches(const ConvGeometry& g, const int32_t* rows, int32_t* values, int32_t* present) {
+  const int64_t channels = g.in_channels / g.groups, kernel_volume = g.patch() / channels;
+  const int64_t width = paired_width(channels, kernel_volume);
+  for (int64_t p = 0; p < g.positions(); ++p) {
+    int32_t* v = values + p * width;
+    int32_t* m = present + p * width;
+    to_channel_pairs<int32_t>(channels, kernel_volume, rows + p * g.patch(), kAbsentInput, v);
+    for (int64_t k = 0; k < width; ++k) {
+      m[k] = v[k] == kAbsentInput ? 0 : 1;
+      v[k] *= m[k];
+    }
+  }
+}
+
 Shape ConvGeometry::output_shape() const {
   Shape shape{batch, out_channels};
   shape.insert(shape.end(), out_size.begin(), out_size.end());

@@ -100,6 +100,25 @@ void im2col(const ConvGeometry& g, const T* input, int64_t image, int64_t group,
   }
 }
 
+// The reduction in the order of engines that sum int16 pairs channels-last (core/engines.h,
+// grouped_conv_pairs_channel_multiple): per kernel position, the group's channels padded to
+// an even count, so that a pair is two adjacent channels at one position. paired_width() is
+// a row's length in that order, for `channels` per group and a kernel of `kernel_volume`.
+inline int64_t paired_width(int64_t channels, int64_t kernel_volume) { return kernel_volume * (channels + channels % 2); }
+// One weight (or float patch) row from im2col's order into it, `fill` for the padding channel.
+template <typename T>
+void to_channel_pairs(int64_t channels, int64_t kernel_volume, const T* row, T fill, T* out) {
+  const int64_t padded = channels + channels % 2;
+  for (int64_t k = 0; k < kernel_volume; ++k)
+    for (int64_t c = 0; c < padded; ++c) out[k * padded + c] = c < channels ? row[c * kernel_volume + k] : fill;
+}
+// Integer patches for those engines, which skip the kernel positions that meet no input
+// value: `rows` (positions() of them) were read by im2col with pad = kAbsentInput (and a
+// transposed input stretched with it). `values` gets each input value and 0 where none is;
+// `present` 1 where one is and 0 elsewhere, so that the zero-point term counts only those.
+constexpr int32_t kAbsentInput = -1;  // no quint8 value
+void channel_pair_patches(const ConvGeometry& g, const int32_t* rows, int32_t* values, int32_t* present);
+
 // Transposed only: the input (N, C, spatial...) stretched and padded for stride1_equivalent()
 // (pad where no input value lands), and its shape. Checks the input's rank and channels with
 // PyTorch's messages first.

@@ -12,8 +12,16 @@ namespace qconform::kernels {
 void static_linear(const DynamicLinearActivation& x, double x_scale, const StaticLinearWeights& w,
                    const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
                    BiasOverflow bias_overflow) {
+  static_requantize(dynamic_linear_accumulators(x, w.integers), x.rows, x_scale, w, bias, out, rule, y,  // (1), (1')
+                    bias_overflow);
+}
+
+void static_requantize(const std::vector<int32_t>& acc, int64_t rows, double x_scale, const StaticLinearWeights& w,
+                       const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
+                       BiasOverflow bias_overflow) {
   const int64_t n_out = w.integers.out_features;
-  const std::vector<int32_t> acc = dynamic_linear_accumulators(x, w.integers);  // (1) or (1')
+  if (static_cast<int64_t>(acc.size()) != rows * n_out)
+    throw std::logic_error("static_requantize: accumulators do not match rows x out_features");
   const int32_t lowest = out.relu ? out.zero_point : 0;                         // (6)
   const auto clamp_u8 = [&](int64_t q) { return static_cast<int32_t>(std::clamp<int64_t>(q, lowest, 255)); };
 
@@ -30,7 +38,7 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
       const float inverse_out = 1.0f / static_cast<float>(out.scale);
       multiplier[n] = (static_cast<float>(w.scales[n]) * static_cast<float>(x_scale)) * inverse_out;  // (3a)
     }
-    for (int64_t r = 0; r < x.rows; ++r)
+    for (int64_t r = 0; r < rows; ++r)
       for (int64_t n = 0; n < n_out; ++n) {
         const int64_t sum = acc[r * n_out + n] + qbias[n];
         const float scaled = static_cast<float>(static_cast<int32_t>(sum)) * multiplier[n];
@@ -54,7 +62,7 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
       if (bias) bias_in_accumulator[n] = bias[n] * inverse_xw;
       multiplier[n] = inverse_y / inverse_xw;                                       // (3b)
     }
-    for (int64_t r = 0; r < x.rows; ++r)
+    for (int64_t r = 0; r < rows; ++r)
       for (int64_t n = 0; n < n_out; ++n) {
         float v = static_cast<float>(acc[r * n_out + n]);
         if (bias) v = v + bias_in_accumulator[n];                                   // (4b)

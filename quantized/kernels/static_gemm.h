@@ -59,4 +59,10 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
                    const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
                    BiasOverflow bias_overflow = BiasOverflow::Saturate);
 
+// Steps (2) to (6) alone, for accumulators (1) computed elsewhere (rows x out; onednn's
+// convolutions, whose zero-point term skips the padding: quantized/static/conv.cc).
+void static_requantize(const std::vector<int32_t>& acc, int64_t rows, double x_scale, const StaticLinearWeights& w,
+                       const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
+                       BiasOverflow bias_overflow = BiasOverflow::Saturate);
+
 }  // namespace qconform::kernels

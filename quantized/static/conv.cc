@@ -39,6 +39,12 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   validate(weight.qparams, weight.sizes);
   validate(QuantParams::per_tensor(DType::QUInt8, scale, zero_point));  // the output qparams
   std::optional<std::string> refused_at_forward;
+  const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
+  // The engine checks output_padding before the weights; float16 weights never reach it.
+  if (options.transposed && !rule.transposed_output_padding_rejection.empty() &&
+      weight.qparams.dtype != DType::Float16)
+    for (int64_t padding : options.output_padding_or_zeros())
+      if (padding != 0) throw Error(rule.transposed_output_padding_rejection);
   if (auto rejection = weight_rejection(engine_, EngineOp::StaticConv, weight.qparams)) {
     if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
     refused_at_forward = rejection->message;
@@ -53,7 +59,14 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   if (patch > kernels::kMaxDynamicLinearK)
     throw Error(name() + ": a patch of " + std::to_string(patch) + " values exceeds the int32 accumulator bound of " +
                 std::to_string(kernels::kMaxDynamicLinearK));
-  std::vector<kernels::StaticLinearWeights> groups(options_.groups);
+  const int64_t in_per_group = options_.in_channels / options_.groups;
+  const int64_t kernel_volume = patch / in_per_group, paired = paired_width(in_per_group, kernel_volume);
+  const bool pairs = conv_sums_int16_pairs(rule, options.transposed,
+                                           options_.groups, in_per_group, out_per_group);
+  if (pairs && paired > kernels::kMaxDynamicLinearK)
+    throw Error(name() + ": a patch of " + std::to_string(paired) + " values (channels padded to pairs) exceeds the "
+                "int32 accumulator bound of " + std::to_string(kernels::kMaxDynamicLinearK));
+  std::vector<kernels::StaticLinearWeights> groups(options_.groups), paired_groups(pairs ? options_.groups : 0);
   for (int64_t g = 0; g < options_.groups; ++g) {
     kernels::StaticLinearWeights& packed = groups[g];
     packed.integers.out_features = out_per_group;
@@ -63,6 +76,14 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
       packed.scales.push_back(weight.qparams.scale(n));
       packed.integers.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
     }
+    if (!pairs) continue;
+    kernels::StaticLinearWeights& reordered = paired_groups[g];
+    reordered = packed;
+    reordered.integers.in_features = paired;
+    reordered.integers.values.assign(out_per_group * paired, 0);
+    for (int64_t n = 0; n < out_per_group; ++n)
+      to_channel_pairs<int32_t>(in_per_group, kernel_volume, packed.integers.values.data() + n * patch, 0,
+                                reordered.integers.values.data() + n * paired);
   }
   options_ = std::move(options);
   weight_ = std::move(weight);
@@ -70,6 +91,7 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   scale_ = scale;
   zero_point_ = zero_point;
   groups_ = std::move(groups);
+  paired_groups_ = std::move(paired_groups);
   refused_at_forward_ = std::move(refused_at_forward);
 }
 
@@ -95,41 +117,58 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
   if (x->qparams.dtype != DType::QUInt8 || x->qparams.per_channel())
     throw Error(name() + ": expects a quint8 per-tensor input, got " + x->qparams.to_string());
   // 1. The patches of the input, padded with the input zero point (real zero); a transposed
-  //    convolution's input is first stretched with it (core/float/conv.h).
+  //    convolution's input is first stretched with it (core/float/conv.h). An engine that
+  //    sums int16 pairs skips where the kernel meets no input value: those read kAbsentInput.
+  const bool pairs = !paired_groups_.empty();
   const int32_t x_zero_point = static_cast<int32_t>(x->qparams.zero_point());
+  const int32_t pad = pairs ? kAbsentInput : x_zero_point;
   Shape stretched_shape;
   const std::vector<int32_t> stretched =
-      options_.transposed
-          ? stretch_input<int32_t>(options_, x->sizes, x->values.data(), x_zero_point, &stretched_shape, name())
-          : std::vector<int32_t>();
+      options_.transposed ? stretch_input<int32_t>(options_, x->sizes, x->values.data(), pad, &stretched_shape, name())
+                          : std::vector<int32_t>();
   const ConvGeometry g = options_.transposed
                              ? ConvGeometry::make(options_.stride1_equivalent(), stretched_shape, name())
                              : ConvGeometry::make(options_, x->sizes, name());
   const int32_t* values = options_.transposed ? stretched.data() : x->values.data();
   if (refused_at_forward_) throw Error(*refused_at_forward_);
   const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
-  const bool saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
   const int64_t positions = g.positions(), out_per_group = g.out_channels / g.groups;
   QTensor y{g.output_shape(), std::vector<int32_t>(g.batch * g.out_channels * positions),
             QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
   std::vector<int32_t> patches(positions * g.patch()), out(positions * out_per_group);
+  const int64_t paired = pairs ? paired_groups_[0].integers.in_features : 0;
+  std::vector<int32_t> pair_values(positions * paired), present(positions * paired);
   // qnnpack runs 1x1, stride-1, unpadded convolutions as its GEMM, the rest (transposed ones
   // included) on its convolution path; they differ in an overflowing int32 bias
   // (static_gemm.h (2a)).
   bool pointwise = !options_.transposed;
   for (int64_t d = 0; d < options_.spatial_dims; ++d)
     pointwise = pointwise && options_.kernel_size[d] == 1 && options_.stride[d] == 1 && options_.padding[d] == 0;
+  const auto bias_overflow = pointwise ? kernels::BiasOverflow::Saturate : kernels::BiasOverflow::IntegerIndefinite;
+  const kernels::StaticOutput output{scale_, static_cast<int32_t>(zero_point_), fused_relu_};
   for (int64_t image = 0; image < g.batch; ++image)
     for (int64_t group = 0; group < g.groups; ++group) {
-      im2col<int32_t>(g, values, image, group, x_zero_point, patches.data());
-      // 2-3. One static Linear over them.
-      const kernels::DynamicLinearActivation activation{
-          patches.data(), positions, static_cast<float>(x->qparams.scale()), x_zero_point,
-          saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact};
-      kernels::static_linear(activation, x->qparams.scale(), groups_[group],
-                             bias_ ? bias_->data.data() + group * out_per_group : nullptr,
-                             {scale_, static_cast<int32_t>(zero_point_), fused_relu_}, rule.requantization, out.data(),
-                             pointwise ? kernels::BiasOverflow::Saturate : kernels::BiasOverflow::IntegerIndefinite);
+      im2col<int32_t>(g, values, image, group, pad, patches.data());
+      const float* bias = bias_ ? bias_->data.data() + group * out_per_group : nullptr;
+      if (pairs) {
+        // 2'. acc = sum of sat16(pair sums of x * w) - x_zp * sum of w where an input value
+        //     is: the paired sums over the raw values, the zero-point term over `present`.
+        channel_pair_patches(g, patches.data(), pair_values.data(), present.data());
+        const kernels::StaticLinearWeights& w = paired_groups_[group];
+        std::vector<int32_t> acc = kernels::dynamic_linear_accumulators(
+            {pair_values.data(), positions, 1.0f, 0, kernels::Accumulation::PairwiseInt16Saturation}, w.integers);
+        const std::vector<int32_t> counted =
+            kernels::dynamic_linear_accumulators({present.data(), positions, 1.0f, 0}, w.integers);
+        for (size_t i = 0; i < acc.size(); ++i) acc[i] -= x_zero_point * counted[i];
+        kernels::static_requantize(acc, positions, x->qparams.scale(), w, bias, output, rule.requantization, out.data(),
+                                   bias_overflow);
+      } else {
+        // 2-3. One static Linear over them, summed exactly.
+        const kernels::DynamicLinearActivation activation{patches.data(), positions,
+                                                          static_cast<float>(x->qparams.scale()), x_zero_point};
+        kernels::static_linear(activation, x->qparams.scale(), groups_[group], bias, output, rule.requantization,
+                               out.data(), bias_overflow);
+      }
       for (int64_t j = 0; j < out_per_group; ++j) {
         int32_t* channel = y.values.data() + (image * g.out_channels + group * out_per_group + j) * positions;
         for (int64_t p = 0; p < positions; ++p) channel[p] = out[p * out_per_group + j];

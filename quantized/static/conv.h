@@ -62,6 +62,9 @@ class QuantizedConv : public Module {
   Engine engine_;
   bool fused_relu_;
   std::vector<kernels::StaticLinearWeights> groups_;  // each group's rows, as static_linear takes them
+  // Where the engine sums int16 pairs channels-last (conv_sums_int16_pairs): the same rows in
+  // that order (core/float/conv.h to_channel_pairs); empty otherwise.
+  std::vector<kernels::StaticLinearWeights> paired_groups_;
   std::optional<std::string> refused_at_forward_;
 };
 
