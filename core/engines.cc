@@ -202,6 +202,12 @@ std::string to_string(EngineOp op) {
   return "?";
 }
 
+std::optional<std::string> output_padding_rejection(const EngineOpRule& rule, const std::vector<int64_t>& output_padding) {
+  for (int64_t padding : output_padding)
+    if (padding != 0 && !rule.transposed_output_padding_rejection.empty()) return rule.transposed_output_padding_rejection;
+  return std::nullopt;
+}
+
 bool conv_sums_int16_pairs(const EngineOpRule& rule, bool transposed, int64_t groups, int64_t in_per_group,
                            int64_t out_per_group) {
   if (!rule.pairwise_int16_saturation || !rule.pairwise_int16_saturation_verified) return false;

@@ -108,6 +108,9 @@ struct EngineOpRule {
   std::string transposed_uncovered_outputs_unspecified = "";
 };
 
+// The engine's refusal of a transposed convolution's output_padding, if it refuses it.
+std::optional<std::string> output_padding_rejection(const EngineOpRule& rule, const std::vector<int64_t>& output_padding);
+
 // Whether a convolution on this engine sums int16 pairs (see grouped_conv_pairs_channel_multiple).
 bool conv_sums_int16_pairs(const EngineOpRule& rule, bool transposed, int64_t groups, int64_t in_per_group,
                            int64_t out_per_group);

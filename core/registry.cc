@@ -464,18 +464,21 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
   QTensor xq = std::get<QTensor>(input.input);
   QTensor wq = reference.get_quantized_weight();
   Tensor w = reference.get_weight();
-  // The input as the int16-pair-summing engines read it: kAbsentInput where no value is.
-  std::vector<int32_t> marked = xq.values;
+  const int32_t x_zero_point = static_cast<int32_t>(xq.qparams.zero_point());
+  // Integers are read with kAbsentInput where no input value is (padding, a transposed
+  // input's gaps): the int16-pair-summing engines skip those, everyone else reads x_zp.
+  const auto absent_as_zero_point = [x_zero_point](std::vector<int32_t> values) {
+    std::replace(values.begin(), values.end(), kAbsentInput, x_zero_point);
+    return values;
+  };
   if (o.transposed) {  // the stride-1 convolution that computes it (core/float/conv.h)
     Shape stretched;
-    marked = stretch_input<int32_t>(o, xq.sizes, xq.values.data(), kAbsentInput, &stretched, reference.name());
-    xq.values = stretch_input<int32_t>(o, xq.sizes, xq.values.data(), static_cast<int32_t>(xq.qparams.zero_point()),
-                                       &stretched, reference.name());
+    xq.values = stretch_input<int32_t>(o, xq.sizes, xq.values.data(), kAbsentInput, &stretched, reference.name());
     xq.sizes = stretched;
     wq = QTensor{o.stride1_equivalent().weight_shape(), stride1_weight(o, wq.values), wq.qparams};
     w = Tensor(o.stride1_equivalent().weight_shape(), stride1_weight(o, w.data));
   }
-  const Tensor x = dequantize(xq);  // the stretch's zero points dequantize to the 0 they stand for
+  const Tensor x = dequantize(QTensor{xq.sizes, absent_as_zero_point(xq.values), xq.qparams});  // gaps: real 0
   const ConvGeometry g = ConvGeometry::make(o.transposed ? o.stride1_equivalent() : o, xq.sizes, reference.name());
   const int64_t positions = g.positions(), patch = g.patch(), out_per_group = g.out_channels / g.groups;
   const int64_t in_per_group = g.in_channels / g.groups, kernel_volume = patch / in_per_group;
@@ -492,15 +495,13 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
                                                std::vector<int32_t>(out_per_group, 0), {}};
   std::vector<OutputSensitivity> result(g.batch * g.out_channels * positions);
   Tensor patches(Shape{positions, patch});
-  std::vector<int32_t> integer_patches(positions * patch), marked_patches(positions * patch);
+  std::vector<int32_t> marked_patches(positions * patch);
   std::vector<int32_t> pair_values(positions * paired), present(positions * paired);
   std::vector<int64_t> loss(positions * out_per_group, 0);
   for (int64_t image = 0; image < g.batch; ++image)
     for (int64_t group = 0; group < g.groups; ++group) {
       im2col<float>(g, x.data.data(), image, group, 0.0f, patches.data.data());
-      im2col<int32_t>(g, xq.values.data(), image, group, static_cast<int32_t>(xq.qparams.zero_point()),
-                      integer_patches.data());
-      if (pairs || o.transposed) im2col<int32_t>(g, marked.data(), image, group, kAbsentInput, marked_patches.data());
+      im2col<int32_t>(g, xq.values.data(), image, group, kAbsentInput, marked_patches.data());
       if (pairs) {
         channel_pair_patches(g, marked_patches.data(), pair_values.data(), present.data());
         for (int64_t j = 0; j < out_per_group; ++j)
@@ -516,7 +517,7 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
       const Tensor w_group(Shape{out_per_group, patch},
                            std::vector<float>(w.data.begin() + group * out_per_group * patch,
                                               w.data.begin() + (group + 1) * out_per_group * patch));
-      const auto block = static_block_sensitivity(patches, integer_patches, xq.qparams, w_group, wq,
+      const auto block = static_block_sensitivity(patches, absent_as_zero_point(marked_patches), xq.qparams, w_group, wq,
                                                   group * out_per_group, reference.bias(),
                                                   wrapper.output_qparams().scale(), &loss);
       for (int64_t p = 0; p < positions; ++p) {
@@ -637,10 +638,7 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
     kind.per_channel_weights = false;  // PyTorch refuses per-channel weight observers for ConvTranspose
     kind.engine_config_rule = [](const Module& reference, Engine engine) -> std::optional<std::string> {
       const auto& conv = dynamic_cast<const ReferenceConv&>(dynamic_cast<const StaticReference&>(reference).module());
-      const std::string& message = engine_rule(engine, EngineOp::StaticConv).transposed_output_padding_rejection;
-      for (int64_t padding : conv.options().output_padding_or_zeros())
-        if (padding != 0 && !message.empty()) return message;
-      return std::nullopt;
+      return output_padding_rejection(engine_rule(engine, EngineOp::StaticConv), conv.options().output_padding_or_zeros());
     };
   } else {
     kind.case_parameters.push_back(

@@ -240,7 +240,7 @@ void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, Cas
     r.max_abs_error = std::max(r.max_abs_error, error);
     const bool within = error <= bounds[i];
     if (!within) r.passed = false;
-    // An infinite bound is the engine's int32 overflow (the static bias), explained as such.
+    // No bound: an output the engine leaves unspecified, or its int32 overflow (the static bias).
     const bool unspecified = !unspecified_.empty() && unspecified_[i];
     ++r.mismatch_classes[unspecified            ? "engine-unspecified"
                          : std::isinf(bounds[i]) ? "accumulator-overflow"

@@ -41,10 +41,8 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   std::optional<std::string> refused_at_forward;
   const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
   // The engine checks output_padding before the weights; float16 weights never reach it.
-  if (options.transposed && !rule.transposed_output_padding_rejection.empty() &&
-      weight.qparams.dtype != DType::Float16)
-    for (int64_t padding : options.output_padding_or_zeros())
-      if (padding != 0) throw Error(rule.transposed_output_padding_rejection);
+  if (options.transposed && weight.qparams.dtype != DType::Float16)
+    if (auto refused = output_padding_rejection(rule, options.output_padding_or_zeros())) throw Error(*refused);
   if (auto rejection = weight_rejection(engine_, EngineOp::StaticConv, weight.qparams)) {
     if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
     refused_at_forward = rejection->message;
