@@ -215,8 +215,9 @@ std::vector<double> recurrent_error_bounds(const ReferenceRNN& reference, const 
   const RnnOptions& o = reference.options();
   const RnnCall call = prepare_rnn_call(o, input, RnnInputRules::Float, reference.name());
   BoundedProjections projections(reference, model);
+  const std::vector<Bounded> data = lift(call.data_values());
   const RnnRun<Bounded> run =
-      run_rnn<Bounded>(o, projections, lift(call.data), call.rows, call.batch_sizes, lift(call.h0), lift(call.c0));
+      run_rnn<Bounded>(o, projections, data.data(), call.rows, call.batch_sizes, lift(call.h0), lift(call.c0));
   const ModuleOutput laid_out = finish_rnn_call(o, call, {bounds_of(run.output), bounds_of(run.h_n), bounds_of(run.c_n)});
   const std::vector<float> flat = flatten_output(laid_out).values;
   return std::vector<double>(flat.begin(), flat.end());

@@ -125,7 +125,7 @@ RnnCall prepare_sequence(const RnnOptions& o, const ModuleInput& input, RnnInput
     check_permutation(packed->unsorted_indices, call.batch, "unsorted_indices");
     if (packed->sorted_indices.empty() != packed->unsorted_indices.empty())
       throw Error("PackedSequence must have both sorted_indices and unsorted_indices, or neither");
-    call.data = packed->data.data;
+    call.data = packed->data.data.data();
     call.rows = packed->data.size(0);
     call.features = o.input_size;
     call.batch_sizes = sizes;
@@ -136,31 +136,32 @@ RnnCall prepare_sequence(const RnnOptions& o, const ModuleInput& input, RnnInput
   }
   const Tensor* x = std::get_if<Tensor>(&input.input);
   if (!x) throw Error(o.float_name() + " takes a float tensor or a PackedSequence");
-  Tensor seq = *x;
-  if (rules == RnnInputRules::Float && seq.dim() != 3) {  // unbatched (L, H_in): nn.LSTM unsqueezes any non-3-D input
+  Shape sizes = x->sizes;  // the values stay where they are
+  if (rules == RnnInputRules::Float && sizes.size() != 3) {  // unbatched (L, H_in): nn.LSTM unsqueezes any non-3-D input
     call.unbatched = true;
-    seq.sizes.insert(seq.sizes.begin() + (o.batch_first ? 0 : 1), 1);
+    sizes.insert(sizes.begin() + (o.batch_first ? 0 : 1), 1);
   }
-  if (seq.dim() != 3) throw Error("input must have 3 dimensions, got " + std::to_string(seq.dim()));
-  if (seq.size(-1) != o.input_size)
+  if (sizes.size() != 3) throw Error("input must have 3 dimensions, got " + std::to_string(sizes.size()));
+  if (sizes[2] != o.input_size)
     throw Error("input.size(-1) must be equal to input_size. Expected " + std::to_string(o.input_size) +
-                ", got " + std::to_string(seq.size(-1)));
-  call.seq_len = o.batch_first ? seq.size(1) : seq.size(0);
-  call.batch = o.batch_first ? seq.size(0) : seq.size(1);
+                ", got " + std::to_string(sizes[2]));
+  call.seq_len = o.batch_first ? sizes[1] : sizes[0];
+  call.batch = o.batch_first ? sizes[0] : sizes[1];
   take_hidden(o, input, &call, call.unbatched, rules);
   if (call.seq_len == 0) throw Error("Expected sequence length to be larger than 0 in RNN");
   call.rows = call.seq_len * call.batch;
   call.features = o.input_size;
   call.batch_sizes.assign(call.seq_len, call.batch);
   if (!o.batch_first) {
-    call.data = std::move(seq.data);
+    call.data = x->data.data();
   } else {  // (B, T, F) -> (T, B, F)
-    call.data.resize(seq.data.size());
+    call.reordered.resize(x->data.size());
     for (int64_t b = 0; b < call.batch; ++b)
       for (int64_t t = 0; t < call.seq_len; ++t)
-        std::copy(seq.data.begin() + (b * call.seq_len + t) * o.input_size,
-                  seq.data.begin() + (b * call.seq_len + t + 1) * o.input_size,
-                  call.data.begin() + (t * call.batch + b) * o.input_size);
+        std::copy(x->data.begin() + (b * call.seq_len + t) * o.input_size,
+                  x->data.begin() + (b * call.seq_len + t + 1) * o.input_size,
+                  call.reordered.begin() + (t * call.batch + b) * o.input_size);
+    call.data = call.reordered.data();
   }
   return call;
 }
@@ -225,7 +226,8 @@ RnnCall prepare_cell(const RnnOptions& o, const ModuleInput& input, RnnInputRule
   call.rows = call.batch;
   call.features = o.input_size;
   call.batch_sizes = {call.batch};
-  call.data = std::move(x.data);
+  call.reordered = std::move(x.data);  // a cell's input is small: x is a copy
+  call.data = call.reordered.data();
   const size_t count = static_cast<size_t>(call.batch * o.hidden_size);
   call.h0 = h ? h->data : std::vector<float>(count, 0.0f);
   if (lstm) call.c0 = c ? c->data : std::vector<float>(count, 0.0f);
@@ -349,7 +351,7 @@ ModuleOutput finish_rnn_call(const RnnOptions& o, const RnnCall& call, RnnResult
                   out.data.begin() + (b * T + t) * width);
   }
   if (call.unbatched) out.sizes = {T, width};
-  return {out, hidden};
+  return {std::move(out), std::move(hidden)};
 }
 
 RnnModule::RnnModule(RnnOptions options, RnnInputRules rules) : options_(std::move(options)), rules_(rules) {

@@ -79,7 +79,15 @@ enum class RnnInputRules { Dynamic, Float };
 // a seq-first tensor flattened), batch_sizes per time step, h0 (and c0 for LSTM) as
 // (parameter_sets, batch, hidden), already permuted by sorted_indices.
 struct RnnCall {
-  std::vector<float> data;
+  // The rows, read in place from the caller's input (valid while it is) when it is already
+  // in this layout, as a sequence usually is (an LSTM's input is megabytes); else from
+  // `reordered`. Moving keeps `data` valid; copying would not, so a call is move-only.
+  const float* data = nullptr;
+  std::vector<float> reordered;
+  RnnCall() = default;
+  RnnCall(RnnCall&&) = default;
+  RnnCall& operator=(RnnCall&&) = default;
+  std::vector<float> data_values() const { return {data, data + rows * features}; }
   int64_t rows = 0;
   int64_t features = 0;
   std::vector<int64_t> batch_sizes;

@@ -95,8 +95,8 @@ void rnn_tanh_n(const float* z, int64_t n, float* out);
 //   void project_hidden(int64_t set, const T* h, int64_t rows, T* out);
 // writing rows x gate_size (bias included).
 template <typename T, typename Projections>
-RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const std::vector<T>& data,
-                  int64_t rows, const std::vector<int64_t>& batch_sizes, const std::vector<T>& h0,
+RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, int64_t rows,
+                  const std::vector<int64_t>& batch_sizes, const std::vector<T>& h0,
                   const std::vector<T>& c0) {
   const int64_t H = o.hidden_size, G = o.gate_size(), D = o.directions();
   const int64_t steps = static_cast<int64_t>(batch_sizes.size());
@@ -109,7 +109,7 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const std::vect
   run.h_n.resize(o.parameter_sets() * batch * H);
   if (lstm) run.c_n.resize(o.parameter_sets() * batch * H);
   std::vector<T> layer_output_storage;  // the previous layer's output, once there is one
-  const T* layer_input = data.data();
+  const T* layer_input = data;
   // The input projections of all steps (rows x gate_size: 52 MB at fastrnns' size) go to a
   // per-thread buffer that only grows: a fresh allocation that large is mapped and zeroed by
   // the kernel on every forward (measured: ~8% of the integer LSTM's time).
@@ -158,7 +158,7 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const std::vect
     layer_input = layer_output_storage.data();
     in = D * H;
   }
-  run.output = o.num_layers > 0 ? std::move(layer_output_storage) : data;
+  run.output = o.num_layers > 0 ? std::move(layer_output_storage) : std::vector<T>(data, data + rows * o.input_size);
   return run;
 }
 

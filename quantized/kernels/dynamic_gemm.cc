@@ -86,6 +86,34 @@ struct Int8Activations {
   const int32_t* row_terms = nullptr;  // per row: sum_k xq[k] - K x_zp
 };
 
+// The first multiple of 32 of a row of int32 activations to u8, 32 at a time; returns how
+// many it converted. Sets a bit of *outside if any of them lies outside 0..127 and adds
+// them to *sum. Packing with unsigned saturation is exact for values in 0..127, and only
+// then is the row used.
+__attribute__((target("avx2"))) int64_t int8_row_prefix(const int32_t* in, int64_t k, uint8_t* out, uint32_t* outside,
+                                                        int32_t* sum) {
+  const auto load = [&](int64_t i) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i)); };
+  const __m256i high_bits = _mm256_set1_epi32(~127);
+  __m256i any_high = _mm256_setzero_si256(), sums = _mm256_setzero_si256();
+  int64_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    const __m256i a = load(i), b = load(i + 8), c = load(i + 16), d = load(i + 24);
+    any_high = _mm256_or_si256(any_high, _mm256_and_si256(_mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)),
+                                                          high_bits));
+    sums = _mm256_add_epi32(sums, _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d)));
+    // packus works within 128-bit lanes: a0 b0 c0 d0 a1 b1 c1 d1 (4 values each); the
+    // permutation restores a b c d.
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  alignas(32) int32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sums);
+  for (int32_t lane : lanes) *sum += lane;
+  *outside |= _mm256_movemask_epi8(_mm256_cmpeq_epi32(any_high, _mm256_setzero_si256())) != -1 ? 1u << 31 : 0u;
+  return i;
+}
+
 // The activations as u8, K padded to a multiple of 4 with zeros, and each row's
 // sum_k xq[k] - K x_zp; nullopt if a value lies outside 0..127 (avx2-int8 does not apply).
 // Scratch that only grows, as for int16.
@@ -98,9 +126,10 @@ std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x
   for (int64_t row = 0; row < x.rows; ++row) {
     uint8_t* out = scratch.data() + row * k_quads * 4;
     const int32_t* in = x.values + row * k;
-    int32_t sum = 0;
+    int32_t sum = 0;  // |.| <= 255 K: int32 (K <= kMaxDynamicLinearK)
     uint32_t outside = 0;  // any bit above the low 7: a value outside 0..127
-    for (int64_t i = 0; i < k; ++i) {
+    int64_t i = int8_row_prefix(in, k, out, &outside, &sum);
+    for (; i < k; ++i) {
       outside |= static_cast<uint32_t>(in[i]) & ~uint32_t{127};
       out[i] = static_cast<uint8_t>(in[i]);
       sum += in[i];
@@ -108,21 +137,70 @@ std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x
     // 8-bit activations usually show in the first row: stop there rather than convert all.
     if (outside) return std::nullopt;
     for (int64_t i = k; i < k_quads * 4; ++i) out[i] = 0;
-    row_terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;  // |.| <= 255 K: int32
+    row_terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;
   }
   return Int8Activations{scratch.data(), row_terms.data()};
 }
 
-// Raw sums sum_k xq[k] wq[n][k] for Rows rows and one block of 16 channels, 4 K per step.
+// The zero-point terms of (1) expanded, for one block of 16 channels:
+//   column[j] = -x_zp sum_k wq[j][k]   and, when weights have zero points, -w_zp[j] row_term[r].
+// avx2-int8 starts its accumulators from them, so that a tile's registers hold the corrected
+// sum when its multiply loop ends (wrapping int32: the order of the additions does not
+// change the result, see the header).
+struct Int8Corrections {
+  const int32_t* column;          // 16 values for the block
+  const int32_t* weight_zero_points;  // 16 values, or null for symmetric weights
+  const int32_t* row_terms;       // one per tile row: sum_k xq[k] - K x_zp
+};
+
+// Where a tile's 16 corrected accumulators per row go: as int32 (dynamic_linear_accumulators)
+// or through steps (3)-(4) as floats (dynamic_linear).
+struct TileOutput {
+  int32_t* accumulators = nullptr;  // Rows x 16, or
+  float* y = nullptr;               // row r at y + r * y_stride, `channels` of the 16 lanes
+  int64_t y_stride = 0;
+  int64_t channels = 16;
+  const float* multiplier = nullptr;  // 16 values, zero-padded past N
+  const float* bias = nullptr;        // 16 values, zero-padded past N; null for none
+  bool relu = false;
+};
+
+// Steps (3) and (4) for 8 channels at once: the same operations as the scalar epilogue,
+// each rounded once (int32 -> float conversion, product, sum), so the same floats. ReLU as
+// max(0, y), which keeps NaN and -0 as the scalar `y < 0 ? 0 : y` does.
+__attribute__((target("avx2"))) inline __m256 epilogue8(__m256i acc, const float* multiplier, const float* bias,
+                                                        bool relu) {
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(multiplier));
+  if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
+  if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
+  return v;
+}
+__attribute__((target("avx2"))) inline void epilogue8(const int32_t* acc, const float* multiplier, const float* bias,
+                                                      bool relu, float* y) {
+  _mm256_storeu_ps(y, epilogue8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc)), multiplier, bias, relu));
+}
+
+// Step (1) for Rows rows and one block of 16 channels, 4 K per step, then the output.
 // Rows x 2 accumulators, 2 weight vectors, the broadcast and the ones: 6 rows would need
-// 17 registers, so 5.
+// 17 registers, so 5. The loop is the kernel's hot path (vpbroadcastd, then per weight
+// vector vpmaddubsw, vpmaddwd, vpaddd); everything else runs once per tile.
 constexpr int kInt8Rows = 5;
 template <int Rows>
 __attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
-                                               int32_t* out /* Rows x 16 */) {
+                                               const Int8Corrections& corrections, const TileOutput& output) {
+  const auto load = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
   __m256i acc[Rows][2];
+  const __m256i column0 = load(corrections.column), column1 = load(corrections.column + 8);
 #pragma GCC unroll 8
-  for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int r = 0; r < Rows; ++r) {
+    acc[r][0] = column0;
+    acc[r][1] = column1;
+    if (corrections.weight_zero_points) {
+      const __m256i row_term = _mm256_set1_epi32(corrections.row_terms[r]);
+      acc[r][0] = _mm256_sub_epi32(acc[r][0], _mm256_mullo_epi32(load(corrections.weight_zero_points), row_term));
+      acc[r][1] = _mm256_sub_epi32(acc[r][1], _mm256_mullo_epi32(load(corrections.weight_zero_points + 8), row_term));
+    }
+  }
   const __m256i ones = _mm256_set1_epi16(1);
   const int64_t stride = k_quads * 4;
   for (int64_t q = 0; q < k_quads; ++q) {
@@ -138,77 +216,56 @@ __attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* b
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w1), ones));
     }
   }
+  if (output.accumulators) {
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(output.accumulators + r * kBlock), acc[r][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(output.accumulators + r * kBlock + 8), acc[r][1]);
+    }
+    return;
+  }
+  const float* bias1 = output.bias ? output.bias + 8 : nullptr;
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kBlock), acc[r][0]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kBlock + 8), acc[r][1]);
-  }
-}
-
-// tile[r][j] += -w_zp[j] * row_terms[r] - x_zp * sums[j], in wrapping int32 (see the header).
-__attribute__((target("avx2"))) void add_int8_zero_point_terms(int64_t rows, int32_t x_zero_point,
-                                                               const PackedDynamicWeights& packed, int64_t first,
-                                                               const int32_t* row_terms, int32_t* tile) {
-  const auto load = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-  const __m256i zp = _mm256_set1_epi32(x_zero_point);
-  const __m256i sums0 = _mm256_mullo_epi32(zp, load(packed.sums.data() + first));
-  const __m256i sums1 = _mm256_mullo_epi32(zp, load(packed.sums.data() + first + 8));
-  const __m256i wzp0 = load(packed.zero_points.data() + first), wzp1 = load(packed.zero_points.data() + first + 8);
-  for (int64_t r = 0; r < rows; ++r) {
-    __m256i* t = reinterpret_cast<__m256i*>(tile + r * kBlock);
-    __m256i t0 = _mm256_sub_epi32(_mm256_loadu_si256(t), sums0);
-    __m256i t1 = _mm256_sub_epi32(_mm256_loadu_si256(t + 1), sums1);
-    if (packed.has_weight_zero_points) {
-      const __m256i row_term = _mm256_set1_epi32(row_terms[r]);
-      t0 = _mm256_sub_epi32(t0, _mm256_mullo_epi32(wzp0, row_term));
-      t1 = _mm256_sub_epi32(t1, _mm256_mullo_epi32(wzp1, row_term));
+    const __m256 y0 = epilogue8(acc[r][0], output.multiplier, output.bias, output.relu);
+    const __m256 y1 = epilogue8(acc[r][1], output.multiplier + 8, bias1, output.relu);
+    float* y = output.y + r * output.y_stride;
+    if (output.channels == kBlock) {
+      _mm256_storeu_ps(y, y0);
+      _mm256_storeu_ps(y + 8, y1);
+    } else {  // the last block of an N that is not a multiple of 16
+      alignas(32) float lanes[kBlock];
+      _mm256_store_ps(lanes, y0);
+      _mm256_store_ps(lanes + 8, y1);
+      std::memcpy(y, lanes, output.channels * sizeof(float));
     }
-    _mm256_storeu_si256(t, t0);
-    _mm256_storeu_si256(t + 1, t1);
   }
 }
 
 // ---- both AVX2 paths ----------------------------------------------------------------
 
-// Steps (3) and (4) for 8 channels at once: the same operations as the scalar epilogue,
-// each rounded once (int32 -> float conversion, product, sum), so the same floats. ReLU as
-// max(0, y), which keeps NaN and -0 as the scalar `y < 0 ? 0 : y` does.
-__attribute__((target("avx2"))) inline void epilogue8(const int32_t* acc, const float* multiplier, const float* bias,
-                                                      bool relu, float* y) {
-  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc))),
-                           _mm256_loadu_ps(multiplier));
-  if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
-  if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
-  _mm256_storeu_ps(y, v);
-}
-
-// Every (row, block) tile of step (1): rows in chunks whose activations stay in L2 (about
-// 128 KB), then blocks, so one block's weights stay in L1 while the chunk's rows pass.
-// `tile(first_row, rows, block, out)` computes a tile's corrected accumulators; each goes
-// to `emit(row, first_channel, channels, acc)`.
-template <typename Tile, typename Emit>
-void for_each_tile(int64_t rows, int64_t row_bytes, int64_t tile_rows, const DynamicLinearWeights& w, Tile&& tile,
-                   Emit&& emit) {
-  alignas(32) int32_t out[kRows * kBlock];
+// Every (row, block) tile: rows in chunks whose activations stay in L2 (about 128 KB), then
+// blocks, so one block's weights stay in L1 while the chunk's rows pass. Calls
+// `tile(first_row, rows, block)`.
+template <typename Tile>
+void for_each_tile(int64_t rows, int64_t row_bytes, int64_t tile_rows, int64_t blocks, Tile&& tile) {
   const int64_t chunk = std::max<int64_t>(tile_rows, (131072 / std::max<int64_t>(1, row_bytes)) / tile_rows * tile_rows);
   for (int64_t chunk_start = 0; chunk_start < rows; chunk_start += chunk) {
     const int64_t chunk_end = std::min(rows, chunk_start + chunk);
-    for (int64_t b = 0; b < w.packed.blocks; ++b)
-      for (int64_t row = chunk_start; row < chunk_end; row += tile_rows) {
-        const int64_t n = std::min(tile_rows, chunk_end - row);
-        tile(row, n, b, out);
-        const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
-        for (int64_t r = 0; r < n; ++r) emit(row + r, first, channels, out + r * kBlock);
-      }
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t row = chunk_start; row < chunk_end; row += tile_rows)
+        tile(row, std::min(tile_rows, chunk_end - row), b);
   }
 }
 
+// avx2-int16's corrected accumulators, tile by tile, to `emit(row, first_channel, channels, acc)`.
 template <typename Emit>
 void avx2_int16_accumulate(const DynamicLinearActivation& x, const DynamicLinearWeights& w, Emit&& emit) {
   const PackedDynamicWeights& packed = w.packed;
   const int16_t* xs = widened_activations(x, w.in_features, packed.k_pairs);
   const int64_t row_elements = packed.k_pairs * 2;
-  for_each_tile(x.rows, row_elements * 2, kRows, w, [&](int64_t row, int64_t n, int64_t b, int32_t* out) {
+  for_each_tile(x.rows, row_elements * 2, kRows, packed.blocks, [&](int64_t row, int64_t n, int64_t b) {
+    alignas(32) int32_t out[kRows * kBlock];
     const int16_t* block = packed.values.data() + b * packed.k_pairs * kBlock * 2;
     const int16_t* rows = xs + row * row_elements;
     switch (n) {
@@ -220,37 +277,53 @@ void avx2_int16_accumulate(const DynamicLinearActivation& x, const DynamicLinear
       default: int16_tile<kRows>(rows, block, packed.k_pairs, out); break;
     }
     subtract_centered_terms(n, x.zero_point, packed.centered_sums.data() + b * kBlock, out);
-  }, emit);
+    const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
+    for (int64_t r = 0; r < n; ++r) emit(row + r, first, channels, out + r * kBlock);
+  });
 }
 
+// avx2-int8 over every tile. `per_tile(row, rows, block, run)` decides where the tile's
+// results go and calls run(TileOutput) once.
+template <typename PerTile>
+void avx2_int8_tiles(const DynamicLinearActivation& x, const Int8Activations& xs, const DynamicLinearWeights& w,
+                     PerTile&& per_tile) {
+  const PackedDynamicWeights& packed = w.packed;
+  // -x_zp sum_k wq[n][k] per channel, once per call (zero past N, as sums is).
+  thread_local std::vector<int32_t> column;
+  column.resize(packed.sums.size());
+  for (size_t n = 0; n < column.size(); ++n)
+    column[n] = static_cast<int32_t>(0u - static_cast<uint32_t>(x.zero_point) * static_cast<uint32_t>(packed.sums[n]));
+  const int64_t row_bytes = packed.k_quads * 4;
+  for_each_tile(x.rows, row_bytes, kInt8Rows, packed.blocks, [&](int64_t row, int64_t n, int64_t b) {
+    const int8_t* block = packed.int8_values.data() + b * packed.k_quads * kBlock * 4;
+    const uint8_t* rows = xs.values + row * row_bytes;
+    const Int8Corrections corrections{column.data() + b * kBlock,
+                                      packed.has_weight_zero_points ? packed.zero_points.data() + b * kBlock : nullptr,
+                                      xs.row_terms + row};
+    per_tile(row, n, b, [&](const TileOutput& output) {
+      switch (n) {
+        case 1: int8_tile<1>(rows, block, packed.k_quads, corrections, output); break;
+        case 2: int8_tile<2>(rows, block, packed.k_quads, corrections, output); break;
+        case 3: int8_tile<3>(rows, block, packed.k_quads, corrections, output); break;
+        case 4: int8_tile<4>(rows, block, packed.k_quads, corrections, output); break;
+        default: int8_tile<kInt8Rows>(rows, block, packed.k_quads, corrections, output); break;
+      }
+    });
+  });
+}
+
+// avx2-int8's corrected accumulators, tile by tile, to `emit` as for avx2-int16.
 template <typename Emit>
 void avx2_int8_accumulate(const DynamicLinearActivation& x, const Int8Activations& xs, const DynamicLinearWeights& w,
                           Emit&& emit) {
-  const PackedDynamicWeights& packed = w.packed;
-  const int64_t row_bytes = packed.k_quads * 4;
-  for_each_tile(x.rows, row_bytes, kInt8Rows, w, [&](int64_t row, int64_t n, int64_t b, int32_t* out) {
-    const int8_t* block = packed.int8_values.data() + b * packed.k_quads * kBlock * 4;
-    const uint8_t* rows = xs.values + row * row_bytes;
-    switch (n) {
-      case 1: int8_tile<1>(rows, block, packed.k_quads, out); break;
-      case 2: int8_tile<2>(rows, block, packed.k_quads, out); break;
-      case 3: int8_tile<3>(rows, block, packed.k_quads, out); break;
-      case 4: int8_tile<4>(rows, block, packed.k_quads, out); break;
-      default: int8_tile<kInt8Rows>(rows, block, packed.k_quads, out); break;
-    }
-    add_int8_zero_point_terms(n, x.zero_point, packed, b * kBlock, xs.row_terms + row, out);
-  }, emit);
-}
-
-// Step (1) on the fastest AVX2 path that applies; false if none does (portable then).
-template <typename Emit>
-bool avx2_accumulate(const DynamicLinearActivation& x, const DynamicLinearWeights& w, Emit&& emit) {
-  if (x.accumulation != Accumulation::Exact || w.packed.values.empty() || !avx2_kernels_enabled()) return false;
-  if (const auto xs = int8_activations(x, w.in_features, w.packed.k_quads))
-    avx2_int8_accumulate(x, *xs, w, emit);
-  else
-    avx2_int16_accumulate(x, w, emit);
-  return true;
+  avx2_int8_tiles(x, xs, w, [&](int64_t row, int64_t n, int64_t b, auto&& run) {
+    alignas(32) int32_t out[kInt8Rows * kBlock];
+    TileOutput output;
+    output.accumulators = out;
+    run(output);
+    const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
+    for (int64_t r = 0; r < n; ++r) emit(row + r, first, channels, out + r * kBlock);
+  });
 }
 
 // Step (1) for one (row, output channel) pair.
@@ -362,11 +435,13 @@ std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& 
 void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights& w,
                     const float* bias, bool relu, float* y) {
   assert(w.in_features <= kMaxDynamicLinearK);
-  // (2) once per output channel: the multiplier does not depend on the row. (Scratch that
-  // only grows: nothing is allocated per call once the largest layer has run.)
+  const int64_t n_out = w.out_features;
+  // (2) once per output channel: the multiplier does not depend on the row. Zero-padded to
+  // whole blocks for the AVX2 tiles, which read 16 channels at a time. (Scratch that only
+  // grows: nothing is allocated per call once the largest layer has run.)
   thread_local std::vector<float> multiplier;
-  multiplier.resize(w.out_features);
-  for (int64_t out_channel = 0; out_channel < w.out_features; ++out_channel)
+  multiplier.assign(std::max(n_out, w.packed.blocks * kBlock), 0.0f);
+  for (int64_t out_channel = 0; out_channel < n_out; ++out_channel)
     multiplier[out_channel] = w.scales[out_channel] * x.scale;
   // (3) and (4) on one accumulator.
   const auto epilogue = [&](int32_t acc, int64_t out_channel) {
@@ -374,14 +449,36 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
     const float value = bias ? scaled + bias[out_channel] : scaled;
     return relu && value < 0.0f ? 0.0f : value;
   };
-  const bool done = avx2_accumulate(x, w, [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
-    float* y_row = y + row * w.out_features;
-    int64_t j = 0;
-    for (; j + 8 <= channels; j += 8)
-      epilogue8(t + j, multiplier.data() + first + j, bias ? bias + first + j : nullptr, relu, y_row + first + j);
-    for (; j < channels; ++j) y_row[first + j] = epilogue(t[j], first + j);
-  });
-  if (done) return;
+  if (x.accumulation == Accumulation::Exact && !w.packed.values.empty() && avx2_kernels_enabled()) {
+    if (const auto xs = int8_activations(x, w.in_features, w.packed.k_quads)) {
+      // avx2-int8 with (3) and (4) on the tile's registers.
+      thread_local std::vector<float> padded_bias;
+      if (bias) {
+        padded_bias.assign(multiplier.size(), 0.0f);
+        std::copy(bias, bias + n_out, padded_bias.begin());
+      }
+      avx2_int8_tiles(x, *xs, w, [&](int64_t row, int64_t, int64_t b, auto&& run) {
+        const int64_t first = b * kBlock;
+        TileOutput output;
+        output.y = y + row * n_out + first;
+        output.y_stride = n_out;
+        output.channels = std::min(kBlock, n_out - first);
+        output.multiplier = multiplier.data() + first;
+        output.bias = bias ? padded_bias.data() + first : nullptr;
+        output.relu = relu;
+        run(output);
+      });
+      return;
+    }
+    avx2_int16_accumulate(x, w, [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
+      float* y_row = y + row * n_out;
+      int64_t j = 0;
+      for (; j + 8 <= channels; j += 8)
+        epilogue8(t + j, multiplier.data() + first + j, bias ? bias + first + j : nullptr, relu, y_row + first + j);
+      for (; j < channels; ++j) y_row[first + j] = epilogue(t[j], first + j);
+    });
+    return;
+  }
 
   for (int64_t row = 0; row < x.rows; ++row) {
     const int32_t* x_row = x.values + row * w.in_features;

@@ -41,7 +41,9 @@
 //               (1) expanded. Half the multiply instructions' companions of avx2-int16 per
 //               MAC (one broadcast and one add per 4 K instead of per 2 K) and half its weight
 //               bytes. The terms are combined in wrapping int32 arithmetic: the exact result
-//               fits int32 (bound above), so the wrapped sum is that result.
+//               fits int32 (bound above), so the wrapped sum is that result. A tile's
+//               accumulators start from the two zero-point terms, and dynamic_linear runs
+//               (3)-(4) on them while they are still in registers.
 // dynamic_linear takes avx2-int8 where the activations allow, else avx2-int16, on CPUs with
 // AVX2. (1') has only the portable path: only a version-1 module on onednn asks for it.
 #include <cstdint>

@@ -44,7 +44,7 @@ class LibTorchDynamicRNN : public RnnModule {
     if (calls_ == LibTorchRnnCalls::FreshPrepackPerProjection && !options_.cell) return run_per_projection(call);
     RnnResult result;
     if (options_.cell) {
-      const at::Tensor x = libtorch::to_aten(Tensor(Shape{B, options_.input_size}, call.data));
+      const at::Tensor x = libtorch::to_aten(Tensor(Shape{B, options_.input_size}, call.data_values()));
       const at::Tensor h = h0.view({B, H}), c = lstm ? c0.view({B, H}) : at::Tensor();
       const QuantizedRnnWeights& w = weights_[0];
       if (lstm) {
@@ -68,7 +68,7 @@ class LibTorchDynamicRNN : public RnnModule {
     const bool packed = call.packed;
     at::Tensor data = libtorch::to_aten(Tensor(packed ? Shape{call.rows, options_.input_size}
                                                       : Shape{call.seq_len, B, options_.input_size},
-                                               call.data));
+                                               call.data_values()));
     const at::Tensor batch_sizes = at::tensor(call.batch_sizes, at::kLong);
     const c10::IValue dtype = static_cast<int64_t>(fp16() ? at::kHalf : at::kQInt8);
     std::vector<c10::IValue> out;

@@ -140,7 +140,8 @@ constexpr const char* kBenchUsage = R"(usage: qconform bench [--variants LIST] [
 Times the forward of dynamic modules built through the module registry, every
 implementation in this process, alternating, a warm-up and then N repetitions (default
 5); prints per case the median, GMAC/s, the share of the int8 multiply-accumulate ceiling
-it measures first, and the ratio to the faster LibTorch engine; then the performance
+(measured again before every round of repetitions; the case's median), and the ratio to
+the faster LibTorch engine; then the performance
 targets with met / NOT met. Short cases (cells, Linear) repeat each call to ~20 ms.
 
   --variants LIST   lstm, lstm-packed, gru, gru-packed, lstm-cell, gru-cell, linear
