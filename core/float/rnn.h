@@ -87,7 +87,7 @@ struct RnnCall {
   RnnCall() = default;
   RnnCall(RnnCall&&) = default;
   RnnCall& operator=(RnnCall&&) = default;
-  std::vector<float> data_values() const { return {data, data + rows * features}; }
+  std::vector<float> data_values() const { return std::vector<float>(data, data + rows * features); }
   int64_t rows = 0;
   int64_t features = 0;
   std::vector<int64_t> batch_sizes;
