@@ -153,17 +153,30 @@ struct Int8Corrections {
   const int32_t* row_terms;       // one per tile row: sum_k xq[k] - K x_zp
 };
 
-// Where a tile's 16 corrected accumulators per row go: as int32 (dynamic_linear_accumulators)
-// or through steps (3)-(4) as floats (dynamic_linear).
+// Where a tile's corrected accumulators go: `channels` of the 16 lanes of row r to
+// row_start + r * stride, as int32 (dynamic_linear_accumulators) or through steps (3)-(4) as
+// floats (dynamic_linear). Exactly one of accumulators and y is set.
 struct TileOutput {
-  int32_t* accumulators = nullptr;  // Rows x 16, or
-  float* y = nullptr;               // row r at y + r * y_stride, `channels` of the 16 lanes
-  int64_t y_stride = 0;
+  int32_t* accumulators = nullptr;
+  float* y = nullptr;
+  int64_t stride = 0;
   int64_t channels = 16;
-  const float* multiplier = nullptr;  // 16 values, zero-padded past N
+  const float* multiplier = nullptr;  // 16 values, zero-padded past N (floats only)
   const float* bias = nullptr;        // 16 values, zero-padded past N; null for none
   bool relu = false;
 };
+
+// Stores the first `channels` of a row's 16 lanes (all of them with two stores when the
+// block is whole; the last block of an N that is not a multiple of 16 goes through a copy).
+template <typename Element, typename Vector>
+__attribute__((target("avx2"))) inline void store_lanes(Element* out, Vector low, Vector high, int64_t channels) {
+  static_assert(sizeof(Vector) == 32 && sizeof(Element) == 4, "8 lanes of 4 bytes");
+  alignas(32) Element lanes[kBlock];
+  Element* target = channels == kBlock ? out : lanes;
+  std::memcpy(target, &low, 32);
+  std::memcpy(target + 8, &high, 32);
+  if (target == lanes) std::memcpy(out, lanes, channels * sizeof(Element));
+}
 
 // Steps (3) and (4) for 8 channels at once: the same operations as the scalar epilogue,
 // each rounded once (int32 -> float conversion, product, sum), so the same floats. ReLU as
@@ -216,28 +229,14 @@ __attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* b
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w1), ones));
     }
   }
-  if (output.accumulators) {
-#pragma GCC unroll 8
-    for (int r = 0; r < Rows; ++r) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(output.accumulators + r * kBlock), acc[r][0]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(output.accumulators + r * kBlock + 8), acc[r][1]);
-    }
-    return;
-  }
   const float* bias1 = output.bias ? output.bias + 8 : nullptr;
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) {
-    const __m256 y0 = epilogue8(acc[r][0], output.multiplier, output.bias, output.relu);
-    const __m256 y1 = epilogue8(acc[r][1], output.multiplier + 8, bias1, output.relu);
-    float* y = output.y + r * output.y_stride;
-    if (output.channels == kBlock) {
-      _mm256_storeu_ps(y, y0);
-      _mm256_storeu_ps(y + 8, y1);
-    } else {  // the last block of an N that is not a multiple of 16
-      alignas(32) float lanes[kBlock];
-      _mm256_store_ps(lanes, y0);
-      _mm256_store_ps(lanes + 8, y1);
-      std::memcpy(y, lanes, output.channels * sizeof(float));
+    if (output.accumulators) {
+      store_lanes(output.accumulators + r * output.stride, acc[r][0], acc[r][1], output.channels);
+    } else {
+      store_lanes(output.y + r * output.stride, epilogue8(acc[r][0], output.multiplier, output.bias, output.relu),
+                  epilogue8(acc[r][1], output.multiplier + 8, bias1, output.relu), output.channels);
     }
   }
 }
@@ -282,11 +281,10 @@ void avx2_int16_accumulate(const DynamicLinearActivation& x, const DynamicLinear
   });
 }
 
-// avx2-int8 over every tile. `per_tile(row, rows, block, run)` decides where the tile's
-// results go and calls run(TileOutput) once.
-template <typename PerTile>
-void avx2_int8_tiles(const DynamicLinearActivation& x, const Int8Activations& xs, const DynamicLinearWeights& w,
-                     PerTile&& per_tile) {
+// avx2-int8 over every tile of the rows x N output whose row 0 starts at `output.y` or
+// `output.accumulators`; `output` says what each tile writes (its pointers are offset per tile).
+void avx2_int8(const DynamicLinearActivation& x, const Int8Activations& xs, const DynamicLinearWeights& w,
+               const TileOutput& output) {
   const PackedDynamicWeights& packed = w.packed;
   // -x_zp sum_k wq[n][k] per channel, once per call (zero past N, as sums is).
   thread_local std::vector<int32_t> column;
@@ -300,29 +298,20 @@ void avx2_int8_tiles(const DynamicLinearActivation& x, const Int8Activations& xs
     const Int8Corrections corrections{column.data() + b * kBlock,
                                       packed.has_weight_zero_points ? packed.zero_points.data() + b * kBlock : nullptr,
                                       xs.row_terms + row};
-    per_tile(row, n, b, [&](const TileOutput& output) {
-      switch (n) {
-        case 1: int8_tile<1>(rows, block, packed.k_quads, corrections, output); break;
-        case 2: int8_tile<2>(rows, block, packed.k_quads, corrections, output); break;
-        case 3: int8_tile<3>(rows, block, packed.k_quads, corrections, output); break;
-        case 4: int8_tile<4>(rows, block, packed.k_quads, corrections, output); break;
-        default: int8_tile<kInt8Rows>(rows, block, packed.k_quads, corrections, output); break;
-      }
-    });
-  });
-}
-
-// avx2-int8's corrected accumulators, tile by tile, to `emit` as for avx2-int16.
-template <typename Emit>
-void avx2_int8_accumulate(const DynamicLinearActivation& x, const Int8Activations& xs, const DynamicLinearWeights& w,
-                          Emit&& emit) {
-  avx2_int8_tiles(x, xs, w, [&](int64_t row, int64_t n, int64_t b, auto&& run) {
-    alignas(32) int32_t out[kInt8Rows * kBlock];
-    TileOutput output;
-    output.accumulators = out;
-    run(output);
-    const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
-    for (int64_t r = 0; r < n; ++r) emit(row + r, first, channels, out + r * kBlock);
+    const int64_t first = b * kBlock, offset = row * output.stride + first;
+    TileOutput tile = output;
+    tile.channels = std::min(kBlock, w.out_features - first);
+    if (tile.accumulators) tile.accumulators += offset;
+    if (tile.y) tile.y += offset;
+    if (tile.multiplier) tile.multiplier += first;
+    if (tile.bias) tile.bias += first;
+    switch (n) {
+      case 1: int8_tile<1>(rows, block, packed.k_quads, corrections, tile); break;
+      case 2: int8_tile<2>(rows, block, packed.k_quads, corrections, tile); break;
+      case 3: int8_tile<3>(rows, block, packed.k_quads, corrections, tile); break;
+      case 4: int8_tile<4>(rows, block, packed.k_quads, corrections, tile); break;
+      default: int8_tile<kInt8Rows>(rows, block, packed.k_quads, corrections, tile); break;
+    }
   });
 }
 
@@ -420,7 +409,10 @@ std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& 
     } else {
       const auto xs = int8_activations(x, w.in_features, w.packed.k_quads);
       if (!xs) throw std::logic_error("dynamic_linear_accumulators: avx2-int8 needs activations in 0..127");
-      avx2_int8_accumulate(x, *xs, w, keep);
+      TileOutput output;
+      output.accumulators = acc.data();
+      output.stride = w.out_features;
+      avx2_int8(x, *xs, w, output);
     }
     return acc;
   }
@@ -457,17 +449,13 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
         padded_bias.assign(multiplier.size(), 0.0f);
         std::copy(bias, bias + n_out, padded_bias.begin());
       }
-      avx2_int8_tiles(x, *xs, w, [&](int64_t row, int64_t, int64_t b, auto&& run) {
-        const int64_t first = b * kBlock;
-        TileOutput output;
-        output.y = y + row * n_out + first;
-        output.y_stride = n_out;
-        output.channels = std::min(kBlock, n_out - first);
-        output.multiplier = multiplier.data() + first;
-        output.bias = bias ? padded_bias.data() + first : nullptr;
-        output.relu = relu;
-        run(output);
-      });
+      TileOutput output;
+      output.y = y;
+      output.stride = n_out;
+      output.multiplier = multiplier.data();
+      output.bias = bias ? padded_bias.data() : nullptr;
+      output.relu = relu;
+      avx2_int8(x, *xs, w, output);
       return;
     }
     avx2_int16_accumulate(x, w, [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
