@@ -1,7 +1,8 @@
 // The integer kernels' two paths (quantized/kernels/dynamic_gemm.h): the AVX2 path must give
 // the portable path's accumulators and outputs bit for bit, at any shape and at the extremes
 // of the integer ranges. And the recurrent cells' vectorised sigmoid and tanh
-// (core/float/rnn_gates.cc) stay within the tolerance table's 2 ulp of the exact functions.
+// (core/float/rnn_gates.cc) stay within the tolerance table's ulps of the exact functions
+// (2; 2.1 for the integer implementation's faster tanh).
 // rapidcheck prints the shrunk case and RC_PARAMS to rerun it.
 #define BOOST_TEST_MODULE test_kernels
 #include <rapidcheck/boost_test.h>
@@ -129,27 +130,33 @@ BOOST_AUTO_TEST_CASE(the_avx2_paths_do_not_saturate_where_vpmaddubsw_would) {
 }
 
 // The recurrent bound model (oracles/recurrent_bounds.h) allows each side's sigmoid and tanh
-// 2 ulp, as 2 eps |f(z)| plus one smallest normal (below the normal range an ulp is no
-// longer relative: sigmoid(-100) is 3.7e-44, ATen's and ours give 0). The exact value is
+// `ulps` ulp, as ulps eps |f(z)| plus one smallest normal (below the normal range an ulp is
+// no longer relative: sigmoid(-100) is 3.7e-44, ATen's and ours give 0): 2 for ATen's forms,
+// 2.1 for CellTanh::Fast (the tolerance rows with an integer side). The exact value is
 // computed in double with the C library's double functions.
 namespace {
 
+using qconform::CellTanh;
+
 double sigmoid_exact(float z) { return 1.0 / (1.0 + std::exp(-static_cast<double>(z))); }
 double tanh_exact(float z) { return std::tanh(static_cast<double>(z)); }
+double tanh_ulps(CellTanh form) { return form == CellTanh::Fast ? 2.1 : 2.0; }
 
 // The first z whose gate value is off by more than the allowance, or "" if none.
-std::string gate_violation(const std::vector<float>& z) {
+std::string gate_violation(const std::vector<float>& z, CellTanh form) {
   constexpr double kEps = std::numeric_limits<float>::epsilon(), kTiny = std::numeric_limits<float>::min();
   std::vector<float> sig(z.size()), th(z.size());
   qconform::rnn_sigmoid_n(z.data(), static_cast<int64_t>(z.size()), sig.data());
-  qconform::rnn_tanh_n(z.data(), static_cast<int64_t>(z.size()), th.data());
+  qconform::rnn_tanh_n(z.data(), static_cast<int64_t>(z.size()), th.data(), form);
   for (size_t i = 0; i < z.size(); ++i)
-    for (const auto& [name, got, exact] : {std::tuple{"sigmoid", sig[i], sigmoid_exact(z[i])},
-                                           std::tuple{"tanh", th[i], tanh_exact(z[i])}})
-      if (!(std::abs(got - exact) <= 2 * kEps * std::abs(exact) + kTiny)) {
-        char line[200];
-        std::snprintf(line, sizeof line, "%s(%.9g) = %.9g, exact %.17g: off by %.3g eps |f| (element %zu of %zu)",
-                      name, z[i], got, exact, std::abs(got - exact) / (kEps * std::abs(exact)), i, z.size());
+    for (const auto& [name, got, exact, ulps] : {std::tuple{"sigmoid", sig[i], sigmoid_exact(z[i]), 2.0},
+                                                 std::tuple{"tanh", th[i], tanh_exact(z[i]), tanh_ulps(form)}})
+      if (!(std::abs(got - exact) <= ulps * kEps * std::abs(exact) + kTiny)) {
+        char line[240];
+        std::snprintf(line, sizeof line,
+                      "%s%s(%.9g) = %.9g, exact %.17g: off by %.3g eps |f|, allowed %.1f (element %zu of %zu)", name,
+                      form == CellTanh::Fast ? " (fast tanh)" : "", z[i], got, exact,
+                      std::abs(got - exact) / (kEps * std::abs(exact)), ulps, i, z.size());
         return line;
       }
   return "";
@@ -159,7 +166,7 @@ std::string gate_violation(const std::vector<float>& z) {
 
 // Lengths around the 16-wide vector blocks, so both the vector and the scalar remainder
 // path run; values from tiny to beyond the saturation of either function.
-RC_BOOST_PROP(gate_functions_within_two_ulp, ()) {
+RC_BOOST_PROP(gate_functions_within_their_ulps, ()) {
   const auto magnitude = rc::gen::map(rc::gen::pair(rc::gen::inRange(-30, 8), rc::gen::inRange(0, 1 << 20)),
                                       [](std::pair<int, int> p) {
                                         return std::ldexp(1.0f + p.second / float(1 << 20), p.first);
@@ -167,14 +174,23 @@ RC_BOOST_PROP(gate_functions_within_two_ulp, ()) {
   const auto value = rc::gen::map(rc::gen::pair(magnitude, rc::gen::arbitrary<bool>()),
                                   [](std::pair<float, bool> p) { return p.second ? -p.first : p.first; });
   const auto z = *rc::gen::container<std::vector<float>>(*rc::gen::inRange<size_t>(0, 50), value);
-  const std::string violation = gate_violation(z);
-  RC_ASSERT(violation.empty());
+  for (CellTanh form : {CellTanh::Aten, CellTanh::Fast}) {
+    const std::string violation = gate_violation(z, form);
+    RC_ASSERT(violation.empty());
+  }
 }
 
 // Every 4099th float (a prime stride: every exponent, scattered mantissas), both signs,
-// including the infinities' neighbourhood; NaN in gives NaN out.
-BOOST_AUTO_TEST_CASE(gate_functions_within_two_ulp_across_the_float_range) {
+// including the infinities' neighbourhood; NaN in gives NaN out. For the fast tanh also the
+// four floats where an exhaustive search (every positive float, tanh being odd; Sleef 3.2)
+// found it more than 2 eps |tanh| off (2.005, 2.068, 2.047 and 2.007: the reason its rows
+// allow 2.1; Sleef 3.5.1), first, where the vector form takes them.
+BOOST_AUTO_TEST_CASE(gate_functions_within_their_ulps_across_the_float_range) {
   std::vector<float> z;
+  for (float worst : {0.174502417f, 0.174642071f, 0.174657539f, 0.175150156f}) {
+    z.push_back(worst);
+    z.push_back(-worst);
+  }
   for (uint64_t bits = 0; bits < 0x7f800000u; bits += 4099) {
     float v;
     const uint32_t b = static_cast<uint32_t>(bits);
@@ -184,14 +200,16 @@ BOOST_AUTO_TEST_CASE(gate_functions_within_two_ulp_across_the_float_range) {
   }
   z.push_back(std::numeric_limits<float>::infinity());
   z.push_back(-std::numeric_limits<float>::infinity());
-  const std::string violation = gate_violation(z);
-  BOOST_TEST(violation.empty(), violation);
-  const std::vector<float> nan(17, std::numeric_limits<float>::quiet_NaN());
-  std::vector<float> out(nan.size());
-  qconform::rnn_sigmoid_n(nan.data(), 17, out.data());
-  for (float v : out) BOOST_TEST(std::isnan(v));
-  qconform::rnn_tanh_n(nan.data(), 17, out.data());
-  for (float v : out) BOOST_TEST(std::isnan(v));
+  for (CellTanh form : {CellTanh::Aten, CellTanh::Fast}) {
+    const std::string violation = gate_violation(z, form);
+    BOOST_TEST(violation.empty(), violation);
+    const std::vector<float> nan(17, std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> out(nan.size());
+    qconform::rnn_sigmoid_n(nan.data(), 17, out.data());
+    for (float v : out) BOOST_TEST(std::isnan(v));
+    qconform::rnn_tanh_n(nan.data(), 17, out.data(), form);
+    for (float v : out) BOOST_TEST(std::isnan(v));
+  }
 }
 
 // The dynamic modules' activations are quantized 8 at a time (core/quantize.h,

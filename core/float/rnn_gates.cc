@@ -10,6 +10,8 @@
 // remainder of each row through the scalar forms (rnn_sigmoid, rnn_tanh: the C library's).
 // Each result is within 2 ulp of the exact function either way (the tolerance table's
 // allowance, tested in test_kernels); without AVX2 every element takes the scalar form.
+// CellTanh::Fast (the integer implementation) takes Sleef_tanhf8_u35 for the vector part
+// instead: within 2.07 eps |tanh(z)| over every float (rnn_runner.h), also tested.
 #include <Eigen/Core>
 #include <vector>
 
@@ -26,18 +28,20 @@ namespace {
 enum class Gate { Sigmoid, Tanh };
 
 // out[j] = f(z[j]) for j < n.
-void apply_gate(Gate gate, const float* z, int64_t n, float* out) {
+void apply_gate(Gate gate, const float* z, int64_t n, float* out, CellTanh form = CellTanh::Aten) {
   int64_t j = 0;
 #if defined(__AVX2__)
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
   const auto vector = [&](__m256 v) {
-    if (gate == Gate::Tanh) return Sleef_tanhf8_u10(v);
+    if (gate == Gate::Tanh) return form == CellTanh::Fast ? Sleef_tanhf8_u35(v) : Sleef_tanhf8_u10(v);
     return _mm256_div_ps(one, _mm256_add_ps(Sleef_expf8_u10(_mm256_sub_ps(zero, v)), one));
   };
   for (; j + 16 <= n; j += 16) {
     _mm256_storeu_ps(out + j, vector(_mm256_loadu_ps(z + j)));
     _mm256_storeu_ps(out + j + 8, vector(_mm256_loadu_ps(z + j + 8)));
   }
+#else
+  (void)form;
 #endif
   for (; j < n; ++j) out[j] = gate == Gate::Tanh ? rnn_tanh(z[j]) : rnn_sigmoid(z[j]);
 }
@@ -53,9 +57,10 @@ float* gate_scratch(int64_t n) {
 }  // namespace
 
 void rnn_sigmoid_n(const float* z, int64_t n, float* out) { apply_gate(Gate::Sigmoid, z, n, out); }
-void rnn_tanh_n(const float* z, int64_t n, float* out) { apply_gate(Gate::Tanh, z, n, out); }
+void rnn_tanh_n(const float* z, int64_t n, float* out, CellTanh tanh_form) { apply_gate(Gate::Tanh, z, n, out, tanh_form); }
 
-void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const float* gh, float* h, float* c) {
+void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const float* gh, float* h, float* c,
+                   CellTanh tanh_form) {
   // The element-wise steps on Eigen arrays: 8 lanes, each lane the same IEEE operations as
   // the scalar statement (GCC 12 at -O2 leaves these loops scalar; Eigen does not fuse
   // products and sums into FMA in array expressions, and -ffp-contract=off keeps GCC from it).
@@ -74,19 +79,19 @@ void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const flo
         if (o.nonlinearity == "relu")
           for (int64_t j = 0; j < H; ++j) hr[j] = rnn_relu(z[j]);
         else
-          apply_gate(Gate::Tanh, z, H, hr);
+          apply_gate(Gate::Tanh, z, H, hr, tanh_form);
         break;
       case RnnMode::LSTM: {
         float* cr = c + r * H;
         Array(z, G) = ConstArray(b, G) + ConstArray(a, G);
         // Gate order i, f, g, o: sigmoid, sigmoid, tanh, sigmoid.
         apply_gate(Gate::Sigmoid, z, 2 * H, g);
-        apply_gate(Gate::Tanh, z + 2 * H, H, g + 2 * H);
+        apply_gate(Gate::Tanh, z + 2 * H, H, g + 2 * H, tanh_form);
         apply_gate(Gate::Sigmoid, z + 3 * H, H, g + 3 * H);
         const ConstArray in_gate(g, H), forget_gate(g + H, H), cell_gate(g + 2 * H, H), out_gate(g + 3 * H, H);
         Array c_row(cr, H);
         c_row = forget_gate * c_row + in_gate * cell_gate;  // forget_part + input_part
-        apply_gate(Gate::Tanh, cr, H, z);                   // z is free again: tanh(c')
+        apply_gate(Gate::Tanh, cr, H, z, tanh_form);             // z is free again: tanh(c')
         Array(hr, H) = out_gate * ConstArray(z, H);
         break;
       }
@@ -96,7 +101,7 @@ void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const flo
         const ConstArray reset_gate(g, H), update_gate(g + H, H);
         Array(z, H) = ConstArray(a + 2 * H, H) + ConstArray(b + 2 * H, H) * reset_gate;
         float* new_gate = g + 2 * H;
-        apply_gate(Gate::Tanh, z, H, new_gate);
+        apply_gate(Gate::Tanh, z, H, new_gate, tanh_form);
         const ConstArray n(new_gate, H);
         Array h_row(hr, H);
         h_row = (h_row - n) * update_gate + n;

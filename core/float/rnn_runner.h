@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <boost/align/aligned_allocator.hpp>
+
 #include "core/float/rnn.h"
 
 namespace qconform {
@@ -36,6 +38,21 @@ inline float rnn_sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }  // A
 inline float rnn_tanh(float x) { return std::tanh(x); }
 inline float rnn_relu(float x) { return x > 0.0f ? x : (x == x ? 0.0f : x); }  // NaN stays NaN
 
+// How the float cells evaluate the vector part of tanh (sigmoid is ATen's form in both):
+//   Aten  Sleef_tanhf8_u10, as ATen's vectorised loop: the reference, and the recurrence
+//         around LibTorch's own projections (quantized/libtorch/dynamic_rnn.cc).
+//   Fast  Sleef_tanhf8_u35, 2.5 times faster (1.0 vs 2.5 ns per element, measured): the
+//         integer implementation, where ATen's tanh was a tenth of the LSTM's time (issue 9).
+//         Documented at 3.5 ulp; measured over every float at most 2.07 eps |tanh(z)|, inside
+//         the 2.1 per side that the tolerance rows with an integer side allow.
+enum class CellTanh { Aten, Fast };
+
+// Buffers on 64-byte cache lines. The GEMM tiles store a row's 16 floats (one line) at a
+// time; in a buffer that is only 16-byte aligned (what malloc gives) every such store
+// straddles two lines. Measured on the integer LSTM's gate buffers: 3-5 % of its time.
+template <typename T>
+using CacheAlignedVector = std::vector<T, boost::alignment::aligned_allocator<T, 64>>;
+
 template <typename T>
 struct RnnRun {
   std::vector<T> output;     // rows x (directions * hidden)
@@ -43,8 +60,9 @@ struct RnnRun {
 };
 
 // One cell step on `rows` rows. gi, gh: rows x gate_size; h, c: rows x hidden (updated).
+// CellTanh concerns float only: the error-bound type allows each side's tanh its ulps.
 template <typename T>
-void rnn_cell_step(const RnnOptions& o, int64_t rows, const T* gi, const T* gh, T* h, T* c) {
+void rnn_cell_step(const RnnOptions& o, int64_t rows, const T* gi, const T* gh, T* h, T* c, CellTanh = CellTanh::Aten) {
   const int64_t H = o.hidden_size, G = o.gate_size();
   for (int64_t r = 0; r < rows; ++r) {
     const T* a = gi + r * G;
@@ -85,10 +103,11 @@ void rnn_cell_step(const RnnOptions& o, int64_t rows, const T* gi, const T* gh, 
 
 // The same step on float (core/float/rnn_gates.cc): the operations above, with sigmoid and
 // tanh vectorised as ATen vectorises them. Overload resolution picks it for float.
-void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const float* gh, float* h, float* c);
+void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const float* gh, float* h, float* c,
+                   CellTanh tanh_form = CellTanh::Aten);
 // sigmoid and tanh of z[0, n) as that step evaluates them.
 void rnn_sigmoid_n(const float* z, int64_t n, float* out);
-void rnn_tanh_n(const float* z, int64_t n, float* out);
+void rnn_tanh_n(const float* z, int64_t n, float* out, CellTanh tanh_form = CellTanh::Aten);
 
 // Projections must provide
 //   void project_input(int64_t set, const T* x, int64_t rows, int64_t in, T* out);
@@ -97,7 +116,7 @@ void rnn_tanh_n(const float* z, int64_t n, float* out);
 template <typename T, typename Projections>
 RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, int64_t rows,
                   const std::vector<int64_t>& batch_sizes, const std::vector<T>& h0,
-                  const std::vector<T>& c0) {
+                  const std::vector<T>& c0, CellTanh cell_tanh = CellTanh::Aten) {
   const int64_t H = o.hidden_size, G = o.gate_size(), D = o.directions();
   const int64_t steps = static_cast<int64_t>(batch_sizes.size());
   const int64_t batch = steps ? batch_sizes[0] : 0;
@@ -113,10 +132,11 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
   // The input projections of all steps (rows x gate_size: 52 MB at fastrnns' size) go to a
   // per-thread buffer that only grows: a fresh allocation that large is mapped and zeroed by
   // the kernel on every forward (measured: ~8% of the integer LSTM's time).
-  thread_local std::vector<T> gi_buffer;
+  thread_local CacheAlignedVector<T> gi_buffer;
   if (gi_buffer.size() < static_cast<size_t>(rows * G)) gi_buffer.resize(rows * G);
   T* const gi = gi_buffer.data();
-  std::vector<T> gh(batch * G), h(batch * H), c(lstm ? batch * H : 0);
+  CacheAlignedVector<T> gh(batch * G);
+  std::vector<T> h(batch * H), c(lstm ? batch * H : 0);
   int64_t in = o.input_size;
   for (int64_t layer = 0; layer < o.num_layers; ++layer) {
     std::vector<T> layer_output(rows * D * H);
@@ -130,7 +150,7 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
       const auto step = [&](int64_t t) {
         const int64_t active = batch_sizes[t];
         projections.project_hidden(set, h.data(), active, gh.data());
-        rnn_cell_step(o, active, gi + offsets[t] * G, gh.data(), h.data(), lstm ? c.data() : nullptr);
+        rnn_cell_step(o, active, gi + offsets[t] * G, gh.data(), h.data(), lstm ? c.data() : nullptr, cell_tanh);
         for (int64_t r = 0; r < active; ++r)
           std::copy(h.begin() + r * H, h.begin() + (r + 1) * H,
                     layer_output.begin() + (offsets[t] + r) * D * H + d * H);
