@@ -57,7 +57,9 @@ float* gate_scratch(int64_t n) {
 }  // namespace
 
 void rnn_sigmoid_n(const float* z, int64_t n, float* out) { apply_gate(Gate::Sigmoid, z, n, out); }
-void rnn_tanh_n(const float* z, int64_t n, float* out, CellTanh tanh_form) { apply_gate(Gate::Tanh, z, n, out, tanh_form); }
+void rnn_tanh_n(const float* z, int64_t n, float* out, CellTanh tanh_form) {
+  apply_gate(Gate::Tanh, z, n, out, tanh_form);
+}
 
 void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const float* gh, float* h, float* c,
                    CellTanh tanh_form) {
@@ -91,7 +93,7 @@ void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const flo
         const ConstArray in_gate(g, H), forget_gate(g + H, H), cell_gate(g + 2 * H, H), out_gate(g + 3 * H, H);
         Array c_row(cr, H);
         c_row = forget_gate * c_row + in_gate * cell_gate;  // forget_part + input_part
-        apply_gate(Gate::Tanh, cr, H, z, tanh_form);             // z is free again: tanh(c')
+        apply_gate(Gate::Tanh, cr, H, z, tanh_form);        // z is free again: tanh(c')
         Array(hr, H) = out_gate * ConstArray(z, H);
         break;
       }
