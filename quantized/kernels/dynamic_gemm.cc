@@ -216,6 +216,9 @@ __attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* b
   }
   const __m256i ones = _mm256_set1_epi16(1);
   const int64_t stride = k_quads * 4;
+  // Two K-steps per iteration: 2-5 % faster over whole GEMMs (paired runs against the loop
+  // taken one step at a time, 64 and 6400 rows x 512 -> 2048); four gained nothing more.
+#pragma GCC unroll 2
   for (int64_t q = 0; q < k_quads; ++q) {
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
