@@ -290,14 +290,13 @@ std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const s
     integers.zero_points.push_back(static_cast<int32_t>(wq.qparams.zero_point(channel_offset + n)));
   kernels::DynamicLinearActivation activation{xq.data(), rows, 1.0f, static_cast<int32_t>(x_qparams.zero_point())};
   const auto exact = kernels::dynamic_linear_accumulators(activation, integers);
-  std::vector<int64_t> loss;
-  if (saturation_loss) {
-    loss = *saturation_loss;
-  } else {
+  std::vector<int64_t> adjacent_loss;  // Linear's pairs, when the caller has no loss of its own
+  if (!saturation_loss) {
     activation.accumulation = kernels::Accumulation::PairwiseInt16Saturation;
     const auto saturated = kernels::dynamic_linear_accumulators(activation, integers);
-    for (size_t i = 0; i < exact.size(); ++i) loss.push_back(std::abs(int64_t{exact[i]} - saturated[i]));
+    for (size_t i = 0; i < exact.size(); ++i) adjacent_loss.push_back(std::abs(int64_t{exact[i]} - saturated[i]));
   }
+  const std::vector<int64_t>& loss = saturation_loss ? *saturation_loss : adjacent_loss;
   std::optional<Tensor> block_bias;
   if (bias) block_bias = Tensor(Shape{out}, std::vector<float>(bias->data.begin() + channel_offset,
                                                                 bias->data.begin() + channel_offset + out));
@@ -491,8 +490,21 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
     pairs = pairs || conv_sums_int16_pairs(engine_rule(e, EngineOp::StaticConv), o.transposed, o.groups, in_per_group,
                                            out_per_group);
   const int64_t paired = paired_width(in_per_group, kernel_volume);
-  kernels::DynamicLinearWeights paired_weights{out_per_group, paired, std::vector<int32_t>(out_per_group * paired), {},
-                                               std::vector<int32_t>(out_per_group, 0), {}};
+  // Per group, once: the float weight rows, and the integer rows in the paired order.
+  std::vector<Tensor> w_groups;
+  std::vector<kernels::DynamicLinearWeights> paired_weights;
+  for (int64_t group = 0; group < g.groups; ++group) {
+    w_groups.emplace_back(Shape{out_per_group, patch},
+                          std::vector<float>(w.data.begin() + group * out_per_group * patch,
+                                             w.data.begin() + (group + 1) * out_per_group * patch));
+    if (!pairs) continue;
+    kernels::DynamicLinearWeights& rows = paired_weights.emplace_back(kernels::DynamicLinearWeights{
+        out_per_group, paired, std::vector<int32_t>(out_per_group * paired), {}, std::vector<int32_t>(out_per_group, 0),
+        {}});
+    for (int64_t j = 0; j < out_per_group; ++j)
+      to_channel_pairs<int32_t>(in_per_group, kernel_volume, wq.values.data() + (group * out_per_group + j) * patch, 0,
+                                rows.values.data() + j * paired);
+  }
   std::vector<OutputSensitivity> result(g.batch * g.out_channels * positions);
   Tensor patches(Shape{positions, patch});
   std::vector<int32_t> marked_patches(positions * patch);
@@ -504,20 +516,15 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
       im2col<int32_t>(g, xq.values.data(), image, group, kAbsentInput, marked_patches.data());
       if (pairs) {
         channel_pair_patches(g, marked_patches.data(), pair_values.data(), present.data());
-        for (int64_t j = 0; j < out_per_group; ++j)
-          to_channel_pairs<int32_t>(in_per_group, kernel_volume, wq.values.data() + (group * out_per_group + j) * patch,
-                                    0, paired_weights.values.data() + j * paired);
         // The zero-point term is exact on both sides: the raw values' sums differ by the loss.
         kernels::DynamicLinearActivation raw{pair_values.data(), positions, 1.0f, 0};
-        const auto exact = kernels::dynamic_linear_accumulators(raw, paired_weights);
+        const auto exact = kernels::dynamic_linear_accumulators(raw, paired_weights[group]);
         raw.accumulation = kernels::Accumulation::PairwiseInt16Saturation;
-        const auto saturated = kernels::dynamic_linear_accumulators(raw, paired_weights);
+        const auto saturated = kernels::dynamic_linear_accumulators(raw, paired_weights[group]);
         for (size_t i = 0; i < loss.size(); ++i) loss[i] = std::abs(int64_t{exact[i]} - saturated[i]);
       }
-      const Tensor w_group(Shape{out_per_group, patch},
-                           std::vector<float>(w.data.begin() + group * out_per_group * patch,
-                                              w.data.begin() + (group + 1) * out_per_group * patch));
-      const auto block = static_block_sensitivity(patches, absent_as_zero_point(marked_patches), xq.qparams, w_group, wq,
+      const auto block = static_block_sensitivity(patches, absent_as_zero_point(marked_patches), xq.qparams,
+                                                  w_groups[group], wq,
                                                   group * out_per_group, reference.bias(),
                                                   wrapper.output_qparams().scale(), &loss);
       for (int64_t p = 0; p < positions; ++p) {
