@@ -94,6 +94,18 @@ __attribute__((target("avx2"))) void quantize_eight(const float* x, __m256 inver
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), q);
 }
 
+// The first multiple of eight of x[0, n) through quantize_eight; returns how many.
+__attribute__((target("avx2"))) int64_t quantize_eights(const float* x, int64_t n, float inverse_scale,
+                                                        int64_t zero_point, int64_t quant_min, int64_t quant_max,
+                                                        bool round_first, int32_t* out) {
+  const __m256 inverse = _mm256_set1_ps(inverse_scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256i lo = _mm256_set1_epi32(static_cast<int32_t>(quant_min));
+  const __m256i hi = _mm256_set1_epi32(static_cast<int32_t>(quant_max));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) quantize_eight(x + i, inverse, zp, lo, hi, round_first, out + i);
+  return i;
+}
+
 }  // namespace
 
 void quantize_values(const float* x, int64_t n, float inverse_scale, int64_t zero_point, int64_t quant_min,
@@ -103,12 +115,8 @@ void quantize_values(const float* x, int64_t n, float inverse_scale, int64_t zer
     throw Error("quantize_values: quant_min and quant_max must fit int32, got [" + std::to_string(quant_min) + ", " +
                 std::to_string(quant_max) + "]");
   const bool round_first = rounding == RoundingStep::BeforeZeroPoint;
-  int64_t i = 0;
-  if (cpu_has_avx2()) {
-    const __m256 inverse = _mm256_set1_ps(inverse_scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
-    const __m256i lo = _mm256_set1_epi32(static_cast<int32_t>(quant_min)), hi = _mm256_set1_epi32(static_cast<int32_t>(quant_max));
-    for (; i + 8 <= n; i += 8) quantize_eight(x + i, inverse, zp, lo, hi, round_first, out + i);
-  }
+  int64_t i = cpu_has_avx2() ? quantize_eights(x, n, inverse_scale, zero_point, quant_min, quant_max, round_first, out)
+                             : 0;
   for (; i < n; ++i)
     out[i] = static_cast<int32_t>(round_first ? quantize_value(x[i], inverse_scale, zero_point, quant_min, quant_max)
                                               : quantize_value_shift_then_round(x[i], inverse_scale, zero_point,

@@ -92,7 +92,10 @@ struct Int8Activations {
 // then is the row used.
 __attribute__((target("avx2"))) int64_t int8_row_prefix(const int32_t* in, int64_t k, uint8_t* out, uint32_t* outside,
                                                         int32_t* sum) {
-  const auto load = [&](int64_t i) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i)); };
+  // The lambda needs the target too: it does not inherit the function's (an AVX2-less build).
+  const auto load = [&](int64_t i) __attribute__((target("avx2"))) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
+  };
   const __m256i high_bits = _mm256_set1_epi32(~127);
   __m256i any_high = _mm256_setzero_si256(), sums = _mm256_setzero_si256();
   int64_t i = 0;
@@ -201,7 +204,9 @@ constexpr int kInt8Rows = 5;
 template <int Rows>
 __attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
                                                const Int8Corrections& corrections, const TileOutput& output) {
-  const auto load = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  const auto load = [](const int32_t* p) __attribute__((target("avx2"))) {  // (as in int8_row_prefix)
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  };
   __m256i acc[Rows][2];
   const __m256i column0 = load(corrections.column), column1 = load(corrections.column + 8);
 #pragma GCC unroll 8
