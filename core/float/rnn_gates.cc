@@ -1,7 +1,9 @@
-// The recurrent cells on float, with ATen's vectorised gate functions. The operations and
-// their order are rnn_runner.h's template (the specification, which the error-bound type of
-// the oracles also follows); only sigmoid and tanh are evaluated differently, as ATen's CPU
-// kernels evaluate them (aten/src/ATen/cpu/vec/vec256/vec256_float.h on AVX2):
+// The recurrent cells on float. The operations and their order are rnn_runner.h's template
+// (the specification, which the error-bound type of the oracles also follows); only sigmoid
+// and tanh are evaluated differently, in one of two forms (CellGates, rnn_runner.h).
+//
+// CellGates::Aten, as ATen's CPU kernels evaluate them (aten/src/ATen/cpu/vec/vec256/
+// vec256_float.h on AVX2):
 //
 //   sigmoid(z) = 1 / ((exp(0 - z)) + 1)   exp: Sleef_expf8_u10 (1 ulp), then two roundings
 //   tanh(z)    = Sleef_tanhf8_u10(z)                                      (1 ulp)
@@ -10,9 +12,16 @@
 // remainder of each row through the scalar forms (rnn_sigmoid, rnn_tanh: the C library's).
 // Each result is within 2 ulp of the exact function either way (the tolerance table's
 // allowance, tested in test_kernels); without AVX2 every element takes the scalar form.
-// CellTanh::Fast (the integer implementation) takes Sleef_tanhf8_u35 for the vector part
-// instead: within 2.07 eps |tanh(z)| over every float (rnn_runner.h), also tested.
+//
+// CellGates::Fast (the integer implementation), every element eight at a time:
+//
+//   sigmoid(z) = 1 / ((exp(0 - z)) + 1)   exp: glibc's libmvec expf, 8 lanes
+//   tanh(z)    = Eigen's vectorised tanh (a 13/6 rational function, clamped at +-7.9988)
+//
+// measured over every float within 2.27 and 2.45 eps |f(z)| (+ one smallest normal). Without
+// AVX2 and FMA the fast form is the C library's functions for every element.
 #include <Eigen/Core>
+#include <algorithm>
 #include <vector>
 
 #include "core/float/rnn_runner.h"
@@ -20,6 +29,10 @@
 #if defined(__AVX2__)
 #include <immintrin.h>
 #include <sleef.h>
+
+// expf on eight lanes from glibc's libmvec, under its x86-64 vector function ABI name (what
+// GCC calls for a vectorised expf; math.h declares it only under -ffast-math).
+extern "C" __m256 _ZGVdN8v_expf(__m256);
 #endif
 
 namespace qconform {
@@ -27,21 +40,57 @@ namespace {
 
 enum class Gate { Sigmoid, Tanh };
 
+using Eight = Eigen::Array<float, 8, 1>;
+
+// out[j] = f(z[j]) for j < n, where f maps eight values at once: n / 8 blocks in place, the
+// last n % 8 values padded to eight.
+template <typename EightAtOnce>
+void eight_at_a_time(const float* z, int64_t n, float* out, EightAtOnce f) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) f(z + j, out + j);
+  if (j == n) return;
+  Eight in = Eight::Zero(), result;
+  std::copy(z + j, z + n, in.data());
+  f(in.data(), result.data());
+  std::copy(result.data(), result.data() + (n - j), out + j);
+}
+
+// CellGates::Fast. Eigen's tanh through fixed-size maps: always one packet (a dynamic-size
+// expression evaluates the elements before its first aligned address with Eigen's scalar
+// form, which rounds differently). Only on AVX2 with FMA, the build whose error was
+// measured: without FMA Eigen evaluates another variant (3 eps off at 6.04), and without
+// AVX2 the fast form is ATen's.
+void fast_gate(Gate gate, const float* z, int64_t n, float* out) {
+#if defined(__AVX2__) && defined(__FMA__)
+  if (gate == Gate::Tanh)
+    return eight_at_a_time(z, n, out, [](const float* in, float* result) {
+      Eigen::Map<Eight> lanes(result);
+      lanes = Eigen::Map<const Eight>(in).tanh();
+    });
+  eight_at_a_time(z, n, out, [](const float* in, float* result) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(in)));
+    _mm256_storeu_ps(result, _mm256_div_ps(one, _mm256_add_ps(e, one)));
+  });
+#else
+  for (int64_t j = 0; j < n; ++j) out[j] = gate == Gate::Tanh ? rnn_tanh(z[j]) : rnn_sigmoid(z[j]);
+#endif
+}
+
 // out[j] = f(z[j]) for j < n.
-void apply_gate(Gate gate, const float* z, int64_t n, float* out, CellTanh form = CellTanh::Aten) {
+void apply_gate(Gate gate, const float* z, int64_t n, float* out, CellGates form = CellGates::Aten) {
+  if (form == CellGates::Fast) return fast_gate(gate, z, n, out);
   int64_t j = 0;
 #if defined(__AVX2__)
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
   const auto vector = [&](__m256 v) {
-    if (gate == Gate::Tanh) return form == CellTanh::Fast ? Sleef_tanhf8_u35(v) : Sleef_tanhf8_u10(v);
+    if (gate == Gate::Tanh) return Sleef_tanhf8_u10(v);
     return _mm256_div_ps(one, _mm256_add_ps(Sleef_expf8_u10(_mm256_sub_ps(zero, v)), one));
   };
   for (; j + 16 <= n; j += 16) {
     _mm256_storeu_ps(out + j, vector(_mm256_loadu_ps(z + j)));
     _mm256_storeu_ps(out + j + 8, vector(_mm256_loadu_ps(z + j + 8)));
   }
-#else
-  (void)form;
 #endif
   for (; j < n; ++j) out[j] = gate == Gate::Tanh ? rnn_tanh(z[j]) : rnn_sigmoid(z[j]);
 }
@@ -56,13 +105,15 @@ float* gate_scratch(int64_t n) {
 
 }  // namespace
 
-void rnn_sigmoid_n(const float* z, int64_t n, float* out) { apply_gate(Gate::Sigmoid, z, n, out); }
-void rnn_tanh_n(const float* z, int64_t n, float* out, CellTanh tanh_form) {
-  apply_gate(Gate::Tanh, z, n, out, tanh_form);
+void rnn_sigmoid_n(const float* z, int64_t n, float* out, CellGates gates) {
+  apply_gate(Gate::Sigmoid, z, n, out, gates);
+}
+void rnn_tanh_n(const float* z, int64_t n, float* out, CellGates gates) {
+  apply_gate(Gate::Tanh, z, n, out, gates);
 }
 
 void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const float* gh, float* h, float* c,
-                   CellTanh tanh_form) {
+                   CellGates gates) {
   // The element-wise steps on Eigen arrays: 8 lanes, each lane the same IEEE operations as
   // the scalar statement (GCC 12 at -O2 leaves these loops scalar; Eigen does not fuse
   // products and sums into FMA in array expressions, and -ffp-contract=off keeps GCC from it).
@@ -81,29 +132,29 @@ void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const flo
         if (o.nonlinearity == "relu")
           for (int64_t j = 0; j < H; ++j) hr[j] = rnn_relu(z[j]);
         else
-          apply_gate(Gate::Tanh, z, H, hr, tanh_form);
+          apply_gate(Gate::Tanh, z, H, hr, gates);
         break;
       case RnnMode::LSTM: {
         float* cr = c + r * H;
         Array(z, G) = ConstArray(b, G) + ConstArray(a, G);
         // Gate order i, f, g, o: sigmoid, sigmoid, tanh, sigmoid.
-        apply_gate(Gate::Sigmoid, z, 2 * H, g);
-        apply_gate(Gate::Tanh, z + 2 * H, H, g + 2 * H, tanh_form);
-        apply_gate(Gate::Sigmoid, z + 3 * H, H, g + 3 * H);
+        apply_gate(Gate::Sigmoid, z, 2 * H, g, gates);
+        apply_gate(Gate::Tanh, z + 2 * H, H, g + 2 * H, gates);
+        apply_gate(Gate::Sigmoid, z + 3 * H, H, g + 3 * H, gates);
         const ConstArray in_gate(g, H), forget_gate(g + H, H), cell_gate(g + 2 * H, H), out_gate(g + 3 * H, H);
         Array c_row(cr, H);
         c_row = forget_gate * c_row + in_gate * cell_gate;  // forget_part + input_part
-        apply_gate(Gate::Tanh, cr, H, z, tanh_form);        // z is free again: tanh(c')
+        apply_gate(Gate::Tanh, cr, H, z, gates);        // z is free again: tanh(c')
         Array(hr, H) = out_gate * ConstArray(z, H);
         break;
       }
       case RnnMode::GRU: {
         Array(z, 2 * H) = ConstArray(b, 2 * H) + ConstArray(a, 2 * H);
-        apply_gate(Gate::Sigmoid, z, 2 * H, g);  // reset, update
+        apply_gate(Gate::Sigmoid, z, 2 * H, g, gates);  // reset, update
         const ConstArray reset_gate(g, H), update_gate(g + H, H);
         Array(z, H) = ConstArray(a + 2 * H, H) + ConstArray(b + 2 * H, H) * reset_gate;
         float* new_gate = g + 2 * H;
-        apply_gate(Gate::Tanh, z, H, new_gate, tanh_form);
+        apply_gate(Gate::Tanh, z, H, new_gate, gates);
         const ConstArray n(new_gate, H);
         Array h_row(hr, H);
         h_row = (h_row - n) * update_gate + n;

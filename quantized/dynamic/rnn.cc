@@ -108,10 +108,10 @@ RnnResult DynamicQuantizedRNN::run(const RnnCall& call) {
       m.hh_[set]->apply_dynamic(h, rows, m.weights_[set].reduce_range, out);
     }
   } projections{*this};
-  // The faster tanh (rnn_runner.h, CellTanh): the cells are float, not the integer part
-  // under test, and the tolerance rows allow each side's tanh the error it has.
+  // The faster gate functions (rnn_runner.h, CellGates): the cells are float, not the integer
+  // part under test, and the tolerance rows allow each side's gates the error they have.
   auto run = run_rnn<float>(options_, projections, call.data, call.rows, call.batch_sizes, call.h0, call.c0,
-                            CellTanh::Fast);
+                            CellGates::Fast);
   return {std::move(run.output), std::move(run.h_n), std::move(run.c_n)};
 }
 
