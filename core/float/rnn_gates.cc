@@ -144,7 +144,7 @@ void rnn_cell_step(const RnnOptions& o, int64_t rows, const float* gi, const flo
         const ConstArray in_gate(g, H), forget_gate(g + H, H), cell_gate(g + 2 * H, H), out_gate(g + 3 * H, H);
         Array c_row(cr, H);
         c_row = forget_gate * c_row + in_gate * cell_gate;  // forget_part + input_part
-        apply_gate(Gate::Tanh, cr, H, z, gates);        // z is free again: tanh(c')
+        apply_gate(Gate::Tanh, cr, H, z, gates);            // z is free again: tanh(c')
         Array(hr, H) = out_gate * ConstArray(z, H);
         break;
       }
