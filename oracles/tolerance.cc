@@ -70,11 +70,10 @@ std::vector<ToleranceRow> make_table() {
        "a time, the C library's for the rest of a row (glibc tanhf: 2 ulp): within 2 ulp. Our "
        "integer implementation's cells take faster forms (issue 9): libmvec's expf for sigmoid "
        "and Eigen's rational tanh, measured over every float within 2.27 and 2.45 eps |f|: 2.45 "
-       "per side. Once h "
-       "differs by an ulp, the next step's dynamic qparams and roundings can differ, so from "
-       "there on both sides' "
-       "activation rounding (s/2 each) enters, and the bound is propagated through every "
-       "step with the gates' Lipschitz constants (oracles/recurrent_bounds.h)."},
+       "per side. Once h differs by an ulp, the next step's dynamic qparams and roundings can "
+       "differ, so from there on both sides' activation rounding (s/2 each) enters, and the "
+       "bound is propagated through every step with the gates' Lipschitz constants "
+       "(oracles/recurrent_bounds.h)."},
       {"dynamic.recurrent.reference-vs-integer", Family::Dynamic, Structure::Recurrent, reference,
        quantized_any, false, BoundKind::Propagated, 2.45,
        "The reference runs the recurrence in float with the same fake-quantized weights; the "
