@@ -141,7 +141,10 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
   std::vector<T> h(batch * H), c(lstm ? batch * H : 0);
   int64_t in = o.input_size;
   for (int64_t layer = 0; layer < o.num_layers; ++layer) {
-    std::vector<T> layer_output(rows * D * H);
+    // One direction fills the output in step order, so its rows are appended (no 13 MB
+    // zero-fill at fastrnns' size before they are overwritten); two interleave per row.
+    std::vector<T> layer_output;
+    if (D == 1) layer_output.reserve(rows * H); else layer_output.resize(rows * D * H);
     for (int64_t d = 0; d < D; ++d) {
       const int64_t set = layer * D + d;
       projections.project_input(set, layer_input, rows, in, gi);
@@ -153,9 +156,13 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
         const int64_t active = batch_sizes[t];
         projections.project_hidden(set, h.data(), active, gh.data());
         rnn_cell_step(o, active, gi + offsets[t] * G, gh.data(), h.data(), lstm ? c.data() : nullptr, cell_gates);
-        for (int64_t r = 0; r < active; ++r)
-          std::copy(h.begin() + r * H, h.begin() + (r + 1) * H,
-                    layer_output.begin() + (offsets[t] + r) * D * H + d * H);
+        if (D == 1) {  // appended at offsets[t] * H: steps run in order, t = 0 .. T-1
+          layer_output.insert(layer_output.end(), h.begin(), h.begin() + active * H);
+        } else {
+          for (int64_t r = 0; r < active; ++r)
+            std::copy(h.begin() + r * H, h.begin() + (r + 1) * H,
+                      layer_output.begin() + (offsets[t] + r) * D * H + d * H);
+        }
       };
       if (d == 0) {
         int64_t active = batch;
