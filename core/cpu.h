@@ -2,11 +2,31 @@
 // What the CPU running the harness offers, asked once. The vectorised paths (activation
 // quantization, min/max, the dynamic GEMM) are compiled with target attributes and take
 // their AVX2 form only where this says so, whatever the build's own flags.
+//
+// And which int8 instructions the engines' own kernels dispatch to here: oneDNN is asked
+// directly (dnnl_get_effective_cpu_isa, the library Debian's LibTorch links, so the answer
+// is the one LibTorch's onednn kernels act on, ONEDNN_MAX_CPU_ISA included); fbgemm's choice
+// is read off the CPU as fbgemm makes it (core/engines.h, host_int8_path).
+#include <string>
+
 namespace qconform {
 
 inline bool cpu_has_avx2() {
   static const bool avx2 = __builtin_cpu_supports("avx2");
   return avx2;
 }
+
+// vpdpbusd on zmm (AVX512_VNNI, with the AVX512F/BW it extends).
+bool cpu_has_avx512_vnni();
+// vpdpbusd on ymm with the VEX encoding (AVX-VNNI).
+bool cpu_has_avx_vnni();
+
+// The instruction set oneDNN dispatches to in this process: dnnl_get_effective_cpu_isa(),
+// which honours ONEDNN_MAX_CPU_ISA (read once, at oneDNN's first use).
+struct OnednnIsa {
+  std::string name;  // oneDNN's own name without its prefix: "avx2", "avx512_core_bf16", ...
+  bool vnni;         // its int8 kernels sum with vpdpbusd (avx512_core_vnni and up, avx2_vnni)
+};
+const OnednnIsa& onednn_isa();
 
 }  // namespace qconform

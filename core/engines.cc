@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "core/cpu.h"
 #include "core/error.h"
 
 namespace qconform {
@@ -59,9 +60,9 @@ std::vector<EngineOpRule> make_table() {
                   true, true, /*pairwise_int16_saturation_verified=*/true, /*flattens_empty_output=*/true,
                   "activations quantized by oneDNN's reorder (zero point added before rounding, "
                   "so ties go the other way for odd zero points); epilogue computed by oneDNN "
-                  "with reciprocal scales, within a few float roundings of qnnpack's; without "
-                  "VNNI full 8-bit activations saturate; an empty input of rank > 2 gives a 2-D "
-                  "empty output"});
+                  "with reciprocal scales, within a few float roundings of qnnpack's; on the avx2 "
+                  "path full 8-bit activations saturate, on the vnni path nothing does; an empty "
+                  "input of rank > 2 gives a 2-D empty output"});
 
   // Static quantized::linear (quantized::linear_prepack + quantized::linear / linear_relu):
   // quint8 activations with calibrated qparams, int32 accumulation, requantized output.
@@ -98,8 +99,10 @@ std::vector<EngineOpRule> make_table() {
                   false, "static quantized::linear takes no float16 weights",
                   ActivationQuantization::ShiftThenRound,
                   true, true, /*pairwise_int16_saturation_verified=*/true, false,
-                  "u8 x s8 pairs summed in int16 (vpmaddubsw, saturating) without VNNI: static "
-                  "activations calibrated to all 8 bits can saturate, 7-bit ones cannot. The "
+                  "on the avx2 path u8 x s8 pairs are summed in int16 (vpmaddubsw, saturating): "
+                  "static activations calibrated to all 8 bits can saturate, 7-bit ones cannot; "
+                  "the vnni path (vpdpbusd) sums exactly, with the same epilogue (6,000 random "
+                  "cases bit-exact on an AVX-512 VNNI host, scripts/onednn_static_epilogue.py). The "
                   "float epilogue (static_gemm.h FloatEpilogue: ideep's reciprocal scales, the "
                   "bias added in the accumulator's units) is bit-exact with LibTorch in a fresh "
                   "process (60,000 random Python Linear/LinearReLU cases, ties included); inside "
@@ -153,13 +156,22 @@ std::vector<EngineOpRule> make_table() {
             "LibTorch 1.13's onednn conv_transpose leaves output positions that no input value reaches "
             "(stride beyond the dilated kernel) with values that change from call to call (whole channel "
             "planes at 0 or 255 instead of the bias); there the harness computes the bias, as PyTorch specifies";
-        conv.notes = "symmetric weights only (quint8 with zero point 0 accepted, observed live); u8 x s8 pairs "
-                     "summed in int16 with saturation, paired channels-last (adjacent input channels at one "
-                     "kernel position, odd counts padded), kernel positions over padding or a transposed "
-                     "convolution's gaps skipped; grouped convolutions whose per-group input or output channels "
-                     "are not multiples of 4 sum exactly (another oneDNN kernel); requantized by linear's float "
-                     "epilogue. Bit-exact on 1-d/2-d/3-d, transposed, grouped, strided, padded, dilated, "
-                     "per-channel and ReLU cases (scripts/onednn_static_conv.py). " +
+        // Measured on an AMD EPYC (Zen 4) with oneDNN held to each ISA in turn: wrong on avx512_core,
+        // avx512_core_vnni and avx512_core_bf16, right on avx2 and avx2_vnni.
+        conv.libtorch_conv_defects.push_back(
+            {"avx512_core", 3, 1, 8, 8, true,
+             "LibTorch 1.13's onednn conv3d on oneDNN's AVX-512 kernels (Debian's libdnnl 2.6.3): a grouped 3-d "
+             "convolution with one input channel per group, 8 output channels and a kernel of 8 positions ignores a "
+             "non-zero input zero point (its answer is the same for every non-zero zero point, most outputs off by "
+             "tens of quanta); right on AVX2 and AVX-VNNI (scripts/onednn_vnni_conv3d_defect.py)"});
+        conv.notes = "symmetric weights only (quint8 with zero point 0 accepted, observed live); on the avx2 "
+                     "path u8 x s8 pairs summed in int16 with saturation, paired channels-last (adjacent input "
+                     "channels at one kernel position, odd counts padded), kernel positions over padding or a "
+                     "transposed convolution's gaps skipped; grouped convolutions whose per-group input or output "
+                     "channels are not multiples of 4 sum exactly (another oneDNN kernel); on the vnni path every "
+                     "convolution sums exactly; requantized by linear's float epilogue. Bit-exact on both paths "
+                     "on 1-d/2-d/3-d, transposed, grouped, strided, padded, dilated, per-channel and ReLU cases "
+                     "(scripts/onednn_static_conv.py). " +
                      conv.transposed_uncovered_outputs_unspecified;
         break;
     }
@@ -193,6 +205,55 @@ Engine engine_from_string(const std::string& name) {
   throw Error("unknown engine '" + name + "' (known: fbgemm, x86, qnnpack, onednn)");
 }
 
+std::string to_string(Int8Path path) { return path == Int8Path::Avx2 ? "avx2" : "vnni"; }
+
+Int8Path int8_path_from_string(const std::string& name) {
+  if (name == "avx2") return Int8Path::Avx2;
+  if (name == "vnni") return Int8Path::Vnni;
+  throw Error("unknown int8 path '" + name + "' (known: avx2, vnni)");
+}
+
+const std::vector<Int8Path>& int8_paths(Engine engine) {
+  static const std::vector<Int8Path> both{Int8Path::Avx2, Int8Path::Vnni}, none;
+  return engine == Engine::QNNPACK ? none : both;
+}
+
+std::optional<Int8Path> host_int8_path(Engine engine) {
+  switch (engine) {
+    case Engine::QNNPACK: return std::nullopt;
+    case Engine::ONEDNN: return onednn_isa().vnni ? Int8Path::Vnni : Int8Path::Avx2;
+    case Engine::FBGEMM:
+    case Engine::X86: return cpu_has_avx512_vnni() ? Int8Path::Vnni : Int8Path::Avx2;
+  }
+  return std::nullopt;
+}
+
+EngineProfile::EngineProfile(Engine e) : engine(e), int8_path(host_int8_path(e)) {}
+
+EngineProfile::EngineProfile(Engine e, Int8Path path) : engine(e), int8_path(path) {
+  if (int8_paths(e).empty())
+    throw Error(to_string(e) + " has no int8 paths to choose from (its kernels sum the same way on every CPU): "
+                "name it as '" + to_string(e) + "', not '" + to_string(e) + ":" + to_string(path) + "'");
+}
+
+std::string EngineProfile::label() const {
+  return to_string(engine) + (int8_path ? ":" + to_string(*int8_path) : "");
+}
+
+EngineProfile engine_profile_from_string(const std::string& text) {
+  const auto colon = text.find(':');
+  const Engine engine = engine_from_string(text.substr(0, colon));
+  if (colon == std::string::npos) return EngineProfile(engine);
+  return EngineProfile(engine, int8_path_from_string(text.substr(colon + 1)));
+}
+
+std::vector<EngineProfile> engine_profiles(Engine engine) {
+  std::vector<EngineProfile> profiles;
+  for (Int8Path path : int8_paths(engine)) profiles.emplace_back(engine, path);
+  if (profiles.empty()) profiles.emplace_back(engine);
+  return profiles;
+}
+
 std::string to_string(EngineOp op) {
   switch (op) {
     case EngineOp::DynamicLinear: return "quantized::linear_dynamic";
@@ -208,12 +269,28 @@ std::optional<std::string> output_padding_rejection(const EngineOpRule& rule, co
   return std::nullopt;
 }
 
-bool conv_sums_int16_pairs(const EngineOpRule& rule, bool transposed, int64_t groups, int64_t in_per_group,
-                           int64_t out_per_group) {
-  if (!rule.pairwise_int16_saturation || !rule.pairwise_int16_saturation_verified) return false;
+bool sums_int16_pairs(const EngineOpRule& rule, const EngineProfile& profile) {
+  return profile.engine == rule.engine && profile.int8_path == Int8Path::Avx2 && rule.pairwise_int16_saturation &&
+         rule.pairwise_int16_saturation_verified;
+}
+
+bool conv_sums_int16_pairs(const EngineOpRule& rule, const EngineProfile& profile, bool transposed, int64_t groups,
+                           int64_t in_per_group, int64_t out_per_group) {
+  if (!sums_int16_pairs(rule, profile)) return false;
   const int64_t multiple = rule.grouped_conv_pairs_channel_multiple;
   if (transposed || groups == 1 || multiple == 0) return true;
   return in_per_group % multiple == 0 && out_per_group % multiple == 0;
+}
+
+std::optional<std::string> libtorch_conv_defect(const EngineOpRule& rule, const std::string& onednn_isa,
+                                                const ConvCallFacts& call) {
+  if (rule.engine != Engine::ONEDNN || call.transposed) return std::nullopt;
+  for (const LibTorchConvDefect& d : rule.libtorch_conv_defects)
+    if (onednn_isa.rfind(d.onednn_isa_prefix, 0) == 0 && call.spatial_dims == d.spatial_dims && call.groups > 1 &&
+        call.in_per_group == d.in_per_group && call.out_channels == d.out_channels &&
+        call.kernel_volume == d.kernel_volume && (!d.needs_nonzero_input_zero_point || call.input_zero_point != 0))
+      return d.description;
+  return std::nullopt;
 }
 
 const std::vector<EngineOpRule>& engine_table() {
@@ -271,7 +348,16 @@ std::optional<Rejection> weight_rejection(Engine engine, EngineOp op, const Quan
 
 std::string engine_table_text() {
   std::ostringstream out;
-  out << "engine   op                         live  qint8 per-ch  w.zp=0  fp16  reduce_range  "
+  out << "int8 paths on this host (" << (cpu_has_avx512_vnni() || cpu_has_avx_vnni() ? "a VNNI CPU" : "no VNNI")
+      << "; oneDNN dispatches to " << onednn_isa().name << "):\n";
+  for (Engine e : all_engines()) {
+    const auto path = host_int8_path(e);
+    out << "  " << to_string(e) << ": "
+        << (path ? to_string(*path) + (e == Engine::ONEDNN ? " (oneDNN's own answer)" : " (fbgemm's rule, not live here)")
+                 : "one path everywhere")
+        << "\n";
+  }
+  out << "\nengine   op                         live  qint8 per-ch  w.zp=0  fp16  reduce_range  "
          "int16-sat  activations       empty-output\n";
   for (const auto& r : engine_table()) {
     char line[256];
@@ -282,7 +368,7 @@ std::string engine_table_text() {
                   r.requires_zero_weight_zero_point ? "yes" : "no",
                   r.accepts_fp16_weights ? "yes" : "no",
                   r.honors_reduce_range ? "honored" : "ignored",
-                  r.pairwise_int16_saturation ? "possible" : "no",
+                  r.pairwise_int16_saturation ? "avx2 path" : "no",
                   to_string(r.activation_quantization).c_str(),
                   r.flattens_empty_output ? "flattened to 2-D" : "keeps shape");
     out << line;

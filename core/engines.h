@@ -21,6 +21,52 @@ const std::vector<Engine>& all_engines();
 std::string to_string(Engine engine);          // "fbgemm", "x86", "qnnpack", "onednn"
 Engine engine_from_string(const std::string&);  // throws Error listing the engines
 
+// The int8 multiply-accumulate instruction an engine's kernels dispatch to on a CPU. It
+// decides how u8 x s8 products are summed, so one engine has two int8 numerics
+// (docs/numerics.md, "Two int8 paths"; measured on oneDNN, read from fbgemm's sources):
+enum class Int8Path {
+  // vpmaddubsw: two adjacent u8 x s8 products summed into int16 with saturation, then
+  // widened to int32 (AVX2; AVX-512 without VNNI runs the same instruction on zmm).
+  Avx2,
+  // vpdpbusd: four u8 x s8 products summed exactly into int32 (AVX-512 VNNI, AVX-VNNI).
+  Vnni,
+};
+std::string to_string(Int8Path path);             // "avx2", "vnni"
+Int8Path int8_path_from_string(const std::string&);  // throws Error naming the two
+
+// The paths an engine's kernels have: avx2 and vnni for onednn, fbgemm and x86; none for
+// qnnpack, whose x86 kernels (SSE2, exact int16 multiplies) are the same everywhere.
+const std::vector<Int8Path>& int8_paths(Engine engine);
+// The path the engine takes on this host: oneDNN's own answer (core/cpu.h; honours
+// ONEDNN_MAX_CPU_ISA); for fbgemm and x86 the rule of fbgemm's fbgemmInstructionSet()
+// (AVX-512 VNNI kernels where the CPU has AVX512_VNNI; its AVX2 and AVX-512 kernels
+// otherwise, both vpmaddubsw); nullopt for an engine without paths.
+std::optional<Int8Path> host_int8_path(Engine engine);
+
+// An engine profile: whose numerics an integer module follows, or which LibTorch engine
+// runs. It names its int8 path where the engine has two: "onednn:avx2", "onednn:vnni";
+// "qnnpack" has none.
+struct EngineProfile {
+  Engine engine = Engine::QNNPACK;
+  std::optional<Int8Path> int8_path;  // set exactly when the engine has int8 paths
+
+  // The engine on this host's path (host_int8_path). Implicit on purpose: an engine named
+  // alone means what it computes here, which is what PyTorch's engine setting means.
+  EngineProfile(Engine engine);  // NOLINT(google-explicit-constructor)
+  // An explicit path; Error for an engine that has no such path.
+  EngineProfile(Engine engine, Int8Path path);
+
+  std::string label() const;  // "onednn:vnni", "qnnpack"
+  bool operator==(const EngineProfile& other) const {
+    return engine == other.engine && int8_path == other.int8_path;
+  }
+  bool operator!=(const EngineProfile& other) const { return !(*this == other); }
+};
+// "onednn" (this host's path), "onednn:avx2", "qnnpack"; Error names what is wrong.
+EngineProfile engine_profile_from_string(const std::string& text);
+// Every profile of an engine: one per path, or the engine alone.
+std::vector<EngineProfile> engine_profiles(Engine engine);
+
 // The ops the table describes, named by the LibTorch operator that implements them.
 enum class EngineOp { DynamicLinear, StaticLinear, StaticConv };
 // "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d"
@@ -54,6 +100,19 @@ enum class Requantization {
 };
 std::string to_string(Requantization rule);
 
+// A forward convolution LibTorch's kernel computes wrongly on some of oneDNN's instruction
+// sets (measured; the script named in `description` reproduces it with plain PyTorch). Its
+// answers there are not compared: the agreement oracle classes them engine-defect.
+struct LibTorchConvDefect {
+  std::string onednn_isa_prefix;  // the oneDNN ISAs (core/cpu.h names) it shows on: "avx512_core"
+  int64_t spatial_dims;
+  int64_t in_per_group;           // with more than one group
+  int64_t out_channels;
+  int64_t kernel_volume;
+  bool needs_nonzero_input_zero_point;
+  std::string description;
+};
+
 struct EngineOpRule {
   Engine engine;
   EngineOp op;
@@ -72,8 +131,9 @@ struct EngineOpRule {
   // Activations, quantized per call to quint8.
   ActivationQuantization activation_quantization;
   bool honors_reduce_range;  // qnnpack ignores it (and warns)
-  // Without VNNI, u8 x s8 products are summed in pairs into int16 by vpmaddubsw and
-  // saturate when activations use all 8 bits; reduce_range (7 bits) avoids it.
+  // On the engine's avx2 path (Int8Path::Avx2), u8 x s8 products are summed in pairs into
+  // int16 by vpmaddubsw and saturate when activations use all 8 bits; reduce_range (7 bits)
+  // avoids it. Its vnni path sums exactly.
   bool pairwise_int16_saturation;
   // Whether the saturating accumulation (1') of quantized/kernels/dynamic_gemm.h has been
   // measured against the engine itself; only then does the integer implementation emulate it.
@@ -106,14 +166,28 @@ struct EngineOpRule {
   // LibTorch's transposed convolution leaves the output positions no input value reaches
   // (a stride beyond the dilated kernel) unspecified: they are compared nowhere (why here).
   std::string transposed_uncovered_outputs_unspecified = "";
+  // Configurations LibTorch's own kernels compute wrongly on some CPUs (below).
+  std::vector<LibTorchConvDefect> libtorch_conv_defects = {};
 };
+
+// The facts of a convolution call a LibTorchConvDefect is matched on.
+struct ConvCallFacts {
+  bool transposed;
+  int64_t spatial_dims, groups, in_per_group, out_channels, kernel_volume, input_zero_point;
+};
+// LibTorch's defect for this call when its oneDNN dispatches to `onednn_isa`, if any.
+std::optional<std::string> libtorch_conv_defect(const EngineOpRule& rule, const std::string& onednn_isa,
+                                                const ConvCallFacts& call);
 
 // The engine's refusal of a transposed convolution's output_padding, if it refuses it.
 std::optional<std::string> output_padding_rejection(const EngineOpRule& rule, const std::vector<int64_t>& output_padding);
 
-// Whether a convolution on this engine sums int16 pairs (see grouped_conv_pairs_channel_multiple).
-bool conv_sums_int16_pairs(const EngineOpRule& rule, bool transposed, int64_t groups, int64_t in_per_group,
-                           int64_t out_per_group);
+// Whether the op on this profile sums u8 x s8 pairs in int16 with saturation: its avx2 path,
+// where the row says the engine does and that was measured. The one place that decides it.
+bool sums_int16_pairs(const EngineOpRule& rule, const EngineProfile& profile);
+// Whether a convolution on this profile sums int16 pairs (see grouped_conv_pairs_channel_multiple).
+bool conv_sums_int16_pairs(const EngineOpRule& rule, const EngineProfile& profile, bool transposed, int64_t groups,
+                           int64_t in_per_group, int64_t out_per_group);
 
 const std::vector<EngineOpRule>& engine_table();
 const EngineOpRule& engine_rule(Engine engine, EngineOp op);
@@ -122,7 +196,7 @@ const EngineOpRule& engine_rule(Engine engine, EngineOp op);
 // nullopt if the engine accepts them. This is the only place rejection decisions are made.
 std::optional<Rejection> weight_rejection(Engine engine, EngineOp op, const QuantParams& weight);
 
-// Human-readable table (for `qconform engines`) and its JSON form.
+// Human-readable table (for `qconform engines`), with the int8 path each engine takes here.
 std::string engine_table_text();
 
 }  // namespace qconform

@@ -268,7 +268,7 @@ std::string fixture_to_json(const Fixture& fixture) {
   json out = {{"format", Fixture::kFormat},
               {"name", fixture.name},
               {"kind", fixture.module.kind},
-              {"engine", to_string(fixture.engine)},
+              {"engine", to_string(fixture.engine.engine)},
               {"config", fixture.module.config ? *fixture.module.config : json::object()},
               {"parameters", parameters},
               {"input", input},
@@ -278,7 +278,10 @@ std::string fixture_to_json(const Fixture& fixture) {
   std::ostringstream text;
   text << "{\n";
   bool first = true;
-  for (const char* key : {"format", "name", "kind", "engine", "config", "provenance", "parameters", "input", "expected"}) {
+  if (fixture.engine.int8_path) out["int8_path"] = to_string(*fixture.engine.int8_path);
+  for (const char* key : {"format", "name", "kind", "engine", "int8_path", "config", "provenance", "parameters", "input",
+                          "expected"}) {
+    if (!out.contains(key)) continue;
     text << (first ? "" : ",\n") << "  " << json(key).dump() << ": " << out.at(key).dump();
     first = false;
   }
@@ -295,16 +298,38 @@ Fixture fixture_from_json(const std::string& text, const std::string& origin) {
   }
   const Reader r{origin};
   const json& format = r.field(root, "the file", "format");
-  if (!format.is_number_integer() || format.get<int64_t>() != Fixture::kFormat)
-    r.fail("format", "is " + format.dump() + "; this qconform reads format " + std::to_string(Fixture::kFormat) +
+  if (!format.is_number_integer() || format.get<int64_t>() < 1 || format.get<int64_t>() > Fixture::kFormat)
+    r.fail("format", "is " + format.dump() + "; this qconform reads formats 1 to " + std::to_string(Fixture::kFormat) +
                          " (fixtures/README.md)");
   Fixture f;
   f.name = r.text(root, "the file", "name");
   f.module.kind = r.text(root, "the file", "kind");
+  Engine engine = Engine::QNNPACK;
   try {
-    f.engine = engine_from_string(r.text(root, "the file", "engine"));
+    engine = engine_from_string(r.text(root, "the file", "engine"));
   } catch (const Error& e) {
     r.fail("engine", e.what());
+  }
+  // The int8 path the outputs were recorded on, for an engine that has two. Format 1 had
+  // none: every format-1 fixture was recorded on an AVX2 host (fixtures/README.md).
+  const bool has_paths = !int8_paths(engine).empty();
+  if (format.get<int64_t>() == 1) {
+    if (root.contains("int8_path")) r.fail("int8_path", "is not a format-1 field (format 2 added it)");
+    f.engine = has_paths ? EngineProfile(engine, Int8Path::Avx2) : EngineProfile(engine);
+  } else if (has_paths) {
+    if (!root.contains("int8_path"))
+      r.fail("the file", "has no 'int8_path': " + to_string(engine) + " has two (avx2, vnni) and a fixture says "
+                         "which one recorded it");
+    const std::string path = r.text(root, "the file", "int8_path");
+    try {
+      f.engine = EngineProfile(engine, int8_path_from_string(path));
+    } catch (const Error& e) {
+      r.fail("int8_path", e.what());
+    }
+  } else {
+    if (root.contains("int8_path"))
+      r.fail("int8_path", "must be absent: " + to_string(engine) + " has one int8 path on every CPU");
+    f.engine = EngineProfile(engine);
   }
   const json& config = r.field(root, "the file", "config");
   if (!config.is_object()) r.fail("config", "must be a JSON object");

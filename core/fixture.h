@@ -36,9 +36,11 @@ struct ModuleSpec {
 };
 
 struct Fixture {
-  static constexpr int64_t kFormat = 1;  // fixtures/README.md, "format 1"
+  // fixtures/README.md: format 2 records the int8 path; format 1 files are still read.
+  static constexpr int64_t kFormat = 2;
   std::string name;
-  Engine engine = Engine::QNNPACK;  // the engine LibTorch ran on when it recorded `expected`
+  // The engine LibTorch ran on when it recorded `expected`, and its int8 path there.
+  EngineProfile engine = Engine::QNNPACK;
   ModuleSpec module;
   ModuleInput input;
   ModuleOutput expected;

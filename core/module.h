@@ -103,7 +103,7 @@ class Module {
   std::string repr() const;
   virtual Implementation implementation() const = 0;
   // The engine whose numerics an integer or LibTorch module follows.
-  virtual std::optional<Engine> engine() const { return std::nullopt; }
+  virtual std::optional<EngineProfile> engine() const { return std::nullopt; }
 
   // Runs pre-hooks, forward, hooks (torch.nn.Module.__call__).
   ModuleOutput operator()(const ModuleInput& input);
@@ -152,7 +152,7 @@ class Module {
 // modules, the engine whose numerics it follows.
 struct ConversionTarget {
   Implementation implementation = Implementation::Quantized;
-  Engine engine = Engine::QNNPACK;
+  EngineProfile engine = Engine::QNNPACK;
 };
 
 // Helpers for implementations.

@@ -207,24 +207,24 @@ ModuleKind dynamic_linear_kind(bool relu) {
   kind.engine_op = EngineOp::DynamicLinear;
   kind.implementations.push_back(
       {Implementation::Reference, "QuantizedLinear(Reference)", {},
-       [](const Module& m, Engine) -> std::unique_ptr<Module> {
+       [](const Module& m, const EngineProfile&) -> std::unique_ptr<Module> {
          return ReferenceLinear::from_float(dynamic_cast<const FloatLinear&>(m));
        },
        nullptr});
   kind.implementations.push_back(
       {Implementation::Quantized, relu ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear", all_engines(),
-       [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+       [](const Module& m, const EngineProfile& e) -> std::unique_ptr<Module> {
          return DynamicQuantizedLinear::from_float(dynamic_cast<const FloatLinear&>(m), e);
        },
-       [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+       [](const Module& r, const EngineProfile& e) -> std::unique_ptr<Module> {
          return DynamicQuantizedLinear::from_reference(dynamic_cast<const ReferenceLinear&>(r), e);
        }});
   kind.implementations.push_back(
       {Implementation::LibTorch, relu ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear", libtorch_engines(),
-       [](const Module& m, Engine e) {
+       [](const Module& m, const EngineProfile& e) {
          return libtorch_dynamic_linear_from_float(dynamic_cast<const FloatLinear&>(m), e);
        },
-       [](const Module& r, Engine e) {
+       [](const Module& r, const EngineProfile& e) {
          return libtorch_dynamic_linear_from_reference(dynamic_cast<const ReferenceLinear&>(r), e);
        }});
   kind.case_parameters = {
@@ -249,7 +249,7 @@ ModuleKind dynamic_linear_kind(bool relu) {
   kind.reference_from_spec = [relu](const ModuleSpec& spec) -> std::unique_ptr<Module> {
     return spec_reference_linear(spec, relu);
   };
-  kind.quantized_from_spec = [relu](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+  kind.quantized_from_spec = [relu](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
     auto module = std::make_unique<DynamicQuantizedLinear>(spec_linear_weight(spec), spec_bias(spec, "bias"), engine);
     module->fused_relu = relu;
     return module;
@@ -372,26 +372,26 @@ ModuleKind static_linear_kind(bool relu) {
   const std::string integer_name = relu ? "QuantizedLinearReLU" : "QuantizedLinear";
   kind.implementations.push_back(
       {Implementation::Reference, "QuantizedLinear(Reference)", {},
-       [](const Module& m, Engine) -> std::unique_ptr<Module> {
+       [](const Module& m, const EngineProfile&) -> std::unique_ptr<Module> {
          const auto& linear = dynamic_cast<const FloatLinear&>(m);
          return std::make_unique<StaticReference>(ReferenceLinear::from_float(linear), calibrated_output_qparams(m));
        },
        nullptr});
   kind.implementations.push_back(
       {Implementation::Quantized, integer_name, static_engines(EngineOp::StaticLinear),
-       [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+       [](const Module& m, const EngineProfile& e) -> std::unique_ptr<Module> {
          return QuantizedLinear::from_float(dynamic_cast<const FloatLinear&>(m), e);
        },
-       [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+       [](const Module& r, const EngineProfile& e) -> std::unique_ptr<Module> {
          return QuantizedLinear::from_reference(dynamic_cast<const StaticReference&>(r), e);
        }});
   kind.implementations.push_back(
       // LibTorch is compared only where the harness has an integer implementation.
       {Implementation::LibTorch, integer_name, static_engines(EngineOp::StaticLinear),
-       [](const Module& m, Engine e) {
+       [](const Module& m, const EngineProfile& e) {
          return libtorch_static_linear_from_float(dynamic_cast<const FloatLinear&>(m), e);
        },
-       [](const Module& r, Engine e) {
+       [](const Module& r, const EngineProfile& e) {
          return libtorch_static_linear_from_reference(dynamic_cast<const StaticReference&>(r), e);
        }});
   kind.case_parameters = {
@@ -417,7 +417,7 @@ ModuleKind static_linear_kind(bool relu) {
   kind.reference_from_spec = [relu](const ModuleSpec& spec) -> std::unique_ptr<Module> {
     return std::make_unique<StaticReference>(spec_reference_linear(spec, relu), spec_output_qparams(spec));
   };
-  kind.quantized_from_spec = [relu](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+  kind.quantized_from_spec = [relu](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
     const QuantParams out = spec_output_qparams(spec);
     return std::make_unique<QuantizedLinear>(spec_linear_weight(spec), spec_bias(spec, "bias"), out.scale(),
                                              out.zero_point(), engine, relu);
@@ -487,8 +487,9 @@ std::vector<OutputSensitivity> static_conv_sensitivity(const Module& module, con
   // do not depend on the order.
   bool pairs = false;
   for (Engine e : all_engines())
-    pairs = pairs || conv_sums_int16_pairs(engine_rule(e, EngineOp::StaticConv), o.transposed, o.groups, in_per_group,
-                                           out_per_group);
+    for (const EngineProfile& profile : engine_profiles(e))
+      pairs = pairs || conv_sums_int16_pairs(engine_rule(e, EngineOp::StaticConv), profile, o.transposed, o.groups,
+                                             in_per_group, out_per_group);
   const int64_t paired = paired_width(in_per_group, kernel_volume);
   // Per group, once: the float weight rows, and the integer rows in the paired order.
   std::vector<Tensor> w_groups;
@@ -600,7 +601,7 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
   const std::string integer_name = "Quantized" + kind.float_name;
   kind.implementations.push_back(
       {Implementation::Reference, std::string(transposed ? "QuantizedConvTranspose" : "QuantizedConv") + suffix + "(Reference)", {},
-       [](const Module& m, Engine) -> std::unique_ptr<Module> {
+       [](const Module& m, const EngineProfile&) -> std::unique_ptr<Module> {
          return std::make_unique<StaticReference>(ReferenceConv::from_float(dynamic_cast<const FloatConv&>(m)),
                                                   calibrated_output_qparams(m));
        },
@@ -613,16 +614,16 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
   if (!engines.empty()) {
     kind.implementations.push_back(
         {Implementation::Quantized, integer_name, engines,
-         [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+         [](const Module& m, const EngineProfile& e) -> std::unique_ptr<Module> {
            return QuantizedConv::from_float(dynamic_cast<const FloatConv&>(m), e);
          },
-         [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+         [](const Module& r, const EngineProfile& e) -> std::unique_ptr<Module> {
            return QuantizedConv::from_reference(dynamic_cast<const StaticReference&>(r), e);
          }});
     kind.implementations.push_back(
         {Implementation::LibTorch, integer_name, engines,
-         [](const Module& m, Engine e) { return libtorch_static_conv_from_float(dynamic_cast<const FloatConv&>(m), e); },
-         [](const Module& r, Engine e) {
+         [](const Module& m, const EngineProfile& e) { return libtorch_static_conv_from_float(dynamic_cast<const FloatConv&>(m), e); },
+         [](const Module& r, const EngineProfile& e) {
            return libtorch_static_conv_from_reference(dynamic_cast<const StaticReference&>(r), e);
          }});
   }
@@ -654,6 +655,17 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
   kind.make_case = [dims, relu, transposed](const CaseConfig& config) {
     return make_static_conv_case(config, dims, relu, transposed);
   };
+  kind.libtorch_defect = [](const Module& reference, const ModuleInput& input, Engine engine,
+                            const std::string& onednn_isa) -> std::optional<std::string> {
+    const ConvOptions& o =
+        dynamic_cast<const ReferenceConv&>(dynamic_cast<const StaticReference&>(reference).module()).options();
+    const auto* x = std::get_if<QTensor>(&input.input);
+    if (!x) return std::nullopt;
+    const int64_t kernel_volume = numel_of(o.kernel_size);
+    return libtorch_conv_defect(engine_rule(engine, EngineOp::StaticConv), onednn_isa,
+                                {o.transposed, o.spatial_dims, o.groups, o.in_channels / o.groups, o.out_channels,
+                                 kernel_volume, static_cast<int64_t>(x->qparams.zero_point())});
+  };
   kind.sensitivity = static_conv_sensitivity;
   kind.weight_shape = [](const Module& reference) {
     const auto& conv = dynamic_cast<const ReferenceConv&>(dynamic_cast<const StaticReference&>(reference).module());
@@ -673,7 +685,7 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed = false) {
     module->fused_relu = relu;
     return std::make_unique<StaticReference>(std::move(module), spec_output_qparams(spec));
   };
-  kind.quantized_from_spec = [relu, name = kind.float_name](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+  kind.quantized_from_spec = [relu, name = kind.float_name](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
     const ConvOptions o = spec_conv_options(spec, name);
     const QuantParams out = spec_output_qparams(spec);
     return std::make_unique<QuantizedConv>(o, spec_conv_weight(spec, o), spec_bias(spec, "bias"), out.scale(), out.zero_point(), engine, relu);
@@ -845,30 +857,30 @@ ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell) {
   const bool has_from_reference = !(mode == RnnMode::GRU && !cell);  // PyTorch 1.13: nnqd.GRU has none
   kind.implementations.push_back(
       {Implementation::Reference, "Quantized" + kind.float_name + "(Reference)", {},
-       [](const Module& m, Engine) -> std::unique_ptr<Module> {
+       [](const Module& m, const EngineProfile&) -> std::unique_ptr<Module> {
          return ReferenceRNN::from_float(dynamic_cast<const FloatRNN&>(m));
        },
        nullptr});
   kind.implementations.push_back(
       {Implementation::Quantized, "DynamicQuantized" + kind.float_name, all_engines(),
-       [](const Module& m, Engine e) -> std::unique_ptr<Module> {
+       [](const Module& m, const EngineProfile& e) -> std::unique_ptr<Module> {
          return DynamicQuantizedRNN::from_float(dynamic_cast<const FloatRNN&>(m), e);
        },
-       has_from_reference ? std::function<std::unique_ptr<Module>(const Module&, Engine)>(
-                                [](const Module& r, Engine e) -> std::unique_ptr<Module> {
+       has_from_reference ? std::function<std::unique_ptr<Module>(const Module&, const EngineProfile&)>(
+                                [](const Module& r, const EngineProfile& e) -> std::unique_ptr<Module> {
                                   return DynamicQuantizedRNN::from_reference(dynamic_cast<const ReferenceRNN&>(r), e);
                                 })
                           : nullptr});
   kind.implementations.push_back(
       {Implementation::LibTorch, "DynamicQuantized" + kind.float_name, libtorch_engines(),
-       [](const Module& m, Engine e) { return libtorch_dynamic_rnn_from_float(dynamic_cast<const FloatRNN&>(m), e); },
-       has_from_reference ? std::function<std::unique_ptr<Module>(const Module&, Engine)>(
-                                [](const Module& r, Engine e) {
+       [](const Module& m, const EngineProfile& e) { return libtorch_dynamic_rnn_from_float(dynamic_cast<const FloatRNN&>(m), e); },
+       has_from_reference ? std::function<std::unique_ptr<Module>(const Module&, const EngineProfile&)>(
+                                [](const Module& r, const EngineProfile& e) {
                                   return libtorch_dynamic_rnn_from_reference(dynamic_cast<const ReferenceRNN&>(r), e);
                                 })
                           : nullptr,
        cell ? nullptr
-            : std::function<std::unique_ptr<Module>(const Module&, Engine)>([](const Module& m, Engine e) {
+            : std::function<std::unique_ptr<Module>(const Module&, const EngineProfile&)>([](const Module& m, const EngineProfile& e) {
                 return libtorch_dynamic_rnn_from_float(dynamic_cast<const FloatRNN&>(m), e,
                                                        LibTorchRnnCalls::FreshPrepackPerProjection);
               })});
@@ -914,7 +926,7 @@ ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell) {
     }
     return std::make_unique<ReferenceRNN>(o, std::move(parameters), std::move(qparams));
   };
-  kind.quantized_from_spec = [mode, cell](const ModuleSpec& spec, Engine engine) -> std::unique_ptr<Module> {
+  kind.quantized_from_spec = [mode, cell](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
     const RnnOptions o = spec_rnn_options(spec, mode, cell);
     return std::make_unique<DynamicQuantizedRNN>(o, spec_rnn_weights(spec, o), engine);
   };
@@ -1017,9 +1029,9 @@ const ImplementationEntry& require(const ModuleKind& kind, const ConversionTarge
   const ImplementationEntry* entry = kind.find(target.implementation);
   if (!entry)
     throw Error(kind.key + " has no " + to_string(target.implementation) + " implementation");
-  if (!kind.supports(target.implementation, target.engine))
+  if (!kind.supports(target.implementation, target.engine.engine))
     throw Error(kind.key + ": the " + to_string(target.implementation) +
-                " implementation does not run on " + to_string(target.engine));
+                " implementation does not run on " + to_string(target.engine.engine));
   return *entry;
 }
 }  // namespace

@@ -87,7 +87,7 @@ struct RecurrentBoundModel {
   int quantizing_sides = 1;   // sides that quantize activations: 1 (reference vs integer), 2
   bool same_engine = false;   // both quantizing sides follow one engine: equal inputs, equal integers
   Engine engine = Engine::QNNPACK;  // the engine of the quantizing side(s)
-  int saturating_sides = 0;   // sides that sum u8 x s8 pairs in int16 (engine table)
+  int saturating_sides = 0;   // sides that sum u8 x s8 pairs in int16 (engines.h sums_int16_pairs)
   double function_ulps = 2;   // per side, for each sigmoid / tanh (tolerance table)
   bool reduce_range = true;   // what the modules ask for: true for version-2 LSTM/GRU and cells
 };
@@ -97,12 +97,13 @@ struct ImplementationEntry {
   std::string repr_name;       // PyTorch's _get_name()
   std::vector<Engine> engines; // engines whose numerics it follows; empty: engine-independent
   // Conversion entry points. from_reference is empty where PyTorch has none.
-  std::function<std::unique_ptr<Module>(const Module& float_module, Engine)> from_float;
-  std::function<std::unique_ptr<Module>(const Module& reference, Engine)> from_reference;
+  std::function<std::unique_ptr<Module>(const Module& float_module, const EngineProfile&)> from_float;
+  std::function<std::unique_ptr<Module>(const Module& reference, const EngineProfile&)> from_reference;
   // LibTorch entries whose forward calls one packed weight several times: the same
   // conversion with every call on a weight prepacked for it alone (quantized/libtorch/
   // dynamic_rnn.h says why). The agreement oracle asks it when LibTorch disagrees.
-  std::function<std::unique_ptr<Module>(const Module& float_module, Engine)> from_float_fresh_prepack = {};
+  std::function<std::unique_ptr<Module>(const Module& float_module, const EngineProfile&)> from_float_fresh_prepack =
+      {};
 };
 
 struct ModuleKind {
@@ -135,6 +136,12 @@ struct ModuleKind {
   // (onednn: a transposed convolution's output_padding); returns the engine's message when
   // it refuses. Empty: no such rule.
   std::function<std::optional<std::string>(const Module& reference, Engine engine)> engine_config_rule;
+  // A configuration LibTorch's kernel on `engine` computes wrongly when its oneDNN dispatches
+  // to `onednn_isa` (engines.h LibTorchConvDefect); returns the defect's description. Empty:
+  // none known.
+  std::function<std::optional<std::string>(const Module& reference, const ModuleInput& input, Engine engine,
+                                           const std::string& onednn_isa)>
+      libtorch_defect;
   // false where PyTorch refuses per-channel weight observers for the module (ConvTranspose,
   // at prepare): cases draw per-tensor weights and the rejection oracle leaves per-channel
   // variants out (the eager flow's refusal is tested instead).
@@ -144,7 +151,7 @@ struct ModuleKind {
   // with their qparams, so that its fake-quantization gives back the same integers; the
   // integer module gets the integers themselves. Error names what the spec lacks.
   std::function<std::unique_ptr<Module>(const ModuleSpec&)> reference_from_spec;
-  std::function<std::unique_ptr<Module>(const ModuleSpec&, Engine)> quantized_from_spec;
+  std::function<std::unique_ptr<Module>(const ModuleSpec&, const EngineProfile&)> quantized_from_spec;
 
   const ImplementationEntry* find(Implementation implementation) const;
   bool supports(Implementation implementation, Engine engine) const;

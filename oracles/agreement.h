@@ -21,9 +21,13 @@ struct Pair {
   std::string label() const;  // "reference vs quantized[qnnpack]"
 };
 
-// The pairs the registry implies for a kind: reference vs each integer engine, integer vs
-// LibTorch on each engine both have, and reference vs each LibTorch engine.
-std::vector<Pair> agreement_pairs(const ModuleKind& kind);
+// The pairs the registry implies for a kind: reference vs the integer implementation on
+// every engine profile (both int8 paths of an engine that has two: integer code runs the
+// same on any host), integer vs LibTorch on each engine both have, the integer side on the
+// path LibTorch takes in this process unless `integer_overrides` names another for that
+// engine (a deliberately wrong path, `qconform conform --integer-path onednn:avx2`), and
+// reference vs each LibTorch engine.
+std::vector<Pair> agreement_pairs(const ModuleKind& kind, const std::vector<EngineProfile>& integer_overrides = {});
 Pair parse_pair(const std::string& text);  // "reference,quantized[qnnpack]"
 Side parse_side(const std::string& text);  // "libtorch[onednn]"
 
@@ -49,6 +53,8 @@ FlatOutput flatten_output(const ModuleOutput& output);
 //                        (or an element without bound: the engine's int32 bias overflow)
 //   engine-unspecified   an element the engine leaves unspecified (engine table: onednn's
 //                        transposed convolutions at outputs no input reaches): no bound
+//   engine-defect        an element of a case LibTorch is known to compute wrongly on its
+//                        instruction set (engine table: libtorch_conv_defects): no bound
 //   unexplained          beyond the bound, none of the above
 std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool input_has_ties,
                               bool saturation_possible, bool accumulator_may_overflow);
@@ -78,10 +84,32 @@ struct CaseResult {
   // weight prepacked for that call alone (ImplementationEntry::from_float_fresh_prepack), or
   // computed in a fresh process, gave different bits; the case was judged on that answer.
   bool libtorch_history_dependent = false;
+  bool fresh_process_recomputed = false;  // the fresh-process test ran (it took from the budget)
+  std::string libtorch_defect;     // LibTorch's known defect for the case (not compared), if any
   std::string failure;             // what differs, where, and how to rerun
 };
 
-CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseConfig& config);
+// How many times one cell (a kind x pair, or one property) may recompute a disagreeing
+// LibTorch answer in a fresh process, the last of check_agreement's consistency tests. Each
+// costs a process start, and a systematic mismatch (a wrong model, a wrong int8 path) would
+// spend one on every case and every shrinking step; past the budget a disagreement fails at
+// once and says so, so a run's time does not grow with how many cases fail.
+class FreshProcessBudget {
+ public:
+  static constexpr int kPerCell = 5;
+  explicit FreshProcessBudget(int limit = kPerCell) : limit_(limit) {}
+  bool take() { return spent_ < limit_ ? (++spent_, true) : false; }
+  int spent() const { return spent_; }
+  int limit() const { return limit_; }
+
+ private:
+  int limit_;
+  int spent_ = 0;
+};
+
+// One case; `budget` is the cell's (nullptr: a case on its own, which may always recompute).
+CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseConfig& config,
+                           FreshProcessBudget* budget = nullptr);
 
 // The element-by-element judgement of two outputs of one computation against the bound
 // of the tolerance row that governs the pair. The bounds come from `reference` (the case's
@@ -89,8 +117,13 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
 // check_agreement and by the fixture replay (oracles/replay.h).
 class OutputJudge {
  public:
+  // `libtorch_onednn_isa`: the oneDNN ISA a LibTorch side's answers came from, on which its
+  // known defects depend (ModuleKind::libtorch_defect); this process's when not given.
   OutputJudge(const ModuleKind& kind, const Pair& pair, const Module& reference, const ModuleInput& input,
-              size_t elements);
+              size_t elements, const std::optional<std::string>& libtorch_onednn_isa = std::nullopt);
+  // LibTorch's known defect for this case, if one applies: its answers are then not
+  // compared, and differing elements are classed engine-defect.
+  const std::string& libtorch_defect() const { return defect_; }
   // Sets every comparison field of `result` (passed, exact, worst element, classes, row).
   void compare(const FlatOutput& a, const FlatOutput& b, CaseResult& result) const;
   // "element 7 of output [2, 4] (output[1, 3]): A = .., B = .., |diff| = .. exceeds the
@@ -105,6 +138,7 @@ class OutputJudge {
   double activation_scale_ = 0;
   bool ties_ = false, saturation_ = false, overflow_ = false;
   std::vector<bool> unspecified_;  // per element: the engine leaves it unspecified (no bound)
+  std::string defect_;
 };
 
 // Where element `index` of a flattened output sits: "h_n[1, 0, 3]".
@@ -114,8 +148,10 @@ std::string locate_element(const FlatOutput& flat, int64_t index);
 FlatOutput implementation_output(const ModuleKind& kind, const Side& side, const CaseConfig& config);
 
 // LibTorch's answer for one case computed in a fresh process (`qconform libtorch-answer`),
-// free of whatever earlier calls in this process left behind; nullopt when the tool is not
-// available (QCONFORM_TOOL, else the build tree's qconform) or fails.
+// free of whatever earlier calls in this process left behind, on the side's int8 path (the
+// child's oneDNN held to AVX2 for onednn:avx2: so a VNNI host answers for both paths);
+// nullopt when the tool is not available (QCONFORM_TOOL, else the build tree's qconform)
+// or fails (a vnni side on a CPU without VNNI).
 std::optional<std::vector<float>> fresh_process_output(const ModuleKind& kind, const Side& side,
                                                        const CaseConfig& config);
 

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/registry.h"
 #include "oracles/agreement.h"
@@ -41,6 +42,13 @@ json cpu_description() {
           if (flag == wanted) cpu["flags"].push_back(flag);
     }
   }
+  // Which int8 path each engine takes in this process: what the LibTorch sides ran on.
+  cpu["onednn_isa"] = onednn_isa().name;
+  const char* held = std::getenv("ONEDNN_MAX_CPU_ISA");
+  cpu["onednn_max_cpu_isa"] = held && *held ? json(held) : json();
+  cpu["int8_paths"] = json::object();
+  for (Engine e : all_engines())
+    if (const auto path = host_int8_path(e)) cpu["int8_paths"][to_string(e)] = to_string(*path);
   return cpu;
 }
 
@@ -61,6 +69,11 @@ json engine_rows() {
                     {"weight_zero_point_must_be_zero", r.requires_zero_weight_zero_point},
                     {"fp16_weights", r.accepts_fp16_weights}, {"honors_reduce_range", r.honors_reduce_range},
                     {"pairwise_int16_saturation", r.pairwise_int16_saturation},
+                    {"int8_paths", [&] {
+                       json paths = json::array();
+                       for (Int8Path p : int8_paths(r.engine)) paths.push_back(to_string(p));
+                       return paths;
+                     }()},
                     {"activation_quantization", to_string(r.activation_quantization)},
                     {"flattens_empty_output", r.flattens_empty_output}, {"notes", r.notes}});
   return rows;
@@ -87,6 +100,9 @@ json run_conformance(const ConformanceOptions& options) {
   std::vector<std::string> engines;
   for (Engine e : libtorch_engines()) engines.push_back(to_string(e));
   results["libtorch_engines"] = engines;
+  json overrides = json::array();
+  for (const EngineProfile& p : options.integer_overrides) overrides.push_back(p.label());
+  results["integer_path_overrides"] = overrides;
   results["cpu"] = cpu_description();
   results["tolerances"] = tolerance_rows();
   results["engine_table"] = engine_rows();
@@ -96,10 +112,12 @@ json run_conformance(const ConformanceOptions& options) {
 
   int64_t total_cases = 0;
   for (const auto& kind : registry()) {
-    for (const auto& pair : agreement_pairs(kind)) {
+    for (const auto& pair : agreement_pairs(kind, options.integer_overrides)) {
       const uint64_t cell_seed = options.seed ^ std::hash<std::string>{}(kind.key + "|" + pair.label());
       std::mt19937_64 rng(cell_seed);
-      int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0, history_dependent = 0;
+      int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0, history_dependent = 0, defect = 0;
+      std::string defect_description;
+      FreshProcessBudget budget;
       json classes = json::object();
       json failures = json::array();
       CaseResult worst;
@@ -109,7 +127,7 @@ json run_conformance(const ConformanceOptions& options) {
         const CaseConfig config = random_case_config(kind, rng);
         CaseResult r;
         try {
-          r = check_agreement(kind, pair, config);
+          r = check_agreement(kind, pair, config, &budget);
         } catch (const Error& e) {
           r.failure = std::string("error: ") + e.what() + "\n  rerun: " + rerun_command(kind, pair, config);
         }
@@ -118,6 +136,10 @@ json run_conformance(const ConformanceOptions& options) {
         rejected += r.rejected;
         unstable += r.libtorch_unstable;
         history_dependent += r.libtorch_history_dependent;
+        if (!r.libtorch_defect.empty()) {
+          ++defect;
+          defect_description = r.libtorch_defect;
+        }
         exact += r.exact;
         elements += r.total;
         for (const auto& [name, count] : r.mismatch_classes) classes[name] = classes.value(name, 0) + count;
@@ -146,6 +168,9 @@ json run_conformance(const ConformanceOptions& options) {
           {"rejected", rejected},
           {"libtorch_unstable", unstable},
           {"libtorch_history_dependent", history_dependent},
+          {"fresh_process_reruns", budget.spent()},
+          {"libtorch_defect_cases", defect},
+          {"libtorch_defect", defect_description},
           {"elements", elements},
           {"fraction_exact", elements ? static_cast<double>(exact) / elements : 1.0},
           {"worst", {{"abs_error", worst.max_abs_error},
@@ -196,6 +221,18 @@ json run_conformance(const ConformanceOptions& options) {
 std::string conformance_summary(const json& results) {
   std::ostringstream out;
   int64_t failed = 0;
+  // Where LibTorch's answers came from: the CPU and the int8 path each engine took.
+  const json& cpu = results["cpu"];
+  out << "cpu: " << cpu.value("model", std::string("unknown")) << "; oneDNN ISA "
+      << cpu.value("onednn_isa", std::string("not recorded"));
+  if (cpu.contains("onednn_max_cpu_isa") && cpu["onednn_max_cpu_isa"].is_string())
+    out << " (held by ONEDNN_MAX_CPU_ISA=" << cpu["onednn_max_cpu_isa"].get<std::string>() << ")";
+  out << "; int8 paths:";
+  const json paths = cpu.value("int8_paths", json::object());
+  for (const auto& [engine, path] : paths.items()) out << " " << engine << " " << path.get<std::string>();
+  if (!results.value("integer_path_overrides", json::array()).empty())
+    out << "; integer models forced to " << results["integer_path_overrides"].dump();
+  out << "\n";
   for (const auto& cell : results["cells"]) {
     const bool ok = cell["passed"] == cell["cases"];
     failed += !ok;

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
+
+#include "core/engines.h"
 
 namespace qconform {
 
@@ -14,6 +17,9 @@ struct ConformanceOptions {
   int64_t cases_override = 0;     // > 0: this many cases per cell (tests)
   std::string scratch_directory;  // for state_dict files
   std::string commit;             // recorded as given (scripts/conform passes git's)
+  // Integer models compared with LibTorch on another int8 path than LibTorch's here
+  // (agreement_pairs' integer_overrides); recorded in the results.
+  std::vector<EngineProfile> integer_overrides;
 };
 
 int64_t cases_for_profile(const std::string& profile);  // throws Error for unknown names

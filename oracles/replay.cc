@@ -27,7 +27,10 @@ void compare(const ModuleKind& kind, const Fixture& fixture, const Module& refer
                        c.pair.b.label() + " " + b.describe();
     return;
   }
-  const OutputJudge judge(kind, c.pair, reference, fixture.input, a.values.size());
+  // The recording's own oneDNN ISA decides which of LibTorch's known defects apply to it
+  // (none when the recording does not say: its answer is then compared like any other).
+  const std::string isa = fixture.provenance ? fixture.provenance->value("onednn_isa", "") : "";
+  const OutputJudge judge(kind, c.pair, reference, fixture.input, a.values.size(), isa);
   judge.compare(a, b, c.result);
   if (!c.result.passed) c.result.failure = judge.describe_failure(c.result, c.pair, a);
 }
@@ -62,7 +65,7 @@ FixtureVerdict replay_fixture(const Fixture& fixture, const std::string& path) {
 
     FixtureComparison integer_vs_recorded = comparison(integer_side, recorded_side);
     FixtureComparison reference_vs_integer = comparison(reference_side, integer_side);
-    if (kind.supports(Implementation::Quantized, fixture.engine) && kind.quantized_from_spec) {
+    if (kind.supports(Implementation::Quantized, fixture.engine.engine) && kind.quantized_from_spec) {
       const std::unique_ptr<Module> integer = kind.quantized_from_spec(fixture.module, fixture.engine);
       const FlatOutput from_integer = flatten_output((*integer)(fixture.input));
       compare(kind, fixture, *reference, integer_vs_recorded, from_integer, recorded);
@@ -70,7 +73,7 @@ FixtureVerdict replay_fixture(const Fixture& fixture, const std::string& path) {
     } else {
       for (FixtureComparison* c : {&integer_vs_recorded, &reference_vs_integer}) {
         c->available = false;
-        c->note = "no integer implementation of " + kind.key + " on " + to_string(fixture.engine) +
+        c->note = "no integer implementation of " + kind.key + " on " + to_string(fixture.engine.engine) +
                   " (qconform engines: its requantization is not modelled)";
         c->result.passed = true;
       }
@@ -100,7 +103,7 @@ FixtureVerdict replay_fixture_file(const std::string& path) {
 std::string FixtureVerdict::line() const {
   std::ostringstream out;
   out << (passed ? "PASS  " : "FAIL  ") << (name.empty() ? path : name);
-  if (!kind.empty()) out << "  " << kind << "[" << to_string(engine) << "]";
+  if (!kind.empty()) out << "  " << kind << "[" << engine.label() << "]";
   if (!error.empty()) {
     out << "  cannot replay: " << error;
     return out.str();
@@ -126,7 +129,7 @@ std::string FixtureVerdict::details() const {
   for (const auto& c : comparisons)
     if (!c.result.passed)
       text += "  fixture " + name + " (" + path + "), " + c.pair.label() + " (recorded: libtorch[" +
-              to_string(engine) + "]): " + c.result.failure + "\n";
+              engine.label() + "]): " + c.result.failure + "\n";
   return text;
 }
 
@@ -152,7 +155,8 @@ std::string verdicts_json(const std::vector<FixtureVerdict>& verdicts) {
       }
       comparisons.push_back(entry);
     }
-    nlohmann::json entry = {{"name", v.name}, {"path", v.path}, {"kind", v.kind}, {"engine", to_string(v.engine)},
+    nlohmann::json entry = {{"name", v.name}, {"path", v.path}, {"kind", v.kind}, {"engine", to_string(v.engine.engine)},
+                            {"int8_path", v.engine.int8_path ? nlohmann::json(to_string(*v.engine.int8_path)) : nlohmann::json()},
                             {"passed", v.passed}, {"comparisons", comparisons}};
     if (!v.error.empty()) entry["error"] = v.error;
     out.push_back(entry);

@@ -24,7 +24,7 @@ struct FixtureVerdict {
   std::string name;
   std::string path;
   std::string kind;
-  Engine engine = Engine::QNNPACK;
+  EngineProfile engine = Engine::QNNPACK;  // what recorded it: the integer side replays on this profile
   bool passed = false;
   std::string error;  // set when the fixture could not be replayed at all
   std::vector<FixtureComparison> comparisons;

@@ -11,9 +11,9 @@ namespace qconform {
 namespace {
 
 std::vector<ToleranceRow> make_table() {
-  const Side reference{Implementation::Reference, std::nullopt};
-  const Side quantized_any{Implementation::Quantized, std::nullopt};
-  const Side libtorch_any{Implementation::LibTorch, std::nullopt};
+  const SidePattern reference{Implementation::Reference, std::nullopt};
+  const SidePattern quantized_any{Implementation::Quantized, std::nullopt};
+  const SidePattern libtorch_any{Implementation::LibTorch, std::nullopt};
   return {
       {"dynamic.qnnpack.integer-vs-libtorch", Family::Dynamic, Structure::Reduction,
        {Implementation::Quantized, Engine::QNNPACK}, {Implementation::LibTorch, Engine::QNNPACK},
@@ -89,12 +89,15 @@ std::vector<ToleranceRow> make_table() {
   };
 }
 
-bool side_matches(const Side& pattern, const Side& side) {
-  return pattern.implementation == side.implementation &&
-         (!pattern.engine || pattern.engine == side.engine);
+}  // namespace
+
+bool SidePattern::matches(const Side& side) const {
+  return implementation == side.implementation && (!engine || (side.engine && *engine == side.engine->engine));
 }
 
-}  // namespace
+std::string SidePattern::label() const {
+  return to_string(implementation) + (engine ? "[" + to_string(*engine) + "]" : "");
+}
 
 std::string to_string(BoundKind kind) {
   switch (kind) {
@@ -108,7 +111,7 @@ std::string to_string(BoundKind kind) {
 }
 
 std::string Side::label() const {
-  return to_string(implementation) + (engine ? "[" + to_string(*engine) + "]" : "");
+  return to_string(implementation) + (engine ? "[" + engine->label() + "]" : "");
 }
 
 const std::vector<ToleranceRow>& tolerance_table() {
@@ -119,9 +122,8 @@ const std::vector<ToleranceRow>& tolerance_table() {
 const ToleranceRow& tolerance_for(Family family, Structure structure, const Side& a, const Side& b) {
   for (const auto& row : tolerance_table()) {
     if (row.family != family || row.structure != structure) continue;
-    if (row.same_engine && a.engine != b.engine) continue;
-    if ((side_matches(row.a, a) && side_matches(row.b, b)) ||
-        (side_matches(row.a, b) && side_matches(row.b, a)))
+    if (row.same_engine && (!a.engine || !b.engine || a.engine->engine != b.engine->engine)) continue;
+    if ((row.a.matches(a) && row.b.matches(b)) || (row.a.matches(b) && row.b.matches(a)))
       return row;
   }
   throw Error("tolerance table has no row for " + to_string(family) + " " + to_string(structure) + " " + a.label() + " vs " +

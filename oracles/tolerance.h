@@ -28,23 +28,33 @@ namespace qconform {
 enum class BoundKind { Exact, EpilogueRoundings, ActivationRounding, Propagated, OutputQuanta };
 std::string to_string(BoundKind kind);
 
-// One side of a comparison: an implementation, on an engine where it has one.
+// One side of a comparison: an implementation, on an engine profile where it has one.
 struct Side {
   Implementation implementation;
-  std::optional<Engine> engine;
-  std::string label() const;  // "reference", "quantized[qnnpack]", "libtorch[onednn]"
+  std::optional<EngineProfile> engine;
+  std::string label() const;  // "reference", "quantized[qnnpack]", "libtorch[onednn:vnni]"
   bool operator==(const Side& other) const {
     return implementation == other.implementation && engine == other.engine;
   }
+};
+
+// A side as a tolerance row names it: an implementation on one engine, whatever its int8
+// path (a row's bound covers both; where the path matters, the bound is derived from the
+// sides' profiles), or on any engine.
+struct SidePattern {
+  Implementation implementation;
+  std::optional<Engine> engine;  // nullopt: any engine
+  std::string label() const;     // "quantized[onednn]", "libtorch"
+  bool matches(const Side& side) const;
 };
 
 struct ToleranceRow {
   std::string id;  // stable name, cited in results and the report
   Family family;
   Structure structure;
-  Side a;          // engine nullopt on a side means "any engine" when matching
-  Side b;
-  bool same_engine;  // both sides must be on the same engine
+  SidePattern a;
+  SidePattern b;
+  bool same_engine;  // both sides must be on the same engine (their int8 paths may differ)
   BoundKind kind;
   double roundings;  // r for EpilogueRoundings; ulps per side of sigmoid/tanh for Propagated
   std::string reason;

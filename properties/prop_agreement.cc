@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "oracles/agreement.h"
@@ -24,9 +25,11 @@ using namespace qconform;
 namespace {
 
 void agreement_property(const ModuleKind* kind, Pair pair, std::map<std::string, int64_t> pinned) {
-  rc::detail::checkBoostTest([kind, pair, pinned] {
+  // One budget for the whole property, shrinking included (agreement.h: FreshProcessBudget).
+  auto budget = std::make_shared<FreshProcessBudget>();
+  rc::detail::checkBoostTest([kind, pair, pinned, budget] {
     const CaseConfig config = *properties::gen_case_config(*kind, pinned);
-    const CaseResult result = check_agreement(*kind, pair, config);
+    const CaseResult result = check_agreement(*kind, pair, config, budget.get());
     RC_CLASSIFY(result.exact == result.total, "bit-exact");
     RC_CLASSIFY(result.libtorch_unstable, "LibTorch unstable: judged on its rerun");
     RC_CLASSIFY(result.libtorch_history_dependent, "LibTorch history-dependent: judged on a history-free rerun");

@@ -163,6 +163,17 @@ std::string render_report(const json& results) {
   for (const auto& f : results["cpu"]["flags"]) flags += (flags.empty() ? "" : " ") + str(f);
   std::string engines;
   for (const auto& e : results["libtorch_engines"]) engines += (engines.empty() ? "" : ", ") + str(e);
+  // The int8 path each engine took (results files before it was recorded say nothing).
+  std::string paths;
+  const json int8_paths = results["cpu"].value("int8_paths", json::object());
+  for (const auto& [engine, path] : int8_paths.items()) paths += (paths.empty() ? "" : ", ") + engine + ": " + str(path);
+  std::string isa = results["cpu"].value("onednn_isa", std::string("not recorded"));
+  if (results["cpu"].contains("onednn_max_cpu_isa") && results["cpu"]["onednn_max_cpu_isa"].is_string())
+    isa += ", held by ONEDNN_MAX_CPU_ISA=" + str(results["cpu"]["onednn_max_cpu_isa"]);
+  std::string overrides;
+  const json forced = results.value("integer_path_overrides", json::array());
+  for (const auto& o : forced)
+    overrides += (overrides.empty() ? "" : ", ") + str(o);
 
   html << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
        << "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
@@ -179,6 +190,10 @@ std::string render_report(const json& results) {
        << "<div>LibTorch engines <b>" << escape(engines) << "</b></div>"
        << "<div>CPU <b>" << escape(str(results["cpu"]["model"])) << "</b></div>"
        << "<div>CPU features <b>" << escape(flags.empty() ? "none detected" : flags) << "</b></div>"
+       << "<div>oneDNN ISA <b>" << escape(isa) << "</b></div>"
+       << "<div>int8 paths <b>" << escape(paths.empty() ? "not recorded" : paths) << "</b></div>"
+       << (overrides.empty() ? ""
+                             : "<div>integer models forced to <b>" + escape(overrides) + "</b> against LibTorch</div>")
        << "<div>profile <b>" << escape(str(results["profile"])) << "</b>, " << results["cases_per_cell"]
        << " cases per cell</div>"
        << "<div>seed <b>" << results["seed"] << "</b></div>"
@@ -248,6 +263,9 @@ std::string render_report(const json& results) {
       html << "; in " << c["libtorch_history_dependent"]
            << " LibTorch's answer depended on its earlier calls (another answer with a fresh prepack per GEMM call, "
               "on which the case was judged)";
+    if (c.value("libtorch_defect_cases", 0) > 0)
+      html << "; in " << c["libtorch_defect_cases"] << " LibTorch's answer was not compared, a known defect: "
+           << escape(c.value("libtorch_defect", std::string()));
     html << "; " << fixed(100 * c["fraction_exact"].get<double>(), 2) << "% of " << c["elements"]
          << " output elements bit-identical.<br>Worst case: " << worst_text(c) << ", |error| "
          << general(c["worst"]["abs_error"].get<double>()) << ", bound " << general(c["worst"]["bound"].get<double>())

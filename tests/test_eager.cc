@@ -52,7 +52,7 @@ const std::vector<ConversionTarget> kStaticTargets = {{Implementation::Quantized
                                                       {Implementation::LibTorch, Engine::QNNPACK},
                                                       {Implementation::Reference, Engine::QNNPACK}};
 
-std::string label_of(const ConversionTarget& t) { return to_string(t.implementation) + "[" + to_string(t.engine) + "]"; }
+std::string label_of(const ConversionTarget& t) { return to_string(t.implementation) + "[" + t.engine.label() + "]"; }
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // corpus that scripts/make_fixture_corpus recorded with LibTorch.
 #define BOOST_TEST_MODULE test_fixture
 #include <boost/test/unit_test.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "core/fixture.h"
@@ -37,8 +38,18 @@ BOOST_AUTO_TEST_CASE(every_bundled_fixture_reads_back_to_the_same_text) {
 BOOST_AUTO_TEST_CASE(malformed_fixtures_are_refused_naming_the_file_and_the_field) {
   const std::string name = "static.Conv2d-qnnpack-default";
   expect_error([&] { fixture_from_json("{", "x.fixture.json"); }, "x.fixture.json: not JSON");
-  expect_error([&] { fixture_from_json(edited(name, [](json& j) { j["format"] = 2; }), "f"); },
-               "f: format: is 2; this qconform reads format 1");
+  expect_error([&] { fixture_from_json(edited(name, [](json& j) { j["format"] = 3; }), "f"); },
+               "f: format: is 3; this qconform reads formats 1 to 2");
+  // The int8 path: required for an engine that has two, refused for one that has none.
+  const std::string onednn = "static.Conv2d-onednn-vnni-default";
+  expect_error([&] { fixture_from_json(edited(onednn, [](json& j) { j.erase("int8_path"); }), "f"); },
+               "f: the file: has no 'int8_path': onednn has two (avx2, vnni)");
+  expect_error([&] { fixture_from_json(edited(onednn, [](json& j) { j["int8_path"] = "sse4"; }), "f"); },
+               "f: int8_path: unknown int8 path 'sse4' (known: avx2, vnni)");
+  expect_error([&] { fixture_from_json(edited(name, [](json& j) { j["int8_path"] = "vnni"; }), "f"); },
+               "f: int8_path: must be absent: qnnpack has one int8 path on every CPU");
+  expect_error([&] { fixture_from_json(edited(onednn, [](json& j) { j["format"] = 1; }), "f"); },
+               "f: int8_path: is not a format-1 field (format 2 added it)");
   expect_error([&] { fixture_from_json(edited(name, [](json& j) { j.erase("engine"); }), "f"); },
                "f: the file: has no 'engine'");
   expect_error([&] { fixture_from_json(edited(name, [](json& j) { j["expected"]["output"]["int_repr"][3] = 256; }), "f"); },
@@ -85,24 +96,72 @@ BOOST_AUTO_TEST_CASE(an_engine_without_integer_implementation_is_compared_with_t
   BOOST_TEST(v.line().find("not modelled") != std::string::npos, v.line());
 }
 
-// onednn's static modules are modelled (static_gemm.h FloatEpilogue; convolutions with
-// channels-last int16 pairs, padding skipped: docs/numerics.md): every recording, made by
-// LibTorch, is matched integer for integer: Linear and LinearReLU per-tensor and per-channel,
-// convolutions 1-d, 2-d, 3-d, grouped, strided, with ReLU, transposed.
-BOOST_AUTO_TEST_CASE(onednn_static_recordings_are_matched_exactly) {
-  for (const char* name : {"static.Linear-onednn-default", "static.Linear-onednn-pc-nobias",
-                           "static.LinearReLU-onednn-default", "static.LinearReLU-onednn-pc",
-                           "static.Conv1d-onednn-default", "static.Conv1d-onednn-pc-groups", "static.Conv2d-onednn-default",
-                           "static.Conv2d-onednn-pc-groups", "static.Conv3d-onednn-default", "static.Conv3d-onednn-pc-stride",
-                           "static.ConvReLU1d-onednn-default", "static.ConvReLU2d-onednn-pc", "static.ConvReLU3d-onednn-default",
-                           "static.ConvTranspose1d-onednn-default", "static.ConvTranspose2d-onednn-default",
-                           "static.ConvTranspose3d-onednn-default"}) {
-    const FixtureVerdict v = replay_fixture_file(fixture_path(kStore, name));
-    BOOST_TEST(v.passed, v.line());
-    const FixtureComparison& integer = v.comparisons.at(1);
-    BOOST_TEST(integer.available, name);
-    BOOST_TEST(integer.result.total > 0, name);
-    BOOST_TEST(integer.result.exact == integer.result.total, name << ": " << integer.result.exact << "/"
-                                                                  << integer.result.total << " exact");
+// onednn's static modules are modelled on both int8 paths (static_gemm.h FloatEpilogue;
+// avx2: convolutions with channels-last int16 pairs, padding skipped; vnni: exact sums;
+// docs/numerics.md): every recording, made by LibTorch on one path, is matched integer for
+// integer by the integer implementation on that path, whatever this host's path: Linear and
+// LinearReLU per-tensor and per-channel, convolutions 1-d, 2-d, 3-d, grouped, strided, with
+// ReLU, transposed, and the configurations wide enough to saturate int16 pairs.
+BOOST_AUTO_TEST_CASE(onednn_static_recordings_are_matched_exactly_on_their_own_path) {
+  for (const char* path : {"avx2", "vnni"})
+    for (const char* config : {"static.Linear-onednn-%s-default", "static.Linear-onednn-%s-pc-nobias",
+                               "static.LinearReLU-onednn-%s-default", "static.LinearReLU-onednn-%s-pc",
+                               "static.Conv1d-onednn-%s-default", "static.Conv1d-onednn-%s-pc-groups",
+                               "static.Conv2d-onednn-%s-default", "static.Conv2d-onednn-%s-pc-groups",
+                               "static.Conv3d-onednn-%s-default", "static.Conv3d-onednn-%s-pc-stride",
+                               "static.ConvReLU1d-onednn-%s-default", "static.ConvReLU2d-onednn-%s-pc",
+                               "static.ConvReLU3d-onednn-%s-default", "static.ConvTranspose1d-onednn-%s-default",
+                               "static.ConvTranspose2d-onednn-%s-default", "static.ConvTranspose3d-onednn-%s-default",
+                               "static.Linear-onednn-%s-saturating", "static.Conv2d-onednn-%s-saturating"}) {
+      char name[128];
+      std::snprintf(name, sizeof name, config, path);
+      const FixtureVerdict v = replay_fixture_file(fixture_path(kStore, name));
+      BOOST_TEST(v.passed, v.line());
+      BOOST_TEST(v.engine.label() == std::string("onednn:") + path, name);
+      const FixtureComparison& integer = v.comparisons.at(1);
+      BOOST_TEST(integer.pair.a.label() == std::string("quantized[onednn:") + path + "]", name);
+      BOOST_TEST(integer.available, name);
+      BOOST_TEST(integer.result.total > 0, name);
+      BOOST_TEST(integer.result.exact == integer.result.total, name << ": " << integer.result.exact << "/"
+                                                                    << integer.result.total << " exact");
+    }
+}
+
+// The two paths' recordings of a configuration that saturates int16 pairs differ, and each
+// replays only against its own path: relabelled as the other path's, the integer side no
+// longer matches the recording bit for bit. (So replay honours the path on any host.)
+BOOST_AUTO_TEST_CASE(a_recording_replays_against_its_own_path_only) {
+  for (const char* kind : {"static.Linear", "static.Conv2d"}) {
+    const Fixture avx2 = read_fixture(fixture_path(kStore, std::string(kind) + "-onednn-avx2-saturating"));
+    const Fixture vnni = read_fixture(fixture_path(kStore, std::string(kind) + "-onednn-vnni-saturating"));
+    BOOST_TEST(std::get<QTensor>(avx2.expected.output).values != std::get<QTensor>(vnni.expected.output).values, kind);
+    for (const Fixture* recording : {&avx2, &vnni}) {
+      Fixture relabelled = *recording;
+      relabelled.engine = EngineProfile(Engine::ONEDNN, *recording->engine.int8_path == Int8Path::Avx2 ? Int8Path::Vnni
+                                                                                                       : Int8Path::Avx2);
+      const FixtureVerdict v = replay_fixture(relabelled, "relabelled");
+      const FixtureComparison& integer = v.comparisons.at(1);
+      BOOST_TEST(!integer.result.passed, kind << " recorded on " << recording->engine.label() << " replayed as "
+                                             << relabelled.engine.label());
+      BOOST_TEST(integer.result.failure.find("exceeds the bound 0 of row 'static.integer-vs-libtorch'") !=
+                     std::string::npos,
+                 integer.result.failure);
+    }
   }
+}
+
+// Format 1 recorded no path; every format-1 fixture was recorded on an AVX2 host, so an
+// engine with two paths reads as its avx2 one (fixtures/README.md) and replays as such.
+BOOST_AUTO_TEST_CASE(format_1_recordings_read_as_the_avx2_path) {
+  const std::string text = edited("static.Conv2d-onednn-avx2-saturating", [](json& j) {
+    j["format"] = 1;
+    j.erase("int8_path");
+  });
+  const Fixture f = fixture_from_json(text, "old");
+  BOOST_TEST(f.engine.label() == "onednn:avx2");
+  const FixtureVerdict v = replay_fixture(f, "old");
+  BOOST_TEST(v.passed, v.line() << "\n" << v.details());
+  const Fixture qnnpack = fixture_from_json(
+      edited("static.Conv2d-qnnpack-default", [](json& j) { j["format"] = 1; }), "old");
+  BOOST_TEST(qnnpack.engine.label() == "qnnpack");
 }

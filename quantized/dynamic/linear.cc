@@ -17,7 +17,7 @@ Tensor scalar_tensor(float v) { return Tensor(Shape{}, {v}); }
 }  // namespace
 
 DynamicQuantizedLinear::DynamicQuantizedLinear(QTensor weight, std::optional<Tensor> bias,
-                                               Engine engine)
+                                               EngineProfile engine)
     : engine_(engine) {
   set_weight_bias(std::move(weight), std::move(bias));
 }
@@ -32,7 +32,7 @@ void DynamicQuantizedLinear::set_weight_bias(QTensor weight, std::optional<Tenso
   validate(weight.qparams, weight.sizes);
   // The engine's refusal surfaces at the step where the engine itself refuses.
   std::optional<std::string> refused_at_forward;
-  if (auto rejection = weight_rejection(engine_, EngineOp::DynamicLinear, weight.qparams)) {
+  if (auto rejection = weight_rejection(engine_.engine, EngineOp::DynamicLinear, weight.qparams)) {
     if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
     refused_at_forward = rejection->message;
   }
@@ -71,7 +71,7 @@ void DynamicQuantizedLinear::set_weight_bias(QTensor weight, std::optional<Tenso
 }
 
 std::unique_ptr<DynamicQuantizedLinear> DynamicQuantizedLinear::from_float(
-    const FloatLinear& float_linear, Engine engine) {
+    const FloatLinear& float_linear, EngineProfile engine) {
   const QConfig qconfig = float_linear.qconfig.value_or(default_dynamic_qconfig());
   const DType dtype = qconfig.weight()->dtype();
   if (dtype != DType::QInt8 && dtype != DType::Float16)
@@ -84,7 +84,7 @@ std::unique_ptr<DynamicQuantizedLinear> DynamicQuantizedLinear::from_float(
 }
 
 std::unique_ptr<DynamicQuantizedLinear> DynamicQuantizedLinear::from_reference(
-    const ReferenceLinear& reference, Engine engine) {
+    const ReferenceLinear& reference, EngineProfile engine) {
   auto module = std::make_unique<DynamicQuantizedLinear>(reference.get_quantized_weight(),
                                                          reference.bias(), engine);
   module->fused_relu = reference.fused_relu;
@@ -99,7 +99,7 @@ std::string DynamicQuantizedLinear::extra_repr() const {
 
 void DynamicQuantizedLinear::quantize_activations(const float* x, int64_t n, const QuantParams& qparams,
                                                   int32_t* out) const {
-  switch (engine_rule(engine_, EngineOp::DynamicLinear).activation_quantization) {
+  switch (engine_rule(engine_.engine, EngineOp::DynamicLinear).activation_quantization) {
     case ActivationQuantization::RoundThenShift: {
 #ifdef QCONFORM_MUTATION_ROUND_HALF_AWAY
       // Deliberate defect for the oracles' mutation check: ties round away from zero.
@@ -135,7 +135,7 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
                 ") but in_features is " + std::to_string(in_features()));
   Shape out_sizes = x.sizes;
   out_sizes.back() = out_features();
-  if (x.numel() == 0 && engine_rule(engine_, EngineOp::DynamicLinear).flattens_empty_output &&
+  if (x.numel() == 0 && engine_rule(engine_.engine, EngineOp::DynamicLinear).flattens_empty_output &&
       weight_.qparams.dtype != DType::Float16)
     out_sizes = {0, out_features()};  // the engine's shape for empty inputs (engine table)
   Tensor y(out_sizes);
@@ -145,7 +145,7 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
 }
 
 bool DynamicQuantizedLinear::uses_reduced_range(bool reduce_range) const {
-  return reduce_range && engine_rule(engine_, EngineOp::DynamicLinear).honors_reduce_range;
+  return reduce_range && engine_rule(engine_.engine, EngineOp::DynamicLinear).honors_reduce_range;
 }
 
 void DynamicQuantizedLinear::apply_dynamic(const float* x, int64_t rows, bool reduce_range, float* y,
@@ -173,10 +173,9 @@ void DynamicQuantizedLinear::apply_dynamic(const float* x, int64_t rows, bool re
   thread_local std::vector<int32_t> xq;
   if (xq.size() < static_cast<size_t>(rows * in)) xq.resize(rows * in);
   quantize_activations(x, rows * in, x_qparams, xq.data());
-  // Engines that sum u8 x s8 pairs in int16 (engine table) saturate when activations use
-  // all 8 bits; with 7 bits (reduce_range honoured) the two accumulations are equal.
-  const EngineOpRule& rule = engine_rule(engine_, EngineOp::DynamicLinear);
-  const bool saturating = rule.pairwise_int16_saturation && !reduced && rule.pairwise_int16_saturation_verified;
+  // An engine's avx2 path sums u8 x s8 pairs in int16 (engine table) and saturates when
+  // activations use all 8 bits; with 7 bits (reduce_range honoured) the two sums are equal.
+  const bool saturating = !reduced && sums_int16_pairs(engine_rule(engine_.engine, EngineOp::DynamicLinear), engine_);
   const kernels::DynamicLinearActivation activation{
       xq.data(), rows, static_cast<float>(x_qparams.scale()), static_cast<int32_t>(x_qparams.zero_point()),
       saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact};

@@ -35,21 +35,21 @@ class DynamicQuantizedLinear : public Module {
   static constexpr int64_t kVersion = 4;  // version 4 passes reduce_range=True to the op
 
   // Throws Error with the engine's own message if the engine rejects these weights.
-  DynamicQuantizedLinear(QTensor weight, std::optional<Tensor> bias, Engine engine);
+  DynamicQuantizedLinear(QTensor weight, std::optional<Tensor> bias, EngineProfile engine);
 
   // from_float: the float module's qconfig weight observer (default_dynamic_qconfig's when
   // it has none) chooses the weight qparams; the weight must observe as qint8 or float16.
   static std::unique_ptr<DynamicQuantizedLinear> from_float(const FloatLinear& float_linear,
-                                                            Engine engine);
+                                                            EngineProfile engine);
   // from_reference: the reference module's integer weight, unchanged.
   static std::unique_ptr<DynamicQuantizedLinear> from_reference(const ReferenceLinear& reference,
-                                                                Engine engine);
+                                                                EngineProfile engine);
 
   // torch.ao.nn.intrinsic.quantized.dynamic.LinearReLU when fused_relu.
   std::string name() const override { return fused_relu ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear"; }
   std::string extra_repr() const override;
   Implementation implementation() const override { return Implementation::Quantized; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
 
@@ -81,7 +81,7 @@ class DynamicQuantizedLinear : public Module {
   void quantize_activations(const float* x, int64_t n, const QuantParams& qparams, int32_t* out) const;
   QTensor weight_;
   std::optional<Tensor> bias_;
-  Engine engine_;
+  EngineProfile engine_;
   int64_t version_ = kVersion;
   kernels::DynamicLinearWeights packed_;  // prepared once, as engines prepack
   Tensor fp16_weight_;                    // float16 weights, as floats (fbgemm's fp16 path)

@@ -29,7 +29,7 @@ std::string cell_params_key(int64_t set) { return "_all_weight_values." + std::t
 
 }  // namespace
 
-DynamicQuantizedRNN::DynamicQuantizedRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, Engine engine)
+DynamicQuantizedRNN::DynamicQuantizedRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, EngineProfile engine)
     : RnnModule(std::move(options), RnnInputRules::Dynamic), engine_(engine) {
   set_weights(std::move(weights));
 }
@@ -88,13 +88,13 @@ std::vector<QuantizedRnnWeights> reference_rnn_weights(const ReferenceRNN& refer
   return weights;
 }
 
-std::unique_ptr<DynamicQuantizedRNN> DynamicQuantizedRNN::from_float(const FloatRNN& float_module, Engine engine) {
+std::unique_ptr<DynamicQuantizedRNN> DynamicQuantizedRNN::from_float(const FloatRNN& float_module, EngineProfile engine) {
   return std::make_unique<DynamicQuantizedRNN>(
       float_module.options(), quantize_rnn_weights(float_module, "DynamicQuantized" + float_module.options().float_name()),
       engine);
 }
 
-std::unique_ptr<DynamicQuantizedRNN> DynamicQuantizedRNN::from_reference(const ReferenceRNN& reference, Engine engine) {
+std::unique_ptr<DynamicQuantizedRNN> DynamicQuantizedRNN::from_reference(const ReferenceRNN& reference, EngineProfile engine) {
   return std::make_unique<DynamicQuantizedRNN>(reference.options(), reference_rnn_weights(reference), engine);
 }
 

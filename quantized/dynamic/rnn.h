@@ -47,18 +47,18 @@ class DynamicQuantizedRNN : public RnnModule {
   static constexpr int64_t kVersion = 2;  // nnqd.RNNBase._version
 
   // Throws Error with the engine's own message if the engine rejects the weights.
-  DynamicQuantizedRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, Engine engine);
+  DynamicQuantizedRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, EngineProfile engine);
 
   // nnqd.RNNBase/RNNCellBase.from_float: the qconfig's weight observer (default_dynamic_
   // qconfig's when none), one per weight; dtype qint8 or float16; bias=False refused.
-  static std::unique_ptr<DynamicQuantizedRNN> from_float(const FloatRNN& float_module, Engine engine);
+  static std::unique_ptr<DynamicQuantizedRNN> from_float(const FloatRNN& float_module, EngineProfile engine);
   // from_reference: the reference module's integer weights, unchanged (LSTM and cells;
   // nnqd.GRU has no from_reference in PyTorch 1.13).
-  static std::unique_ptr<DynamicQuantizedRNN> from_reference(const ReferenceRNN& reference, Engine engine);
+  static std::unique_ptr<DynamicQuantizedRNN> from_reference(const ReferenceRNN& reference, EngineProfile engine);
 
   std::string name() const override { return "DynamicQuantized" + options_.float_name(); }
   Implementation implementation() const override { return Implementation::Quantized; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
 
@@ -75,7 +75,7 @@ class DynamicQuantizedRNN : public RnnModule {
   void set_weights(std::vector<QuantizedRnnWeights> weights);
   std::vector<QuantizedRnnWeights> weights_;
   std::vector<std::unique_ptr<DynamicQuantizedLinear>> ih_, hh_;  // prepacked, one per set
-  Engine engine_;
+  EngineProfile engine_;
   int64_t version_ = kVersion;
 };
 

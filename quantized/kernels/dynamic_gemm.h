@@ -47,6 +47,7 @@
 // dynamic_linear takes avx2-int8 where the activations allow, else avx2-int16, on CPUs with
 // AVX2. (1') has only the portable path: only a version-1 module on onednn asks for it.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace qconform::kernels {
@@ -110,11 +111,16 @@ std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& 
                                                  const DynamicLinearWeights& w,
                                                  KernelPath path = KernelPath::Portable);
 
-// The machine's int8 multiply-accumulate ceiling, in GMAC/s on the calling thread: AVX2's
-// exact u8 x s8 -> int32 step (vpmaddubsw, then vpmaddwd by ones, then vpaddd) in six
-// independent register chains, no memory traffic, for about `seconds`. No kernel that
-// accumulates exactly in int32 on AVX2 without VNNI can beat it; the benchmark reports the
-// integer implementation's share of it. 0 without AVX2.
-double measure_int8_mac_ceiling_gmacs(double seconds = 0.2);
+// The machine's int8 multiply-accumulate ceiling, in GMAC/s on the calling thread, from the
+// host's best exact u8 x s8 -> int32 step in independent register chains, no memory
+// traffic, for about `seconds` (per instruction tried): VNNI's vpdpbusd on zmm (AVX512_VNNI)
+// or ymm (AVX-VNNI) where the CPU has them, else AVX2's vpmaddubsw, vpmaddwd by ones and
+// vpaddd. No kernel that accumulates exactly in int32 can beat it on this CPU; the benchmark
+// reports the integer implementation's share of it. {0, ""} without AVX2.
+struct Int8Ceiling {
+  double gmacs = 0;
+  std::string isa;  // "avx512_vnni (vpdpbusd zmm)", "avx_vnni (vpdpbusd ymm)", "avx2 (vpmaddubsw ymm)"
+};
+Int8Ceiling measure_int8_mac_ceiling(double seconds = 0.2);
 
 }  // namespace qconform::kernels

@@ -19,9 +19,11 @@ at::QEngine to_qengine(Engine engine);
 
 // Sets at::globalContext()'s quantized engine for a scope and restores the previous one.
 // LibTorch's engine is process-global: modules set it around every prepack and call.
+// Error if LibTorch lacks the engine, or if the profile names an int8 path other than the
+// one this process takes (the message says how to get that path).
 class EngineGuard {
  public:
-  explicit EngineGuard(Engine engine);
+  explicit EngineGuard(const EngineProfile& profile);
   ~EngineGuard();
   EngineGuard(const EngineGuard&) = delete;
   EngineGuard& operator=(const EngineGuard&) = delete;

@@ -11,7 +11,7 @@ namespace {
 
 class LibTorchDynamicLinear : public Module {
  public:
-  LibTorchDynamicLinear(const QTensor& weight, const std::optional<Tensor>& bias, Engine engine,
+  LibTorchDynamicLinear(const QTensor& weight, const std::optional<Tensor>& bias, EngineProfile engine,
                         bool fused_relu)
       : engine_(engine), fused_relu_(fused_relu), shape_(weight.sizes) {
     prepack(weight, bias);
@@ -20,10 +20,10 @@ class LibTorchDynamicLinear : public Module {
   std::string name() const override { return fused_relu_ ? "DynamicQuantizedLinearReLU" : "DynamicQuantizedLinear"; }
   std::string extra_repr() const override {
     return "in_features=" + std::to_string(shape_[1]) + ", out_features=" + std::to_string(shape_[0]) +
-           ", dtype=torch.qint8, engine=" + to_string(engine_);
+           ", dtype=torch.qint8, engine=" + engine_.label();
   }
   Implementation implementation() const override { return Implementation::LibTorch; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
 
   StateDict state_dict() const override {
     libtorch::EngineGuard guard(engine_);
@@ -66,7 +66,7 @@ class LibTorchDynamicLinear : public Module {
     shape_ = weight.sizes;
   }
 
-  Engine engine_;
+  EngineProfile engine_;
   bool fused_relu_;
   Shape shape_;
   c10::IValue packed_;  // LinearPackedParamsBase
@@ -76,13 +76,13 @@ class LibTorchDynamicLinear : public Module {
 }  // namespace
 
 std::unique_ptr<Module> make_libtorch_dynamic_linear(const QTensor& weight,
-                                                     const std::optional<Tensor>& bias, Engine engine,
+                                                     const std::optional<Tensor>& bias, EngineProfile engine,
                                                      bool fused_relu) {
   return std::make_unique<LibTorchDynamicLinear>(weight, bias, engine, fused_relu);
 }
 
 std::unique_ptr<Module> libtorch_dynamic_linear_from_float(const FloatLinear& float_linear,
-                                                           Engine engine) {
+                                                           EngineProfile engine) {
   // The weight quantization is the harness's (bit-exact with PyTorch's, tested in
   // tests/test_quantize_libtorch.cc); the GEMM and epilogue are LibTorch's.
   const auto reference = ReferenceLinear::from_float(float_linear);
@@ -90,7 +90,7 @@ std::unique_ptr<Module> libtorch_dynamic_linear_from_float(const FloatLinear& fl
 }
 
 std::unique_ptr<Module> libtorch_dynamic_linear_from_reference(const ReferenceLinear& reference,
-                                                               Engine engine) {
+                                                               EngineProfile engine) {
   return make_libtorch_dynamic_linear(reference.get_quantized_weight(), reference.bias(), engine,
                                       reference.fused_relu);
 }

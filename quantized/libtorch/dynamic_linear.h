@@ -16,10 +16,10 @@ class ReferenceLinear;
 // the weight (that message is what rejection parity compares).
 std::unique_ptr<Module> make_libtorch_dynamic_linear(const QTensor& weight,
                                                      const std::optional<Tensor>& bias,
-                                                     Engine engine, bool fused_relu = false);
+                                                     EngineProfile engine, bool fused_relu = false);
 std::unique_ptr<Module> libtorch_dynamic_linear_from_float(const FloatLinear& float_linear,
-                                                           Engine engine);
+                                                           EngineProfile engine);
 std::unique_ptr<Module> libtorch_dynamic_linear_from_reference(const ReferenceLinear& reference,
-                                                               Engine engine);
+                                                               EngineProfile engine);
 
 }  // namespace qconform

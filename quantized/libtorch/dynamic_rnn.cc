@@ -16,7 +16,7 @@ c10::IValue optional_tensor(const std::optional<Tensor>& t) {
 
 class LibTorchDynamicRNN : public RnnModule {
  public:
-  LibTorchDynamicRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, Engine engine,
+  LibTorchDynamicRNN(RnnOptions options, std::vector<QuantizedRnnWeights> weights, EngineProfile engine,
                      LibTorchRnnCalls calls)
       : RnnModule(std::move(options), RnnInputRules::Dynamic), engine_(engine), calls_(calls) {
     prepack(std::move(weights));
@@ -24,7 +24,7 @@ class LibTorchDynamicRNN : public RnnModule {
 
   std::string name() const override { return "DynamicQuantized" + options_.float_name(); }
   Implementation implementation() const override { return Implementation::LibTorch; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
 
   StateDict state_dict() const override { return dynamic_rnn_state_dict(options_, weights_, version_); }
   void load_state_dict(const StateDict& state) override {
@@ -154,7 +154,7 @@ class LibTorchDynamicRNN : public RnnModule {
     cell_params_ = std::move(cells);
   }
 
-  Engine engine_;
+  EngineProfile engine_;
   LibTorchRnnCalls calls_;
   std::vector<QuantizedRnnWeights> weights_;
   std::vector<c10::IValue> packed_ih_, packed_hh_, cell_params_;
@@ -164,12 +164,12 @@ class LibTorchDynamicRNN : public RnnModule {
 }  // namespace
 
 std::unique_ptr<Module> make_libtorch_dynamic_rnn(const RnnOptions& options,
-                                                  const std::vector<QuantizedRnnWeights>& weights, Engine engine,
+                                                  const std::vector<QuantizedRnnWeights>& weights, EngineProfile engine,
                                                   LibTorchRnnCalls calls) {
   return std::make_unique<LibTorchDynamicRNN>(options, weights, engine, calls);
 }
 
-std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, Engine engine,
+std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, EngineProfile engine,
                                                         LibTorchRnnCalls calls) {
   // The weight quantization is the harness's (bit-exact with PyTorch's, tests/
   // test_quantize_libtorch.cc); prepacking, GEMMs and gates are LibTorch's.
@@ -178,7 +178,7 @@ std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_mo
                                    engine, calls);
 }
 
-std::unique_ptr<Module> libtorch_dynamic_rnn_from_reference(const ReferenceRNN& reference, Engine engine) {
+std::unique_ptr<Module> libtorch_dynamic_rnn_from_reference(const ReferenceRNN& reference, EngineProfile engine) {
   return make_libtorch_dynamic_rnn(reference.options(), reference_rnn_weights(reference), engine);
 }
 

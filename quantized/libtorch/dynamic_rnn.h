@@ -29,10 +29,10 @@ enum class LibTorchRnnCalls { WholeOp, FreshPrepackPerProjection };
 
 // Prepacks on `engine`; throws Error with LibTorch's own message if the engine refuses.
 std::unique_ptr<Module> make_libtorch_dynamic_rnn(const RnnOptions& options,
-                                                  const std::vector<QuantizedRnnWeights>& weights, Engine engine,
+                                                  const std::vector<QuantizedRnnWeights>& weights, EngineProfile engine,
                                                   LibTorchRnnCalls calls = LibTorchRnnCalls::WholeOp);
-std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, Engine engine,
+std::unique_ptr<Module> libtorch_dynamic_rnn_from_float(const FloatRNN& float_module, EngineProfile engine,
                                                         LibTorchRnnCalls calls = LibTorchRnnCalls::WholeOp);
-std::unique_ptr<Module> libtorch_dynamic_rnn_from_reference(const ReferenceRNN& reference, Engine engine);
+std::unique_ptr<Module> libtorch_dynamic_rnn_from_reference(const ReferenceRNN& reference, EngineProfile engine);
 
 }  // namespace qconform

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "quantized/libtorch/aten_bridge.h"
 
@@ -65,12 +66,21 @@ void install_warning_filter() {
 
 }  // namespace
 
-EngineGuard::EngineGuard(Engine engine) : previous_(at::globalContext().qEngine()) {
+EngineGuard::EngineGuard(const EngineProfile& profile) : previous_(at::globalContext().qEngine()) {
   install_warning_filter();
-  if (!libtorch_has_engine(engine))
-    throw Error("LibTorch " + libtorch_version() + " on this machine has no " + to_string(engine) +
+  if (!libtorch_has_engine(profile.engine))
+    throw Error("LibTorch " + libtorch_version() + " on this machine has no " + to_string(profile.engine) +
                 " engine");
-  at::globalContext().setQEngine(to_qengine(engine));
+  // The int8 path is the process's, fixed at oneDNN's first use: it cannot be chosen here.
+  const auto here = host_int8_path(profile.engine);
+  if (profile.int8_path != here)
+    throw Error("libtorch[" + profile.label() + "] cannot run in this process: LibTorch's " +
+                to_string(profile.engine) + " takes the " + (here ? to_string(*here) : std::string("?")) +
+                " path here (oneDNN dispatches to " + onednn_isa().name + "). " +
+                (profile.int8_path == Int8Path::Avx2 && profile.engine == Engine::ONEDNN
+                     ? "Run the command again with ONEDNN_MAX_CPU_ISA=AVX2 in its environment."
+                     : "Only a CPU with that path runs it; replay a fixture recorded there instead."));
+  at::globalContext().setQEngine(to_qengine(profile.engine));
 }
 
 EngineGuard::~EngineGuard() { at::globalContext().setQEngine(previous_); }

@@ -13,17 +13,17 @@ namespace {
 class LibTorchStaticConv : public Module {
  public:
   LibTorchStaticConv(ConvOptions options, const QTensor& weight, const std::optional<Tensor>& bias, double scale,
-                     int64_t zero_point, Engine engine, bool fused_relu)
+                     int64_t zero_point, EngineProfile engine, bool fused_relu)
       : options_(std::move(options)), engine_(engine), fused_relu_(fused_relu) {
     prepack(weight, bias, scale, zero_point);
   }
 
   std::string name() const override { return "Quantized" + options_.float_name(fused_relu_); }
   std::string extra_repr() const override {
-    return quantized_conv_extra_repr(options_, scale_, zero_point_) + ", engine=" + to_string(engine_);
+    return quantized_conv_extra_repr(options_, scale_, zero_point_) + ", engine=" + engine_.label();
   }
   Implementation implementation() const override { return Implementation::LibTorch; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
 
   StateDict state_dict() const override {
     libtorch::EngineGuard guard(engine_);
@@ -73,7 +73,7 @@ class LibTorchStaticConv : public Module {
     options.bias = bias.has_value();
     check_conv_parameters(options, weight.sizes, bias, name());
     // Float16 has no static prepack: the engine table's refusal, as the integer module's.
-    if (auto rejection = weight_rejection(engine_, EngineOp::StaticConv, weight.qparams))
+    if (auto rejection = weight_rejection(engine_.engine, EngineOp::StaticConv, weight.qparams))
       if (weight.qparams.dtype == DType::Float16) throw Error(rejection->message);
     libtorch::EngineGuard guard(engine_);
     const c10::IValue b = bias ? c10::IValue(libtorch::to_aten(*bias)) : c10::IValue();
@@ -92,7 +92,7 @@ class LibTorchStaticConv : public Module {
   }
 
   ConvOptions options_;
-  Engine engine_;
+  EngineProfile engine_;
   bool fused_relu_;
   double scale_ = 1.0;
   int64_t zero_point_ = 0;
@@ -103,17 +103,17 @@ class LibTorchStaticConv : public Module {
 
 std::unique_ptr<Module> make_libtorch_static_conv(const ConvOptions& options, const QTensor& weight,
                                                   const std::optional<Tensor>& bias, double scale,
-                                                  int64_t zero_point, Engine engine, bool fused_relu) {
+                                                  int64_t zero_point, EngineProfile engine, bool fused_relu) {
   return std::make_unique<LibTorchStaticConv>(options, weight, bias, scale, zero_point, engine, fused_relu);
 }
 
-std::unique_ptr<Module> libtorch_static_conv_from_float(const FloatConv& float_conv, Engine engine) {
+std::unique_ptr<Module> libtorch_static_conv_from_float(const FloatConv& float_conv, EngineProfile engine) {
   const QuantParams out = calibrated_output_qparams(float_conv);
   return make_libtorch_static_conv(float_conv.options(), quantize_static_weight(float_conv.weight(), float_conv),
                                    float_conv.bias(), out.scale(), out.zero_point(), engine, float_conv.fused_relu);
 }
 
-std::unique_ptr<Module> libtorch_static_conv_from_reference(const StaticReference& reference, Engine engine) {
+std::unique_ptr<Module> libtorch_static_conv_from_reference(const StaticReference& reference, EngineProfile engine) {
   const auto& conv = dynamic_cast<const ReferenceConv&>(reference.module());
   return make_libtorch_static_conv(conv.options(), conv.get_quantized_weight(), conv.bias(),
                                    reference.output_qparams().scale(), reference.output_qparams().zero_point(), engine,

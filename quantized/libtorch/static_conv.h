@@ -16,8 +16,8 @@ class StaticReference;
 
 std::unique_ptr<Module> make_libtorch_static_conv(const ConvOptions& options, const QTensor& weight,
                                                   const std::optional<Tensor>& bias, double scale,
-                                                  int64_t zero_point, Engine engine, bool fused_relu);
-std::unique_ptr<Module> libtorch_static_conv_from_float(const FloatConv& float_conv, Engine engine);
-std::unique_ptr<Module> libtorch_static_conv_from_reference(const StaticReference& reference, Engine engine);
+                                                  int64_t zero_point, EngineProfile engine, bool fused_relu);
+std::unique_ptr<Module> libtorch_static_conv_from_float(const FloatConv& float_conv, EngineProfile engine);
+std::unique_ptr<Module> libtorch_static_conv_from_reference(const StaticReference& reference, EngineProfile engine);
 
 }  // namespace qconform

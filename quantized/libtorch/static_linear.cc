@@ -15,7 +15,7 @@ namespace {
 class LibTorchStaticLinear : public Module {
  public:
   LibTorchStaticLinear(const QTensor& weight, const std::optional<Tensor>& bias, double scale, int64_t zero_point,
-                       Engine engine, bool fused_relu)
+                       EngineProfile engine, bool fused_relu)
       : engine_(engine), fused_relu_(fused_relu), shape_(weight.sizes) {
     prepack(weight, bias, scale, zero_point);
   }
@@ -24,11 +24,11 @@ class LibTorchStaticLinear : public Module {
   std::string extra_repr() const override {
     std::ostringstream out;
     out << "in_features=" << shape_[1] << ", out_features=" << shape_[0] << ", scale=" << scale_
-        << ", zero_point=" << zero_point_ << ", engine=" << to_string(engine_);
+        << ", zero_point=" << zero_point_ << ", engine=" << engine_.label();
     return out.str();
   }
   Implementation implementation() const override { return Implementation::LibTorch; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
 
   StateDict state_dict() const override {
     libtorch::EngineGuard guard(engine_);
@@ -59,7 +59,7 @@ class LibTorchStaticLinear : public Module {
  private:
   void prepack(const QTensor& weight, const std::optional<Tensor>& bias, double scale, int64_t zero_point) {
     // Float16 has no static prepack: the engine table's refusal, as the integer module's.
-    if (auto rejection = weight_rejection(engine_, EngineOp::StaticLinear, weight.qparams))
+    if (auto rejection = weight_rejection(engine_.engine, EngineOp::StaticLinear, weight.qparams))
       if (weight.qparams.dtype == DType::Float16) throw Error(rejection->message);
     libtorch::EngineGuard guard(engine_);
     const c10::IValue b = bias ? c10::IValue(libtorch::to_aten(*bias)) : c10::IValue();
@@ -69,7 +69,7 @@ class LibTorchStaticLinear : public Module {
     zero_point_ = zero_point;
   }
 
-  Engine engine_;
+  EngineProfile engine_;
   bool fused_relu_;
   Shape shape_;
   double scale_ = 1.0;
@@ -80,19 +80,19 @@ class LibTorchStaticLinear : public Module {
 }  // namespace
 
 std::unique_ptr<Module> make_libtorch_static_linear(const QTensor& weight, const std::optional<Tensor>& bias,
-                                                    double scale, int64_t zero_point, Engine engine,
+                                                    double scale, int64_t zero_point, EngineProfile engine,
                                                     bool fused_relu) {
   return std::make_unique<LibTorchStaticLinear>(weight, bias, scale, zero_point, engine, fused_relu);
 }
 
-std::unique_ptr<Module> libtorch_static_linear_from_float(const FloatLinear& float_linear, Engine engine) {
+std::unique_ptr<Module> libtorch_static_linear_from_float(const FloatLinear& float_linear, EngineProfile engine) {
   const QuantParams out = calibrated_output_qparams(float_linear);
   return make_libtorch_static_linear(quantize_static_weight(float_linear.weight(), float_linear),
                                      float_linear.bias(), out.scale(), out.zero_point(), engine,
                                      float_linear.fused_relu);
 }
 
-std::unique_ptr<Module> libtorch_static_linear_from_reference(const StaticReference& reference, Engine engine) {
+std::unique_ptr<Module> libtorch_static_linear_from_reference(const StaticReference& reference, EngineProfile engine) {
   const auto& linear = dynamic_cast<const ReferenceLinear&>(reference.module());
   return make_libtorch_static_linear(linear.get_quantized_weight(), linear.bias(), reference.output_qparams().scale(),
                                      reference.output_qparams().zero_point(), engine, linear.fused_relu);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/float/rnn.h"
 #include "core/quantize.h"
@@ -431,13 +432,17 @@ Engine libtorch_default_engine() {
 Fixture import_fixture(const FixtureImport& request) {
   const std::string& module_path = request.module_path;
   const std::string& inputs_path = request.inputs_path;
-  if (!request.expected_path && !libtorch_has_engine(request.engine))
-    throw Error("engine " + to_string(request.engine) + " is not in this LibTorch (it has " + [] {
+  if (!request.expected_path && !libtorch_has_engine(request.engine.engine))
+    throw Error("engine " + to_string(request.engine.engine) + " is not in this LibTorch (it has " + [] {
       std::string s;
       for (Engine e : libtorch_engines()) s += (s.empty() ? "" : ", ") + to_string(e);
       return s;
     }() + "); record the outputs where it is and pass them with --expected");
-  torch::jit::Module root = load_archive(module_path, request.engine);
+  // Recorded here: on this process's int8 path, which EngineGuard holds the request to.
+  if (!request.expected_path) {
+    libtorch::EngineGuard check(request.engine);
+  }
+  torch::jit::Module root = load_archive(module_path, request.engine.engine);
   const Archive archive{module_path};
 
   // The module itself, or the one module between a Quantize and a DeQuantize.
@@ -504,7 +509,8 @@ Fixture import_fixture(const FixtureImport& request) {
   else if (hidden_count == 1 && !args.hidden.empty())
     hx = args.hidden[0];
 
-  libtorch::EngineGuard guard(libtorch_has_engine(request.engine) ? request.engine : libtorch_default_engine());
+  libtorch::EngineGuard guard(libtorch_has_engine(request.engine.engine) ? request.engine.engine
+                                                                         : libtorch_default_engine());
   c10::IValue result;
   std::string method = "forward";
   std::vector<c10::IValue> call_args;
@@ -578,6 +584,8 @@ Fixture import_fixture(const FixtureImport& request) {
                      {"recorded_by", request.expected_path ? "file " + file_name(*request.expected_path)
                                                            : "LibTorch " + libtorch_version() + " in-process"}};
   if (wrapped) provenance["wrapper_type"] = python_type(root);
+  // What decided the int8 path, for people (the fixture's int8_path field is what replay reads).
+  if (!request.expected_path && request.engine.engine == Engine::ONEDNN) provenance["onednn_isa"] = onednn_isa().name;
   fixture.provenance = std::make_shared<json>(provenance);
   return fixture;
 }

@@ -31,7 +31,7 @@ struct FixtureImport {
   std::string name;
   // The engine the outputs are (or were) recorded on. Without expected_path it must be one
   // this LibTorch has; with it, any engine (say fbgemm, recorded on another machine).
-  Engine engine = Engine::ONEDNN;
+  EngineProfile engine = Engine::ONEDNN;
 };
 
 // Everything a fixture needs, or Error naming the file and what is wrong (not a zip, not

@@ -16,11 +16,11 @@ std::string quantized_conv_extra_repr(const ConvOptions& o, double scale, int64_
 }
 
 QuantizedConv::QuantizedConv(ConvOptions options, QTensor weight, std::optional<Tensor> bias, double scale,
-                             int64_t zero_point, Engine engine, bool fused_relu)
+                             int64_t zero_point, EngineProfile engine, bool fused_relu)
     : options_(std::move(options)), engine_(engine), fused_relu_(fused_relu) {
-  const EngineOpRule& rule = engine_rule(engine, EngineOp::StaticConv);
+  const EngineOpRule& rule = engine_rule(engine.engine, EngineOp::StaticConv);
   if (rule.requantization == Requantization::NotModelled)
-    throw Error(name() + ": no integer implementation on " + to_string(engine) +
+    throw Error(name() + ": no integer implementation on " + engine.label() +
                 " (its requantization is not modelled; see `qconform engines`)");
   if (options_.transposed && options_.spatial_dims == 3 && !rule.conv_transpose3d_rejection.empty())
     throw Error(rule.conv_transpose3d_rejection);
@@ -39,11 +39,11 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   validate(weight.qparams, weight.sizes);
   validate(QuantParams::per_tensor(DType::QUInt8, scale, zero_point));  // the output qparams
   std::optional<std::string> refused_at_forward;
-  const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
+  const EngineOpRule& rule = engine_rule(engine_.engine, EngineOp::StaticConv);
   // The engine checks output_padding before the weights; float16 weights never reach it.
   if (options.transposed && weight.qparams.dtype != DType::Float16)
     if (auto refused = output_padding_rejection(rule, options.output_padding_or_zeros())) throw Error(*refused);
-  if (auto rejection = weight_rejection(engine_, EngineOp::StaticConv, weight.qparams)) {
+  if (auto rejection = weight_rejection(engine_.engine, EngineOp::StaticConv, weight.qparams)) {
     if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
     refused_at_forward = rejection->message;
   }
@@ -59,7 +59,7 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
                 std::to_string(kernels::kMaxDynamicLinearK));
   const int64_t in_per_group = options_.in_channels / options_.groups;
   const int64_t kernel_volume = patch / in_per_group, paired = paired_width(in_per_group, kernel_volume);
-  const bool pairs = conv_sums_int16_pairs(rule, options.transposed,
+  const bool pairs = conv_sums_int16_pairs(rule, engine_, options.transposed,
                                            options_.groups, in_per_group, out_per_group);
   if (pairs && paired > kernels::kMaxDynamicLinearK)
     throw Error(name() + ": a patch of " + std::to_string(paired) + " values (channels padded to pairs) exceeds the "
@@ -93,14 +93,14 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   refused_at_forward_ = std::move(refused_at_forward);
 }
 
-std::unique_ptr<QuantizedConv> QuantizedConv::from_float(const FloatConv& float_conv, Engine engine) {
+std::unique_ptr<QuantizedConv> QuantizedConv::from_float(const FloatConv& float_conv, EngineProfile engine) {
   const QuantParams out = calibrated_output_qparams(float_conv);
   return std::make_unique<QuantizedConv>(float_conv.options(), quantize_static_weight(float_conv.weight(), float_conv),
                                          float_conv.bias(), out.scale(), out.zero_point(), engine,
                                          float_conv.fused_relu);
 }
 
-std::unique_ptr<QuantizedConv> QuantizedConv::from_reference(const StaticReference& reference, Engine engine) {
+std::unique_ptr<QuantizedConv> QuantizedConv::from_reference(const StaticReference& reference, EngineProfile engine) {
   const auto& conv = dynamic_cast<const ReferenceConv&>(reference.module());
   return std::make_unique<QuantizedConv>(conv.options(), conv.get_quantized_weight(), conv.bias(),
                                          reference.output_qparams().scale(), reference.output_qparams().zero_point(),
@@ -129,7 +129,7 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
                              : ConvGeometry::make(options_, x->sizes, name());
   const int32_t* values = options_.transposed ? stretched.data() : x->values.data();
   if (refused_at_forward_) throw Error(*refused_at_forward_);
-  const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
+  const EngineOpRule& rule = engine_rule(engine_.engine, EngineOp::StaticConv);
   const int64_t positions = g.positions(), out_per_group = g.out_channels / g.groups;
   QTensor y{g.output_shape(), std::vector<int32_t>(g.batch * g.out_channels * positions),
             QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
@@ -201,7 +201,7 @@ ConvStateParameters parse_conv_state_dict(const StateDict& state, const std::str
 
 StateDict QuantizedConv::state_dict() const {
   // What the engine's unpack gives, as nnq.ConvNd._weight_bias reads it from there.
-  const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticConv);
+  const EngineOpRule& rule = engine_rule(engine_.engine, EngineOp::StaticConv);
   if (options_.spatial_dims == 3 && !rule.conv3d_unpack_rejection.empty()) throw Error(rule.conv3d_unpack_rejection);
   std::optional<Tensor> bias = bias_;
   if (!bias && rule.unpacks_missing_bias_as_zeros) bias = Tensor(Shape{options_.out_channels});

@@ -28,17 +28,17 @@ class QuantizedConv : public Module {
 
   // Throws Error with the engine's own message if the engine rejects these weights at prepack.
   QuantizedConv(ConvOptions options, QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point,
-                Engine engine, bool fused_relu = false);
+                EngineProfile engine, bool fused_relu = false);
 
   // from_float: weight observer from the qconfig, output qparams from activation_post_process.
-  static std::unique_ptr<QuantizedConv> from_float(const FloatConv& float_conv, Engine engine);
+  static std::unique_ptr<QuantizedConv> from_float(const FloatConv& float_conv, EngineProfile engine);
   // from_reference: the reference module's integer weight and output qparams, unchanged.
-  static std::unique_ptr<QuantizedConv> from_reference(const StaticReference& reference, Engine engine);
+  static std::unique_ptr<QuantizedConv> from_reference(const StaticReference& reference, EngineProfile engine);
 
   std::string name() const override;  // "QuantizedConv2d", "QuantizedConvReLU2d"
   std::string extra_repr() const override;
   Implementation implementation() const override { return Implementation::Quantized; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
   // nnq.ConvNd._save_to_state_dict: weight (qint8), bias (float or None), scale, zero_point.
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
@@ -59,7 +59,7 @@ class QuantizedConv : public Module {
   std::optional<Tensor> bias_;
   double scale_ = 1.0;
   int64_t zero_point_ = 0;
-  Engine engine_;
+  EngineProfile engine_;
   bool fused_relu_;
   std::vector<kernels::StaticLinearWeights> groups_;  // each group's rows, as static_linear takes them
   // Where the engine sums int16 pairs channels-last (conv_sums_int16_pairs): the same rows in

@@ -24,10 +24,10 @@ QTensor quantize_static_weight(const Tensor& weight, const Module& float_module)
 }
 
 QuantizedLinear::QuantizedLinear(QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point,
-                                 Engine engine, bool fused_relu)
+                                 EngineProfile engine, bool fused_relu)
     : engine_(engine), fused_relu_(fused_relu) {
-  if (engine_rule(engine, EngineOp::StaticLinear).requantization == Requantization::NotModelled)
-    throw Error(name() + ": no integer implementation on " + to_string(engine) +
+  if (engine_rule(engine.engine, EngineOp::StaticLinear).requantization == Requantization::NotModelled)
+    throw Error(name() + ": no integer implementation on " + engine.label() +
                 " (its requantization is not modelled; see `qconform engines`)");
   set_parameters(std::move(weight), std::move(bias), scale, zero_point);
 }
@@ -37,7 +37,7 @@ void QuantizedLinear::set_parameters(QTensor weight, std::optional<Tensor> bias,
   validate(weight.qparams, weight.sizes);
   validate(QuantParams::per_tensor(DType::QUInt8, scale, zero_point));  // the output qparams
   std::optional<std::string> refused_at_forward;
-  if (auto rejection = weight_rejection(engine_, EngineOp::StaticLinear, weight.qparams)) {
+  if (auto rejection = weight_rejection(engine_.engine, EngineOp::StaticLinear, weight.qparams)) {
     if (rejection->step == RejectionStep::Prepack) throw Error(rejection->message);
     refused_at_forward = rejection->message;
   }
@@ -60,14 +60,14 @@ void QuantizedLinear::set_parameters(QTensor weight, std::optional<Tensor> bias,
   refused_at_forward_ = std::move(refused_at_forward);
 }
 
-std::unique_ptr<QuantizedLinear> QuantizedLinear::from_float(const FloatLinear& float_linear, Engine engine) {
+std::unique_ptr<QuantizedLinear> QuantizedLinear::from_float(const FloatLinear& float_linear, EngineProfile engine) {
   const QuantParams out = calibrated_output_qparams(float_linear);
   return std::make_unique<QuantizedLinear>(quantize_static_weight(float_linear.weight(), float_linear),
                                            float_linear.bias(), out.scale(), out.zero_point(), engine,
                                            float_linear.fused_relu);
 }
 
-std::unique_ptr<QuantizedLinear> QuantizedLinear::from_reference(const StaticReference& reference, Engine engine) {
+std::unique_ptr<QuantizedLinear> QuantizedLinear::from_reference(const StaticReference& reference, EngineProfile engine) {
   const auto& linear = dynamic_cast<const ReferenceLinear&>(reference.module());
   return std::make_unique<QuantizedLinear>(linear.get_quantized_weight(), linear.bias(),
                                            reference.output_qparams().scale(),
@@ -94,10 +94,10 @@ ModuleOutput QuantizedLinear::forward(const ModuleInput& input) {
                 std::to_string(out) + ")");
   }
   if (refused_at_forward_) throw Error(*refused_at_forward_);
-  const EngineOpRule& rule = engine_rule(engine_, EngineOp::StaticLinear);
-  // Engines that sum u8 x s8 pairs in int16 saturate when the calibrated input uses more
-  // than 7 bits (engine table); the sum below is then the saturating one, as theirs.
-  const bool saturating = rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
+  const EngineOpRule& rule = engine_rule(engine_.engine, EngineOp::StaticLinear);
+  // An engine's avx2 path sums u8 x s8 pairs in int16 and saturates when the calibrated input
+  // uses more than 7 bits (engine table); the sum below is then the saturating one, as theirs.
+  const bool saturating = sums_int16_pairs(rule, engine_);
   const int64_t rows = x->numel() / in;
   const kernels::DynamicLinearActivation activation{
       x->values.data(), rows, static_cast<float>(x->qparams.scale()), static_cast<int32_t>(x->qparams.zero_point()),

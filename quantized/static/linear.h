@@ -27,18 +27,18 @@ class QuantizedLinear : public Module {
   static constexpr int64_t kVersion = 3;  // nnq.Linear._version
 
   // Throws Error with the engine's own message if the engine rejects these weights at prepack.
-  QuantizedLinear(QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point, Engine engine,
+  QuantizedLinear(QTensor weight, std::optional<Tensor> bias, double scale, int64_t zero_point, EngineProfile engine,
                   bool fused_relu = false);
 
   // from_float: weight observer from the qconfig, output qparams from activation_post_process.
-  static std::unique_ptr<QuantizedLinear> from_float(const FloatLinear& float_linear, Engine engine);
+  static std::unique_ptr<QuantizedLinear> from_float(const FloatLinear& float_linear, EngineProfile engine);
   // from_reference: the reference module's integer weight and output qparams, unchanged.
-  static std::unique_ptr<QuantizedLinear> from_reference(const StaticReference& reference, Engine engine);
+  static std::unique_ptr<QuantizedLinear> from_reference(const StaticReference& reference, EngineProfile engine);
 
   std::string name() const override { return fused_relu_ ? "QuantizedLinearReLU" : "QuantizedLinear"; }
   std::string extra_repr() const override;
   Implementation implementation() const override { return Implementation::Quantized; }
-  std::optional<Engine> engine() const override { return engine_; }
+  std::optional<EngineProfile> engine() const override { return engine_; }
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
 
@@ -56,7 +56,7 @@ class QuantizedLinear : public Module {
   std::optional<Tensor> bias_;
   double scale_ = 1.0;
   int64_t zero_point_ = 0;
-  Engine engine_;
+  EngineProfile engine_;
   bool fused_relu_;
   kernels::StaticLinearWeights packed_;
   std::optional<std::string> refused_at_forward_;  // qnnpack refuses quint8 weights at the call

@@ -309,15 +309,16 @@ int run_bench(const BenchOptions& options) {
   // With --json -, the JSON owns standard output and the table goes to standard error.
   FILE* table = options.json_path && *options.json_path == "-" ? stderr : stdout;
   const int previous_threads = libtorch_threads();
-  const double ceiling = kernels::measure_int8_mac_ceiling_gmacs();
+  const kernels::Int8Ceiling start_ceiling = kernels::measure_int8_mac_ceiling();
+  const double ceiling = start_ceiling.gmacs;
   std::fprintf(table, "qconform bench: dynamic modules, forward; median of %d after a warm-up; implementations "
               "alternate repetition by repetition\n",
               options.repetitions);
-  std::fprintf(table, "int8 multiply-accumulate ceiling at the start (AVX2 vpmaddubsw+vpmaddwd+vpaddd chains, one thread): %.1f GMAC/s\n",
-              ceiling);
+  std::fprintf(table, "int8 multiply-accumulate ceiling at the start (the host's best exact int8 step, %s chains, one "
+              "thread): %.1f GMAC/s\n", start_ceiling.isa.c_str(), ceiling);
   std::fprintf(table, "integer = the harness's integer implementation, %s profile; its kernels run on one thread at "
               "every --threads (LibTorch's use at::set_num_threads)\n",
-              to_string(kIntegerProfile).c_str());
+              EngineProfile(kIntegerProfile).label().c_str());
 
   std::vector<Row> rows;
   for (const Variant& variant : chosen)
@@ -338,7 +339,7 @@ int run_bench(const BenchOptions& options) {
         // minutes, and a ceiling from the start of the run would compare different machines.
         std::vector<double> ceilings;
         for (int r = 0; r < options.repetitions; ++r) {
-          if (ceiling > 0) ceilings.push_back(kernels::measure_int8_mac_ceiling_gmacs(0.05));
+          if (ceiling > 0) ceilings.push_back(kernels::measure_int8_mac_ceiling(0.05).gmacs);
           for (auto& impl : impls) {
             const auto start = std::chrono::steady_clock::now();
             for (int i = 0; i < impl.inner; ++i) impl.run();
@@ -376,7 +377,8 @@ int run_bench(const BenchOptions& options) {
   if (options.json_path) {
     nlohmann::json j;
     j["int8_mac_ceiling_gmacs"] = ceiling;
-    j["integer_profile"] = to_string(kIntegerProfile);
+    j["ceiling_isa"] = start_ceiling.isa;
+    j["integer_profile"] = EngineProfile(kIntegerProfile).label();
     j["repetitions"] = options.repetitions;
     j["results"] = nlohmann::json::array();
     for (const Row& r : rows)

@@ -1,0 +1,41 @@
+#include "core/cpu.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+namespace qconform {
+
+bool cpu_has_avx512_vnni() {
+  static const bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512f");
+  return vnni;
+}
+
+bool cpu_has_avx_vnni() {
+  static const bool vnni = __builtin_cpu_supports("avxvnni");
+  return vnni;
+}
+
+namespace {
+
+bool includes(dnnl_cpu_isa_t isa, dnnl_cpu_isa_t feature) {
+  // oneDNN's ISA values are bit sets: each one contains the bits of those it extends.
+  return (static_cast<unsigned>(isa) & static_cast<unsigned>(feature)) == static_cast<unsigned>(feature);
+}
+
+OnednnIsa ask_onednn() {
+  const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+  std::string name = dnnl_cpu_isa2str(isa);
+  const std::string prefix = "cpu_isa_";
+  if (name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
+  return {name, includes(isa, dnnl_cpu_isa_avx512_core_vnni) || includes(isa, dnnl_cpu_isa_avx2_vnni)};
+}
+
+}  // namespace
+
+const OnednnIsa& onednn_isa() {
+  static const OnednnIsa isa = ask_onednn();
+  return isa;
+}
+
+}  // namespace qconform
