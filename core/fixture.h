@@ -1,7 +1,7 @@
 #pragma once
 // A fixture: one quantized module as a LibTorch archive held it, an input, and the outputs
 // LibTorch gave for it on one engine. `qconform fixture add` makes one from a TorchScript
-// dump (quantized/libtorch/torchscript_import.h), `qconform check` replays it
+// dump (oracles/fixture_import.h), `qconform check` replays it
 // (oracles/replay.h). The file is JSON, versioned and documented in fixtures/README.md, so
 // that anything can read it; nothing in it needs Python or LibTorch.
 #include <cstdint>

@@ -134,7 +134,7 @@ class Module {
   // The qconfig attached to this module (torch's `module.qconfig`), if any.
   std::optional<QConfig> qconfig;
   // torch's `module.qconfig = None` set by the user, which differs from no attribute at all:
-  // the eager flow (core/eager.h) then skips this module and, through propagation, its
+  // the eager flow (oracles/eager.h) then skips this module and, through propagation, its
   // children.
   bool qconfig_explicitly_none = false;
   // The observer of this module's output (torch's `module.activation_post_process`), set

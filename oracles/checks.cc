@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "core/eager.h"
+#include "oracles/eager.h"
 #include "core/error.h"
 #include "core/quantize.h"
 #include "oracles/agreement.h"

@@ -10,7 +10,7 @@
 #include <functional>
 #include <random>
 
-#include "core/eager.h"
+#include "oracles/eager.h"
 #include "core/float/conv.h"
 #include "core/float/linear.h"
 #include "core/float/rnn.h"

@@ -1,5 +1,6 @@
 #pragma once
-// Internal to the LibTorch implementation (quantized/libtorch/*.cc): the only header of the
+// Internal to the LibTorch implementation (quantized/libtorch/*.cc, and the TorchScript import
+// of `fixture add`, oracles/fixture_import.cc): the only header of the
 // harness that includes ATen. Converts between the harness's value types and at::Tensor,
 // selects a quantized engine for a scope, and calls quantized operators by name through
 // the dispatcher (boxed), so no private PyTorch header is needed.

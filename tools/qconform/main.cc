@@ -25,7 +25,7 @@
 #include "oracles/replay.h"
 #include "reports/report.h"
 #include "quantized/libtorch/engine.h"
-#include "quantized/libtorch/torchscript_import.h"
+#include "oracles/fixture_import.h"
 #include "oracles/tolerance.h"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "quantized/libtorch/torchscript_import.h"
+#include "oracles/fixture_import.h"
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>

@@ -1,4 +1,4 @@
-#include "core/eager.h"
+#include "oracles/eager.h"
 
 #include <sstream>
 
