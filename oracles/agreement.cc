@@ -209,7 +209,7 @@ OutputJudge::OutputJudge(const ModuleKind& kind, const Pair& pair, const Module&
   }
   if (bounds_.size() != elements)
     throw Error(kind.key + ": the bounds have " + std::to_string(bounds_.size()) + " entries for " +
-                std::to_string(elements) + " output elements (core/registry.cc)");
+                std::to_string(elements) + " output elements (the kind's bounds in oracles/kinds/)");
 
   // What could explain a difference beyond the bound, for classification.
   if (engine_side.engine) {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/tolerance.h"
 
 namespace qconform {

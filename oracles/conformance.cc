@@ -10,7 +10,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/checks.h"
 #include "quantized/libtorch/engine.h"

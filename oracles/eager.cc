@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "core/quantize.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "reference/static.h"
 
 namespace qconform {

@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/float/rnn.h"
 #include "core/quantize.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "quantized/libtorch/aten_bridge.h"
 #include "quantized/libtorch/engine.h"
 

@@ -23,7 +23,7 @@
 // sums the saturating sides can suffer on the u8 values the inputs can take.
 #include <vector>
 
-#include "core/registry.h"
+#include "core/module_kind.h"
 
 namespace qconform {
 

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 
 namespace qconform {
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "core/registry.h"
+#include "core/module_kind.h"
 
 namespace qconform {
 

@@ -4,7 +4,7 @@
 // minimum (sizes toward 1), the input style toward Normal, the seed toward 0.
 #include <rapidcheck.h>
 
-#include "core/registry.h"
+#include "core/module_kind.h"
 
 namespace qconform {
 // How rapidcheck prints generated values of the harness's types in counterexamples.

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "oracles/checks.h"
+#include "oracles/kinds/registry.h"
 #include "properties/generators.h"
 
 using namespace qconform;

@@ -114,7 +114,7 @@ BOOST_AUTO_TEST_CASE(empty_output_shapes_match_libtorch_live) {
 // quantized/kernels/dynamic_gemm.h, (1')), on vnni exactly. The integer implementation on
 // the path LibTorch takes in this process must match LibTorch's onednn within the epilogue
 // bound of its tolerance row, 4 eps (|acc m| + |b|), with |acc m| read off our own output;
-// the integer on the other path must differ from it wherever a pair saturated. Inputs are
+// where the other path's integers differ, LibTorch's answer is not theirs. Inputs are
 // built to saturate: activations spread over [0, A] (so up to 255 after quantization) and
 // weights near +-127. (ctest runs this once more with oneDNN held to AVX2 on a VNNI host.)
 RC_BOOST_PROP(onednn_int8_path_is_modelled, ()) {
@@ -147,16 +147,13 @@ RC_BOOST_PROP(onednn_int8_path_is_modelled, ()) {
     return 4.0 * FLT_EPSILON * magnitude * (1 + 1e-6);
   };
   for (size_t i = 0; i < a.data.size(); ++i) RC_ASSERT(std::abs(double(a.data[i]) - double(b.data[i])) <= bound(i));
-  // Control: where a pair saturates (LibTorch's answer differs from exact accumulation,
-  // qnnpack's, by more than rounding), the two paths' integers differ by as much.
-  auto exact = make_libtorch_dynamic_linear(weight, bias, Engine::QNNPACK);
-  const Tensor e = (*exact)(x);
-  const Tensor& avx2 = *here.int8_path == Int8Path::Avx2 ? a : c;
-  double largest = 0;
-  for (size_t i = 0; i < e.data.size(); ++i) {
-    const double lost = std::abs(double(e.data[i]) - double(avx2.data[i]));
-    largest = std::max(largest, lost);
-    if (lost > 0.1) RC_ASSERT(std::abs(double(a.data[i]) - double(c.data[i])) > 0.1);
+  // Where the two paths' integers differ (a pair saturated on the avx2 path), LibTorch sides
+  // with this process's path.
+  bool paths_differ = false;
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    if (std::abs(double(a.data[i]) - double(c.data[i])) <= 2 * bound(i)) continue;
+    paths_differ = true;
+    RC_ASSERT(std::abs(double(b.data[i]) - double(c.data[i])) > bound(i));
   }
-  RC_CLASSIFY(largest > 0.1, "saturated");
+  RC_CLASSIFY(paths_differ, "a pair saturated: the paths differ");
 }

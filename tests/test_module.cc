@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/float/linear.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "quantized/dynamic/linear.h"
 #include "reference/linear.h"
 #include "tests/support.h"

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "tests/support.h"
 

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <regex>
 
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/conformance.h"
 #include "reports/report.h"
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/conformance.h"
 #include "tests/support.h"

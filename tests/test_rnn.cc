@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "core/float/rnn.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "quantized/dynamic/rnn.h"
 #include "quantized/libtorch/dynamic_rnn.h"

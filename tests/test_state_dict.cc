@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "quantized/dynamic/linear.h"
 #include "quantized/libtorch/dynamic_linear.h"

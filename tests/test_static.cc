@@ -7,7 +7,7 @@
 
 #include "core/cpu.h"
 #include "core/quantize.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "quantized/libtorch/static_conv.h"
 #include "quantized/libtorch/static_linear.h"

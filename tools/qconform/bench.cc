@@ -19,7 +19,7 @@
 #include "core/files.h"
 #include "core/float/linear.h"
 #include "core/float/rnn.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "quantized/kernels/dynamic_gemm.h"
 #include "quantized/libtorch/engine.h"
 

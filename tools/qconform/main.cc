@@ -19,7 +19,7 @@
 #include "tools/qconform/bench.h"
 #include "core/error.h"
 #include "core/files.h"
-#include "core/registry.h"
+#include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/conformance.h"
 #include "oracles/replay.h"

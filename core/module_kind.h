@@ -1,12 +1,12 @@
 #pragma once
-// The module registry: every module kind is declared once, with its PyTorch names, its
-// family, which implementations exist and on which engines, how to build a random case
-// for it, and how its outputs depend on its inputs (for derived error bounds). Oracles,
-// properties, the CLI and the report iterate this table; adding a module adds an entry
-// (core/registry.cc) and its implementations, never oracle code.
+// What a module kind declares: its PyTorch names, its family, which implementations exist
+// and on which engines, how to build a random case for it, and how its outputs depend on
+// its inputs (for derived error bounds). The kinds themselves are built above the two
+// implementations, one file per family (oracles/kinds/), and listed once in the registry
+// (oracles/kinds/registry.h), which oracles, properties, the CLI and the report iterate:
+// adding a module adds its implementations and its kind, never oracle code.
 //
-// The declarations are torch-free; the table itself is compiled into qconform_oracles,
-// which links every implementation.
+// Torch-free and free of every layer above core/, like the rest of core/.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -156,18 +156,5 @@ struct ModuleKind {
   const ImplementationEntry* find(Implementation implementation) const;
   bool supports(Implementation implementation, Engine engine) const;
 };
-
-const std::vector<ModuleKind>& registry();
-const ModuleKind& module_kind(const std::string& key);  // throws Error listing the keys
-
-// Conversion through the registry; hooks of the source module are carried over, as
-// PyTorch's swap_module does. Throws Error if the implementation or engine is absent.
-std::unique_ptr<Module> convert_from_float(const ModuleKind& kind, const Module& float_module,
-                                           const ConversionTarget& target);
-std::unique_ptr<Module> convert_from_reference(const ModuleKind& kind, const Module& reference,
-                                               const ConversionTarget& target);
-
-std::string registry_table_text();  // `qconform modules`
-std::string registry_json();        // `qconform modules --json`
 
 }  // namespace qconform

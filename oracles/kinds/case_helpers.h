@@ -1,0 +1,70 @@
+#pragma once
+// What several module families' registrations share (oracles/kinds/*.cc): random tensors and
+// biases in the case's input style, the linear and static-case builders, the static
+// reduction's sensitivity, and the typed readers of a fixture's ModuleSpec. One copy each;
+// a family file keeps only what is its own.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/fixture.h"
+#include "core/float/linear.h"
+#include "core/module_kind.h"
+
+namespace qconform {
+
+class ReferenceLinear;
+
+namespace kinds {
+
+// --- random cases ---------------------------------------------------------------------------
+
+// Input values in `style`, shaped `sizes` (registry.h InputStyle: ties are placed exactly
+// on the dynamic qparams' half quanta).
+Tensor random_input(const Shape& sizes, InputStyle style, std::mt19937_64& rng);
+// rows x cols N(0, 1) weights times a random magnitude (per row too when `vary_rows`).
+Tensor random_weight(int64_t rows, int64_t cols, bool vary_rows, std::mt19937_64& rng);
+// N(0, 1) times `magnitude`.
+Tensor random_tensor(const Shape& sizes, float magnitude, std::mt19937_64& rng);
+// A N(0, 1) bias of `size` when the case's "bias" parameter is set.
+std::optional<Tensor> random_bias(const CaseConfig& config, int64_t size, std::mt19937_64& rng);
+// The float Linear (or LinearReLU) of a case: in_features, out_features, bias, per_channel.
+std::unique_ptr<FloatLinear> random_float_linear(const CaseConfig& config, bool relu, std::mt19937_64& rng);
+bool has_parameter(const CaseConfig& config, const std::string& name);
+// A static case as prepare + one calibration batch leave it (the qconfig from the case's
+// full_range and per_channel parameters), its input quantized by the input observer.
+Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& config, const Tensor& x);
+
+// --- bounds ---------------------------------------------------------------------------------
+
+// Adds sum |w_k| and sum |w_k x_k| + |b| of output element (row r, channel n) of x W^T + b.
+void add_linear_terms(const Tensor& w, const Tensor& x, const std::optional<Tensor>& bias, int64_t r, int64_t n,
+                      OutputSensitivity* s);
+// The engines with an integer implementation of a static op (engine table: requantization
+// modelled).
+std::vector<Engine> static_engines(EngineOp op);
+// One static reduction block's sensitivity, rows x out, in output quanta (static_common.cc
+// says what each argument is); `saturation_loss` null: Linear's adjacent K pairs.
+std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const std::vector<int32_t>& xq,
+                                                        const QuantParams& x_qparams, const Tensor& w,
+                                                        const QTensor& wq, int64_t channel_offset,
+                                                        const std::optional<Tensor>& bias, double out_scale,
+                                                        const std::vector<int64_t>* saturation_loss = nullptr);
+
+// --- fixtures -------------------------------------------------------------------------------
+
+QTensor spec_weight(const ModuleSpec& spec, const std::string& name);
+std::optional<Tensor> spec_bias(const ModuleSpec& spec, const std::string& name);
+// A static module's output qparams (nnq modules' `scale` and `zero_point` attributes).
+QuantParams spec_output_qparams(const ModuleSpec& spec);
+// Error unless a weight's shape is what the constructor arguments imply.
+void check_spec_shape(const ModuleSpec& spec, const std::string& name, const Shape& actual, const Shape& expected);
+// A Linear's weight from a fixture, against in_features and out_features.
+QTensor spec_linear_weight(const ModuleSpec& spec);
+std::unique_ptr<ReferenceLinear> spec_reference_linear(const ModuleSpec& spec, bool relu);
+
+}  // namespace kinds
+}  // namespace qconform

@@ -1,0 +1,17 @@
+#pragma once
+// Each module family's kinds, built by the file of that name beside this header: its case
+// builder, bound terms and fixture readers (oracles/kinds/registry.cc lists every kind once).
+// A new family is a new file here and one line per kind in that list.
+#include <cstdint>
+
+#include "core/float/rnn.h"
+#include "core/module_kind.h"
+
+namespace qconform::kinds {
+
+ModuleKind dynamic_linear_kind(bool relu);                               // dynamic_linear.cc
+ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell);                    // dynamic_rnn.cc
+ModuleKind static_linear_kind(bool relu);                                // static_linear.cc
+ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed);  // static_conv.cc
+
+}  // namespace qconform::kinds
