@@ -1,5 +1,5 @@
 cmake_minimum_required(VERSION 3.19)
-# The layers include downwards only (README, "Layout"): core/ <- reference/ <- quantized/
+# The layers include downwards only (docs/architecture.md, "The layers"): core/ <- reference/ <- quantized/
 # <- oracles/ <- properties/, reports/, tools/. Fails naming every include that reaches up.
 # Run by ctest: cmake -DSOURCE_DIR=<repository> -P layering.cmake
 set(layers core reference quantized oracles)
@@ -27,6 +27,6 @@ if(files_checked LESS 50)
 endif()
 if(violations)
   list(JOIN violations "\n" text)
-  message(FATAL_ERROR "layering: includes that reach a layer above their own (README, \"Layout\"):\n${text}")
+  message(FATAL_ERROR "layering: includes that reach a layer above their own (docs/architecture.md, \"The layers\"):\n${text}")
 endif()
 message(STATUS "layering: ${files_checked} files of core/, reference/, quantized/, oracles/ include downwards only")
