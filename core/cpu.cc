@@ -3,6 +3,8 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 
+#include <cstdlib>
+
 namespace qconform {
 
 bool cpu_has_avx512_vnni() {
@@ -36,6 +38,29 @@ OnednnIsa ask_onednn() {
 const OnednnIsa& onednn_isa() {
   static const OnednnIsa isa = ask_onednn();
   return isa;
+}
+
+AtenCapability aten_cpu_capability() {
+  static const AtenCapability capability = [] {
+    if (const char* asked = std::getenv("ATEN_CPU_CAPABILITY")) {
+      const std::string name = asked;
+      if (name == "avx512") return AtenCapability::Avx512;
+      if (name == "avx2") return AtenCapability::Avx2;
+      if (name == "default") return AtenCapability::Default;
+    }
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? AtenCapability::Avx2
+                                                                           : AtenCapability::Default;
+  }();
+  return capability;
+}
+
+std::string to_string(AtenCapability capability) {
+  switch (capability) {
+    case AtenCapability::Default: return "default";
+    case AtenCapability::Avx2: return "avx2";
+    case AtenCapability::Avx512: return "avx512";
+  }
+  return "?";
 }
 
 }  // namespace qconform

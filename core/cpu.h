@@ -29,4 +29,13 @@ struct OnednnIsa {
 };
 const OnednnIsa& onednn_isa();
 
+// The instruction set ATen's own CPU kernels dispatch to (DispatchStub), read as PyTorch 1.13
+// decides it: ATEN_CPU_CAPABILITY ("default", "avx2", "avx512") when set, else AVX2 where
+// the CPU has AVX2 and FMA. AVX-512 only when asked for (1.13 keeps it opt-in, pytorch#80252;
+// measured: quantized add's vector block is 64 elements by default on an AVX-512 host and
+// 128 with ATEN_CPU_CAPABILITY=avx512).
+enum class AtenCapability { Default, Avx2, Avx512 };
+AtenCapability aten_cpu_capability();
+std::string to_string(AtenCapability capability);  // "default", "avx2", "avx512"
+
 }  // namespace qconform

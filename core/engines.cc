@@ -178,6 +178,29 @@ std::vector<EngineOpRule> make_table() {
     conv_rows.push_back(conv);
   }
   rows.insert(rows.end(), conv_rows.begin(), conv_rows.end());
+
+  // The static activations: ATen's own kernels (QuantizedOpKernels.cpp), whichever engine is
+  // set; qnnpack's lookup-table kernels are not used for them in Debian's LibTorch (measured:
+  // qnnpack's and onednn's answers are identical). Inputs: quint8 per-tensor in the static
+  // flow. In builds with fbgemm, ATen quantizes one value through fbgemm::Quantize instead of
+  // its own quantize_val, which the harness cannot check: not modelled there.
+  for (Engine engine : {Engine::FBGEMM, Engine::X86, Engine::QNNPACK, Engine::ONEDNN}) {
+    const bool here = engine == Engine::QNNPACK || engine == Engine::ONEDNN;
+    EngineOpRule row{engine, EngineOp::StaticElementwise, here,
+                     true, "", RejectionStep::Prepack,
+                     true, false, "",
+                     false, "static activations take no float16 tensors",
+                     ActivationQuantization::RoundThenShift,
+                     false, false, false, false,
+                     here ? "ATen's own kernels on every engine (the same answers on qnnpack and onednn): dequantize, "
+                            "the op in float, quantize; elements in whole blocks of two ATen vectors take the "
+                            "vector forms (dequantize with a premultiplied zero point by FMA, Sleef's exp and tanh), "
+                            "the rest the scalar ones (quantized/kernels/elementwise.h)"
+                          : "not modelled: ATen built with fbgemm quantizes through fbgemm::Quantize (not in "
+                            "Debian's LibTorch, so not checkable here)",
+                     here ? Requantization::AtenKernels : Requantization::NotModelled};
+    rows.push_back(row);
+  }
   return rows;
 }
 
@@ -259,6 +282,7 @@ std::string to_string(EngineOp op) {
     case EngineOp::DynamicLinear: return "quantized::linear_dynamic";
     case EngineOp::StaticLinear: return "quantized::linear";
     case EngineOp::StaticConv: return "quantized::conv{1,2,3}d";
+    case EngineOp::StaticElementwise: return "quantized activations";
   }
   return "?";
 }
@@ -267,6 +291,10 @@ std::optional<std::string> output_padding_rejection(const EngineOpRule& rule, co
   for (int64_t padding : output_padding)
     if (padding != 0 && !rule.transposed_output_padding_rejection.empty()) return rule.transposed_output_padding_rejection;
   return std::nullopt;
+}
+
+bool depends_on_int8_path(const EngineOpRule& rule) {
+  return !int8_paths(rule.engine).empty() && rule.pairwise_int16_saturation && rule.pairwise_int16_saturation_verified;
 }
 
 bool sums_int16_pairs(const EngineOpRule& rule, const EngineProfile& profile) {
@@ -313,6 +341,7 @@ std::string to_string(Requantization rule) {
     case Requantization::NotModelled: return "not modelled";
     case Requantization::Fp32Multiplier: return "fp32 multiplier";
     case Requantization::FloatEpilogue: return "float epilogue";
+    case Requantization::AtenKernels: return "ATen's kernels";
   }
   return "?";
 }

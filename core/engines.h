@@ -68,8 +68,11 @@ EngineProfile engine_profile_from_string(const std::string& text);
 std::vector<EngineProfile> engine_profiles(Engine engine);
 
 // The ops the table describes, named by the LibTorch operator that implements them.
-enum class EngineOp { DynamicLinear, StaticLinear, StaticConv };
-// "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d"
+// StaticElementwise: the static activations and Dropout (relu, relu6, leaky_relu,
+// hardswish, elu, sigmoid, hardsigmoid, tanh on quint8 tensors).
+enum class EngineOp { DynamicLinear, StaticLinear, StaticConv, StaticElementwise };
+// "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d",
+// "quantized activations"
 std::string to_string(EngineOp op);
 
 // When an engine refuses a configuration: while prepacking the weight (module
@@ -97,6 +100,7 @@ enum class Requantization {
   NotModelled,   // no integer implementation for this engine (not verifiable here)
   Fp32Multiplier,  // qnnpack: bias in int32, one float multiplier, round, add zero point
   FloatEpilogue,   // oneDNN: float(acc) * scale + float bias, times 1 / out_scale, + zero point, round
+  AtenKernels,     // ATen's own quantized kernels (quantized/kernels/elementwise.h)
 };
 std::string to_string(Requantization rule);
 
@@ -182,6 +186,9 @@ std::optional<std::string> libtorch_conv_defect(const EngineOpRule& rule, const 
 // The engine's refusal of a transposed convolution's output_padding, if it refuses it.
 std::optional<std::string> output_padding_rejection(const EngineOpRule& rule, const std::vector<int64_t>& output_padding);
 
+// Whether the op's numerics on the engine depend on its int8 path (it sums int16 pairs on
+// the avx2 path, and that was measured): only then do the two paths get separate checks.
+bool depends_on_int8_path(const EngineOpRule& rule);
 // Whether the op on this profile sums u8 x s8 pairs in int16 with saturation: its avx2 path,
 // where the row says the engine does and that was measured. The one place that decides it.
 bool sums_int16_pairs(const EngineOpRule& rule, const EngineProfile& profile);

@@ -18,7 +18,12 @@ std::string to_string(Family family) {
 }
 
 std::string to_string(Structure structure) {
-  return structure == Structure::Reduction ? "reduction" : "recurrent";
+  switch (structure) {
+    case Structure::Reduction: return "reduction";
+    case Structure::Recurrent: return "recurrent";
+    case Structure::Elementwise: return "elementwise";
+  }
+  return "?";
 }
 
 std::string to_string(InputStyle style) {

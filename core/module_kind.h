@@ -77,10 +77,11 @@ struct OutputSensitivity {
 };
 
 // How a kind's outputs depend on its inputs, which decides the tolerance rows that apply:
-// one reduction per output element (Linear), or a recurrence of reductions and gates
-// (LSTM, GRU, cells), whose bounds are propagated step by step.
-enum class Structure { Reduction, Recurrent };
-std::string to_string(Structure structure);  // "reduction", "recurrent"
+// one reduction per output element (Linear), a recurrence of reductions and gates (LSTM,
+// GRU, cells), whose bounds are propagated step by step, or one function of one input
+// element per output element (the activations).
+enum class Structure { Reduction, Recurrent, Elementwise };
+std::string to_string(Structure structure);  // "reduction", "recurrent", "elementwise"
 
 // The two implementations compared, as a recurrent bound needs to know them.
 struct RecurrentBoundModel {
@@ -125,7 +126,7 @@ struct ModuleKind {
   std::function<std::vector<double>(const Module& reference, const ModuleInput&, const RecurrentBoundModel&)>
       recurrent_bounds;
   // For the rejection oracle: the shape of the reference module's weight, and the same
-  // reference module with other weight qparams.
+  // reference module with other weight qparams (empty for kinds without weights).
   std::function<Shape(const Module& reference)> weight_shape;
   std::function<std::unique_ptr<Module>(const Module& reference, const QuantParams& weight_qparams)>
       with_weight_qparams;
@@ -142,6 +143,10 @@ struct ModuleKind {
   std::function<std::optional<std::string>(const Module& reference, const ModuleInput& input, Engine engine,
                                            const std::string& onednn_isa)>
       libtorch_defect;
+  // false where PyTorch keeps part of a converted module's state outside its state_dict
+  // (nnq.Hardswish's and nnq.ELU's output scale and zero point are plain attributes): the
+  // state_dict oracle then compares keys and values but not a reloaded module's outputs.
+  bool state_dict_holds_all_state = true;
   // false where PyTorch refuses per-channel weight observers for the module (ConvTranspose,
   // at prepare): cases draw per-tensor weights and the rejection oracle leaves per-channel
   // variants out (the eager flow's refusal is tested instead).

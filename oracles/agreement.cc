@@ -143,9 +143,11 @@ std::vector<Pair> agreement_pairs(const ModuleKind& kind, const std::vector<Engi
   const ImplementationEntry* quantized = kind.find(Implementation::Quantized);
   const ImplementationEntry* libtorch = kind.find(Implementation::LibTorch);
   if (reference && quantized)
-    for (Engine e : quantized->engines)
-      for (const EngineProfile& profile : engine_profiles(e))
+    for (Engine e : quantized->engines) {
+      const bool both_paths = depends_on_int8_path(engine_rule(e, kind.engine_op));
+      for (const EngineProfile& profile : both_paths ? engine_profiles(e) : std::vector<EngineProfile>{e})
         pairs.push_back({{Implementation::Reference, std::nullopt}, {Implementation::Quantized, profile}});
+    }
   if (quantized && libtorch)
     for (Engine e : libtorch->engines) {
       if (!kind.supports(Implementation::Quantized, e)) continue;

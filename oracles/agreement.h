@@ -22,8 +22,8 @@ struct Pair {
 };
 
 // The pairs the registry implies for a kind: reference vs the integer implementation on
-// every engine profile (both int8 paths of an engine that has two: integer code runs the
-// same on any host), integer vs LibTorch on each engine both have, the integer side on the
+// every engine profile (both int8 paths of an engine whose numerics for the kind's op
+// depend on them: integer code runs the same on any host), integer vs LibTorch on each engine both have, the integer side on the
 // path LibTorch takes in this process unless `integer_overrides` names another for that
 // engine (a deliberately wrong path, `qconform conform --integer-path onednn:avx2`), and
 // reference vs each LibTorch engine.

@@ -14,7 +14,8 @@ namespace qconform {
 
 // state_dict round trip, for every implementation x engine of the kind: save -> file ->
 // load into a fresh module of the same shape (built from other weights) -> identical keys,
-// identical state, bit-identical outputs. Across implementations, where PyTorch has
+// identical state, bit-identical outputs (where the state_dict holds all of the module's
+// state: ModuleKind::state_dict_holds_all_state). Across implementations, where PyTorch has
 // from_reference: the integer module converted from the reference carries the reference's
 // integer weights, so it equals the module converted from the float module directly.
 std::vector<std::string> check_state_dict_round_trip(const ModuleKind& kind, const CaseConfig& config,
@@ -26,7 +27,7 @@ std::vector<std::string> check_state_dict_round_trip(const ModuleKind& kind, con
 // leaves the converted module's copy in place, as in PyTorch.
 std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const CaseConfig& config);
 
-// Rejection rules: for weight qparams variants (qint8 per-tensor and per-channel, with zero
+// Rejection rules (kinds with weights): for weight qparams variants (qint8 per-tensor and per-channel, with zero
 // and non-zero zero points, quint8, float16) on every engine, the engine table's verdict
 // ("accepted", or step and message) equals the integer implementation's, and, on engines
 // LibTorch has here, LibTorch's live verdict.

@@ -62,6 +62,21 @@ std::vector<ToleranceRow> make_table() {
        BoundKind::OutputQuanta, 0,
        "As static reference-vs-integer: LibTorch's kernels compute the same integers (but for "
        "the transposed outputs onednn leaves unspecified: no bound, engine-unspecified)."},
+      {"static.elementwise.integer-vs-libtorch", Family::Static, Structure::Elementwise, quantized_any, libtorch_any,
+       true, BoundKind::Exact, 0,
+       "Both sides run ATen's own kernels' arithmetic on the same quint8 input: integer ops "
+       "(ReLU, ReLU6, Dropout) on the integers, the others dequantize, evaluate the op in float "
+       "and quantize, with the vector forms (FMA dequantize, Sleef's exp and tanh) on the same "
+       "elements as ATen's vectorised loop and the scalar forms on the rest: identical outputs."},
+      {"static.elementwise.reference-vs-integer", Family::Static, Structure::Elementwise, reference, quantized_any,
+       false, BoundKind::OutputQuanta, 0,
+       "The reference dequantizes the same integers and evaluates PyTorch's definition in "
+       "float; the integer side's dequantize can differ by one rounding (FMA) and its exp or "
+       "tanh by an ulp or two, so the real results differ by a few float roundings of values "
+       "bounded by M = L |x| + |f(x)| (L the op's Lipschitz constant): 4 eps M; rounding each "
+       "to the output grid adds at most one quantum."},
+      {"static.elementwise.reference-vs-libtorch", Family::Static, Structure::Elementwise, reference, libtorch_any,
+       false, BoundKind::OutputQuanta, 0, "As static elementwise reference-vs-integer: LibTorch computes the same."},
       {"dynamic.recurrent.integer-vs-libtorch", Family::Dynamic, Structure::Recurrent, quantized_any,
        libtorch_any, true, BoundKind::Propagated, 2.45,
        "Same gate projections as the Linear rows (identical integers while the inputs are "

@@ -17,15 +17,29 @@ void check_output_qparams(const QuantParams& q) {
 }  // namespace
 
 StaticReference::StaticReference(std::unique_ptr<Module> module, QuantParams output_qparams)
+    : StaticReference(std::move(module), std::optional<QuantParams>(std::move(output_qparams))) {}
+
+StaticReference::StaticReference(std::unique_ptr<Module> module, std::optional<QuantParams> output_qparams)
     : module_(std::move(module)), output_qparams_(std::move(output_qparams)) {
   if (!module_) throw Error("static reference: no module");
-  check_output_qparams(output_qparams_);
+  if (output_qparams_) check_output_qparams(*output_qparams_);
+}
+
+std::unique_ptr<StaticReference> StaticReference::keeping_input_qparams(std::unique_ptr<Module> module) {
+  return std::unique_ptr<StaticReference>(new StaticReference(std::move(module), std::nullopt));
+}
+
+const QuantParams& StaticReference::output_qparams() const {
+  if (!output_qparams_) throw Error(name() + " (static reference) keeps its input's qparams: it has none of its own");
+  return *output_qparams_;
 }
 
 std::string StaticReference::extra_repr() const {
   std::ostringstream out;
-  out << module_->extra_repr() << ", output_scale=" << output_qparams_.scale()
-      << ", output_zero_point=" << output_qparams_.zero_point();
+  out << module_->extra_repr();
+  if (output_qparams_)
+    out << (module_->extra_repr().empty() ? "" : ", ") << "output_scale=" << output_qparams_->scale()
+        << ", output_zero_point=" << output_qparams_->zero_point();
   return out.str();
 }
 
@@ -35,19 +49,25 @@ ModuleOutput StaticReference::forward(const ModuleInput& input) {
   ModuleOutput inner = (*module_)(ModuleInput{dequantize(*x), std::nullopt});
   const auto* y = std::get_if<Tensor>(&inner.output);
   if (!y) throw Error(name() + " (static): the reference module returned no float tensor");
-  return {quantize(*y, output_qparams_), std::nullopt};
+  return {quantize(*y, output_qparams_ ? *output_qparams_ : x->qparams), std::nullopt};
 }
 
 StateDict StaticReference::state_dict() const {
   StateDict state = prefixed_state_dict(module_->state_dict(), "module");
-  state.set("quant.scale", Tensor(Shape{1}, {static_cast<float>(output_qparams_.scale())}));
-  state.set("quant.zero_point", IntTensor{{1}, {output_qparams_.zero_point()}, false});
+  if (!output_qparams_) return state;
+  state.set("quant.scale", Tensor(Shape{1}, {static_cast<float>(output_qparams_->scale())}));
+  state.set("quant.zero_point", IntTensor{{1}, {output_qparams_->zero_point()}, false});
   return state;
 }
 
 void StaticReference::load_state_dict(const StateDict& state) {
   std::vector<std::string> expected;
   for (const auto& key : module_->state_dict().keys()) expected.push_back("module." + key);
+  if (!output_qparams_) {
+    state.check_keys(expected, name());
+    module_->load_state_dict(state_dict_under(state, "module"));
+    return;
+  }
   expected.push_back("quant.scale");
   expected.push_back("quant.zero_point");
   state.check_keys(expected, name());

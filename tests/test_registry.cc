@@ -31,8 +31,8 @@ BOOST_AUTO_TEST_CASE(keys_are_unique_and_every_kind_is_complete) {
       BOOST_CHECK(keys.insert(kind.key).second);
       BOOST_CHECK(kind.make_case);
       // Every kind can bound its differences: per output element, or propagated.
-      BOOST_CHECK(kind.structure == Structure::Reduction ? static_cast<bool>(kind.sensitivity)
-                                                         : static_cast<bool>(kind.recurrent_bounds));
+      BOOST_CHECK(kind.structure == Structure::Recurrent ? static_cast<bool>(kind.recurrent_bounds)
+                                                         : static_cast<bool>(kind.sensitivity));
       if (agreement_pairs(kind).empty()) {
         // Only where no engine here runs the module: the reference alone, and the engine
         // table says why (qnnpack has no ConvTranspose3d; test_static shows LibTorch's).

@@ -97,6 +97,12 @@ BOOST_AUTO_TEST_CASE(round_trip_through_a_file_for_every_registered_module) {
 
           BOOST_CHECK(fresh->state_dict().keys() == state.keys());
           BOOST_CHECK(fresh->state_dict() == state);
+          // nnq.Hardswish and nnq.ELU keep their output qparams outside the state_dict, as
+          // PyTorch does: the loaded module keeps its own, and so its outputs.
+          if (!kind.state_dict_holds_all_state) {
+            ++checked;
+            continue;
+          }
           const ModuleOutput a = (*saved_module)(original.input);
           const ModuleOutput b = (*fresh)(original.input);
           const FlatOutput flat_a = flatten_output(a), flat_b = flatten_output(b);  // output and hidden state

@@ -6,30 +6,12 @@
 
 #include "core/error.h"
 #include "core/float/rnn_runner.h"
+#include "core/python_text.h"
 
 namespace qconform {
 namespace {
 
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-// Python's formatting of a size tuple "(2, 3, 4)" and of list(tensor.size()) "[2, 3, 4]".
-std::string python_tuple(const Shape& shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-std::string python_bool(bool b) { return b ? "True" : "False"; }
-
-// Python's str() of a float, for dropout=0.5 in reprs.
-std::string python_float(double v) {
-  std::ostringstream out;
-  out.precision(17);
-  out << v;
-  std::string s = out.str();
-  if (s.find('.') == std::string::npos && s.find('e') == std::string::npos) s += ".0";
-  return s;
-}
 
 // index_select(1, permutation) on a (sets, batch, hidden) tensor.
 std::vector<float> permute_batch(const std::vector<float>& x, int64_t sets, int64_t batch, int64_t hidden,

@@ -4,6 +4,7 @@
 // A new family is a new file here and one line per kind in that list.
 #include <cstdint>
 
+#include "core/float/activation.h"
 #include "core/float/rnn.h"
 #include "core/module_kind.h"
 
@@ -13,5 +14,6 @@ ModuleKind dynamic_linear_kind(bool relu);                               // dyna
 ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell);                    // dynamic_rnn.cc
 ModuleKind static_linear_kind(bool relu);                                // static_linear.cc
 ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed);  // static_conv.cc
+ModuleKind static_activation_kind(ActivationOp op);                      // static_activation.cc
 
 }  // namespace qconform::kinds

@@ -26,6 +26,10 @@ std::vector<ModuleKind> make_registry() {
   for (int64_t dims : {1, 2, 3})
     for (bool relu : {false, true}) table.push_back(static_conv_kind(dims, relu, /*transposed=*/false));
   for (int64_t dims : {1, 2, 3}) table.push_back(static_conv_kind(dims, /*relu=*/false, /*transposed=*/true));
+  for (ActivationOp op : {ActivationOp::ReLU, ActivationOp::ReLU6, ActivationOp::LeakyReLU, ActivationOp::Hardswish,
+                          ActivationOp::ELU, ActivationOp::Sigmoid, ActivationOp::Hardsigmoid, ActivationOp::Tanh,
+                          ActivationOp::Dropout})
+    table.push_back(static_activation_kind(op));
   return table;
 }
 
