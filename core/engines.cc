@@ -201,6 +201,35 @@ std::vector<EngineOpRule> make_table() {
                      here ? Requantization::AtenKernels : Requantization::NotModelled};
     rows.push_back(row);
   }
+
+  // Pooling: the qnnpack engine sends quint8 max pooling and average pooling without ceil
+  // mode, and adaptive average pooling whose input divides evenly into a smaller output, to
+  // QNNPACK's operators; everything else runs ATen's own kernels (NCHW, or NHWC where the
+  // input is also channels-last contiguous), whatever the engine. In builds with fbgemm the
+  // NHWC kernels' scalar channels quantize through fbgemm::Quantize: not modelled there.
+  for (Engine engine : {Engine::FBGEMM, Engine::X86, Engine::QNNPACK, Engine::ONEDNN}) {
+    const bool here = engine == Engine::QNNPACK || engine == Engine::ONEDNN;
+    EngineOpRule row{engine, EngineOp::StaticPooling, here,
+                     true, "", RejectionStep::Prepack,
+                     true, false, "",
+                     false, "quantized pooling takes no float16 tensors",
+                     ActivationQuantization::RoundThenShift,
+                     false, false, false, false,
+                     engine == Engine::QNNPACK
+                         ? "QNNPACK's max pooling (no ceil mode; refuses a 1x1 window and a zero dilation) and "
+                           "average pooling (no ceil mode; refuses a 1x1 window; counts padding and divides by kH kW "
+                           "whatever count_include_pad and divisor_override say: engine-deviation against the "
+                           "reference) with a float scale s / (s kH kW); adaptive pooling through it where the input "
+                           "divides evenly into a smaller output; ATen's kernels otherwise (quantized/kernels/pooling.h)"
+                         : here ? "ATen's kernels: the integer max; averages of the window's integers less the zero "
+                                  "point, times float(1 / divisor), rounded to even (NCHW: zero point added before "
+                                  "rounding; NHWC: after, its scalar channels by 1 / (1 / m)); adaptive NCHW: the raw "
+                                  "integers' mean times (1 / kH) / kW (quantized/kernels/pooling.h)"
+                                : "not modelled: ATen built with fbgemm quantizes the NHWC kernels' channels through "
+                                  "fbgemm::Quantize (not in Debian's LibTorch, so not checkable here)",
+                     here ? Requantization::PoolingKernels : Requantization::NotModelled};
+    rows.push_back(row);
+  }
   return rows;
 }
 
@@ -283,6 +312,7 @@ std::string to_string(EngineOp op) {
     case EngineOp::StaticLinear: return "quantized::linear";
     case EngineOp::StaticConv: return "quantized::conv{1,2,3}d";
     case EngineOp::StaticElementwise: return "quantized activations";
+    case EngineOp::StaticPooling: return "quantized pooling";
   }
   return "?";
 }
@@ -342,6 +372,7 @@ std::string to_string(Requantization rule) {
     case Requantization::Fp32Multiplier: return "fp32 multiplier";
     case Requantization::FloatEpilogue: return "float epilogue";
     case Requantization::AtenKernels: return "ATen's kernels";
+    case Requantization::PoolingKernels: return "pooling kernels";
   }
   return "?";
 }

@@ -70,9 +70,10 @@ std::vector<EngineProfile> engine_profiles(Engine engine);
 // The ops the table describes, named by the LibTorch operator that implements them.
 // StaticElementwise: the static activations and Dropout (relu, relu6, leaky_relu,
 // hardswish, elu, sigmoid, hardsigmoid, tanh on quint8 tensors).
-enum class EngineOp { DynamicLinear, StaticLinear, StaticConv, StaticElementwise };
+// StaticPooling: max_pool2d, avg_pool2d and adaptive_avg_pool2d on quint8 tensors.
+enum class EngineOp { DynamicLinear, StaticLinear, StaticConv, StaticElementwise, StaticPooling };
 // "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d",
-// "quantized activations"
+// "quantized activations", "quantized pooling"
 std::string to_string(EngineOp op);
 
 // When an engine refuses a configuration: while prepacking the weight (module
@@ -101,6 +102,8 @@ enum class Requantization {
   Fp32Multiplier,  // qnnpack: bias in int32, one float multiplier, round, add zero point
   FloatEpilogue,   // oneDNN: float(acc) * scale + float bias, times 1 / out_scale, + zero point, round
   AtenKernels,     // ATen's own quantized kernels (quantized/kernels/elementwise.h)
+  PoolingKernels,  // ATen's or QNNPACK's pooling kernels, by engine and configuration
+                   // (quantized/kernels/pooling.h)
 };
 std::string to_string(Requantization rule);
 

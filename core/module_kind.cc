@@ -22,6 +22,7 @@ std::string to_string(Structure structure) {
     case Structure::Reduction: return "reduction";
     case Structure::Recurrent: return "recurrent";
     case Structure::Elementwise: return "elementwise";
+    case Structure::Pooling: return "pooling";
   }
   return "?";
 }

@@ -78,10 +78,11 @@ struct OutputSensitivity {
 
 // How a kind's outputs depend on its inputs, which decides the tolerance rows that apply:
 // one reduction per output element (Linear), a recurrence of reductions and gates (LSTM,
-// GRU, cells), whose bounds are propagated step by step, or one function of one input
-// element per output element (the activations).
-enum class Structure { Reduction, Recurrent, Elementwise };
-std::string to_string(Structure structure);  // "reduction", "recurrent", "elementwise"
+// GRU, cells), whose bounds are propagated step by step, one function of one input
+// element per output element (the activations), or a window of input elements per output
+// element, on the input's grid (pooling).
+enum class Structure { Reduction, Recurrent, Elementwise, Pooling };
+std::string to_string(Structure structure);  // "reduction", "recurrent", "elementwise", "pooling"
 
 // The two implementations compared, as a recurrent bound needs to know them.
 struct RecurrentBoundModel {
@@ -143,6 +144,13 @@ struct ModuleKind {
   std::function<std::optional<std::string>(const Module& reference, const ModuleInput& input, Engine engine,
                                            const std::string& onednn_isa)>
       libtorch_defect;
+  // A configuration whose computation an engine defines otherwise than PyTorch's module
+  // does, by design of its kernels (qnnpack's average pooling counts padding and divides by
+  // the kernel's area whatever count_include_pad and divisor_override say); returns the
+  // deviation's description. That engine's sides, integer and LibTorch alike, are then not
+  // compared with the reference (differing elements are classed engine-deviation); with
+  // each other they still must agree. Empty: none.
+  std::function<std::optional<std::string>(const Module& reference, Engine engine)> engine_deviation;
   // false where PyTorch keeps part of a converted module's state outside its state_dict
   // (nnq.Hardswish's and nnq.ELU's output scale and zero point are plain attributes): the
   // state_dict oracle then compares keys and values but not a reloaded module's outputs.

@@ -86,6 +86,7 @@ struct CaseResult {
   bool libtorch_history_dependent = false;
   bool fresh_process_recomputed = false;  // the fresh-process test ran (it took from the budget)
   std::string libtorch_defect;     // LibTorch's known defect for the case (not compared), if any
+  std::string engine_deviation;    // the engine's known deviation from the reference (not compared), if any
   std::string failure;             // what differs, where, and how to rerun
 };
 
@@ -124,6 +125,9 @@ class OutputJudge {
   // LibTorch's known defect for this case, if one applies: its answers are then not
   // compared, and differing elements are classed engine-defect.
   const std::string& libtorch_defect() const { return defect_; }
+  // The engine side's known deviation from PyTorch's definition (ModuleKind::engine_deviation),
+  // when the other side is the reference: differing elements are classed engine-deviation.
+  const std::string& engine_deviation() const { return deviation_; }
   // Sets every comparison field of `result` (passed, exact, worst element, classes, row).
   void compare(const FlatOutput& a, const FlatOutput& b, CaseResult& result) const;
   // "element 7 of output [2, 4] (output[1, 3]): A = .., B = .., |diff| = .. exceeds the
@@ -139,6 +143,7 @@ class OutputJudge {
   bool ties_ = false, saturation_ = false, overflow_ = false;
   std::vector<bool> unspecified_;  // per element: the engine leaves it unspecified (no bound)
   std::string defect_;
+  std::string deviation_;
 };
 
 // Where element `index` of a flattened output sits: "h_n[1, 0, 3]".

@@ -115,8 +115,9 @@ json run_conformance(const ConformanceOptions& options) {
     for (const auto& pair : agreement_pairs(kind, options.integer_overrides)) {
       const uint64_t cell_seed = options.seed ^ std::hash<std::string>{}(kind.key + "|" + pair.label());
       std::mt19937_64 rng(cell_seed);
-      int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0, history_dependent = 0, defect = 0;
-      std::string defect_description;
+      int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0, history_dependent = 0, defect = 0,
+              deviation = 0;
+      std::string defect_description, deviation_description;
       FreshProcessBudget budget;
       json classes = json::object();
       json failures = json::array();
@@ -139,6 +140,10 @@ json run_conformance(const ConformanceOptions& options) {
         if (!r.libtorch_defect.empty()) {
           ++defect;
           defect_description = r.libtorch_defect;
+        }
+        if (!r.engine_deviation.empty()) {
+          ++deviation;
+          deviation_description = r.engine_deviation;
         }
         exact += r.exact;
         elements += r.total;
@@ -171,6 +176,8 @@ json run_conformance(const ConformanceOptions& options) {
           {"fresh_process_reruns", budget.spent()},
           {"libtorch_defect_cases", defect},
           {"libtorch_defect", defect_description},
+          {"engine_deviation_cases", deviation},
+          {"engine_deviation", deviation_description},
           {"elements", elements},
           {"fraction_exact", elements ? static_cast<double>(exact) / elements : 1.0},
           {"worst", {{"abs_error", worst.max_abs_error},

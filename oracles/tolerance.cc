@@ -77,6 +77,21 @@ std::vector<ToleranceRow> make_table() {
        "to the output grid adds at most one quantum."},
       {"static.elementwise.reference-vs-libtorch", Family::Static, Structure::Elementwise, reference, libtorch_any,
        false, BoundKind::OutputQuanta, 0, "As static elementwise reference-vs-integer: LibTorch computes the same."},
+      {"static.pooling.integer-vs-libtorch", Family::Static, Structure::Pooling, quantized_any, libtorch_any, true,
+       BoundKind::Exact, 0,
+       "Both sides take the same quint8 input through the kernel ATen dispatches to (QNNPACK's max or average "
+       "pooling on the qnnpack engine where it applies, ATen's NCHW or NHWC kernels otherwise, chosen by the same "
+       "rules) and compute its integer sum and float rounding step for step: identical outputs."},
+      {"static.pooling.reference-vs-integer", Family::Static, Structure::Pooling, reference, quantized_any, false,
+       BoundKind::OutputQuanta, 0,
+       "The output keeps the input's grid. Max pooling takes the same integer on both sides (exact). An average "
+       "is, in output quanta, the mean of the window's (q - z): the reference sums K dequantized values in float "
+       "and divides, the kernels sum the integers exactly and multiply by a float reciprocal of the divisor, so the "
+       "two real means differ by float roundings of values bounded by M = sum |x| / divisor: (K + 4) eps M; "
+       "rounding each to the grid adds at most one quantum (ties). Where the engine defines the average otherwise "
+       "(qnnpack: count_include_pad=False and divisor_override ignored) there is no comparison: engine-deviation."},
+      {"static.pooling.reference-vs-libtorch", Family::Static, Structure::Pooling, reference, libtorch_any, false,
+       BoundKind::OutputQuanta, 0, "As static pooling reference-vs-integer: LibTorch computes the same."},
       {"dynamic.recurrent.integer-vs-libtorch", Family::Dynamic, Structure::Recurrent, quantized_any,
        libtorch_any, true, BoundKind::Propagated, 2.45,
        "Same gate projections as the Linear rows (identical integers while the inputs are "

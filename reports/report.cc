@@ -266,6 +266,9 @@ std::string render_report(const json& results) {
     if (c.value("libtorch_defect_cases", 0) > 0)
       html << "; in " << c["libtorch_defect_cases"] << " LibTorch's answer was not compared, a known defect: "
            << escape(c.value("libtorch_defect", std::string()));
+    if (c.value("engine_deviation_cases", 0) > 0)
+      html << "; in " << c["engine_deviation_cases"] << " the engine computes another definition than PyTorch's "
+           << "module, not compared with the reference: " << escape(c.value("engine_deviation", std::string()));
     html << "; " << fixed(100 * c["fraction_exact"].get<double>(), 2) << "% of " << c["elements"]
          << " output elements bit-identical.<br>Worst case: " << worst_text(c) << ", |error| "
          << general(c["worst"]["abs_error"].get<double>()) << ", bound " << general(c["worst"]["bound"].get<double>())

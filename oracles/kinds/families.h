@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/float/activation.h"
+#include "core/float/pooling.h"
 #include "core/float/rnn.h"
 #include "core/module_kind.h"
 
@@ -15,5 +16,6 @@ ModuleKind dynamic_rnn_kind(RnnMode mode, bool cell);                    // dyna
 ModuleKind static_linear_kind(bool relu);                                // static_linear.cc
 ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed);  // static_conv.cc
 ModuleKind static_activation_kind(ActivationOp op);                      // static_activation.cc
+ModuleKind static_pooling_kind(PoolingOp op);                            // static_pooling.cc
 
 }  // namespace qconform::kinds

@@ -46,7 +46,9 @@ std::vector<c10::IValue> call_op(const char* name, const char* overload, std::ve
 // Python modules call it); LibTorch's errors become Error with LibTorch's first line.
 std::vector<c10::IValue> call_method(const c10::IValue& object, const char* method, std::vector<c10::IValue> args = {});
 
-// The first line of a c10::Error's message (without LibTorch's C++ stack trace).
+// The first line of a c10::Error's message, without LibTorch's C++ stack trace and without the
+// prefixes of its assertion macros, which name its source lines ("[enforce fail at ...] cond. ",
+// "cond INTERNAL ASSERT FAILED at ..., please report a bug to PyTorch. ").
 std::string first_line(const std::string& message);
 
 }  // namespace qconform::libtorch

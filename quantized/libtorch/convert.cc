@@ -30,7 +30,19 @@ at::ScalarType quantized_type(DType dtype) {
 }  // namespace
 
 std::string first_line(const std::string& message) {
-  return message.substr(0, message.find('\n'));
+  std::string line = message.substr(0, message.find('\n'));
+  // Assertion prefixes that name LibTorch's source lines, not what is wrong:
+  // "[enforce fail at File.cpp:322] cond. <message>" and
+  // "cond INTERNAL ASSERT FAILED at \"file\":315, please report a bug to PyTorch. <message>".
+  if (line.rfind("[enforce fail at ", 0) == 0) {
+    const auto end = line.find("] ");
+    const auto condition_end = end == std::string::npos ? end : line.find(". ", end);
+    if (condition_end != std::string::npos) line = line.substr(condition_end + 2);
+  }
+  const std::string report = "please report a bug to PyTorch. ";
+  if (line.find(" INTERNAL ASSERT FAILED at ") != std::string::npos && line.find(report) != std::string::npos)
+    line = line.substr(line.find(report) + report.size());
+  return line;
 }
 
 at::Tensor to_aten(const Tensor& t) {

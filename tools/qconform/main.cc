@@ -294,6 +294,8 @@ int run_case(const Options& options) {
                  "fresh process, gave other bits); judged on that history-free answer\n";
   if (!r.libtorch_defect.empty())
     std::cout << "  LibTorch's answer is not compared here, a known defect: " << r.libtorch_defect << "\n";
+  if (!r.engine_deviation.empty())
+    std::cout << "  not compared with the reference here, the engine's own definition: " << r.engine_deviation << "\n";
   if (!r.passed) std::cout << "  FAIL: " << r.failure << "\n";
   return r.passed ? 0 : 1;
 }

@@ -1,0 +1,28 @@
+#include "quantized/static/pooling.h"
+
+#include "quantized/kernels/pooling.h"
+#include "quantized/static/activation.h"
+#include "reference/static.h"
+
+namespace qconform {
+
+std::unique_ptr<QuantizedPooling> QuantizedPooling::from_float(const FloatPooling& float_module, EngineProfile engine) {
+  return std::make_unique<QuantizedPooling>(float_module.options(), engine);
+}
+
+std::unique_ptr<QuantizedPooling> QuantizedPooling::from_reference(const StaticReference& reference,
+                                                                   EngineProfile engine) {
+  return from_float(dynamic_cast<const FloatPooling&>(reference.module()), engine);
+}
+
+ModuleOutput QuantizedPooling::forward(const ModuleInput& input) {
+  const QTensor& x = expect_quint8_input(input, name());
+  const kernels::PoolingKernel kernel = kernels::pooling_kernel(options_, engine_.engine, x.sizes);
+  const Shape out_shape = kernels::quantized_pooled_shape(options_, kernel, x.sizes);
+  QTensor y{out_shape, std::vector<int32_t>(numel_of(out_shape)), x.qparams};
+  kernels::quantized_pool(options_, kernel, x.values.data(), x.sizes, x.qparams.scale(),
+                          static_cast<int32_t>(x.qparams.zero_point()), y.values.data(), out_shape);
+  return {y, std::nullopt};
+}
+
+}  // namespace qconform
