@@ -230,6 +230,37 @@ std::vector<EngineOpRule> make_table() {
                      here ? Requantization::PoolingKernels : Requantization::NotModelled};
     rows.push_back(row);
   }
+
+  // QFunctional's ops on quint8 operands of one shape: on the qnnpack engine add and
+  // add_relu take QNNPACK's fixed-point add operator; everything else is ATen's own kernels,
+  // whatever the engine (mul, add_scalar, mul_scalar, cat: measured identical on both).
+  for (Engine engine : {Engine::FBGEMM, Engine::X86, Engine::QNNPACK, Engine::ONEDNN}) {
+    const bool here = engine == Engine::QNNPACK || engine == Engine::ONEDNN;
+    EngineOpRule row{engine, EngineOp::StaticFunctional, here,
+                     true, "", RejectionStep::Prepack,
+                     true, false, "",
+                     false, "QFunctional ops take no float16 tensors",
+                     ActivationQuantization::RoundThenShift,
+                     false, false, false, false,
+                     engine == Engine::QNNPACK
+                         ? "add and add_relu by QNNPACK's operator: 22-bit multipliers of the scale ratios, an int32 "
+                           "sum, a shift rounded half away from zero, the zero point added with saturation (refused "
+                           "for a ratio outside [2^-14, 2^8)); mul, add_scalar, mul_scalar and cat as on the other "
+                           "engines (quantized/kernels/functional.h)"
+                         : here ? "ATen's kernels: add dequantizes (FMA with a premultiplied zero point on whole "
+                                  "vector blocks, scalar on the tail), adds and quantizes; mul requantizes the integer "
+                                  "product by float(s_a) float(s_b) / s; add_scalar and mul_scalar move the output "
+                                  "qparams and keep or requantize the integers; cat dequantizes, concatenates and "
+                                  "quantizes (ATen's NHWC kernel for dim 1 on channels-last-contiguous operands) "
+                                  "(quantized/kernels/functional.h)"
+                                : "not modelled: ATen built with fbgemm quantizes through fbgemm::Quantize (not in "
+                                  "Debian's LibTorch, so not checkable here)",
+                     here ? Requantization::FunctionalKernels : Requantization::NotModelled};
+    // add_scalar's kernel takes the scalar in input quanta as an int32: c10 refuses more.
+    row.forward_refusals = {"value cannot be converted to type int without overflow"};
+    if (engine == Engine::QNNPACK) row.forward_refusals.push_back("failed to create QNNPACK Add operator");
+    rows.push_back(row);
+  }
   return rows;
 }
 
@@ -313,6 +344,7 @@ std::string to_string(EngineOp op) {
     case EngineOp::StaticConv: return "quantized::conv{1,2,3}d";
     case EngineOp::StaticElementwise: return "quantized activations";
     case EngineOp::StaticPooling: return "quantized pooling";
+    case EngineOp::StaticFunctional: return "QFunctional ops";
   }
   return "?";
 }
@@ -373,6 +405,7 @@ std::string to_string(Requantization rule) {
     case Requantization::FloatEpilogue: return "float epilogue";
     case Requantization::AtenKernels: return "ATen's kernels";
     case Requantization::PoolingKernels: return "pooling kernels";
+    case Requantization::FunctionalKernels: return "QFunctional kernels";
   }
   return "?";
 }

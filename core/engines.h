@@ -71,9 +71,10 @@ std::vector<EngineProfile> engine_profiles(Engine engine);
 // StaticElementwise: the static activations and Dropout (relu, relu6, leaky_relu,
 // hardswish, elu, sigmoid, hardsigmoid, tanh on quint8 tensors).
 // StaticPooling: max_pool2d, avg_pool2d and adaptive_avg_pool2d on quint8 tensors.
-enum class EngineOp { DynamicLinear, StaticLinear, StaticConv, StaticElementwise, StaticPooling };
+// StaticFunctional: QFunctional's add, add_relu, mul, add_scalar, mul_scalar and cat.
+enum class EngineOp { DynamicLinear, StaticLinear, StaticConv, StaticElementwise, StaticPooling, StaticFunctional };
 // "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d",
-// "quantized activations", "quantized pooling"
+// "quantized activations", "quantized pooling", "QFunctional ops"
 std::string to_string(EngineOp op);
 
 // When an engine refuses a configuration: while prepacking the weight (module
@@ -104,6 +105,8 @@ enum class Requantization {
   AtenKernels,     // ATen's own quantized kernels (quantized/kernels/elementwise.h)
   PoolingKernels,  // ATen's or QNNPACK's pooling kernels, by engine and configuration
                    // (quantized/kernels/pooling.h)
+  FunctionalKernels,  // ATen's QFunctional kernels, QNNPACK's fixed-point add on qnnpack
+                      // (quantized/kernels/functional.h)
 };
 std::string to_string(Requantization rule);
 
@@ -175,6 +178,10 @@ struct EngineOpRule {
   std::string transposed_uncovered_outputs_unspecified = "";
   // Configurations LibTorch's own kernels compute wrongly on some CPUs (below).
   std::vector<LibTorchConvDefect> libtorch_conv_defects = {};
+  // Messages with which the engine refuses, at the call, operands PyTorch's float module
+  // computes (QNNPACK's add: scale ratios outside [2^-14, 2^8)); such a refusal is the
+  // engine's, not a disagreement with the reference.
+  std::vector<std::string> forward_refusals = {};
 };
 
 // The facts of a convolution call a LibTorchConvDefect is matched on.

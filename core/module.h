@@ -42,6 +42,8 @@ using Value = std::variant<Tensor, QTensor, PackedSequence>;
 struct ModuleInput {
   Value input;
   std::optional<HiddenState> hidden;
+  // Further operands of a call with several: add(x, y)'s y, cat([x, y, z])'s y and z.
+  std::vector<Value> others = {};
 };
 
 struct ModuleOutput {
@@ -98,6 +100,9 @@ class Module {
 
   // PyTorch's _get_name(): "DynamicQuantizedLinear", "QuantizedLinear(Reference)", "Linear".
   virtual std::string name() const = 0;
+  // The name the registry's kinds know this module by: its class name, or for a module of
+  // one of FloatFunctional's ops "FloatFunctional.add" (the eager flow finds kinds by it).
+  virtual std::string kind_name() const { return name(); }
   // PyTorch's extra_repr(); repr() is "name(extra)".
   virtual std::string extra_repr() const { return ""; }
   std::string repr() const;

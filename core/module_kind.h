@@ -74,6 +74,10 @@ struct OutputSensitivity {
   // the dilated kernel): it holds the bias alone, as PyTorch specifies; an engine may leave
   // it unspecified (engine table: transposed_uncovered_outputs_unspecified).
   bool unreached = false;
+  // What the integer form loses by design beyond rounding, in output quanta, on any engine
+  // (QNNPACK's add: its 22-bit multipliers; add_scalar: the scalar rounded to the input's
+  // grid). Added to the OutputQuanta bound.
+  double design_quanta = 0;
 };
 
 // How a kind's outputs depend on its inputs, which decides the tolerance rows that apply:
@@ -151,6 +155,9 @@ struct ModuleKind {
   // compared with the reference (differing elements are classed engine-deviation); with
   // each other they still must agree. Empty: none.
   std::function<std::optional<std::string>(const Module& reference, Engine engine)> engine_deviation;
+  // false where prepare's observer never sees the module's output (FloatFunctional's
+  // add_scalar and mul_scalar do not call it): the observer is attached without its hook.
+  bool output_observed = true;
   // false where PyTorch keeps part of a converted module's state outside its state_dict
   // (nnq.Hardswish's and nnq.ELU's output scale and zero point are plain attributes): the
   // state_dict oracle then compares keys and values but not a reloaded module's outputs.

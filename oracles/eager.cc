@@ -29,8 +29,15 @@ const ModuleKind* kind_for(const std::string& float_name, Family family) {
 bool observed_by_prepare(const Module& module) {
   if (module.name() == "QuantStub" || module.name() == "DeQuantStub") return true;
   for (const auto& kind : registry())
-    if (kind.float_name == module.name()) return true;
+    if (kind.float_name == module.kind_name()) return true;
   return false;
+}
+
+// Whether prepare's observer sees the module's output (ModuleKind::output_observed).
+bool output_observed(const Module& module) {
+  for (const auto& kind : registry())
+    if (kind.float_name == module.kind_name()) return kind.output_observed;
+  return true;
 }
 
 void propagate(Module& module, const std::optional<QConfig>& parent) {
@@ -63,6 +70,7 @@ void add_observers(Module& module) {
   if (!module.qconfig || !observed_by_prepare(module) || module.name() == "DeQuantStub") return;
   std::shared_ptr<Observer> observer = module.qconfig->activation();
   module.activation_post_process = observer;
+  if (!output_observed(module)) return;
   const HookHandle handle = module.register_forward_hook(
       [observer](Module& m, const ModuleInput&, const ModuleOutput& output) -> std::optional<ModuleOutput> {
         const auto* y = std::get_if<Tensor>(&output.output);
@@ -87,7 +95,7 @@ std::unique_ptr<Module> swapped(const Module& module, const ConversionTarget& ta
                                            module.activation_post_process->dtype());
   } else if (family == Family::Static && module.name() == "DeQuantStub") {
     converted = std::make_unique<DeQuantize>();
-  } else if (const ModuleKind* kind = kind_for(module.name(), family)) {
+  } else if (const ModuleKind* kind = kind_for(module.kind_name(), family)) {
     if (!kind->find(target.implementation)) return nullptr;
     converted = convert_from_float(*kind, module, target);
     if (auto* wrapped = dynamic_cast<StaticReference*>(converted.get())) {
@@ -228,6 +236,45 @@ ModuleOutput Sequential::forward(const ModuleInput& input) {
     current = as_input(output);
   }
   return output;
+}
+
+namespace {
+
+Sequential::Children operands_children(size_t operands, std::unique_ptr<Module> module, bool reference) {
+  Sequential::Children children;
+  for (size_t i = 0; i < operands; ++i) {
+    children.emplace_back("quant_" + std::to_string(i), std::make_unique<QuantStub>());
+    if (reference) children.emplace_back("dequant_in_" + std::to_string(i), std::make_unique<DeQuantStub>());
+  }
+  children.emplace_back("module", std::move(module));
+  if (reference) children.emplace_back("quant_out", std::make_unique<QuantStub>());
+  children.emplace_back("dequant", std::make_unique<DeQuantStub>());
+  return children;
+}
+
+}  // namespace
+
+OperandsModel::OperandsModel(size_t operands, std::unique_ptr<Module> module, bool reference)
+    : Sequential(operands_children(operands, std::move(module), reference), "Model"),
+      operands_(operands),
+      reference_(reference) {}
+
+ModuleOutput OperandsModel::forward(const ModuleInput& input) {
+  if (input.others.size() + 1 != operands_)
+    throw Error("Model: takes " + std::to_string(operands_) + " operands, got " + std::to_string(input.others.size() + 1));
+  ModuleInput call{Tensor{}, std::nullopt};
+  for (size_t i = 0; i < operands_; ++i) {
+    ModuleOutput q = child("quant_" + std::to_string(i))(ModuleInput{i == 0 ? input.input : input.others[i - 1],
+                                                                     std::nullopt});
+    if (reference_) q = child("dequant_in_" + std::to_string(i))(as_input(std::move(q)));
+    if (i == 0)
+      call.input = std::move(q.output);
+    else
+      call.others.push_back(std::move(q.output));
+  }
+  ModuleOutput y = child("module")(call);
+  if (reference_) y = child("quant_out")(as_input(std::move(y)));
+  return child("dequant")(as_input(std::move(y)));
 }
 
 std::unique_ptr<Sequential> quant_wrapper(std::unique_ptr<Module> module) {

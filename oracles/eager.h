@@ -101,6 +101,23 @@ class Sequential : public Module {
   std::string name_;
 };
 
+// A model that calls one module on several operands, each quantized by its own stub (how a
+// model around FloatFunctional.add(x, y) or .cat([x, y, z]) quantizes them): children
+// "quant_0" ... "quant_{n-1}" (each followed by "dequant_in_{i}" when `reference`), "module",
+// ("quant_out" when `reference`), "dequant". Its forward takes the operands as the input and
+// ModuleInput::others.
+class OperandsModel : public Sequential {
+ public:
+  OperandsModel(size_t operands, std::unique_ptr<Module> module, bool reference);
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  size_t operands_;
+  bool reference_;
+};
+
 // torch.ao.quantization.QuantWrapper: quant, the module, dequant; the stubs take the
 // module's qconfig (and its explicit None).
 std::unique_ptr<Sequential> quant_wrapper(std::unique_ptr<Module> module);

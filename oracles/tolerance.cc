@@ -64,17 +64,21 @@ std::vector<ToleranceRow> make_table() {
        "the transposed outputs onednn leaves unspecified: no bound, engine-unspecified)."},
       {"static.elementwise.integer-vs-libtorch", Family::Static, Structure::Elementwise, quantized_any, libtorch_any,
        true, BoundKind::Exact, 0,
-       "Both sides run ATen's own kernels' arithmetic on the same quint8 input: integer ops "
-       "(ReLU, ReLU6, Dropout) on the integers, the others dequantize, evaluate the op in float "
-       "and quantize, with the vector forms (FMA dequantize, Sleef's exp and tanh) on the same "
-       "elements as ATen's vectorised loop and the scalar forms on the rest: identical outputs."},
+       "Both sides run the same arithmetic on the same quint8 operands: ATen's own kernels (integer "
+       "ops on the integers; the others dequantize, evaluate the op in float and quantize, with the "
+       "vector forms (FMA dequantize, Sleef's exp and tanh) on the same elements as ATen's vectorised "
+       "loop and the scalar forms on the rest), or QNNPACK's fixed-point add step for step: "
+       "identical outputs."},
       {"static.elementwise.reference-vs-integer", Family::Static, Structure::Elementwise, reference, quantized_any,
        false, BoundKind::OutputQuanta, 0,
        "The reference dequantizes the same integers and evaluates PyTorch's definition in "
        "float; the integer side's dequantize can differ by one rounding (FMA) and its exp or "
        "tanh by an ulp or two, so the real results differ by a few float roundings of values "
-       "bounded by M = L |x| + |f(x)| (L the op's Lipschitz constant): 4 eps M; rounding each "
-       "to the output grid adds at most one quantum."},
+       "bounded by M (activations: L |x| + |f(x)|, L the op's Lipschitz constant; add: |a| + "
+       "|b| + |a + b|; mul: |a b|; cat: 2 |x|): 4 eps M; plus what the integer form gives up by "
+       "design, per element (QNNPACK add's 22-bit multipliers; add_scalar's scalar rounded to "
+       "the input's grid, up to half an input quantum); rounding each to the output grid adds "
+       "at most one quantum."},
       {"static.elementwise.reference-vs-libtorch", Family::Static, Structure::Elementwise, reference, libtorch_any,
        false, BoundKind::OutputQuanta, 0, "As static elementwise reference-vs-integer: LibTorch computes the same."},
       {"static.pooling.integer-vs-libtorch", Family::Static, Structure::Pooling, quantized_any, libtorch_any, true,
@@ -178,7 +182,7 @@ std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& i
                         ? std::numeric_limits<double>::infinity()
                         : 1.0 + (static_cast<double>(e.terms + 4) * eps * e.magnitude +
                                  (in.bias_quantized ? e.bias_rounding : 0.0)) / e.output_scale +
-                              (in.saturating ? e.saturation_loss : 0.0);
+                              (in.saturating ? e.saturation_loss : 0.0) + e.design_quanta;
         break;
       }
       case BoundKind::ActivationRounding:

@@ -29,9 +29,23 @@ std::unique_ptr<StaticReference> StaticReference::keeping_input_qparams(std::uni
   return std::unique_ptr<StaticReference>(new StaticReference(std::move(module), std::nullopt));
 }
 
+std::unique_ptr<StaticReference> StaticReference::deriving_output_qparams(std::unique_ptr<Module> module,
+                                                                          QParamsRule rule) {
+  auto reference = std::unique_ptr<StaticReference>(new StaticReference(std::move(module), std::nullopt));
+  reference->rule_ = std::move(rule);
+  return reference;
+}
+
 const QuantParams& StaticReference::output_qparams() const {
-  if (!output_qparams_) throw Error(name() + " (static reference) keeps its input's qparams: it has none of its own");
+  if (!output_qparams_)
+    throw Error(name() + " (static reference) " + (rule_ ? "derives" : "keeps") +
+                " its input's qparams: it has none of its own");
   return *output_qparams_;
+}
+
+QuantParams StaticReference::output_qparams_for(const QuantParams& input) const {
+  if (output_qparams_) return *output_qparams_;
+  return rule_ ? rule_(input) : input;
 }
 
 std::string StaticReference::extra_repr() const {
@@ -46,10 +60,16 @@ std::string StaticReference::extra_repr() const {
 ModuleOutput StaticReference::forward(const ModuleInput& input) {
   const auto* x = std::get_if<QTensor>(&input.input);
   if (!x) throw Error(name() + " (static): expects a quantized (quint8) input tensor");
-  ModuleOutput inner = (*module_)(ModuleInput{dequantize(*x), std::nullopt});
+  ModuleInput dequantized{dequantize(*x), std::nullopt};
+  for (const Value& other : input.others) {
+    const auto* q = std::get_if<QTensor>(&other);
+    if (!q) throw Error(name() + " (static): expects quantized operands");
+    dequantized.others.push_back(dequantize(*q));
+  }
+  ModuleOutput inner = (*module_)(dequantized);
   const auto* y = std::get_if<Tensor>(&inner.output);
   if (!y) throw Error(name() + " (static): the reference module returned no float tensor");
-  return {quantize(*y, output_qparams_ ? *output_qparams_ : x->qparams), std::nullopt};
+  return {quantize(*y, output_qparams_for(x->qparams)), std::nullopt};
 }
 
 StateDict StaticReference::state_dict() const {

@@ -129,6 +129,31 @@ Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& co
   return {std::move(module), ModuleInput{xq, std::nullopt}};
 }
 
+Case calibrated_operands_case(std::unique_ptr<Module> module, const CaseConfig& config,
+                              const std::vector<Tensor>& operands, bool observe_output) {
+  const QConfig qconfig = static_case_qconfig(config);
+  module->qconfig = qconfig;
+  ModuleInput quantized{Tensor{}, std::nullopt}, floats{operands.at(0), std::nullopt};
+  for (size_t i = 0; i < operands.size(); ++i) {
+    auto observer = qconfig.activation();  // each operand's own stub
+    observer->observe(operands[i]);
+    const QTensor q = quantize(operands[i], as_tensor_qparams(observer->calculate_qparams()));
+    if (i == 0)
+      quantized.input = q;
+    else {
+      quantized.others.push_back(q);
+      floats.others.push_back(operands[i]);
+    }
+  }
+  std::shared_ptr<Observer> output_observer = qconfig.activation();
+  if (observe_output) {
+    const ModuleOutput y = (*module)(floats);
+    output_observer->observe(std::get<Tensor>(y.output));
+  }
+  module->activation_post_process = output_observer;
+  return {std::move(module), quantized};
+}
+
 // --- bounds ---------------------------------------------------------------------------------
 
 // sum |w_k| and sum |w_k x_k| + |b| of output element (row r, channel n) of x W^T + b.

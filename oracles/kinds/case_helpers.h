@@ -37,6 +37,11 @@ bool has_parameter(const CaseConfig& config, const std::string& name);
 // A static case as prepare + one calibration batch leave it (the qconfig from the case's
 // full_range and per_channel parameters), its input quantized by the input observer.
 Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& config, const Tensor& x);
+// The same for a call of several operands (QFunctional's ops), each quantized by its own
+// input observer; the output observer sees the float module's output only where
+// `observe_output` (FloatFunctional's add_scalar and mul_scalar never feed it).
+Case calibrated_operands_case(std::unique_ptr<Module> module, const CaseConfig& config,
+                              const std::vector<Tensor>& operands, bool observe_output);
 
 // --- bounds ---------------------------------------------------------------------------------
 

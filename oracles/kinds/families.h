@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/float/activation.h"
+#include "core/float/functional.h"
 #include "core/float/pooling.h"
 #include "core/float/rnn.h"
 #include "core/module_kind.h"
@@ -17,5 +18,6 @@ ModuleKind static_linear_kind(bool relu);                                // stat
 ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed);  // static_conv.cc
 ModuleKind static_activation_kind(ActivationOp op);                      // static_activation.cc
 ModuleKind static_pooling_kind(PoolingOp op);                            // static_pooling.cc
+ModuleKind static_functional_kind(FunctionalOp op);                      // static_functional.cc
 
 }  // namespace qconform::kinds

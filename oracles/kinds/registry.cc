@@ -32,6 +32,9 @@ std::vector<ModuleKind> make_registry() {
     table.push_back(static_activation_kind(op));
   for (PoolingOp op : {PoolingOp::MaxPool2d, PoolingOp::AvgPool2d, PoolingOp::AdaptiveAvgPool2d})
     table.push_back(static_pooling_kind(op));
+  for (FunctionalOp op : {FunctionalOp::Add, FunctionalOp::AddRelu, FunctionalOp::Mul, FunctionalOp::AddScalar,
+                          FunctionalOp::MulScalar, FunctionalOp::Cat})
+    table.push_back(static_functional_kind(op));
   return table;
 }
 

@@ -108,6 +108,8 @@ std::vector<c10::IValue> call_op(const char* name, const char* overload, std::ve
     op.callBoxed(&stack);
   } catch (const c10::Error& e) {
     throw Error(first_line(e.what_without_backtrace()));
+  } catch (const std::runtime_error& e) {  // c10's checked conversions throw these
+    throw Error(first_line(e.what()));
   }
   return stack;
 }
@@ -121,6 +123,8 @@ std::vector<c10::IValue> call_method(const c10::IValue& object, const char* meth
     function.run(stack);
   } catch (const c10::Error& e) {
     throw Error(first_line(e.what_without_backtrace()));
+  } catch (const std::runtime_error& e) {  // c10's checked conversions throw these
+    throw Error(first_line(e.what()));
   }
   return stack;
 }

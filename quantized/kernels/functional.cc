@@ -1,0 +1,183 @@
+#include "quantized/kernels/functional.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "core/quantize.h"
+
+namespace qconform::kernels {
+namespace {
+
+int32_t clamp_u8(int64_t v) { return static_cast<int32_t>(std::min<int64_t>(std::max<int64_t>(v, 0), 255)); }
+
+uint32_t float_bits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+float float_from_bits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// The two forms of ATen's dequantize (elementwise.h, step 1).
+float dequantize_in(bool vector, int32_t q, float s, float z, float premultiplied) {
+  return vector ? std::fma(static_cast<float>(q), s, premultiplied) : (static_cast<float>(q) - z) * s;
+}
+
+}  // namespace
+
+QnnpackAddParams qnnpack_add_params(double a_scale, double b_scale, double out_scale) {
+  // QNNPACK takes the ratios in float (pytorch_qnnp_create_add_nc_q8).
+  const float a_ratio = static_cast<float>(a_scale) / static_cast<float>(out_scale);
+  const float b_ratio = static_cast<float>(b_scale) / static_cast<float>(out_scale);
+  // QNNPACK refuses ratios outside [2^-14, 2^8) ("scale ratio must be in [2**-14, 2**8)
+  // range" on stderr); PyTorch's message is its own.
+  for (float ratio : {a_ratio, b_ratio})
+    if (!(ratio >= 0x1.0p-14f && ratio < 0x1.0p+8f)) throw Error("failed to create QNNPACK Add operator");
+  const float max_ratio = std::max(a_ratio, b_ratio);
+  const int32_t exponent = static_cast<int32_t>(float_bits(max_ratio) >> 23) - 127;
+  const uint32_t shift = static_cast<uint32_t>(21 - exponent);
+  const float scale_multiplier = float_from_bits(static_cast<uint32_t>(21 - exponent + 127) << 23);  // 2^shift
+  return {shift, static_cast<int32_t>(std::lrintf(a_ratio * scale_multiplier)),
+          static_cast<int32_t>(std::lrintf(b_ratio * scale_multiplier))};
+}
+
+void qnnpack_add(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb,
+                 AffineQParams out, bool relu, int32_t* y) {
+  const QnnpackAddParams p = qnnpack_add_params(qa.scale, qb.scale, out.scale);
+  const uint32_t ma = static_cast<uint32_t>(p.a_multiplier), mb = static_cast<uint32_t>(p.b_multiplier);
+  const int32_t zero_point_product =
+      static_cast<int32_t>(-(ma * static_cast<uint32_t>(qa.zero_point) + mb * static_cast<uint32_t>(qb.zero_point)));
+  const int32_t remainder_mask = static_cast<int32_t>((uint32_t{1} << p.shift) - 1u);
+  const int32_t remainder_threshold = remainder_mask >> 1;
+  const int32_t low = relu ? out.zero_point : 0;
+  for (int64_t i = 0; i < n; ++i) {
+    // 3. the accumulator, in uint32 arithmetic as QNNPACK's 16-bit partial products wrap
+    const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(zero_point_product) +
+                                             ma * static_cast<uint32_t>(a[i]) + mb * static_cast<uint32_t>(b[i]));
+    // 4. arithmetic shift, rounded half away from zero
+    const int32_t remainder = (acc & remainder_mask) - static_cast<int32_t>(acc < 0);
+    const int32_t q = (acc >> p.shift) + static_cast<int32_t>(remainder > remainder_threshold);
+    // 5. saturating add of the zero point, clamp
+    y[i] = std::min(std::max(clamp_u8(static_cast<int64_t>(q) + out.zero_point), low), 255);
+  }
+}
+
+void aten_add(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
+              bool relu, AtenVectorLoop loop, int32_t* y) {
+  const float sa = static_cast<float>(qa.scale), za = static_cast<float>(qa.zero_point);
+  const float sb = static_cast<float>(qb.scale), zb = static_cast<float>(qb.zero_point);
+  const float premultiplied_a = sa * -za, premultiplied_b = sb * -zb;
+  const float inverse = 1.0f / static_cast<float>(out.scale);
+  const int64_t vector_end = loop.block > 0 ? n / loop.block * loop.block : 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool vector = i < vector_end && loop.simd;
+    // 1. dequantize both, 2. add (and ReLU)
+    float c = dequantize_in(vector, a[i], sa, za, premultiplied_a) + dequantize_in(vector, b[i], sb, zb, premultiplied_b);
+    if (relu) c = std::max(c, 0.0f);
+    // 3. round, then add the zero point
+    y[i] = static_cast<int32_t>(quantize_value(c, inverse, out.zero_point, 0, 255));
+  }
+}
+
+void aten_mul(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
+              int32_t* y) {
+  const float multiplier = static_cast<float>(qa.scale) * static_cast<float>(qb.scale) *
+                           (1.0f / static_cast<float>(out.scale));
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t product = (a[i] - qa.zero_point) * (b[i] - qb.zero_point);
+    y[i] = clamp_u8(out.zero_point + std::lrintf(static_cast<float>(product) * multiplier));
+  }
+}
+
+void scalar_op(const FunctionalOptions& o, const int32_t* a, int64_t n, AffineQParams qa, AffineQParams out,
+               int32_t* y) {
+  if (o.op == FunctionalOp::MulScalar) {
+    for (int64_t i = 0; i < n; ++i) y[i] = o.scalar > 0.0 ? a[i] : o.scalar == 0.0 ? 0 : 255 - a[i];
+    return;
+  }
+  if (o.op != FunctionalOp::AddScalar) throw Error("scalar_op: FloatFunctional." + o.method() + " takes no scalar");
+  const int64_t c_q = static_cast<int64_t>(std::nearbyint(o.scalar / qa.scale));
+  if (out.scale == qa.scale && out.zero_point == qa.zero_point - c_q) {  // inside the range: the integers copied
+    std::copy(a, a + n, y);
+    return;
+  }
+  // The kernel takes c_q as an int32 (c10's checked conversion refuses more).
+  if (c_q > std::numeric_limits<int32_t>::max() || c_q < std::numeric_limits<int32_t>::min())
+    throw Error("value cannot be converted to type int without overflow");
+  const float multiplier = static_cast<float>(qa.scale) * (1.0f / static_cast<float>(out.scale));
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t c = static_cast<int32_t>(static_cast<uint32_t>(a[i] - qa.zero_point) +
+                                           static_cast<uint32_t>(c_q));  // int32, wrapping as ATen's
+    y[i] = clamp_u8(out.zero_point + std::lrintf(static_cast<float>(c) * multiplier));
+  }
+}
+
+bool cat_takes_nhwc_kernel(const std::vector<const QTensor*>& operands, int64_t dim) {
+  if (dim != 1) return false;  // as given: -3 takes the generic path
+  for (const QTensor* q : operands)
+    if (q->sizes.size() != 4 || !(q->sizes[1] == 1 || q->sizes[2] * q->sizes[3] == 1)) return false;
+  return true;
+}
+
+QTensor cat(const std::vector<const QTensor*>& operands, int64_t dim, const QuantParams& out, AtenVectorLoop loop) {
+  std::vector<Shape> shapes;
+  for (const QTensor* q : operands) shapes.push_back(q->sizes);
+  const Shape out_shape = cat_shape(shapes, dim);
+  if (!cat_takes_nhwc_kernel(operands, dim)) {
+    std::vector<Tensor> floats;
+    std::vector<const Tensor*> rest;
+    for (const QTensor* q : operands) floats.push_back(dequantize(*q));
+    for (size_t i = 1; i < floats.size(); ++i) rest.push_back(&floats[i]);
+    FunctionalOptions o{FunctionalOp::Cat, 0.0, dim};
+    return quantize(float_functional(o, floats[0], rest), out);
+  }
+  // ATen's NHWC kernel: positions (n, h, w) outermost, each operand's channels in turn.
+  const int64_t positions = out_shape[0] * out_shape[2] * out_shape[3], c_out = out_shape[1];
+  std::vector<int32_t> nhwc(positions * c_out);
+  const float inverse_vector = static_cast<float>(1.0 / out.scale());
+  const float inverse_scalar = 1.0f / static_cast<float>(out.scale());
+  const int64_t vector_width = loop.block / 2;  // one Vectorized<quint8>
+  int64_t offset = 0;
+  for (const QTensor* q : operands) {
+    const int64_t c_in = q->sizes[1];
+    const bool same_qparams = q->qparams.scale() == out.scale() && q->qparams.zero_point() == out.zero_point();
+    const float s = static_cast<float>(q->qparams.scale()), z = static_cast<float>(q->qparams.zero_point());
+    const float premultiplied = s * -z;
+    for (int64_t p = 0; p < positions; ++p) {
+      // An operand that is channels-last contiguous holds position p's channels at p * c_in.
+      const int32_t* in = q->values.data() + p * c_in;
+      int32_t* o = nhwc.data() + p * c_out + offset;
+      if (same_qparams) {
+        std::copy(in, in + c_in, o);
+        continue;
+      }
+      // Whole vectors of quint8 channels, then whole float vectors (a quarter of that) of the rest.
+      const int64_t whole = vector_width > 0 ? c_in / vector_width * vector_width : 0;
+      const int64_t quarter = vector_width / 4;
+      const int64_t vector_end = quarter > 0 ? whole + (c_in - whole) / quarter * quarter : whole;
+      for (int64_t c = 0; c < c_in; ++c) {
+        const bool vector = c < vector_end && loop.simd;
+        const float x = dequantize_in(vector, in[c], s, z, premultiplied);
+        o[c] = static_cast<int32_t>(
+            quantize_value(x, vector ? inverse_vector : inverse_scalar, out.zero_point(), 0, 255));
+      }
+    }
+    offset += c_in;
+  }
+  // back to NCHW
+  QTensor y{out_shape, std::vector<int32_t>(nhwc.size()), out};
+  const int64_t hw = out_shape[2] * out_shape[3];
+  for (int64_t b = 0; b < out_shape[0]; ++b)
+    for (int64_t c = 0; c < c_out; ++c)
+      for (int64_t k = 0; k < hw; ++k) y.values[(b * c_out + c) * hw + k] = nhwc[(b * hw + k) * c_out + c];
+  return y;
+}
+
+}  // namespace qconform::kernels

@@ -1,0 +1,250 @@
+// QFunctional's ops: the integer model of ATen's and QNNPACK's kernels against LibTorch where
+// the model's details decide the answer (ATen's vector and scalar forms of add, QNNPACK's
+// fixed-point add, cat's NHWC kernel), the output qparams of add_scalar and mul_scalar in
+// each branch, refusals with PyTorch's messages, and QFunctional's repr and state_dict.
+#define BOOST_TEST_MODULE test_functional
+#include <boost/test/unit_test.hpp>
+
+#include <random>
+
+#include "core/cpu.h"
+#include "quantized/kernels/functional.h"
+#include "quantized/libtorch/static_functional.h"
+#include "quantized/static/functional.h"
+#include "tests/support.h"
+
+using namespace qconform;
+
+namespace {
+
+QTensor call(Module& m, const QTensor& x, const std::vector<QTensor>& others = {}) {
+  ModuleInput input{x, std::nullopt};
+  for (const QTensor& o : others) input.others.push_back(o);
+  return std::get<QTensor>(m(input).output);
+}
+
+std::string outcome(Module& m, const QTensor& x, const std::vector<QTensor>& others) {
+  try {
+    call(m, x, others);
+    return "accepted";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+QuantParams qp(double scale, int64_t zero_point) { return QuantParams::per_tensor(DType::QUInt8, scale, zero_point); }
+
+FunctionalOptions op(FunctionalOp o, double scalar = 0.0, int64_t dim = 0) { return {o, scalar, dim}; }
+
+}  // namespace
+
+// Every pair of levels (a, b) at once: a 256 x 256 tensor of them, then a tail of ATen's
+// vectorised loop. Near ties the two forms of ATen's add (FMA dequantize on whole vector
+// blocks, scalar on the tail) part, and QNNPACK's fixed point parts from both.
+namespace {
+
+struct AllPairs {
+  QTensor a, b;
+};
+
+AllPairs all_pairs(const QuantParams& qa, const QuantParams& qb, const std::vector<std::pair<int32_t, int32_t>>& tail) {
+  const int64_t n = 65536 + static_cast<int64_t>(tail.size());
+  AllPairs p{{Shape{n}, std::vector<int32_t>(n), qa}, {Shape{n}, std::vector<int32_t>(n), qb}};
+  for (int64_t i = 0; i < 65536; ++i) {
+    p.a.values[i] = static_cast<int32_t>(i / 256);
+    p.b.values[i] = static_cast<int32_t>(i % 256);
+  }
+  for (size_t i = 0; i < tail.size(); ++i) {
+    p.a.values[65536 + i] = tail[i].first;
+    p.b.values[65536 + i] = tail[i].second;
+  }
+  return p;
+}
+
+kernels::AffineQParams affine(const QuantParams& q) { return {q.scale(), static_cast<int32_t>(q.zero_point())}; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(aten_add_takes_the_vector_forms_on_its_blocks) {
+  const kernels::AtenVectorLoop loop = kernels::AtenVectorLoop::of();
+  std::mt19937_64 rng(20261206);
+  std::uniform_real_distribution<double> scale(0.001, 0.2);
+  std::uniform_int_distribution<int32_t> level(0, 255);
+  int64_t differing = 0;
+  for (int draw = 0; draw < 20; ++draw) {
+    const QuantParams qa = qp(scale(rng), level(rng)), qb = qp(scale(rng), level(rng)), out = qp(scale(rng), level(rng));
+    // The pairs whose forms differ, to place in the tail (scalar forms there).
+    const AllPairs grid = all_pairs(qa, qb, {});
+    std::vector<int32_t> vector_forms(65536), scalar_forms(65536);
+    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
+                      {1, loop.simd}, vector_forms.data());
+    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
+                      kernels::AtenVectorLoop::scalar_only(), scalar_forms.data());
+    std::vector<std::pair<int32_t, int32_t>> tail;
+    for (int64_t i = 0; i < 65536; ++i)
+      if (vector_forms[i] != scalar_forms[i]) {
+        ++differing;
+        if (static_cast<int64_t>(tail.size()) < loop.block - 1) tail.emplace_back(i / 256, i % 256);
+      }
+    const AllPairs x = all_pairs(qa, qb, tail);
+    QuantizedFunctional integer(op(FunctionalOp::Add), out, Engine::ONEDNN);
+    const QTensor ours = call(integer, x.a, {x.b});
+    for (size_t i = 0; i < tail.size(); ++i) {  // the model puts the scalar forms on the tail
+      BOOST_TEST(ours.values[65536 + i] == scalar_forms[tail[i].first * 256 + tail[i].second]);
+      BOOST_TEST(ours.values[tail[i].first * 256 + tail[i].second] == vector_forms[tail[i].first * 256 + tail[i].second]);
+    }
+    auto libtorch = make_libtorch_static_functional(op(FunctionalOp::Add), out, Engine::ONEDNN);
+    BOOST_TEST(call(*libtorch, x.a, {x.b}).values == ours.values, "draw " << draw << ": " << tail.size()
+                                                                      << " pairs whose forms differ in the tail");
+  }
+  BOOST_TEST_MESSAGE(differing << " level pairs whose forms differ in 20 draws of 65,536 (ATen capability "
+                               << to_string(aten_cpu_capability()) << ")");
+  if (loop.simd) BOOST_TEST(differing > 0);
+}
+
+// QNNPACK's add is fixed point (22-bit multipliers, a shift rounded half away from zero):
+// near ties it parts from ATen's float add, and LibTorch's qnnpack follows the fixed point.
+BOOST_AUTO_TEST_CASE(qnnpacks_add_is_fixed_point) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> scale(0.01, 0.2);
+  std::uniform_int_distribution<int32_t> level(0, 255);
+  int64_t differing = 0;
+  for (int draw = 0; draw < 20; ++draw) {
+    const QuantParams qa = qp(scale(rng), level(rng)), qb = qp(scale(rng), level(rng)), out = qp(scale(rng), level(rng));
+    const AllPairs x = all_pairs(qa, qb, {});
+    for (bool relu : {false, true}) {
+      const FunctionalOptions o = op(relu ? FunctionalOp::AddRelu : FunctionalOp::Add);
+      QuantizedFunctional integer(o, out, Engine::QNNPACK);
+      const QTensor ours = call(integer, x.a, {x.b});
+      auto libtorch = make_libtorch_static_functional(o, out, Engine::QNNPACK);
+      BOOST_TEST(call(*libtorch, x.a, {x.b}).values == ours.values, "draw " << draw << (relu ? ", add_relu" : ", add"));
+      std::vector<int32_t> float_add(65536);
+      kernels::aten_add(x.a.values.data(), x.b.values.data(), 65536, affine(qa), affine(qb), affine(out), relu,
+                        kernels::AtenVectorLoop::scalar_only(), float_add.data());
+      for (int64_t i = 0; i < 65536; ++i) differing += float_add[i] != ours.values[i];
+    }
+  }
+  BOOST_TEST_MESSAGE(differing << " of 2,621,440 (level pair, qparams) where ATen's float add would differ");
+  BOOST_TEST(differing > 0);
+}
+
+// cat along dim 1 of operands that are channels-last contiguous too (H = W = 1) takes ATen's
+// NHWC kernel: per operand, vector forms on whole vectors of channels, scalar on the rest.
+BOOST_AUTO_TEST_CASE(cat_nhwc_kernel_takes_the_vector_forms_on_whole_vectors_of_channels) {
+  const kernels::AtenVectorLoop loop = kernels::AtenVectorLoop::of();
+  const int64_t width = loop.block / 2;
+  std::mt19937_64 rng(17);
+  std::uniform_real_distribution<double> scale(0.001, 0.2);
+  std::uniform_int_distribution<int32_t> level(0, 255);
+  int found = 0;
+  for (int tries = 0; found < 5 && tries < 200000; ++tries) {
+    const QuantParams in = qp(scale(rng), level(rng)), out = qp(scale(rng), level(rng));
+    const int32_t q = level(rng);
+    const QTensor one{Shape{1, 1, 1, 1}, {q}, in};
+    const std::vector<const QTensor*> single{&one};
+    const int32_t vector_form = kernels::cat(single, 1, out, {2, loop.simd}).values[0];  // a "vector" of one
+    const int32_t scalar_form = kernels::cat(single, 1, out, kernels::AtenVectorLoop::scalar_only()).values[0];
+    if (vector_form == scalar_form) continue;
+    ++found;
+    // Channels: two whole vectors and a tail of 3 + up to 20 (ATen's later blocks of 8 would
+    // show there).
+    const int64_t channels = 2 * width + 3 + static_cast<int64_t>(rng() % 21);
+    const QTensor x{Shape{1, channels, 1, 1}, std::vector<int32_t>(channels, q), in};
+    const QTensor y{Shape{1, 2, 1, 1}, {q, q}, in};
+    std::vector<int32_t> expected(channels + 2, scalar_form);
+    const int64_t quarter = width / 4, vector_end = 2 * width + (channels - 2 * width) / quarter * quarter;
+    std::fill(expected.begin(), expected.begin() + vector_end, vector_form);
+    QuantizedFunctional integer(op(FunctionalOp::Cat, 0.0, 1), out, Engine::ONEDNN);
+    BOOST_TEST(call(integer, x, {y}).values == expected);
+    auto libtorch = make_libtorch_static_functional(op(FunctionalOp::Cat, 0.0, 1), out, Engine::ONEDNN);
+    const QTensor theirs = call(*libtorch, x, {y});
+    std::string where;
+    for (size_t i = 0; i < expected.size(); ++i)
+      if (theirs.values[i] != expected[i]) where += " " + std::to_string(i);
+    BOOST_TEST(theirs.values == expected, "level " << q << ": vector form " << vector_form << ", scalar form "
+                                                   << scalar_form << ", " << channels << " channels; LibTorch differs at"
+                                                   << where);
+  }
+  BOOST_TEST_MESSAGE(found << " levels whose forms differ");
+  if (loop.simd) BOOST_TEST(found > 0);
+}
+
+// add_scalar moves the zero point by the scalar on the input's grid while it stays in range,
+// else rescales; mul_scalar rescales, flips for a negative scalar, zeroes for 0. Each branch
+// against LibTorch: qparams and integers.
+BOOST_AUTO_TEST_CASE(scalar_ops_output_qparams_in_each_branch) {
+  QTensor x{Shape{2, 5}, {0, 3, 50, 100, 128, 129, 200, 250, 254, 255}, qp(0.05, 120)};
+  for (const FunctionalOptions& o :
+       {op(FunctionalOp::AddScalar, 0.37), op(FunctionalOp::AddScalar, 7.0), op(FunctionalOp::AddScalar, -7.0),
+        op(FunctionalOp::AddScalar, 0.0251), op(FunctionalOp::MulScalar, 0.37), op(FunctionalOp::MulScalar, 0.0),
+        op(FunctionalOp::MulScalar, -2.5)})
+    for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+      QuantizedFunctional integer(o, qp(1.0, 0), engine);
+      auto libtorch = make_libtorch_static_functional(o, qp(1.0, 0), engine);
+      const QTensor ours = call(integer, x), theirs = call(*libtorch, x);
+      BOOST_TEST(ours.qparams.to_string() == theirs.qparams.to_string(), o.method() << "(" << o.scalar << ")");
+      BOOST_TEST(ours.values == theirs.values, o.method() << "(" << o.scalar << ")");
+    }
+  // The branches, by PyTorch's rule: in range keeps the scale; beyond it pins the zero point.
+  BOOST_TEST(scalar_op_output_qparams(op(FunctionalOp::AddScalar, 0.37), x.qparams).zero_point() == 113);
+  BOOST_TEST(scalar_op_output_qparams(op(FunctionalOp::AddScalar, 7.0), x.qparams).zero_point() == 0);
+  BOOST_TEST(scalar_op_output_qparams(op(FunctionalOp::AddScalar, -7.0), x.qparams).zero_point() == 255);
+  BOOST_TEST(scalar_op_output_qparams(op(FunctionalOp::MulScalar, -2.5), x.qparams).zero_point() == 135);
+}
+
+// Operands PyTorch refuses, refused alike by the integer side and LibTorch, in PyTorch's
+// words (qadd.cpp's spelling included), on both engines.
+BOOST_AUTO_TEST_CASE(refusals_match_libtorchs) {
+  const QTensor a{Shape{2, 3, 2, 2}, std::vector<int32_t>(24, 100), qp(0.05, 120)};
+  const QTensor b{Shape{2, 3, 2, 2}, std::vector<int32_t>(24, 90), qp(0.03, 100)};
+  QTensor per_channel = a;
+  per_channel.qparams = QuantParams::per_channel(DType::QUInt8, {0.1, 0.2, 0.3}, {1, 2, 3}, 1);
+  QTensor signed_a = a;
+  signed_a.qparams = QuantParams::per_tensor(DType::QInt8, 0.05, 0);
+  const QTensor rank3{Shape{3, 2, 2}, std::vector<int32_t>(12, 7), qp(0.1, 1)};
+  const QTensor wider{Shape{2, 3, 2, 3}, std::vector<int32_t>(36, 7), qp(0.1, 1)};
+  struct Refusal {
+    FunctionalOptions options;
+    QTensor x;
+    std::vector<QTensor> others;
+    std::string message;
+  };
+  const std::vector<Refusal> refusals{
+      {op(FunctionalOp::Add), per_channel, {per_channel}, "Only per tensor quantization is suported in Add."},
+      {op(FunctionalOp::Add), a, {per_channel}, "Both inputs to Add must have the same quantization shceme."},
+      {op(FunctionalOp::AddRelu), a, {signed_a}, "Add operands should have same data type."},
+      {op(FunctionalOp::Add), a, {wider}, "The size of tensor a (2) must match the size of tensor b (3) at "
+                                          "non-singleton dimension 3"},
+      {op(FunctionalOp::Mul), per_channel, {per_channel}, "Only per tensor quantization is supported in Mul."},
+      {op(FunctionalOp::AddScalar, 0.5), per_channel, {}, "Only per tensor quantization is supported in Add."},
+      {op(FunctionalOp::Cat, 0.0, 0), a, {rank3}, "Tensors must have same number of dimensions: got 4 and 3"},
+      {op(FunctionalOp::Cat, 0.0, 1), a, {wider}, "Sizes of tensors must match except in dimension 1. Expected size 2 "
+                                                  "but got size 3 for tensor number 1 in the list."},
+      {op(FunctionalOp::Cat, 0.0, 1), a, {per_channel}, "Quantization schemes must be the same."},
+      {op(FunctionalOp::Cat, 0.0, 1), a, {signed_a}, "All dtypes must be the same."},
+      {op(FunctionalOp::Cat, 0.0, 4), a, {b}, "Dimension out of range (expected to be in range of [-4, 3], but got 4)"},
+  };
+  for (const Refusal& r : refusals)
+    for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+      QuantizedFunctional integer(r.options, qp(0.04, 110), engine);
+      auto libtorch = make_libtorch_static_functional(r.options, qp(0.04, 110), engine);
+      const std::string ours = outcome(integer, r.x, r.others), theirs = outcome(*libtorch, r.x, r.others);
+      BOOST_TEST(ours == r.message, r.options.method() << " on " << to_string(engine));
+      BOOST_TEST(theirs == r.message, r.options.method() << " on " << to_string(engine) << " (LibTorch)");
+    }
+}
+
+// nnq.QFunctional's repr and state_dict (scale float32 and zero_point int64, 0-d).
+BOOST_AUTO_TEST_CASE(qfunctional_prints_and_saves_as_pytorch) {
+  QuantizedFunctional integer(op(FunctionalOp::Add), qp(0.5, 3), Engine::QNNPACK);
+  BOOST_TEST(integer.repr() == "QFunctional(scale=0.5, zero_point=3)");
+  const StateDict state = integer.state_dict();
+  BOOST_TEST(state.keys() == (std::vector<std::string>{"scale", "zero_point"}));
+  BOOST_TEST(state.at("scale").as<Tensor>("scale").sizes.empty());
+  BOOST_TEST(state.at("zero_point").as<IntTensor>("zero_point").values.at(0) == 3);
+  auto libtorch = make_libtorch_static_functional(op(FunctionalOp::Add), qp(0.5, 3), Engine::QNNPACK);
+  BOOST_TEST((libtorch->state_dict() == state));
+  QuantizedFunctional other(op(FunctionalOp::Add), qp(0.1, 0), Engine::QNNPACK);
+  other.load_state_dict(state);
+  BOOST_TEST(other.repr() == integer.repr());
+}
