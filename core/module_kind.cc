@@ -23,6 +23,7 @@ std::string to_string(Structure structure) {
     case Structure::Recurrent: return "recurrent";
     case Structure::Elementwise: return "elementwise";
     case Structure::Pooling: return "pooling";
+    case Structure::ElementwiseFloat: return "elementwise-float";
   }
   return "?";
 }

@@ -85,8 +85,10 @@ struct OutputSensitivity {
 // GRU, cells), whose bounds are propagated step by step, one function of one input
 // element per output element (the activations), or a window of input elements per output
 // element, on the input's grid (pooling).
-enum class Structure { Reduction, Recurrent, Elementwise, Pooling };
-std::string to_string(Structure structure);  // "reduction", "recurrent", "elementwise", "pooling"
+// ElementwiseFloat: one input element per output element, with float outputs (DeQuantize).
+enum class Structure { Reduction, Recurrent, Elementwise, Pooling, ElementwiseFloat };
+// "reduction", "recurrent", "elementwise", "pooling", "elementwise-float"
+std::string to_string(Structure structure);
 
 // The two implementations compared, as a recurrent bound needs to know them.
 struct RecurrentBoundModel {

@@ -39,7 +39,7 @@ std::unique_ptr<Module> build(const ModuleKind& kind, const Module& float_module
 // The activation scale the engine of `side` chooses for this input (dynamic family).
 double dynamic_activation_scale(const ModuleKind& kind, const Side& side, const ModuleInput& input) {
   const auto* x = std::get_if<Tensor>(&input.input);
-  if (!x || !side.engine) return 0.0;
+  if (!x || !side.engine || kind.family != Family::Dynamic) return 0.0;  // static kinds quantize by their qparams
   float lo, hi;
   tensor_min_max(*x, &lo, &hi);
   const bool reduced = engine_rule(side.engine->engine, kind.engine_op).honors_reduce_range;

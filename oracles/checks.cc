@@ -201,6 +201,17 @@ std::unique_ptr<Sequential> flow_tree(const ModuleKind& kind, std::unique_ptr<Mo
   if (operands > 1) return std::make_unique<OperandsModel>(operands, std::move(float_module), reference);
   Sequential::Children children;
   const bool stubs = kind.family == Family::Static;
+  // A stub's own kind is that end of the flow itself.
+  if (kind.float_name == "QuantStub") {
+    children.emplace_back("module", std::move(float_module));
+    children.emplace_back("dequant", std::make_unique<DeQuantStub>());
+    return std::make_unique<Sequential>(std::move(children), "Model");
+  }
+  if (kind.float_name == "DeQuantStub") {
+    children.emplace_back("quant", std::make_unique<QuantStub>());
+    children.emplace_back("module", std::move(float_module));
+    return std::make_unique<Sequential>(std::move(children), "Model");
+  }
   if (stubs) children.emplace_back("quant", std::make_unique<QuantStub>());
   if (stubs && reference) children.emplace_back("dequant_in", std::make_unique<DeQuantStub>());
   children.emplace_back("module", std::move(float_module));
@@ -282,6 +293,10 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
     if (kind.family != Family::Static && kind.family != Family::Dynamic) break;
     const bool independent = entry.engines.empty();
     const bool reference_target = entry.implementation == Implementation::Reference;
+    // convert puts nnq.Quantize and nnq.DeQuantize in the stubs' places whatever the target:
+    // a stub's kind meets the eager flow on its integer implementation only.
+    const bool stub_kind = kind.float_name == "QuantStub" || kind.float_name == "DeQuantStub";
+    if (stub_kind && entry.implementation != Implementation::Quantized) continue;
     for (Engine engine : independent ? std::vector<Engine>{Engine::QNNPACK} : entry.engines) {
       const std::string path = std::string(kind.family == Family::Static ? "prepare/convert" : "quantize_dynamic") +
                                " -> " + side_label(entry.implementation, engine, independent);

@@ -10,9 +10,6 @@
 namespace qconform {
 namespace {
 
-void expect_empty_state(const StateDict& state, const std::string& module_name) {
-  state.check_keys({}, module_name);
-}
 
 // ModuleOutput -> the next child's ModuleInput.
 ModuleInput as_input(ModuleOutput output) { return ModuleInput{std::move(output.output), std::move(output.hidden)}; }
@@ -138,48 +135,6 @@ void convert_children(Sequential& root, const ConversionTarget& target, Family f
 }
 
 }  // namespace
-
-void QuantStub::load_state_dict(const StateDict& state) { expect_empty_state(state, name()); }
-ModuleOutput QuantStub::forward(const ModuleInput& input) { return ModuleOutput{input.input, input.hidden}; }
-void DeQuantStub::load_state_dict(const StateDict& state) { expect_empty_state(state, name()); }
-ModuleOutput DeQuantStub::forward(const ModuleInput& input) { return ModuleOutput{input.input, input.hidden}; }
-void DeQuantize::load_state_dict(const StateDict& state) { expect_empty_state(state, name()); }
-
-Quantize::Quantize(double scale, int64_t zero_point, DType dtype)
-    : qparams_(QuantParams::per_tensor(dtype, scale, zero_point)) {}
-
-std::string Quantize::extra_repr() const {
-  std::ostringstream out;
-  out << "scale=tensor([" << qparams_.scale() << "]), zero_point=tensor([" << qparams_.zero_point()
-      << "]), dtype=" << to_string(qparams_.dtype);
-  return out.str();
-}
-
-StateDict Quantize::state_dict() const {
-  StateDict state;
-  state.set("scale", Tensor(Shape{1}, {static_cast<float>(qparams_.scale())}));
-  state.set("zero_point", IntTensor{{1}, {qparams_.zero_point()}, false});
-  return state;
-}
-
-void Quantize::load_state_dict(const StateDict& state) {
-  state.check_keys({"scale", "zero_point"}, name());
-  const Tensor& scale = state.at("scale").as<Tensor>("scale");
-  const IntTensor& zero_point = state.at("zero_point").as<IntTensor>("zero_point");
-  if (scale.data.size() != 1 || zero_point.values.size() != 1)
-    throw Error(name() + ".load_state_dict: 'scale' and 'zero_point' must hold one element each");
-  qparams_ = QuantParams::per_tensor(qparams_.dtype, scale.data[0], zero_point.values[0]);  // validates
-}
-
-ModuleOutput Quantize::forward(const ModuleInput& input) {
-  return ModuleOutput{quantize(expect_tensor(input, name()), qparams_), std::nullopt};
-}
-
-ModuleOutput DeQuantize::forward(const ModuleInput& input) {
-  const auto* q = std::get_if<QTensor>(&input.input);
-  if (!q) throw Error(name() + ": expected a quantized tensor input");
-  return ModuleOutput{dequantize(*q), std::nullopt};
-}
 
 Sequential::Sequential(Children children, std::string name) : children_(std::move(children)), name_(std::move(name)) {
   for (const auto& [child_name, child] : children_)

@@ -13,64 +13,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/float/stubs.h"
 #include "core/module.h"
+#include "quantized/static/quantize.h"
 
 namespace qconform {
-
-// torch.ao.quantization.QuantStub / DeQuantStub: identities until convert replaces them.
-class QuantStub : public Module {
- public:
-  std::string name() const override { return "QuantStub"; }
-  Implementation implementation() const override { return Implementation::Float; }
-  StateDict state_dict() const override { return {}; }
-  void load_state_dict(const StateDict& state) override;
-
- protected:
-  ModuleOutput forward(const ModuleInput& input) override;
-};
-
-class DeQuantStub : public Module {
- public:
-  std::string name() const override { return "DeQuantStub"; }
-  Implementation implementation() const override { return Implementation::Float; }
-  StateDict state_dict() const override { return {}; }
-  void load_state_dict(const StateDict& state) override;
-
- protected:
-  ModuleOutput forward(const ModuleInput& input) override;
-};
-
-// torch.ao.nn.quantized.Quantize: a float tensor to a per-tensor quantized one. Both convert
-// paths use it (PyTorch's reference mappings keep nnq.Quantize for QuantStub).
-class Quantize : public Module {
- public:
-  Quantize(double scale, int64_t zero_point, DType dtype);  // validated as QuantParams
-  std::string name() const override { return "Quantize"; }
-  std::string extra_repr() const override;
-  Implementation implementation() const override { return Implementation::Quantized; }
-  // Buffers "scale" (float, one element) and "zero_point" (int64, one element).
-  StateDict state_dict() const override;
-  void load_state_dict(const StateDict& state) override;
-  const QuantParams& qparams() const { return qparams_; }
-
- protected:
-  ModuleOutput forward(const ModuleInput& input) override;
-
- private:
-  QuantParams qparams_;
-};
-
-// torch.ao.nn.quantized.DeQuantize.
-class DeQuantize : public Module {
- public:
-  std::string name() const override { return "DeQuantize"; }
-  Implementation implementation() const override { return Implementation::Quantized; }
-  StateDict state_dict() const override { return {}; }
-  void load_state_dict(const StateDict& state) override;
-
- protected:
-  ModuleOutput forward(const ModuleInput& input) override;
-};
 
 // A parent module whose forward runs its named children in order, each taking the last
 // one's output (torch.nn.Sequential, and the shape of the seeds' test models). `name` is the

@@ -81,6 +81,17 @@ std::vector<ToleranceRow> make_table() {
        "at most one quantum."},
       {"static.elementwise.reference-vs-libtorch", Family::Static, Structure::Elementwise, reference, libtorch_any,
        false, BoundKind::OutputQuanta, 0, "As static elementwise reference-vs-integer: LibTorch computes the same."},
+      {"static.elementwise-float.integer-vs-libtorch", Family::Static, Structure::ElementwiseFloat, quantized_any,
+       libtorch_any, true, BoundKind::Exact, 0,
+       "Both sides dequantize the same integers as ATen does: float(q - z) times the scale in float, one "
+       "rounding: identical floats."},
+      {"static.elementwise-float.reference-vs-integer", Family::Static, Structure::ElementwiseFloat, reference,
+       quantized_any, false, BoundKind::EpilogueRoundings, 2,
+       "The reference evaluates PyTorch's definition (q - z) * scale in double and rounds once to float; ATen "
+       "rounds the scale to float first, then the product: at most three half-ulp roundings of M = |x|, "
+       "1.5 eps M, rounded up to 2."},
+      {"static.elementwise-float.reference-vs-libtorch", Family::Static, Structure::ElementwiseFloat, reference,
+       libtorch_any, false, BoundKind::EpilogueRoundings, 2, "As elementwise-float reference-vs-integer."},
       {"static.pooling.integer-vs-libtorch", Family::Static, Structure::Pooling, quantized_any, libtorch_any, true,
        BoundKind::Exact, 0,
        "Both sides take the same quint8 input through the kernel ATen dispatches to (QNNPACK's max or average "

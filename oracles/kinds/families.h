@@ -19,5 +19,6 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed);  // stati
 ModuleKind static_activation_kind(ActivationOp op);                      // static_activation.cc
 ModuleKind static_pooling_kind(PoolingOp op);                            // static_pooling.cc
 ModuleKind static_functional_kind(FunctionalOp op);                      // static_functional.cc
+ModuleKind static_stub_kind(bool quantize_stub);  // static.Quantize, static.DeQuantize: static_quantize.cc
 
 }  // namespace qconform::kinds

@@ -1,0 +1,37 @@
+#pragma once
+// torch.ao.quantization.QuantStub and DeQuantStub: the float model's marks where quantized
+// computation starts and ends. Identities until convert swaps them (for nnq.Quantize and
+// nnq.DeQuantize, quantized/static/quantize.h); prepare observes QuantStub's output.
+#include "core/module.h"
+
+namespace qconform {
+
+class QuantStub : public Module {
+ public:
+  std::string name() const override { return "QuantStub"; }
+  Implementation implementation() const override { return Implementation::Float; }
+  StateDict state_dict() const override { return {}; }
+  void load_state_dict(const StateDict& state) override;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+};
+
+class DeQuantStub : public Module {
+ public:
+  std::string name() const override { return "DeQuantStub"; }
+  Implementation implementation() const override { return Implementation::Float; }
+  StateDict state_dict() const override { return {}; }
+  void load_state_dict(const StateDict& state) override;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+};
+
+// nnq.Quantize's state, which its implementations share: buffers "scale" (float, one element)
+// and "zero_point" (int64, one element); and back, strict, for a module of `dtype` named
+// `module_name` (Error names what is wrong).
+StateDict quantize_state_dict(const QuantParams& qparams);
+QuantParams parse_quantize_state_dict(const StateDict& state, DType dtype, const std::string& module_name);
+
+}  // namespace qconform
