@@ -101,6 +101,16 @@ void Module::copy_hooks_from(const Module& other) {
   copy(other.hooks_->hooks, hooks_->hooks, other.observer_hook_id);
 }
 
+void Module::remove_observer() {
+  if (observer_hook_id) {
+    auto& hooks = hooks_->hooks;
+    hooks.erase(std::remove_if(hooks.begin(), hooks.end(), [&](const auto& e) { return e.first == *observer_hook_id; }),
+                hooks.end());
+    observer_hook_id.reset();
+  }
+  activation_post_process.reset();
+}
+
 const Tensor& expect_tensor(const ModuleInput& input, const std::string& module_name) {
   if (const auto* t = std::get_if<Tensor>(&input.input)) return *t;
   throw Error(module_name + ": expected a float tensor input");

@@ -135,6 +135,8 @@ class Module {
   // The forward hook prepare registered to feed activation_post_process (PyTorch's
   // _observer_forward_hook), if any.
   std::optional<uint64_t> observer_hook_id;
+  // _remove_activation_post_process: drops activation_post_process and the observer hook.
+  void remove_observer();
 
   // The qconfig attached to this module (torch's `module.qconfig`), if any.
   std::optional<QConfig> qconfig;

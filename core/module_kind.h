@@ -157,6 +157,12 @@ struct ModuleKind {
   // compared with the reference (differing elements are classed engine-deviation); with
   // each other they still must agree. Empty: none.
   std::function<std::optional<std::string>(const Module& reference, Engine engine)> engine_deviation;
+  // false where the module is not in PyTorch 1.13's qconfig propagation list (the keys of
+  // its static, QAT and dynamic mappings), so prepare gives it no observer: the activations
+  // it runs as float modules on quantized tensors (ReLU, Sigmoid, Hardsigmoid, Tanh), the
+  // pooling modules, and Dropout (which _add_observer_ skips). prepare's
+  // non_leaf_module_list observes them all the same.
+  bool observed_at_prepare = true;
   // false where prepare's observer never sees the module's output (FloatFunctional's
   // add_scalar and mul_scalar do not call it): the observer is attached without its hook.
   bool output_observed = true;

@@ -317,7 +317,8 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
         prepare(*tree);
         Module& observed = tree->child("module");
         const std::vector<uint64_t> ids = observed.forward_hook_ids();
-        const bool hooked = kind.output_observed;  // else the observer is attached without a hook
+        // Observed with a hook first, attached without one (add_scalar), or not observed at all.
+        const bool hooked = kind.output_observed && kind.observed_at_prepare;
         if (observed.forward_pre_hook_count() != 2 || ids.size() != (hooked ? 3u : 2u) ||
             hooked != observed.observer_hook_id.has_value() || (hooked && ids.front() != *observed.observer_hook_id))
           findings.push_back(where(kind, path, config) + ": after prepare, expected 2 pre-hooks and " +

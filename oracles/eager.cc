@@ -23,10 +23,11 @@ const ModuleKind* kind_for(const std::string& float_name, Family family) {
 
 // PyTorch's default qconfig propagation list, as far as the harness has modules: the stubs
 // and the float modules of every registered kind (static and dynamic alike).
-bool observed_by_prepare(const Module& module) {
+bool observed_by_prepare(const Module& module, const std::set<std::string>& non_leaf_module_list) {
   if (module.name() == "QuantStub" || module.name() == "DeQuantStub") return true;
+  if (non_leaf_module_list.count(module.name())) return true;
   for (const auto& kind : registry())
-    if (kind.float_name == module.kind_name()) return true;
+    if (kind.float_name == module.kind_name()) return kind.observed_at_prepare;
   return false;
 }
 
@@ -58,13 +59,13 @@ void assert_valid_qconfig(const Module& module) {
   }
 }
 
-void add_observers(Module& module) {
+void add_observers(Module& module, const std::set<std::string>& non_leaf_module_list) {
   if (auto* container = dynamic_cast<Sequential*>(&module)) {
-    for (const auto& [child_name, child] : container->children()) add_observers(*child);
+    for (const auto& [child_name, child] : container->children()) add_observers(*child, non_leaf_module_list);
     return;
   }
   // "We don't insert observer/fake_quantize for DeQuantStub" (quantize.py).
-  if (!module.qconfig || !observed_by_prepare(module) || module.name() == "DeQuantStub") return;
+  if (!module.qconfig || !observed_by_prepare(module, non_leaf_module_list) || module.name() == "DeQuantStub") return;
   std::shared_ptr<Observer> observer = module.qconfig->activation();
   module.activation_post_process = observer;
   if (!output_observed(module)) return;
@@ -248,7 +249,7 @@ std::unique_ptr<Sequential> quant_wrapper(std::unique_ptr<Module> module) {
 
 void propagate_qconfig(Module& root) { propagate(root, std::nullopt); }
 
-void prepare(Module& root) {
+void prepare(Module& root, const std::set<std::string>& observer_non_leaf_module_list) {
   propagate_qconfig(root);
   // Every qconfig is checked before any observer goes in: a refusal leaves no half-prepared tree.
   std::function<void(Module&)> check = [&](Module& m) {
@@ -257,10 +258,21 @@ void prepare(Module& root) {
       for (const auto& [child_name, child] : container->children()) check(*child);
   };
   check(root);
-  add_observers(root);
+  add_observers(root, observer_non_leaf_module_list);
 }
 
-void convert(Sequential& root, const ConversionTarget& target) { convert_children(root, target, Family::Static); }
+void convert(Sequential& root, const ConversionTarget& target) {
+  convert_children(root, target, Family::Static);
+  // _remove_qconfig: no module keeps a qconfig, nor an observer (with its hook) that convert
+  // left in place.
+  std::function<void(Module&)> remove = [&](Module& m) {
+    if (auto* container = dynamic_cast<Sequential*>(&m))
+      for (const auto& [child_name, child] : container->children()) remove(*child);
+    m.qconfig.reset();
+    m.remove_observer();
+  };
+  remove(root);
+}
 
 void quantize_dynamic(Sequential& root, const ConversionTarget& target, DType dtype, std::set<std::string> module_names) {
   if (dtype != DType::QInt8 && dtype != DType::Float16)

@@ -78,7 +78,9 @@ void propagate_qconfig(Module& root);
 // activation_post_process from its qconfig and an observer forward hook placed before the
 // module's own hooks. Observed: QuantStub and the float modules of the registry's kinds;
 // never DeQuantStub. In place.
-void prepare(Module& root);
+// `observer_non_leaf_module_list`: class names observed whatever the propagation list says
+// (prepare's observer_non_leaf_module_list).
+void prepare(Module& root, const std::set<std::string>& observer_non_leaf_module_list = {});
 
 // convert(model, is_reference=target.implementation == Reference): every observed child
 // (recursively) is swapped: QuantStub -> Quantize with its observer's qparams, DeQuantStub
@@ -86,7 +88,8 @@ void prepare(Module& root);
 // the reference, the bare reference module, as between the seeds' stubs). Pre-hooks and
 // forward hooks move to the new module, the observer hook does not. Children without a
 // qconfig, and kinds without a conversion, stay. The root itself is not swapped (as in
-// PyTorch); give a container.
+// PyTorch); give a container. Afterwards no module holds a qconfig or an observer
+// (_remove_qconfig).
 void convert(Sequential& root, const ConversionTarget& target);
 
 // quantize_dynamic(model, qconfig_spec, dtype): modules whose class name is in `module_names`

@@ -107,4 +107,32 @@ ModuleOutput FloatActivation::forward(const ModuleInput& input) {
   return {y, std::nullopt};
 }
 
+ModuleOutput FloatSoftmax::forward(const ModuleInput& input) {
+  Tensor y = expect_tensor(input, name());
+  const int64_t rank = y.dim();
+  int64_t d = dim_ ? *dim_ : (rank == 0 || rank == 1 || rank == 3 ? 0 : 1);
+  if (d < -std::max<int64_t>(rank, 1) || d >= std::max<int64_t>(rank, 1))
+    throw Error("Dimension out of range (expected to be in range of [" + std::to_string(-std::max<int64_t>(rank, 1)) +
+                ", " + std::to_string(std::max<int64_t>(rank, 1) - 1) + "], but got " + std::to_string(d) + ")");
+  if (d < 0) d += rank;
+  if (rank == 0) {
+    y.data[0] = 1.0f;
+    return {y, std::nullopt};
+  }
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < d; ++k) outer *= y.sizes[k];
+  for (int64_t k = d + 1; k < rank; ++k) inner *= y.sizes[k];
+  const int64_t n = y.sizes[d];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      float* base = y.data.data() + o * n * inner + i;
+      float largest = -INFINITY;
+      for (int64_t k = 0; k < n; ++k) largest = std::max(largest, base[k * inner]);
+      float sum = 0.0f;
+      for (int64_t k = 0; k < n; ++k) sum += base[k * inner] = std::exp(base[k * inner] - largest);
+      for (int64_t k = 0; k < n; ++k) base[k * inner] /= sum;
+    }
+  return {y, std::nullopt};
+}
+
 }  // namespace qconform

@@ -2,6 +2,7 @@
 // torch.nn's activations and Dropout as float modules: what a static case calibrates, what
 // the reference runs between dequantize and quantize, and what the eager flow prepares and
 // converts. The value of each op on one float is PyTorch's definition, evaluated in float32.
+#include <optional>
 #include <string>
 
 #include "core/module.h"
@@ -52,6 +53,25 @@ class FloatActivation : public Module {
 
  private:
   ActivationOptions options_;
+};
+
+// torch.nn.Softmax(dim) as a float module (dim None: PyTorch's implicit choice, 0 for
+// inputs of 0, 1 or 3 dimensions, else 1). PyTorch 1.13's eager convert leaves it as it is
+// (it is in no mapping); prepare observes it only when named in observer_non_leaf_module_list.
+class FloatSoftmax : public Module {
+ public:
+  explicit FloatSoftmax(std::optional<int64_t> dim = std::nullopt) : dim_(dim) {}
+  std::string name() const override { return "Softmax"; }
+  std::string extra_repr() const override { return "dim=" + (dim_ ? std::to_string(*dim_) : std::string("None")); }
+  Implementation implementation() const override { return Implementation::Float; }
+  StateDict state_dict() const override { return {}; }
+  void load_state_dict(const StateDict& state) override { state.check_keys({}, name()); }
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override;
+
+ private:
+  std::optional<int64_t> dim_;
 };
 
 }  // namespace qconform

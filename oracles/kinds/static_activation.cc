@@ -122,6 +122,10 @@ ModuleKind static_activation_kind(ActivationOp op) {
   // nnq.Hardswish and nnq.ELU keep their output qparams as plain attributes, outside the
   // state_dict: a module loaded from another's state_dict keeps its own.
   kind.state_dict_holds_all_state = op != ActivationOp::Hardswish && op != ActivationOp::ELU;
+  // In PyTorch's static mappings (so observed at prepare): ReLU6, LeakyReLU, Hardswish, ELU;
+  // Dropout is mapped but _add_observer_ skips it; the others stay float modules.
+  kind.observed_at_prepare = op == ActivationOp::ReLU6 || op == ActivationOp::LeakyReLU ||
+                             op == ActivationOp::Hardswish || op == ActivationOp::ELU;
   return kind;
 }
 

@@ -209,6 +209,7 @@ ModuleKind static_pooling_kind(PoolingOp op) {
     }
   }
   kind.make_case = [op](const CaseConfig& config) { return make_pooling_case(config, op); };
+  kind.observed_at_prepare = false;  // not in PyTorch's mappings: the float module stays
   kind.sensitivity = pooling_sensitivity;
   kind.libtorch_defect = [](const Module& reference, const ModuleInput& input, Engine engine, const std::string&) {
     return pooling_libtorch_defect(reference, input, engine);
