@@ -33,7 +33,7 @@ std::string python_float(double value) {
   if (exponent < -4 || exponent >= 16) {
     std::string s = sign + significand.substr(0, 1);
     if (significand.size() > 1) s += "." + significand.substr(1);
-    char exp_text[8];
+    char exp_text[16];  // "e-308" at most; room for the compiler's int range
     std::snprintf(exp_text, sizeof exp_text, "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
     return s + exp_text;
   }
