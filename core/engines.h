@@ -178,9 +178,9 @@ struct EngineOpRule {
   std::string transposed_uncovered_outputs_unspecified = "";
   // Configurations LibTorch's own kernels compute wrongly on some CPUs (below).
   std::vector<LibTorchConvDefect> libtorch_conv_defects = {};
-  // Messages with which the engine refuses, at the call, operands PyTorch's float module
-  // computes (QNNPACK's add: scale ratios outside [2^-14, 2^8)); such a refusal is the
-  // engine's, not a disagreement with the reference.
+  // Messages (or their beginnings) with which the engine refuses, at the call, operands
+  // PyTorch's float module computes (QNNPACK's add: scale ratios outside [2^-14, 2^8)); such a
+  // refusal is the engine's, not a disagreement with the reference.
   std::vector<std::string> forward_refusals = {};
 };
 

@@ -86,8 +86,9 @@ struct OutputSensitivity {
 // element per output element (the activations), or a window of input elements per output
 // element, on the input's grid (pooling).
 // ElementwiseFloat: one input element per output element, with float outputs (DeQuantize).
-enum class Structure { Reduction, Recurrent, Elementwise, Pooling, ElementwiseFloat };
-// "reduction", "recurrent", "elementwise", "pooling", "elementwise-float"
+// Softmax: every output element depends on its whole row along one dimension.
+enum class Structure { Reduction, Recurrent, Elementwise, Pooling, ElementwiseFloat, Softmax };
+// "reduction", "recurrent", "elementwise", "pooling", "elementwise-float", "softmax"
 std::string to_string(Structure structure);
 
 // The two implementations compared, as a recurrent bound needs to know them.
@@ -163,6 +164,9 @@ struct ModuleKind {
   // pooling modules, and Dropout (which _add_observer_ skips). prepare's
   // non_leaf_module_list observes them all the same.
   bool observed_at_prepare = true;
+  // false where PyTorch 1.13's eager convert leaves the float module in place because its
+  // mappings hold no entry for it (nn.Softmax: nnq.Softmax is reached by from_float).
+  bool eager_mapped = true;
   // false where prepare's observer never sees the module's output (FloatFunctional's
   // add_scalar and mul_scalar do not call it): the observer is attached without its hook.
   bool output_observed = true;

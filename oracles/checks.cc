@@ -297,6 +297,7 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
     // a stub's kind meets the eager flow on its integer implementation only.
     const bool stub_kind = kind.float_name == "QuantStub" || kind.float_name == "DeQuantStub";
     if (stub_kind && entry.implementation != Implementation::Quantized) continue;
+    if (!kind.eager_mapped) break;  // convert leaves the float module in place
     for (Engine engine : independent ? std::vector<Engine>{Engine::QNNPACK} : entry.engines) {
       const std::string path = std::string(kind.family == Family::Static ? "prepare/convert" : "quantize_dynamic") +
                                " -> " + side_label(entry.implementation, engine, independent);

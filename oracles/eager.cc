@@ -94,7 +94,7 @@ std::unique_ptr<Module> swapped(const Module& module, const ConversionTarget& ta
   } else if (family == Family::Static && module.name() == "DeQuantStub") {
     converted = std::make_unique<DeQuantize>();
   } else if (const ModuleKind* kind = kind_for(module.kind_name(), family)) {
-    if (!kind->find(target.implementation)) return nullptr;
+    if (!kind->find(target.implementation) || !kind->eager_mapped) return nullptr;
     converted = convert_from_float(*kind, module, target);
     if (auto* wrapped = dynamic_cast<StaticReference*>(converted.get())) {
       std::unique_ptr<Module> bare = wrapped->release_module();

@@ -107,14 +107,19 @@ ModuleOutput FloatActivation::forward(const ModuleInput& input) {
   return {y, std::nullopt};
 }
 
+int64_t softmax_dim(const std::optional<int64_t>& dim, int64_t rank) {
+  const int64_t d = dim ? *dim : (rank == 0 || rank == 1 || rank == 3 ? 0 : 1);
+  const int64_t extent = std::max<int64_t>(rank, 1);
+  if (d < -extent || d >= extent)
+    throw Error("Dimension out of range (expected to be in range of [" + std::to_string(-extent) + ", " +
+                std::to_string(extent - 1) + "], but got " + std::to_string(d) + ")");
+  return d < 0 ? d + extent : d;
+}
+
 ModuleOutput FloatSoftmax::forward(const ModuleInput& input) {
   Tensor y = expect_tensor(input, name());
   const int64_t rank = y.dim();
-  int64_t d = dim_ ? *dim_ : (rank == 0 || rank == 1 || rank == 3 ? 0 : 1);
-  if (d < -std::max<int64_t>(rank, 1) || d >= std::max<int64_t>(rank, 1))
-    throw Error("Dimension out of range (expected to be in range of [" + std::to_string(-std::max<int64_t>(rank, 1)) +
-                ", " + std::to_string(std::max<int64_t>(rank, 1) - 1) + "], but got " + std::to_string(d) + ")");
-  if (d < 0) d += rank;
+  const int64_t d = softmax_dim(dim_, rank);
   if (rank == 0) {
     y.data[0] = 1.0f;
     return {y, std::nullopt};

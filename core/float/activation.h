@@ -66,6 +66,7 @@ class FloatSoftmax : public Module {
   Implementation implementation() const override { return Implementation::Float; }
   StateDict state_dict() const override { return {}; }
   void load_state_dict(const StateDict& state) override { state.check_keys({}, name()); }
+  const std::optional<int64_t>& dim() const { return dim_; }
 
  protected:
   ModuleOutput forward(const ModuleInput& input) override;
@@ -73,5 +74,10 @@ class FloatSoftmax : public Module {
  private:
   std::optional<int64_t> dim_;
 };
+
+// The dimension a softmax of `dim` runs along for an input of `rank` dimensions: None takes
+// PyTorch's implicit choice (_get_softmax_dim: 0 for ranks 0, 1 and 3, else 1); negative
+// dims count from the end. Error with PyTorch's message when it is out of range.
+int64_t softmax_dim(const std::optional<int64_t>& dim, int64_t rank);
 
 }  // namespace qconform

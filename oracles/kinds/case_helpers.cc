@@ -117,13 +117,14 @@ QConfig static_case_qconfig(const CaseConfig& config) {
 
 // The module gets its qconfig, the input observer gives the input qparams,
 // activation_post_process has seen the output.
-Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& config, const Tensor& x) {
+Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& config, const Tensor& x,
+                            const ObserverFactory* output_factory) {
   const QConfig qconfig = static_case_qconfig(config);
   module->qconfig = qconfig;
   auto input_observer = qconfig.activation();
   input_observer->observe(x);
   const QTensor xq = quantize(x, as_tensor_qparams(input_observer->calculate_qparams()));
-  std::shared_ptr<Observer> output_observer = qconfig.activation();
+  std::shared_ptr<Observer> output_observer = output_factory ? (*output_factory)() : qconfig.activation();
   output_observer->observe((*module)(x));  // calibration sees the float module's output
   module->activation_post_process = output_observer;
   return {std::move(module), ModuleInput{xq, std::nullopt}};

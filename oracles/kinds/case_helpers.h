@@ -36,7 +36,9 @@ std::unique_ptr<FloatLinear> random_float_linear(const CaseConfig& config, bool 
 bool has_parameter(const CaseConfig& config, const std::string& name);
 // A static case as prepare + one calibration batch leave it (the qconfig from the case's
 // full_range and per_channel parameters), its input quantized by the input observer.
-Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& config, const Tensor& x);
+// `output_observer`: another observer for the output than the qconfig's (a FixedQParams one).
+Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& config, const Tensor& x,
+                            const ObserverFactory* output_observer = nullptr);
 // The same for a call of several operands (QFunctional's ops), each quantized by its own
 // input observer; the output observer sees the float module's output only where
 // `observe_output` (FloatFunctional's add_scalar and mul_scalar never feed it).

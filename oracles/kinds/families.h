@@ -20,5 +20,6 @@ ModuleKind static_activation_kind(ActivationOp op);                      // stat
 ModuleKind static_pooling_kind(PoolingOp op);                            // static_pooling.cc
 ModuleKind static_functional_kind(FunctionalOp op);                      // static_functional.cc
 ModuleKind static_stub_kind(bool quantize_stub);  // static.Quantize, static.DeQuantize: static_quantize.cc
+ModuleKind static_softmax_kind();                                         // static_softmax.cc
 
 }  // namespace qconform::kinds

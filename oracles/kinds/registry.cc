@@ -30,6 +30,7 @@ std::vector<ModuleKind> make_registry() {
                           ActivationOp::ELU, ActivationOp::Sigmoid, ActivationOp::Hardsigmoid, ActivationOp::Tanh,
                           ActivationOp::Dropout})
     table.push_back(static_activation_kind(op));
+  table.push_back(static_softmax_kind());
   table.push_back(static_stub_kind(true));
   table.push_back(static_stub_kind(false));
   for (PoolingOp op : {PoolingOp::MaxPool2d, PoolingOp::AvgPool2d, PoolingOp::AdaptiveAvgPool2d})

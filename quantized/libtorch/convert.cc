@@ -108,7 +108,7 @@ std::vector<c10::IValue> call_op(const char* name, const char* overload, std::ve
     op.callBoxed(&stack);
   } catch (const c10::Error& e) {
     throw Error(first_line(e.what_without_backtrace()));
-  } catch (const std::runtime_error& e) {  // c10's checked conversions throw these
+  } catch (const std::exception& e) {  // c10's checked conversions, std::vector::at inside kernels
     throw Error(first_line(e.what()));
   }
   return stack;
@@ -123,7 +123,7 @@ std::vector<c10::IValue> call_method(const c10::IValue& object, const char* meth
     function.run(stack);
   } catch (const c10::Error& e) {
     throw Error(first_line(e.what_without_backtrace()));
-  } catch (const std::runtime_error& e) {  // c10's checked conversions throw these
+  } catch (const std::exception& e) {  // c10's checked conversions, std::vector::at inside kernels
     throw Error(first_line(e.what()));
   }
   return stack;
