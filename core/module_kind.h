@@ -55,6 +55,13 @@ struct Case {
   ModuleInput input;
 };
 
+// A variant of a case that PyTorch refuses at the call: operands of another dtype or scheme,
+// shapes that do not fit, a dimension or a padding out of range.
+struct RefusalCase {
+  std::string variant;  // "a per-channel second operand"
+  Case c;
+};
+
 // For one output element y = sum_k w_k x_k + b of a module's reduction:
 //   weight_l1 = sum_k |w_k|          (how input rounding propagates)
 //   magnitude = sum_k |w_k x_k| + |b| (the scale of float rounding in the sum)
@@ -170,6 +177,9 @@ struct ModuleKind {
   // false where prepare's observer never sees the module's output (FloatFunctional's
   // add_scalar and mul_scalar do not call it): the observer is attached without its hook.
   bool output_observed = true;
+  // Refusal cases derived from a case (RefusalCase): the rejection oracle checks that the
+  // integer side refuses each exactly as LibTorch does, on every engine. Empty: none.
+  std::function<std::vector<RefusalCase>(const CaseConfig&)> refusal_cases;
   // false where PyTorch keeps part of a converted module's state outside its state_dict
   // (nnq.Hardswish's and nnq.ELU's output scale and zero point are plain attributes): the
   // state_dict oracle then compares keys and values but not a reloaded module's outputs.

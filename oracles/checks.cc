@@ -350,8 +350,30 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
   return findings;
 }
 
+namespace {
+
+// ModuleKind::refusal_cases on every engine with both implementations.
+std::vector<RejectionOutcome> call_refusal_outcomes(const ModuleKind& kind, const CaseConfig& config) {
+  std::vector<RejectionOutcome> outcomes;
+  if (!kind.refusal_cases) return outcomes;
+  for (const RefusalCase& r : kind.refusal_cases(config))
+    for (Engine engine : all_engines()) {
+      if (!kind.supports(Implementation::Quantized, engine) || !kind.supports(Implementation::LibTorch, engine)) continue;
+      RejectionOutcome o{r.variant, engine, "", "", "", true};
+      o.quantized = build_and_call(
+          [&] { return convert_from_float(kind, *r.c.float_module, {Implementation::Quantized, engine}); }, r.c.input);
+      o.libtorch = build_and_call(
+          [&] { return convert_from_float(kind, *r.c.float_module, {Implementation::LibTorch, engine}); }, r.c.input);
+      o.table = o.libtorch;
+      outcomes.push_back(o);
+    }
+  return outcomes;
+}
+
+}  // namespace
+
 std::vector<RejectionOutcome> rejection_outcomes(const ModuleKind& kind, const CaseConfig& config) {
-  if (!kind.weight_shape || !kind.with_weight_qparams) return {};  // no weights, no weight rules
+  if (!kind.weight_shape || !kind.with_weight_qparams) return call_refusal_outcomes(kind, config);
   const Case c = kind.make_case(config);
   auto reference = convert_from_float(kind, *c.float_module, {Implementation::Reference, Engine::QNNPACK});
   const Shape shape = kind.weight_shape(*reference);
@@ -397,6 +419,7 @@ std::vector<RejectionOutcome> rejection_outcomes(const ModuleKind& kind, const C
       outcomes.push_back(o);
     }
   }
+  for (RejectionOutcome& o : call_refusal_outcomes(kind, config)) outcomes.push_back(std::move(o));
   return outcomes;
 }
 
@@ -404,6 +427,13 @@ std::vector<std::string> check_rejection_parity(const ModuleKind& kind, const Ca
   std::vector<std::string> findings;
   for (const RejectionOutcome& o : rejection_outcomes(kind, config)) {
     const std::string at = kind.key + " on " + to_string(o.engine) + " with " + o.variant + ": ";
+    if (o.call_variant) {
+      if (o.libtorch == "accepted")
+        findings.push_back(at + "LibTorch accepts this refusal case (the kind's refusal_cases are wrong)");
+      else if (o.quantized != o.libtorch)
+        findings.push_back(at + "LibTorch \"" + o.libtorch + "\", the integer implementation \"" + o.quantized + "\"");
+      continue;
+    }
     if (!o.quantized.empty() && o.quantized != o.table)
       findings.push_back(at + "engine table says \"" + o.table + "\", the integer implementation \"" + o.quantized + "\"");
     if (!o.libtorch.empty() && o.libtorch != o.table)

@@ -27,10 +27,11 @@ std::vector<std::string> check_state_dict_round_trip(const ModuleKind& kind, con
 // leaves the converted module's copy in place, as in PyTorch.
 std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const CaseConfig& config);
 
-// Rejection rules (kinds with weights): for weight qparams variants (qint8 per-tensor and per-channel, with zero
-// and non-zero zero points, quint8, float16) on every engine, the engine table's verdict
-// ("accepted", or step and message) equals the integer implementation's, and, on engines
-// LibTorch has here, LibTorch's live verdict.
+// Rejection rules. Kinds with weights: for weight qparams variants (qint8 per-tensor and
+// per-channel, with zero and non-zero zero points, quint8, float16) on every engine, the engine
+// table's verdict ("accepted", or step and message) equals the integer implementation's, and,
+// on engines LibTorch has here, LibTorch's live verdict. Kinds with refusal cases: on every
+// engine both have, the integer side refuses each as LibTorch does, in the same words.
 // "accepted", or "prepack: <message>" / "forward: <message>": builds a module and calls it
 // once on `input`, reporting the step at which it was refused.
 std::string build_and_call(const std::function<std::unique_ptr<Module>()>& build, const ModuleInput& input);
@@ -41,6 +42,9 @@ struct RejectionOutcome {
   std::string table;     // "accepted" | "prepack: msg" | "forward: msg"
   std::string quantized;
   std::string libtorch;  // empty when LibTorch lacks the engine
+  // A refusal case (ModuleKind::refusal_cases) rather than a weight variant: LibTorch's
+  // refusal is the authority (`table` repeats it), and it must be a refusal.
+  bool call_variant = false;
 };
 std::vector<RejectionOutcome> rejection_outcomes(const ModuleKind& kind, const CaseConfig& config);
 std::vector<std::string> check_rejection_parity(const ModuleKind& kind, const CaseConfig& config);

@@ -155,6 +155,44 @@ Case calibrated_operands_case(std::unique_ptr<Module> module, const CaseConfig& 
   return {std::move(module), quantized};
 }
 
+// --- refusal cases ----------------------------------------------------------------------------
+
+QTensor as_per_channel(const QTensor& q) {
+  const int64_t channels = q.sizes.size() > 1 ? q.sizes[1] : 1;
+  std::vector<double> scales(channels);
+  std::vector<int64_t> zero_points(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    scales[c] = q.qparams.scale() * (1.0 + 0.1 * static_cast<double>(c));
+    zero_points[c] = q.qparams.zero_point();
+  }
+  QTensor out = q;
+  out.qparams = QuantParams::per_channel(DType::QUInt8, scales, zero_points, q.sizes.size() > 1 ? 1 : 0);
+  return out;
+}
+
+QTensor as_qint8(const QTensor& q) {
+  QTensor out = q;
+  for (int32_t& v : out.values) v -= 128;
+  out.qparams = QuantParams::per_tensor(DType::QInt8, q.qparams.scale(), q.qparams.zero_point() - 128);
+  return out;
+}
+
+QTensor with_extra_column(const QTensor& q) {
+  Shape sizes = q.sizes;
+  const int64_t columns = sizes.back();
+  sizes.back() += 1;
+  QTensor out{sizes, std::vector<int32_t>(numel_of(sizes), static_cast<int32_t>(q.qparams.zero_point())), q.qparams};
+  for (int64_t row = 0; row < q.numel() / columns; ++row)
+    std::copy(q.values.begin() + row * columns, q.values.begin() + (row + 1) * columns,
+              out.values.begin() + row * (columns + 1));
+  return out;
+}
+
+QTensor without_first_dimension(const QTensor& q) {
+  const Shape sizes(q.sizes.begin() + 1, q.sizes.end());
+  return {sizes, std::vector<int32_t>(q.values.begin(), q.values.begin() + numel_of(sizes)), q.qparams};
+}
+
 // --- bounds ---------------------------------------------------------------------------------
 
 // sum |w_k| and sum |w_k x_k| + |b| of output element (row r, channel n) of x W^T + b.

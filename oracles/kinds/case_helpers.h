@@ -45,6 +45,16 @@ Case calibrated_static_case(std::unique_ptr<Module> module, const CaseConfig& co
 Case calibrated_operands_case(std::unique_ptr<Module> module, const CaseConfig& config,
                               const std::vector<Tensor>& operands, bool observe_output);
 
+// --- refusal cases (ModuleKind::refusal_cases) ------------------------------------------------
+
+// The same integers under other qparams: per-channel quint8 along dimension 1 (one scale and
+// zero point per channel), or qint8 per-tensor (shifted into its range).
+QTensor as_per_channel(const QTensor& q);
+QTensor as_qint8(const QTensor& q);
+// The tensor with one more column (last dimension) or without its first dimension.
+QTensor with_extra_column(const QTensor& q);
+QTensor without_first_dimension(const QTensor& q);
+
 // --- bounds ---------------------------------------------------------------------------------
 
 // Adds sum |w_k| and sum |w_k x_k| + |b| of output element (row r, channel n) of x W^T + b.

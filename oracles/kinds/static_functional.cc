@@ -120,6 +120,63 @@ std::vector<OutputSensitivity> functional_sensitivity(const Module& reference, c
   return result;
 }
 
+// Operands PyTorch refuses, derived from a case: the second operand (or the input) per-channel,
+// of another dtype, of another shape; for cat, of another rank or size, and a dim out of range.
+std::vector<RefusalCase> functional_refusals(const CaseConfig& config, FunctionalOp op) {
+  const auto variant = [&](const std::string& name, const std::function<void(ModuleInput&, FunctionalOptions&)>& change) {
+    Case c = make_functional_case(config, op);
+    FunctionalOptions o = dynamic_cast<const FloatFunctionalOp&>(*c.float_module).options();
+    change(c.input, o);
+    auto module = std::make_unique<FloatFunctionalOp>(o);
+    module->qconfig = c.float_module->qconfig;
+    module->activation_post_process = c.float_module->activation_post_process;
+    return RefusalCase{name, Case{std::move(module), c.input}};
+  };
+  const auto first = [](ModuleInput& in) -> QTensor& { return std::get<QTensor>(in.input); };
+  const auto second = [](ModuleInput& in) -> QTensor& { return std::get<QTensor>(in.others.at(0)); };
+  std::vector<RefusalCase> cases;
+  FunctionalOptions named;
+  named.op = op;
+  if (named.binary()) {
+    cases.push_back(variant("a per-channel second operand", [&](ModuleInput& in, FunctionalOptions&) {
+      second(in) = as_per_channel(second(in));
+    }));
+    cases.push_back(variant("per-channel operands", [&](ModuleInput& in, FunctionalOptions&) {
+      first(in) = as_per_channel(first(in));
+      second(in) = as_per_channel(second(in));
+    }));
+    cases.push_back(variant("a qint8 second operand", [&](ModuleInput& in, FunctionalOptions&) {
+      second(in) = as_qint8(second(in));
+    }));
+    // Widths w + 1 and w + 2: both above 1, so they cannot broadcast.
+    cases.push_back(variant("operands of different widths", [&](ModuleInput& in, FunctionalOptions&) {
+      first(in) = with_extra_column(first(in));
+      second(in) = with_extra_column(with_extra_column(second(in)));
+    }));
+  } else if (op == FunctionalOp::AddScalar) {
+    cases.push_back(variant("a per-channel input", [&](ModuleInput& in, FunctionalOptions&) {
+      first(in) = as_per_channel(first(in));
+    }));
+  } else if (op == FunctionalOp::Cat) {
+    cases.push_back(variant("an operand of one dimension less", [&](ModuleInput& in, FunctionalOptions&) {
+      second(in) = without_first_dimension(second(in));
+    }));
+    cases.push_back(variant("an operand of another size outside dim", [&](ModuleInput& in, FunctionalOptions& o) {
+      const int64_t d = o.dim < 0 ? o.dim + 4 : o.dim;
+      if (d != 3) second(in) = with_extra_column(second(in));
+      else o.dim = 0, second(in) = with_extra_column(second(in));
+    }));
+    cases.push_back(variant("a per-channel operand", [&](ModuleInput& in, FunctionalOptions&) {
+      second(in) = as_per_channel(second(in));
+    }));
+    cases.push_back(variant("a qint8 operand", [&](ModuleInput& in, FunctionalOptions&) {
+      second(in) = as_qint8(second(in));
+    }));
+    cases.push_back(variant("dim out of range", [&](ModuleInput&, FunctionalOptions& o) { o.dim = 4; }));
+  }
+  return cases;
+}
+
 }  // namespace
 
 ModuleKind static_functional_kind(FunctionalOp op) {
@@ -175,6 +232,7 @@ ModuleKind static_functional_kind(FunctionalOp op) {
   }
   kind.make_case = [op](const CaseConfig& config) { return make_functional_case(config, op); };
   kind.output_observed = observes_output(op);
+  kind.refusal_cases = [op](const CaseConfig& config) { return functional_refusals(config, op); };
   kind.sensitivity = functional_sensitivity;
   return kind;
 }

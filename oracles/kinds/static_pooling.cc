@@ -65,10 +65,23 @@ Shape case_input_shape(const PoolingOptions& o, const CaseConfig& config) {
     };
     return {n, c, size(o.output_size.h, config.get("extra_h")), size(o.output_size.w, config.get("extra_w"))};
   }
-  const auto extent = [](const PoolDim& d) { return d.dilation * (d.kernel - 1) + 1 - 2 * d.pad; };
-  const int64_t h = std::max<int64_t>(1, extent(pool_dim_h(o)) + config.get("extra_h"));
-  const int64_t w = std::max<int64_t>(1, extent(pool_dim_w(o)) + config.get("extra_w"));
-  return {n, c, h, w};
+  // At least the dilated kernel less its padding, and no window without an input element
+  // (dilation can leave one on padding alone: PyTorch's float max is -inf there, which no
+  // observer downstream can take).
+  const auto size = [&](const PoolDim& d, int64_t extra) {
+    int64_t in = std::max<int64_t>(1, d.dilation * (d.kernel - 1) + 1 - 2 * d.pad + extra);
+    const auto empty_window = [&] {
+      const int64_t out = pooled_size(d, in);
+      for (int64_t i = 0; i < out; ++i) {
+        const Window1d win = o.op == PoolingOp::MaxPool2d ? max_window(d, in, i) : avg_window(d, in, i);
+        if (win.begin >= win.end) return true;
+      }
+      return false;
+    };
+    while (empty_window()) ++in;
+    return in;
+  };
+  return {n, c, size(pool_dim_h(o), config.get("extra_h")), size(pool_dim_w(o), config.get("extra_w"))};
 }
 
 Case make_pooling_case(const CaseConfig& config, PoolingOp op) {
@@ -148,6 +161,31 @@ std::optional<std::string> pooling_libtorch_defect(const Module& reference, cons
   return std::nullopt;
 }
 
+// Configurations PyTorch refuses, derived from a case (each path with its own words).
+std::vector<RefusalCase> pooling_refusals(const CaseConfig& config, PoolingOp op) {
+  const auto variant = [&](const std::string& name, const std::function<void(PoolingOptions&)>& change) {
+    Case c = make_pooling_case(config, op);
+    PoolingOptions o = dynamic_cast<const FloatPooling&>(*c.float_module).options();
+    change(o);
+    auto module = std::make_unique<FloatPooling>(o);
+    module->qconfig = c.float_module->qconfig;
+    return RefusalCase{name, Case{std::move(module), c.input}};
+  };
+  std::vector<RefusalCase> cases;
+  if (op == PoolingOp::AdaptiveAvgPool2d) {
+    cases.push_back(variant("a negative output size", [](PoolingOptions& o) { o.output_size = {2, -1, true}; }));
+    return cases;
+  }
+  cases.push_back(variant("padding beyond half the kernel", [](PoolingOptions& o) {
+    o.padding = SizeArg::of(o.kernel_size.h / 2 + 1, o.padding.w);
+  }));
+  cases.push_back(variant("a negative padding", [](PoolingOptions& o) { o.padding = SizeArg::of(-1, o.padding.w); }));
+  cases.push_back(variant("a zero stride", [](PoolingOptions& o) { o.stride = SizeArg::of(0, 1); }));
+  if (op == PoolingOp::MaxPool2d)
+    cases.push_back(variant("a zero dilation", [](PoolingOptions& o) { o.dilation = SizeArg::both(0); }));
+  return cases;
+}
+
 }  // namespace
 
 ModuleKind static_pooling_kind(PoolingOp op) {
@@ -210,6 +248,7 @@ ModuleKind static_pooling_kind(PoolingOp op) {
   }
   kind.make_case = [op](const CaseConfig& config) { return make_pooling_case(config, op); };
   kind.observed_at_prepare = false;  // not in PyTorch's mappings: the float module stays
+  kind.refusal_cases = [op](const CaseConfig& config) { return pooling_refusals(config, op); };
   kind.sensitivity = pooling_sensitivity;
   kind.libtorch_defect = [](const Module& reference, const ModuleInput& input, Engine engine, const std::string&) {
     return pooling_libtorch_defect(reference, input, engine);

@@ -53,6 +53,17 @@ std::vector<OutputSensitivity> softmax_sensitivity(const Module& reference, cons
   return result;
 }
 
+// A dim beyond the input's dimensions: PyTorch's "Dimension out of range".
+std::vector<RefusalCase> softmax_refusals(const CaseConfig& config) {
+  Case c = make_softmax_case(config);
+  auto module = std::make_unique<FloatSoftmax>(5);
+  module->qconfig = c.float_module->qconfig;
+  module->activation_post_process = c.float_module->activation_post_process;
+  std::vector<RefusalCase> cases;
+  cases.push_back({"a dim beyond the input's 4", Case{std::move(module), c.input}});
+  return cases;
+}
+
 }  // namespace
 
 ModuleKind static_softmax_kind() {
@@ -102,6 +113,7 @@ ModuleKind static_softmax_kind() {
   kind.state_dict_holds_all_state = false;  // nnq.Softmax keeps scale and zero_point as attributes
   kind.observed_at_prepare = false;          // in no mapping
   kind.eager_mapped = false;
+  kind.refusal_cases = softmax_refusals;
   return kind;
 }
 

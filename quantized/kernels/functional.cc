@@ -126,6 +126,23 @@ bool cat_takes_nhwc_kernel(const std::vector<const QTensor*>& operands, int64_t 
   return true;
 }
 
+void check_nhwc_cat(const std::vector<const QTensor*>& operands) {
+  const QTensor& first = *operands.at(0);
+  const auto scalar_type = [](DType d) { return d == DType::QUInt8 ? "QUInt8" : d == DType::QInt8 ? "QInt8" : "QInt32"; };
+  for (const QTensor* q : operands) {
+    for (size_t d : {0, 2, 3})
+      if (q->sizes[d] != first.sizes[d])
+        throw Error("Sizes of tensors must match expect in dimension 1. Got" + std::to_string(q->sizes[d]) + " and " +
+                    std::to_string(first.sizes[d]));
+    if (q->qparams.dtype != first.qparams.dtype)
+      throw Error(std::string("Expected object of scalar type ") + scalar_type(first.qparams.dtype) +
+                  " but got scalar type " + scalar_type(q->qparams.dtype));
+    if (q->qparams.per_channel())  // the kernel reads q_scale()
+      throw Error("Expected quantizer->qscheme() == kPerTensorAffine to be true, but got false.  (Could this error "
+                  "message be improved?  If so, please report an enhancement request to PyTorch.)");
+  }
+}
+
 QTensor cat(const std::vector<const QTensor*>& operands, int64_t dim, const QuantParams& out, AtenVectorLoop loop) {
   std::vector<Shape> shapes;
   for (const QTensor* q : operands) shapes.push_back(q->sizes);

@@ -63,8 +63,11 @@ void aten_mul(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, A
 void scalar_op(const FunctionalOptions& options, const int32_t* a, int64_t n, AffineQParams qa, AffineQParams out,
                int32_t* y);
 
-// cat: whether ATen takes its NHWC kernel, and the concatenation either way.
+// cat: whether ATen takes its NHWC kernel, that kernel's own checks of the operands (its
+// messages, in its order: sizes of dimensions 0, 2, 3, the dtype, then per-tensor qparams),
+// and the concatenation either way.
 bool cat_takes_nhwc_kernel(const std::vector<const QTensor*>& operands, int64_t dim);
+void check_nhwc_cat(const std::vector<const QTensor*>& operands);
 QTensor cat(const std::vector<const QTensor*>& operands, int64_t dim, const QuantParams& out, AtenVectorLoop loop);
 
 }  // namespace qconform::kernels

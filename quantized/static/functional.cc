@@ -16,10 +16,15 @@ kernels::AffineQParams affine(const QuantParams& q) { return {q.scale(), static_
 void check_operands(const FunctionalOptions& o, const std::vector<const QTensor*>& x, const std::string& name) {
   const auto per_tensor = [](const QTensor* q) { return !q->qparams.per_channel(); };
   if (o.op == FunctionalOp::Cat) {
-    for (const QTensor* q : x) {
-      if (q->qparams.dtype != x[0]->qparams.dtype) throw Error("All dtypes must be the same.");
-      if (q->qparams.qscheme != x[0]->qparams.qscheme) throw Error("Quantization schemes must be the same.");
-    }
+    // quantized::cat checks the first operand, then the path it takes checks the rest its way.
+    if (x[0]->qparams.per_channel()) throw Error("Only per-tensor quantization is supported in 'cat'!");
+    if (kernels::cat_takes_nhwc_kernel(x, o.dim))
+      kernels::check_nhwc_cat(x);
+    else
+      for (const QTensor* q : x) {
+        if (q->qparams.dtype != x[0]->qparams.dtype) throw Error("All dtypes must be the same.");
+        if (q->qparams.qscheme != x[0]->qparams.qscheme) throw Error("Quantization schemes must be the same.");
+      }
   } else if (o.with_scalar()) {
     if (o.op == FunctionalOp::AddScalar && !per_tensor(x[0]))
       throw Error("Only per tensor quantization is supported in Add.");
@@ -29,7 +34,7 @@ void check_operands(const FunctionalOptions& o, const std::vector<const QTensor*
       throw Error(add ? "Only per tensor quantization is suported in Add." : "Only per tensor quantization is supported in Mul.");
     if (x[1]->qparams.qscheme != x[0]->qparams.qscheme)
       throw Error(add ? "Both inputs to Add must have the same quantization shceme."
-                      : "Both inputs to Mul must have the same quantization scheme.");
+                      : "Both inputs to Mul must have the same quantization shceme.");
     if (x[1]->qparams.dtype != x[0]->qparams.dtype)
       throw Error(add ? "Add operands should have same data type." : "Mul operands should have same data type.");
     const Shape shape = broadcast_shape(x[0]->sizes, x[1]->sizes);  // PyTorch's message when they do not fit
