@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -104,10 +105,42 @@ struct Archive {
     if (!v.isBool()) fail(python_type(m) + "." + name + " is not a bool");
     return v.toBool();
   }
+  // A number, or a one-element tensor (the buffers nnq.LeakyReLU and nnq.Quantize keep).
   double number(const torch::jit::Module& m, const std::string& name) const {
     const c10::IValue v = attr(m, name);
+    if (v.isTensor() && v.toTensor().numel() == 1 && !v.toTensor().is_quantized())
+      return v.toTensor().to(at::kDouble).item<double>();
     if (!v.isDouble() && !v.isInt()) fail(python_type(m) + "." + name + " is not a number");
     return v.isDouble() ? v.toDouble() : static_cast<double>(v.toInt());
+  }
+  int64_t integral(const torch::jit::Module& m, const std::string& name) const {
+    const c10::IValue v = attr(m, name);
+    if (v.isTensor() && v.toTensor().numel() == 1 && !v.toTensor().is_floating_point() && !v.toTensor().is_quantized())
+      return v.toTensor().to(at::kLong).item<int64_t>();
+    return integer(m, name);
+  }
+  // A torch.nn size argument as the module holds it: an int, or a tuple of ints (or of
+  // None, for AdaptiveAvgPool2d) -> a JSON int or array (null for None).
+  json size_argument(const torch::jit::Module& m, const std::string& name) const {
+    const c10::IValue v = attr(m, name);
+    if (v.isInt()) return v.toInt();
+    if (v.isTuple() || v.isList()) {
+      json items = json::array();
+      for (const auto& e : v.isTuple() ? v.toTupleRef().elements().vec() : v.toListRef().vec()) {
+        if (e.isInt()) items.push_back(e.toInt());
+        else if (e.isNone()) items.push_back(nullptr);
+        else fail(python_type(m) + "." + name + " is not an int or a tuple of ints");
+      }
+      return items;
+    }
+    fail(python_type(m) + "." + name + " is not an int or a tuple of ints");
+  }
+  // An Optional[int] attribute: null for None.
+  json optional_integer(const torch::jit::Module& m, const std::string& name) const {
+    const c10::IValue v = attr(m, name);
+    if (v.isNone()) return nullptr;
+    if (!v.isInt()) fail(python_type(m) + "." + name + " is not an int or None");
+    return v.toInt();
   }
   std::vector<int64_t> integers(const torch::jit::Module& m, const std::string& name) const {
     const c10::IValue v = attr(m, name);
@@ -271,13 +304,65 @@ void read_cell(const Archive& a, const torch::jit::Module& m, RnnMode mode, Modu
   spec.parameters.set("bias_hh", b_hh);
 }
 
+// The activations, Dropout and Softmax: the op's options and, where the module holds them,
+// its output scale and zero point (nnq.LeakyReLU's buffers, nnq.Hardswish's, nnq.ELU's and
+// nnq.Softmax's attributes).
+void read_activation(const Archive& a, const torch::jit::Module& m, const std::string& name, ModuleSpec& spec) {
+  json& c = *spec.config;
+  if (name == "LeakyReLU") c["negative_slope"] = a.number(m, "negative_slope");
+  if (name == "ELU") c["alpha"] = a.number(m, "alpha");
+  if (name == "Dropout") c["p"] = a.number(m, "p");
+  if (name == "Softmax") c["dim"] = a.optional_integer(m, "dim");
+  if (name == "LeakyReLU" || name == "Hardswish" || name == "ELU" || name == "Softmax") {
+    c["scale"] = a.number(m, "scale");
+    c["zero_point"] = a.integral(m, "zero_point");
+  }
+}
+
+void read_pooling(const Archive& a, const torch::jit::Module& m, const std::string& name, ModuleSpec& spec) {
+  json& c = *spec.config;
+  if (name == "AdaptiveAvgPool2d") {
+    c["output_size"] = a.size_argument(m, "output_size");
+    return;
+  }
+  for (const char* key : {"kernel_size", "stride", "padding"}) c[key] = a.size_argument(m, key);
+  c["ceil_mode"] = a.flag(m, "ceil_mode");
+  if (name == "MaxPool2d") {
+    c["dilation"] = a.size_argument(m, "dilation");
+    if (a.flag(m, "return_indices")) a.fail(python_type(m) + " returns indices, which quantized max pooling does not");
+  } else {
+    c["count_include_pad"] = a.flag(m, "count_include_pad");
+    c["divisor_override"] = a.optional_integer(m, "divisor_override");
+  }
+}
+
+// nnq.Quantize: its scale and zero_point buffers and its dtype (a ScalarType number).
+void read_quantize(const Archive& a, const torch::jit::Module& m, ModuleSpec& spec) {
+  json& c = *spec.config;
+  c["scale"] = a.number(m, "scale");
+  c["zero_point"] = a.integral(m, "zero_point");
+  const int64_t dtype = a.integer(m, "dtype");
+  if (dtype != static_cast<int64_t>(c10::ScalarType::QUInt8))
+    a.fail(python_type(m) + " quantizes to " + std::string(c10::toString(static_cast<c10::ScalarType>(dtype))) +
+           "; fixtures carry quint8 activations");
+}
+
+// Float torch.nn modules that PyTorch 1.13's convert leaves in place to run on quantized
+// tensors (ReLU, Sigmoid, pooling, ...): kinds whose integer implementation has the float
+// module's own name.
+bool float_module_kind(const ModuleKind& kind) {
+  const ImplementationEntry* integer = kind.find(Implementation::Quantized);
+  return kind.family == Family::Static && integer && integer->repr_name == kind.float_name;
+}
+
 // The registry kind of a PyTorch quantized module type, or Error listing what is accepted.
 const ModuleKind& kind_of(const Archive& a, const std::string& type) {
   const bool quantized = type.find(".quantized.") != std::string::npos;
   const bool dynamic = type.find(".quantized.dynamic.") != std::string::npos;
+  const bool torch_nn = type.rfind("torch.nn.modules.", 0) == 0;
   const std::string key = std::string(dynamic ? "dynamic." : "static.") + class_name(type);
   for (const ModuleKind& kind : registry())
-    if (quantized && kind.key == key) return kind;
+    if (kind.key == key && (quantized || (torch_nn && float_module_kind(kind)))) return kind;
   std::string supported;
   for (const ModuleKind& kind : registry()) supported += (supported.empty() ? "" : ", ") + kind.key;
   a.fail("unsupported module kind " + type + " (a fixture holds one quantized module of a registered kind: " +
@@ -291,7 +376,13 @@ ModuleSpec read_module(const Archive& a, const torch::jit::Module& m) {
   spec.config = std::make_shared<json>(json::object());
   const std::string name = class_name(type);
   const bool dynamic = spec.kind.rfind("dynamic.", 0) == 0;
-  if (name == "Linear" || name == "LinearReLU") read_linear(a, m, dynamic, spec);
+  const std::vector<std::string> activations{"ReLU", "ReLU6", "LeakyReLU", "Hardswish", "ELU",
+                                             "Sigmoid", "Hardsigmoid", "Tanh", "Dropout", "Softmax"};
+  if (std::find(activations.begin(), activations.end(), name) != activations.end()) read_activation(a, m, name, spec);
+  else if (name == "MaxPool2d" || name == "AvgPool2d" || name == "AdaptiveAvgPool2d") read_pooling(a, m, name, spec);
+  else if (name == "Quantize") read_quantize(a, m, spec);
+  else if (name == "DeQuantize") return spec;
+  else if (name == "Linear" || name == "LinearReLU") read_linear(a, m, dynamic, spec);
   else if (name == "LSTM") read_rnn(a, m, RnnMode::LSTM, spec);
   else if (name == "GRU") read_rnn(a, m, RnnMode::GRU, spec);
   else if (name == "RNNCell") read_cell(a, m, RnnMode::RNN, spec);
@@ -530,7 +621,9 @@ Fixture import_fixture(const FixtureImport& request) {
     call_args = {c10::ivalue::Tuple::createNamed({e[0], e[1], e[2], e[3]}, tuple_type), hx};
   } else {
     const at::Tensor x = args.primary.toTensor();
-    if (kind.family == Family::Static && !wrapped) {
+    if (kind.key == "static.Quantize") {  // nnq.Quantize alone takes floats
+      fixture.input.input = float_tensor(inputs_path, x, "the input");
+    } else if (kind.family == Family::Static && !wrapped) {
       if (!x.is_quantized() || x.scalar_type() != at::kQUInt8 || x.qscheme() != at::kPerTensorAffine)
         throw Error(inputs_path + ": " + kind.key + " takes a quint8 per-tensor quantized tensor (or wrap it in "
                     "Quantize/DeQuantize to take floats)");
@@ -567,8 +660,16 @@ Fixture import_fixture(const FixtureImport& request) {
     fixture.input.input = from_aten_quantized(xq);
     // Outputs recorded elsewhere come dequantized: back to integers, exactly or not at all.
     if (const auto* y = std::get_if<Tensor>(&fixture.expected.output)) {
-      const QuantParams out = QuantParams::per_tensor(DType::QUInt8, fixture.module.number("scale"),
-                                                      fixture.module.integer("zero_point"));
+      // The module's output qparams: its own, or its input's for the ops that keep them.
+      const QuantParams& in = std::get<QTensor>(fixture.input.input).qparams;
+      if (!fixture.module.has("scale") && kind.engine_op != EngineOp::StaticPooling && kind.key != "static.ReLU" &&
+          kind.key != "static.Dropout")
+        throw Error(*request.expected_path + ": " + kind.key + " sets its output qparams itself; record its outputs "
+                    "in-process (without --expected)");
+      const QuantParams out = fixture.module.has("scale")
+                                  ? QuantParams::per_tensor(DType::QUInt8, fixture.module.number("scale"),
+                                                            fixture.module.integer("zero_point"))
+                                  : in;
       const QTensor yq = quantize(*y, out);
       if (!(dequantize(yq) == *y))
         throw Error(*request.expected_path + ": the outputs are not dequantized values of the module's output "

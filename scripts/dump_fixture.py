@@ -30,6 +30,8 @@ from torch.ao.quantization import (QConfig, QuantWrapper, convert, default_dynam
                                    default_per_channel_weight_observer, default_weight_observer,
                                    get_default_qconfig, per_channel_dynamic_qconfig, prepare,
                                    quantize_dynamic)
+from torch.ao.quantization.observer import MinMaxObserver
+import torch.ao.nn.quantized as nnq
 from torch.nn.utils.rnn import pack_padded_sequence
 
 warnings.filterwarnings("ignore")
@@ -41,6 +43,16 @@ DEFAULTS = {
     "cell": dict(batch=3, input_size=5, hidden_size=4, hidden_given=1, bias=1, per_channel=0, relu=0),
     "conv": dict(batch=2, in_channels=4, out_channels=4, groups=1, kernel=3, stride=1, padding=0,
                  dilation=1, output_padding=0, size=6, bias=1, per_channel=0),
+    # The static ops without weights, on (batch, channels, size, size) inputs. variant=1 picks the
+    # op's other argument (negative_slope 0.2, alpha 0.5, p 0.3).
+    "activation": dict(batch=2, channels=3, size=5, variant=0),
+    # nnq.Softmax alone (nn.Softmax is in no eager mapping); fixed=1: output qparams (1/256, 0),
+    # QNNPACK's soft-argmax on qnnpack; dim=4 for None.
+    "softmax": dict(batch=2, channels=5, size=4, dim=1, fixed=0),
+    "pooling": dict(batch=2, channels=3, size=7, kernel=3, stride=2, padding=1, dilation=1, ceil_mode=0,
+                    count_include_pad=1, divisor=0, out_h=1, out_w=1),
+    # nnq.Quantize (floats in) or nnq.DeQuantize (quint8 in) alone.
+    "stub": dict(batch=2, channels=3, size=5),
 }
 
 
@@ -54,12 +66,33 @@ def family(kind):
         return "cell"
     if name.startswith("Conv"):
         return "conv"
+    if name in ("ReLU", "ReLU6", "LeakyReLU", "Hardswish", "ELU", "Sigmoid", "Hardsigmoid", "Tanh", "Dropout"):
+        return "activation"
+    if name == "Softmax":
+        return "softmax"
+    if name in ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"):
+        return "pooling"
+    if name in ("Quantize", "DeQuantize"):
+        return "stub"
     sys.exit(f"dump_fixture.py: unknown kind {kind}")
 
 
 def float_module(kind, c):
     name = kind.split(".", 1)[1]
     f = family(kind)
+    if f == "activation":
+        extra = {"LeakyReLU": dict(negative_slope=0.2 if c["variant"] else 0.01),
+                 "ELU": dict(alpha=0.5 if c["variant"] else 1.0),
+                 "Dropout": dict(p=0.3 if c["variant"] else 0.5)}.get(name, {})
+        return getattr(nn, name)(**extra)
+    if f == "pooling":
+        if name == "AdaptiveAvgPool2d":
+            return nn.AdaptiveAvgPool2d((c["out_h"], c["out_w"]))
+        if name == "MaxPool2d":
+            return nn.MaxPool2d(c["kernel"], c["stride"], c["padding"], dilation=c["dilation"],
+                                ceil_mode=bool(c["ceil_mode"]))
+        return nn.AvgPool2d(c["kernel"], c["stride"], c["padding"], ceil_mode=bool(c["ceil_mode"]),
+                            count_include_pad=bool(c["count_include_pad"]), divisor_override=c["divisor"] or None)
     if f == "linear":
         linear = nn.Linear(c["in_features"], c["out_features"], bias=bool(c["bias"]))
         return nni.LinearReLU(linear, nn.ReLU()) if name == "LinearReLU" else linear
@@ -92,8 +125,32 @@ def float_input(kind, c):
     if f == "rnn":
         shape = (c["batch"], c["seq_len"]) if c["batch_first"] else (c["seq_len"], c["batch"])
         return torch.randn(*shape, c["input_size"])
+    if f in ("activation", "softmax", "pooling", "stub"):
+        return torch.randn(c["batch"], c["channels"], c["size"], c["size"]) * 3
     dims = int(kind[-2])
     return torch.randn(c["batch"], c["in_channels"], *([c["size"]] * dims))
+
+
+def standalone(kind, c, x):
+    """nnq.Softmax, nnq.Quantize and nnq.DeQuantize, built as their from_float would, alone:
+    returns the module and its input (floats for Quantize, quint8 for the others)."""
+    name = kind.split(".", 1)[1]
+    observer = MinMaxObserver(dtype=torch.quint8)
+    observer(x)
+    scale, zero_point = observer.calculate_qparams()
+    xq = torch.quantize_per_tensor(x, float(scale), int(zero_point), torch.quint8)
+    if name == "Quantize":
+        return nnq.Quantize(float(scale), int(zero_point), torch.quint8), x
+    if name == "DeQuantize":
+        return nnq.DeQuantize(), xq
+    dim = None if c["dim"] == 4 else c["dim"]
+    if c["fixed"]:
+        out_scale, out_zero_point = 1.0 / 256.0, 0
+    else:
+        out = MinMaxObserver(dtype=torch.quint8)
+        out(torch.softmax(xq.dequantize(), 1 if dim is None else dim))
+        out_scale, out_zero_point = (float(v) for v in out.calculate_qparams())
+    return nnq.Softmax(dim, out_scale, int(out_zero_point)), xq
 
 
 def main():
@@ -115,15 +172,20 @@ def main():
     torch.manual_seed(args.seed)
     torch.backends.quantized.engine = args.engine
 
-    model = float_module(kind, c).eval()
-    x = float_input(kind, c)
-    if kind.startswith("dynamic."):
+    if family(kind) in ("softmax", "stub"):
+        qmodule, x = standalone(kind, c, float_input(kind, c))
+    else:
+        model = float_module(kind, c).eval()  # before the input: the random draws' order is the corpus's
+        x = float_input(kind, c)
+    if family(kind) in ("softmax", "stub"):
+        pass
+    elif kind.startswith("dynamic."):
         qconfig = per_channel_dynamic_qconfig if c["per_channel"] else default_dynamic_qconfig
         holder = nn.Sequential(model)
         qmodule = quantize_dynamic(holder, {type(model): qconfig}, dtype=torch.qint8)[0]
     else:
         engine_default = get_default_qconfig(args.engine)
-        weight = default_per_channel_weight_observer if c["per_channel"] else default_weight_observer
+        weight = default_per_channel_weight_observer if c.get("per_channel") else default_weight_observer
         wrapper = QuantWrapper(model).eval()
         wrapper.qconfig = QConfig(activation=engine_default.activation, weight=weight)
         prepared = prepare(wrapper)

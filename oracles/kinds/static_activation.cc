@@ -73,6 +73,31 @@ std::vector<OutputSensitivity> activation_sensitivity(const Module& module, cons
   return result;
 }
 
+// Fixtures: the op's options and, for the Observed ops, the module's output qparams.
+ActivationOptions spec_options(ActivationOp op, const ModuleSpec& spec) {
+  ActivationOptions o;
+  o.op = op;
+  if (spec.has("negative_slope")) o.negative_slope = spec.number("negative_slope");
+  if (spec.has("alpha")) o.alpha = spec.number("alpha");
+  if (spec.has("p")) o.p = spec.number("p");
+  return o;
+}
+
+std::optional<QuantParams> spec_observed(ActivationOp op, const ModuleSpec& spec) {
+  if (output_qparams_rule(op) != OutputQParamsRule::Observed) return std::nullopt;
+  return spec_output_qparams(spec);
+}
+
+std::unique_ptr<Module> spec_reference(ActivationOp op, const ModuleSpec& spec) {
+  auto module = std::make_unique<ReferenceActivation>(spec_options(op, spec));
+  switch (output_qparams_rule(op)) {
+    case OutputQParamsRule::SameAsInput: return StaticReference::keeping_input_qparams(std::move(module));
+    case OutputQParamsRule::Fixed: return std::make_unique<StaticReference>(std::move(module), fixed_output_qparams(op));
+    case OutputQParamsRule::Observed: break;
+  }
+  return std::make_unique<StaticReference>(std::move(module), spec_output_qparams(spec));
+}
+
 }  // namespace
 
 ModuleKind static_activation_kind(ActivationOp op) {
@@ -124,6 +149,10 @@ ModuleKind static_activation_kind(ActivationOp op) {
   kind.state_dict_holds_all_state = op != ActivationOp::Hardswish && op != ActivationOp::ELU;
   // In PyTorch's static mappings (so observed at prepare): ReLU6, LeakyReLU, Hardswish, ELU;
   // Dropout is mapped but _add_observer_ skips it; the others stay float modules.
+  kind.reference_from_spec = [op](const ModuleSpec& spec) { return spec_reference(op, spec); };
+  kind.quantized_from_spec = [op](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
+    return std::make_unique<QuantizedActivation>(spec_options(op, spec), spec_observed(op, spec), engine);
+  };
   kind.observed_at_prepare = op == ActivationOp::ReLU6 || op == ActivationOp::LeakyReLU ||
                              op == ActivationOp::Hardswish || op == ActivationOp::ELU;
   return kind;

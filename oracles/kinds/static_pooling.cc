@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/error.h"
@@ -186,6 +187,39 @@ std::vector<RefusalCase> pooling_refusals(const CaseConfig& config, PoolingOp op
   return cases;
 }
 
+// Fixtures: torch.nn's arguments as the archive held them (an int or a tuple).
+SizeArg spec_size(const ModuleSpec& spec, const std::string& key) {
+  const nlohmann::json& v = (*spec.config).at(key);
+  if (v.is_number_integer()) return SizeArg::both(v.get<int64_t>());
+  const std::vector<int64_t> pair = spec.integers(key);
+  if (pair.size() != 2) throw Error(spec.kind + " fixture: " + key + " must be an int or a pair of ints");
+  return SizeArg::of(pair[0], pair[1]);
+}
+
+PoolingOptions spec_options(PoolingOp op, const ModuleSpec& spec) {
+  PoolingOptions o;
+  o.op = op;
+  if (op == PoolingOp::AdaptiveAvgPool2d) {
+    const nlohmann::json& v = (*spec.config).at("output_size");
+    const auto one = [](const nlohmann::json& e) { return e.is_null() ? std::nullopt : std::optional<int64_t>(e.get<int64_t>()); };
+    if (v.is_array() && v.size() == 2) o.output_size = {one(v[0]), one(v[1]), true};
+    else o.output_size = {one(v), one(v), false};
+    return o;
+  }
+  o.kernel_size = spec_size(spec, "kernel_size");
+  o.stride = spec_size(spec, "stride");
+  o.padding = spec_size(spec, "padding");
+  o.ceil_mode = spec.flag("ceil_mode");
+  if (op == PoolingOp::MaxPool2d) {
+    o.dilation = spec_size(spec, "dilation");
+  } else {
+    o.count_include_pad = spec.flag("count_include_pad");
+    const nlohmann::json& d = (*spec.config).at("divisor_override");
+    if (!d.is_null()) o.divisor_override = d.get<int64_t>();
+  }
+  return o;
+}
+
 }  // namespace
 
 ModuleKind static_pooling_kind(PoolingOp op) {
@@ -249,6 +283,12 @@ ModuleKind static_pooling_kind(PoolingOp op) {
   kind.make_case = [op](const CaseConfig& config) { return make_pooling_case(config, op); };
   kind.observed_at_prepare = false;  // not in PyTorch's mappings: the float module stays
   kind.refusal_cases = [op](const CaseConfig& config) { return pooling_refusals(config, op); };
+  kind.reference_from_spec = [op](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+    return StaticReference::keeping_input_qparams(std::make_unique<ReferencePooling>(spec_options(op, spec)));
+  };
+  kind.quantized_from_spec = [op](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
+    return std::make_unique<QuantizedPooling>(spec_options(op, spec), engine);
+  };
   kind.sensitivity = pooling_sensitivity;
   kind.libtorch_defect = [](const Module& reference, const ModuleInput& input, Engine engine, const std::string&) {
     return pooling_libtorch_defect(reference, input, engine);

@@ -113,7 +113,23 @@ ModuleKind static_stub_kind(bool quantize_stub) {
       {"width", 1, 12, "columns"},
       {"full_range", 0, 1, "1: observed on all 8 bits, else 7 (default_qconfig)"},
   };
-  kind.output_observed = quantize_stub;  // prepare observes QuantStub, never DeQuantStub
+  kind.output_observed = quantize_stub;
+  if (quantize_stub) {
+    kind.reference_from_spec = [](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+      return std::make_unique<ReferenceQuantize>(spec_output_qparams(spec));
+    };
+    kind.quantized_from_spec = [](const ModuleSpec& spec, const EngineProfile&) -> std::unique_ptr<Module> {
+      const QuantParams q = spec_output_qparams(spec);
+      return std::make_unique<Quantize>(q.scale(), q.zero_point(), q.dtype);
+    };
+  } else {
+    kind.reference_from_spec = [](const ModuleSpec&) -> std::unique_ptr<Module> {
+      return std::make_unique<ReferenceDeQuantize>();
+    };
+    kind.quantized_from_spec = [](const ModuleSpec&, const EngineProfile&) -> std::unique_ptr<Module> {
+      return std::make_unique<DeQuantize>();
+    };
+  }  // prepare observes QuantStub, never DeQuantStub
   kind.make_case = [quantize_stub](const CaseConfig& config) { return make_stub_case(config, quantize_stub); };
   return kind;
 }

@@ -2,6 +2,7 @@
 // entry for it), random cases and bounds.
 #include "oracles/kinds/families.h"
 
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/float/activation.h"
@@ -64,6 +65,11 @@ std::vector<RefusalCase> softmax_refusals(const CaseConfig& config) {
   return cases;
 }
 
+std::optional<int64_t> spec_dim(const ModuleSpec& spec) {
+  if (!spec.has("dim") || (*spec.config)["dim"].is_null()) return std::nullopt;
+  return spec.integer("dim");
+}
+
 }  // namespace
 
 ModuleKind static_softmax_kind() {
@@ -114,6 +120,12 @@ ModuleKind static_softmax_kind() {
   kind.observed_at_prepare = false;          // in no mapping
   kind.eager_mapped = false;
   kind.refusal_cases = softmax_refusals;
+  kind.reference_from_spec = [](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+    return std::make_unique<StaticReference>(std::make_unique<ReferenceSoftmax>(spec_dim(spec)), spec_output_qparams(spec));
+  };
+  kind.quantized_from_spec = [](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
+    return std::make_unique<QuantizedSoftmax>(spec_dim(spec), spec_output_qparams(spec), engine);
+  };
   return kind;
 }
 

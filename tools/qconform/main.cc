@@ -74,7 +74,10 @@ Make a fixture from what PyTorch writes:
   torch.save(inputs, "INPUTS.pt")     # a tensor, or a tuple of tensors: (x, h0[, c0]);
                                       # a packed input as tuple(packed)
 MODULE.pt holds one quantized module of a registered kind (qconform modules), or
-Quantize -> one such module -> DeQuantize (eager convert of QuantStub/DeQuantStub).
+Quantize -> one such module -> DeQuantize (eager convert of QuantStub/DeQuantStub). The
+float modules eager convert leaves to run on quantized tensors (ReLU, Sigmoid, Hardsigmoid,
+Tanh, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) count as such; nnq.Quantize alone takes
+floats. QFunctional's ops cannot be read (a QFunctional is called from a parent's forward).
 
   --inputs INPUTS.pt     the inputs (required)
   --name NAME            the fixture's name (default: MODULE's file name without .pt)
