@@ -263,6 +263,11 @@ std::string fixture_to_json(const Fixture& fixture) {
     parameters.push_back({{"name", key}, {"value", value_json(value)}});
   json input = {{"input", module_value_json(fixture.input.input)}};
   input.update(hidden_json(fixture.input.hidden, "h0", "c0"));
+  if (!fixture.input.others.empty()) {  // a call's further operands (QFunctional's add, cat)
+    json others = json::array();
+    for (const Value& v : fixture.input.others) others.push_back(module_value_json(v));
+    input["others"] = others;
+  }
   json expected = {{"output", module_value_json(fixture.expected.output)}};
   expected.update(hidden_json(fixture.expected.hidden, "h_n", "c_n"));
   json out = {{"format", Fixture::kFormat},
@@ -345,6 +350,12 @@ Fixture fixture_from_json(const std::string& text, const std::string& origin) {
   const json& input = r.field(root, "the file", "input");
   f.input.input = r.module_value(r.field(input, "input", "input"), "input.input");
   f.input.hidden = r.hidden(input, "input", "h0", "c0");
+  if (input.contains("others")) {
+    const json& others = input.at("others");
+    if (!others.is_array()) r.fail("input.others", "must be a list of values");
+    for (size_t i = 0; i < others.size(); ++i)
+      f.input.others.push_back(r.module_value(others[i], "input.others[" + std::to_string(i) + "]"));
+  }
   const json& expected = r.field(root, "the file", "expected");
   f.expected.output = r.module_value(r.field(expected, "expected", "output"), "expected.output");
   f.expected.hidden = r.hidden(expected, "expected", "h_n", "c_n");

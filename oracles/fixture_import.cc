@@ -1,6 +1,8 @@
 #include "oracles/fixture_import.h"
 
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
@@ -511,6 +513,157 @@ bool bit_identical(const at::Tensor& a, const at::Tensor& b) {
          std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(), a.numel() * a.element_size()) == 0;
 }
 
+// --- a QFunctional call between stubs -----------------------------------------------------
+
+// A model whose forward quantizes its arguments with its Quantize children, calls one method
+// of its QFunctional child on them, and dequantizes the result: what eager convert makes of
+// a model around FloatFunctional.add(x, y) or .cat([x, y, z]). Read from its TorchScript
+// graph: which method, which argument each operand quantizes, and the constant arguments
+// (dim, the scalar), given as constants or as the model's own attributes.
+struct FunctionalCall {
+  std::string child;                              // the QFunctional's attribute name
+  std::string method;                             // "add", "cat", ...
+  std::vector<std::pair<std::string, size_t>> operands;  // (Quantize child, forward argument)
+  std::optional<double> scalar;
+  std::optional<int64_t> dim;
+};
+
+bool is_qfunctional(const torch::jit::Module& m) {
+  const std::string t = python_type(m);
+  return class_name(t) == "QFunctional" && t.find(".quantized.") != std::string::npos;
+}
+
+std::optional<FunctionalCall> functional_call(const Archive& a, const torch::jit::Module& root) {
+  std::optional<std::string> child;
+  for (const auto& c : root.named_children())
+    if (is_qfunctional(c.value)) {
+      if (child) a.fail("holds more than one QFunctional; a fixture records one call");
+      child = c.name;
+    }
+  if (!child) return std::nullopt;
+  const auto graph = root.get_method("forward").graph();
+  torch::jit::Value* self = graph->inputs().at(0);
+  // The attribute of `self` a value reads (prim::GetAttr[name=...](%self)), if it is one.
+  const auto attribute_of_self = [&](torch::jit::Value* v) -> std::optional<std::string> {
+    torch::jit::Node* n = v->node();
+    if (n->kind() == c10::prim::GetAttr && n->input(0) == self) return n->s(c10::attr::name);
+    return std::nullopt;
+  };
+  // A constant argument, or the model's attribute it reads.
+  const auto constant = [&](torch::jit::Value* v, const char* what) -> c10::IValue {
+    if (auto value = torch::jit::toIValue(v)) return *value;
+    if (auto name = attribute_of_self(v)) return root.attr(*name);
+    a.fail("the " + std::string(what) + " of its QFunctional call is neither a constant nor one of its attributes");
+  };
+  FunctionalCall call;
+  call.child = *child;
+  for (torch::jit::Node* n : graph->nodes()) {
+    if (n->kind() != c10::prim::CallMethod || attribute_of_self(n->input(0)) != child) continue;
+    if (!call.method.empty()) a.fail("calls its QFunctional more than once; a fixture records one call");
+    call.method = n->s(c10::attr::name);
+    std::vector<torch::jit::Value*> operands;
+    if (call.method == "cat") {
+      torch::jit::Node* list = n->input(1)->node();
+      if (list->kind() != c10::prim::ListConstruct) a.fail("its cat does not take a list built in forward");
+      for (torch::jit::Value* v : list->inputs()) operands.push_back(v);
+      call.dim = constant(n->input(2), "dim").toInt();
+    } else if (call.method == "add_scalar" || call.method == "mul_scalar") {
+      operands.push_back(n->input(1));
+      const c10::IValue s = constant(n->input(2), "scalar");
+      call.scalar = s.isDouble() ? s.toDouble() : static_cast<double>(s.toInt());
+    } else if (call.method == "add" || call.method == "add_relu" || call.method == "mul") {
+      operands = {n->input(1), n->input(2)};
+    } else {
+      a.fail("calls QFunctional." + call.method + ", which no kind covers");
+    }
+    // Each operand: Quantize child.forward(a forward argument).
+    for (torch::jit::Value* v : operands) {
+      torch::jit::Node* q = v->node();
+      const auto quantize = q->kind() == c10::prim::CallMethod ? attribute_of_self(q->input(0)) : std::nullopt;
+      if (!quantize || class_name(python_type(root.attr(*quantize).toModule())) != "Quantize")
+        a.fail("an operand of its QFunctional call is not a Quantize child applied to an argument of forward");
+      const auto& inputs = graph->inputs();
+      const auto found = std::find(inputs.begin(), inputs.end(), q->input(1));
+      if (found == inputs.end() || found == inputs.begin())
+        a.fail("an operand of its QFunctional call is not a Quantize child applied to an argument of forward");
+      call.operands.emplace_back(*quantize, static_cast<size_t>(found - inputs.begin() - 1));
+    }
+  }
+  if (call.method.empty()) a.fail("holds a QFunctional but its forward does not call it");
+  return call;
+}
+
+Fixture import_functional(const FixtureImport& request, const torch::jit::Module& root, const FunctionalCall& fc) {
+  const Archive a{request.module_path};
+  const std::string& inputs_path = request.inputs_path;
+  if (request.expected_path)
+    throw Error(request.module_path + ": a QFunctional call is recorded in-process (without --expected)");
+  torch::jit::Module functional = root.attr(fc.child).toModule();
+  Fixture fixture;
+  fixture.name = request.name;
+  fixture.engine = request.engine;
+  fixture.module.kind = "static." + fc.method;
+  fixture.module.config = std::make_shared<json>(json::object());
+  json& c = *fixture.module.config;
+  c["scale"] = a.number(functional, "scale");
+  c["zero_point"] = a.integer(functional, "zero_point");
+  if (fc.scalar) c["scalar"] = *fc.scalar;
+  if (fc.dim) c["dim"] = *fc.dim;
+  const ModuleKind& kind = module_kind(fixture.module.kind);
+  try {
+    kind.reference_from_spec(fixture.module);
+  } catch (const Error& e) {
+    a.fail(e.what());
+  }
+
+  // The arguments of forward, as floats; each operand quantized by its own stub.
+  const c10::IValue loaded = load_pickle(inputs_path, "inputs file");
+  std::vector<c10::IValue> args;
+  if (loaded.isTensor()) args = {loaded};
+  else if (loaded.isTuple()) args = loaded.toTupleRef().elements().vec();
+  else throw Error(inputs_path + ": the inputs of a QFunctional model are a tensor or a tuple of tensors");
+  for (const c10::IValue& v : args)
+    if (!v.isTensor()) throw Error(inputs_path + ": the inputs of a QFunctional model are float tensors");
+  libtorch::EngineGuard guard(request.engine);
+  std::vector<c10::IValue> operands;
+  for (const auto& [quantize, index] : fc.operands) {
+    if (index >= args.size())
+      throw Error(inputs_path + ": forward takes at least " + std::to_string(index + 1) + " tensors; the file holds " +
+                  std::to_string(args.size()));
+    torch::jit::Module stub = root.attr(quantize).toModule();
+    operands.push_back(call(inputs_path, stub, "forward", {args[index]}));
+  }
+  for (size_t i = 0; i < operands.size(); ++i) {
+    const QTensor q = from_aten_quantized(operands[i].toTensor());
+    if (i == 0) fixture.input.input = q;
+    else fixture.input.others.push_back(q);
+  }
+  // The call itself, and the whole model, which must be exactly its dequantized result.
+  std::vector<c10::IValue> call_args;
+  if (fc.method == "cat") {
+    c10::List<at::Tensor> list;
+    for (const auto& o : operands) list.push_back(o.toTensor());
+    call_args = {list, *fc.dim};
+  } else {
+    call_args = operands;
+    if (fc.scalar) call_args.push_back(*fc.scalar);
+  }
+  const at::Tensor y = call(inputs_path, functional, fc.method, call_args).toTensor();
+  const at::Tensor whole = call(inputs_path, const_cast<torch::jit::Module&>(root), "forward", args).toTensor();
+  if (!y.is_quantized() || !bit_identical(whole, y.dequantize()))
+    a.fail("its forward is not Quantize -> QFunctional." + fc.method + " -> DeQuantize");
+  fixture.expected.output = from_aten_quantized(y);
+  json provenance = {{"module_file", std::filesystem::path(request.module_path).filename().string()},
+                     {"inputs_file", std::filesystem::path(inputs_path).filename().string()},
+                     {"pytorch_type", python_type(functional) + "." + fc.method},
+                     {"wrapped", true},
+                     {"wrapper_type", python_type(root)},
+                     {"recorded_by", "LibTorch " + libtorch_version() + " in-process"}};
+  if (request.engine.engine == Engine::ONEDNN) provenance["onednn_isa"] = onednn_isa().name;
+  fixture.provenance = std::make_shared<json>(provenance);
+  return fixture;
+}
+
 }  // namespace
 
 Engine libtorch_default_engine() {
@@ -535,6 +688,7 @@ Fixture import_fixture(const FixtureImport& request) {
   }
   torch::jit::Module root = load_archive(module_path, request.engine.engine);
   const Archive archive{module_path};
+  if (const auto call = functional_call(archive, root)) return import_functional(request, root, *call);
 
   // The module itself, or the one module between a Quantize and a DeQuantize.
   torch::jit::Module module = root;

@@ -26,7 +26,7 @@ import warnings
 import torch
 import torch.nn as nn
 import torch.nn.intrinsic as nni
-from torch.ao.quantization import (QConfig, QuantWrapper, convert, default_dynamic_qconfig,
+from torch.ao.quantization import (DeQuantStub, QConfig, QuantStub, QuantWrapper, convert, default_dynamic_qconfig,
                                    default_per_channel_weight_observer, default_weight_observer,
                                    get_default_qconfig, per_channel_dynamic_qconfig, prepare,
                                    quantize_dynamic)
@@ -53,6 +53,10 @@ DEFAULTS = {
                     count_include_pad=1, divisor=0, out_h=1, out_w=1),
     # nnq.Quantize (floats in) or nnq.DeQuantize (quint8 in) alone.
     "stub": dict(batch=2, channels=3, size=5),
+    # A model calling one FloatFunctional method on its arguments, each through its own stub
+    # (scalar_x100: add_scalar's and mul_scalar's scalar in hundredths; cat: three operands
+    # along dim, of 2, 3 and 4 there; spatial_ones=1: H = W = 1, ATen's NHWC cat on dim 1).
+    "functional": dict(batch=2, channels=3, size=4, scalar_x100=37, dim=1, spatial_ones=0),
 }
 
 
@@ -74,6 +78,8 @@ def family(kind):
         return "pooling"
     if name in ("Quantize", "DeQuantize"):
         return "stub"
+    if name in ("add", "add_relu", "mul", "add_scalar", "mul_scalar", "cat"):
+        return "functional"
     sys.exit(f"dump_fixture.py: unknown kind {kind}")
 
 
@@ -131,6 +137,63 @@ def float_input(kind, c):
     return torch.randn(c["batch"], c["in_channels"], *([c["size"]] * dims))
 
 
+class Calls(nn.Module):
+    """Stubs, one FloatFunctional, and the call's constant arguments as attributes."""
+    def __init__(self, scalar, dim):
+        super().__init__()
+        self.quant_x, self.quant_y, self.quant_z, self.dequant = QuantStub(), QuantStub(), QuantStub(), DeQuantStub()
+        self.f = nnq.FloatFunctional()
+        self.scalar = scalar
+        self.dim = dim
+
+
+def functional_model(method, c):
+    """A scriptable model around one FloatFunctional call (TorchScript needs the method
+    spelled out, so one small class per method)."""
+    class Add(Calls):
+        def forward(self, x, y):
+            return self.dequant(self.f.add(self.quant_x(x), self.quant_y(y)))
+
+    class AddRelu(Calls):
+        def forward(self, x, y):
+            return self.dequant(self.f.add_relu(self.quant_x(x), self.quant_y(y)))
+
+    class Mul(Calls):
+        def forward(self, x, y):
+            return self.dequant(self.f.mul(self.quant_x(x), self.quant_y(y)))
+
+    class AddScalar(Calls):
+        def forward(self, x):
+            return self.dequant(self.f.add_scalar(self.quant_x(x), self.scalar))
+
+    class MulScalar(Calls):
+        def forward(self, x):
+            return self.dequant(self.f.mul_scalar(self.quant_x(x), self.scalar))
+
+    class Cat(Calls):
+        def forward(self, x, y, z):
+            return self.dequant(self.f.cat([self.quant_x(x), self.quant_y(y), self.quant_z(z)], self.dim))
+
+    classes = dict(add=Add, add_relu=AddRelu, mul=Mul, add_scalar=AddScalar, mul_scalar=MulScalar, cat=Cat)
+    return classes[method](c["scalar_x100"] / 100.0, c["dim"])
+
+
+def functional_inputs(method, c):
+    shape = [c["batch"], c["channels"], c["size"], c["size"]]
+    if c["spatial_ones"]:
+        shape[2] = shape[3] = 1
+    if method in ("add_scalar", "mul_scalar"):
+        return (torch.randn(*shape) * 3,)
+    if method == "cat":
+        parts = []
+        for extent in (2, 3, 4):
+            s = list(shape)
+            s[c["dim"]] = extent
+            parts.append(torch.randn(*s) * 3)
+        return tuple(parts)
+    return (torch.randn(*shape) * 3, torch.randn(*shape) * 2)
+
+
 def standalone(kind, c, x):
     """nnq.Softmax, nnq.Quantize and nnq.DeQuantize, built as their from_float would, alone:
     returns the module and its input (floats for Quantize, quint8 for the others)."""
@@ -172,12 +235,21 @@ def main():
     torch.manual_seed(args.seed)
     torch.backends.quantized.engine = args.engine
 
-    if family(kind) in ("softmax", "stub"):
+    if family(kind) == "functional":
+        method = kind.split(".", 1)[1]
+        model = functional_model(method, c).eval()
+        model.qconfig = get_default_qconfig(args.engine)
+        prepared = prepare(model)
+        for _ in range(4):
+            prepared(*functional_inputs(method, c))
+        qmodule = convert(prepared)
+        x = functional_inputs(method, c)
+    elif family(kind) in ("softmax", "stub"):
         qmodule, x = standalone(kind, c, float_input(kind, c))
     else:
         model = float_module(kind, c).eval()  # before the input: the random draws' order is the corpus's
         x = float_input(kind, c)
-    if family(kind) in ("softmax", "stub"):
+    if family(kind) in ("softmax", "stub", "functional"):
         pass
     elif kind.startswith("dynamic."):
         qconfig = per_channel_dynamic_qconfig if c["per_channel"] else default_dynamic_qconfig

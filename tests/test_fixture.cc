@@ -165,3 +165,20 @@ BOOST_AUTO_TEST_CASE(format_1_recordings_read_as_the_avx2_path) {
       edited("static.Conv2d-qnnpack-default", [](json& j) { j["format"] = 1; }), "old");
   BOOST_TEST(qnnpack.engine.label() == "qnnpack");
 }
+
+// A QFunctional call's operands: the second and later under input.others. They replay, and a
+// fixture that loses one, or holds no list there, is refused naming what is wrong.
+BOOST_AUTO_TEST_CASE(a_calls_further_operands_replay_and_are_checked) {
+  const std::string name = "static.cat-qnnpack-default";
+  const Fixture f = read_fixture(fixture_path(kStore, name));
+  BOOST_TEST(f.input.others.size() == 2u);
+  const FixtureVerdict good = replay_fixture(f, name);
+  BOOST_TEST(good.passed, good.line() << "\n" << good.details());
+  expect_error([&] { fixture_from_json(edited(name, [](json& j) { j["input"]["others"] = 3; }), "f"); },
+               "f: input.others: must be a list of values");
+  Fixture short_of_one = f;
+  short_of_one.input.others.pop_back();
+  const FixtureVerdict bad = replay_fixture(short_of_one, "short");
+  BOOST_TEST(!bad.passed);
+  BOOST_TEST(bad.details().find("shape") != std::string::npos, bad.details());  // the cat comes out shorter
+}

@@ -177,6 +177,24 @@ std::vector<RefusalCase> functional_refusals(const CaseConfig& config, Functiona
   return cases;
 }
 
+// Fixtures: the call's constant arguments and QFunctional's scale and zero point.
+FunctionalOptions spec_options(FunctionalOp op, const ModuleSpec& spec) {
+  FunctionalOptions o;
+  o.op = op;
+  if (spec.has("scalar")) o.scalar = spec.number("scalar");
+  if (spec.has("dim")) o.dim = spec.integer("dim");
+  return o;
+}
+
+std::unique_ptr<Module> spec_reference(FunctionalOp op, const ModuleSpec& spec) {
+  const FunctionalOptions o = spec_options(op, spec);
+  auto module = std::make_unique<ReferenceFunctional>(o);
+  if (!observes_output(op))
+    return StaticReference::deriving_output_qparams(
+        std::move(module), [o](const QuantParams& input) { return scalar_op_output_qparams(o, input); });
+  return std::make_unique<StaticReference>(std::move(module), spec_output_qparams(spec));
+}
+
 }  // namespace
 
 ModuleKind static_functional_kind(FunctionalOp op) {
@@ -233,6 +251,10 @@ ModuleKind static_functional_kind(FunctionalOp op) {
   kind.make_case = [op](const CaseConfig& config) { return make_functional_case(config, op); };
   kind.output_observed = observes_output(op);
   kind.refusal_cases = [op](const CaseConfig& config) { return functional_refusals(config, op); };
+  kind.reference_from_spec = [op](const ModuleSpec& spec) { return spec_reference(op, spec); };
+  kind.quantized_from_spec = [op](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
+    return std::make_unique<QuantizedFunctional>(spec_options(op, spec), spec_output_qparams(spec), engine);
+  };
   kind.sensitivity = functional_sensitivity;
   return kind;
 }

@@ -77,7 +77,9 @@ MODULE.pt holds one quantized module of a registered kind (qconform modules), or
 Quantize -> one such module -> DeQuantize (eager convert of QuantStub/DeQuantStub). The
 float modules eager convert leaves to run on quantized tensors (ReLU, Sigmoid, Hardsigmoid,
 Tanh, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) count as such; nnq.Quantize alone takes
-floats. QFunctional's ops cannot be read (a QFunctional is called from a parent's forward).
+floats. A QFunctional op is read from a model that quantizes its arguments with Quantize
+children, calls one QFunctional method on them and dequantizes the result; INPUTS.pt then
+holds forward's arguments.
 
   --inputs INPUTS.pt     the inputs (required)
   --name NAME            the fixture's name (default: MODULE's file name without .pt)
