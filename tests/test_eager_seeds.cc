@@ -6,15 +6,19 @@
 // no qconfig remains (checkNoQconfig). Beyond the seeds, each converted model runs, and its
 // integer and LibTorch conversions give identical outputs.
 //
-// test_resnet_base needs BatchNorm fusion, which the harness does not have yet (left open on
-// the normalization and fusion issue); test_functional_module's QAT branch needs prepare_qat.
+// test_resnet_base runs here from where fuse_modules leaves it (conv1 with bn1 folded in and
+// relu1 fused, a ConvReLU2d): the fusion itself belongs to the normalization and fusion issue.
+// test_functional_module's QAT branch needs prepare_qat.
 #define BOOST_TEST_MODULE test_eager_seeds
 #include <boost/test/unit_test.hpp>
 
 #include <random>
 
 #include "core/float/activation.h"
+#include "core/float/conv.h"
 #include "core/float/functional.h"
+#include "core/float/linear.h"
+#include "core/float/pooling.h"
 #include "core/qconfig.h"
 #include "core/quantize.h"
 #include "oracles/eager.h"
@@ -106,7 +110,90 @@ class ModelWithFunctionals : public Sequential {
   }
 };
 
+// torch.flatten(x, 1) of a float or quantized tensor.
+Value flatten_from_1(const Value& v) {
+  const auto flat = [](Shape s) { return Shape{s.at(0), numel_of(s) / std::max<int64_t>(s.at(0), 1)}; };
+  if (const auto* q = std::get_if<QTensor>(&v)) return QTensor{flat(q->sizes), q->values, q->qparams};
+  const Tensor& t = std::get<Tensor>(v);
+  return Tensor(flat(t.sizes), t.data);
+}
+
+// ResNetBase (common_quantization.py) after fuse_modules(['conv1', 'bn1', 'relu1']):
+// out = conv1(x) (ConvReLU2d), identity = downsample(x) (nn.Identity), out = myop.add(out,
+// identity), relu2, avgpool (AdaptiveAvgPool2d((1, 1))), flatten, fc (Linear(3, 1)).
+class ResNetBase : public Sequential {
+ public:
+  explicit ResNetBase(uint64_t seed) : Sequential(children(seed), "ResNetBase") {}
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override {
+    const Value x = input.input;
+    Value out = child("conv1")(ModuleInput{x, std::nullopt}).output;
+    out = child("myop")(ModuleInput{out, std::nullopt, {x}}).output;  // the identity branch
+    out = child("relu2")(ModuleInput{out, std::nullopt}).output;
+    out = child("avgpool")(ModuleInput{out, std::nullopt}).output;
+    return child("fc")(ModuleInput{flatten_from_1(out), std::nullopt});
+  }
+
+ private:
+  static Children children(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    const auto randn = [&](const Shape& s) {
+      Tensor t(s);
+      for (float& v : t.data) v = normal(rng);
+      return t;
+    };
+    ConvOptions o;
+    o.in_channels = o.out_channels = 3;
+    o.kernel_size = {1, 1};
+    o.stride = {1, 1};
+    o.padding = {0, 0};
+    o.dilation = {1, 1};
+    auto conv1 = std::make_unique<FloatConv>(o, randn({3, 3, 1, 1}), randn({3}));  // bn1 folded in: a bias
+    conv1->fused_relu = true;
+    PoolingOptions pool;
+    pool.op = PoolingOp::AdaptiveAvgPool2d;
+    pool.output_size = {1, 1, true};
+    Children c;
+    c.emplace_back("conv1", std::move(conv1));
+    c.emplace_back("relu2", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
+    c.emplace_back("myop", std::make_unique<FloatFunctionalOp>(FunctionalOptions{FunctionalOp::Add}));
+    c.emplace_back("avgpool", std::make_unique<FloatPooling>(pool));
+    c.emplace_back("fc", std::make_unique<FloatLinear>(randn({1, 3}), randn({1})));
+    return c;
+  }
+};
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(test_resnet_base) {
+  std::vector<Tensor> img_data_2d{uniform({2, 3, 10, 10}, 21), uniform({2, 3, 10, 10}, 22)};
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    std::vector<Tensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      auto model = quant_wrapper(std::make_unique<ResNetBase>(5));
+      model->qconfig = get_default_qconfig(engine);
+      prepare(*model);
+      const auto& inner = dynamic_cast<const Sequential&>(model->child("module"));
+      // checkObservers: the mapped modules; relu2 and avgpool are in no mapping.
+      for (const char* name : {"conv1", "myop", "fc"})
+        BOOST_TEST(static_cast<bool>(inner.child(name).activation_post_process), name << " has no observer");
+      for (const char* name : {"relu2", "avgpool"}) BOOST_TEST(!inner.child(name).activation_post_process, name);
+      for (const Tensor& x : img_data_2d) run(*model, x);  // test_only_eval_fn
+      convert(*model, {implementation, engine});
+      const auto& converted = dynamic_cast<const Sequential&>(model->child("module"));
+      BOOST_TEST(converted.child("conv1").name() == "QuantizedConvReLU2d");  // nniq.ConvReLU2d
+      BOOST_TEST(converted.child("myop").name() == "QFunctional");
+      BOOST_TEST(converted.child("avgpool").name() == "AdaptiveAvgPool2d");
+      BOOST_TEST(converted.child("fc").name() == "QuantizedLinear");  // nnq.Linear
+      check_no_qconfig(*model);
+      for (const Tensor& x : img_data_2d) outputs.push_back(run(*model, x));
+    }
+    BOOST_TEST((outputs[0] == outputs[2] && outputs[1] == outputs[3]), to_string(engine));
+    BOOST_TEST((outputs[0].sizes == Shape{2, 1}));
+  }
+}
 
 BOOST_AUTO_TEST_CASE(test_leaky_relu) {
   activation_op_test(
