@@ -179,11 +179,12 @@ std::vector<EngineOpRule> make_table() {
   }
   rows.insert(rows.end(), conv_rows.begin(), conv_rows.end());
 
-  // The static activations: ATen's own kernels (QuantizedOpKernels.cpp), whichever engine is
-  // set; qnnpack's lookup-table kernels are not used for them in Debian's LibTorch (measured:
-  // qnnpack's and onednn's answers are identical). Inputs: quint8 per-tensor in the static
-  // flow. In builds with fbgemm, ATen quantizes one value through fbgemm::Quantize instead of
-  // its own quantize_val, which the harness cannot check: not modelled there.
+  // The static activations: ATen's own kernels (QuantizedOpKernels.cpp), except that the
+  // qnnpack engine sends quint8 Sigmoid, Tanh, Hardsigmoid and Hardswish to QNNPACK's lookup
+  // tables (measured: where table and kernel part, LibTorch's qnnpack gives the table's
+  // level). Inputs: quint8 per-tensor in the static flow. In builds with fbgemm, ATen quantizes
+  // one value through fbgemm::Quantize instead of its own quantize_val, which the harness
+  // cannot check: not modelled there.
   for (Engine engine : {Engine::FBGEMM, Engine::X86, Engine::QNNPACK, Engine::ONEDNN}) {
     const bool here = engine == Engine::QNNPACK || engine == Engine::ONEDNN;
     EngineOpRule row{engine, EngineOp::StaticElementwise, here,
@@ -192,7 +193,11 @@ std::vector<EngineOpRule> make_table() {
                      false, "static activations take no float16 tensors",
                      ActivationQuantization::RoundThenShift,
                      false, false, false, false,
-                     here ? "ATen's own kernels on every engine (the same answers on qnnpack and onednn): dequantize, "
+                     engine == Engine::QNNPACK
+                         ? "Sigmoid, Tanh, Hardsigmoid and Hardswish by QNNPACK's lookup tables (each level computed "
+                           "in float, tanh in double, rounded by lrintf); the rest by ATen's own kernels as on onednn "
+                           "(quantized/kernels/elementwise.h)"
+                     : here ? "ATen's own kernels: dequantize, "
                             "the op in float, quantize; elements in whole blocks of two ATen vectors take the "
                             "vector forms (dequantize with a premultiplied zero point by FMA, Sleef's exp and tanh), "
                             "the rest the scalar ones (quantized/kernels/elementwise.h)"

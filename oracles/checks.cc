@@ -233,19 +233,10 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
   // `run` fires them in registration order.
   auto check = [&](Module& converted, const std::string& path, const std::function<void()>& run) {
     // A call the engine refuses (engine table) fires the pre-hooks only: nothing to compare.
-    if (converted.engine() &&
-        !runs_unless_refused(kind, converted.implementation(), converted.engine()->engine, false, [&] {
-          std::vector<std::string> scratch;
-          scratch.swap(log);
-          try {
-            run();
-          } catch (...) {
-            scratch.swap(log);
-            throw;
-          }
-          scratch.swap(log);
-        }))
-      return;
+    const auto runs = [&] {
+      if (!converted.engine()) return (run(), true);
+      return runs_unless_refused(kind, converted.implementation(), converted.engine()->engine, false, run);
+    };
     if (converted.forward_pre_hook_count() != 2 || converted.forward_hook_count() != 2) {
       std::ostringstream out;
       out << where(kind, path, config) << ": " << converted.forward_pre_hook_count() << " pre-hooks and "
@@ -253,7 +244,7 @@ std::vector<std::string> check_hook_preservation(const ModuleKind& kind, const C
       findings.push_back(out.str());
     }
     log.clear();
-    run();
+    if (!runs()) return;
     if (log != kHookOrder)
       findings.push_back(where(kind, path, config) + ": hooks fired as [" + joined(log) + "], expected [" +
                          joined(kHookOrder) + "]");

@@ -151,3 +151,42 @@ BOOST_AUTO_TEST_CASE(output_qparams_follow_the_input_the_op_or_the_observer_as_l
   testing::expect_error([&] { QuantizedActivation(ActivationOptions{ActivationOp::Sigmoid}, observed, Engine::QNNPACK); },
                         "Sigmoid: takes no output qparams (its output follows the op)");
 }
+
+// On the qnnpack engine LibTorch sends Sigmoid, Tanh, Hardsigmoid and Hardswish to QNNPACK's
+// lookup tables: where a table's level and ATen's kernel part (a rounding apart, found by
+// search over all 256 levels of random qparams), LibTorch's qnnpack gives the table's and its
+// onednn ATen's.
+BOOST_AUTO_TEST_CASE(qnnpack_takes_its_lookup_tables_for_four_activations) {
+  std::mt19937_64 rng(99);
+  std::uniform_real_distribution<double> exponent(-4.0, 0.5);
+  std::uniform_int_distribution<int32_t> level(0, 255);
+  QTensor x{Shape{256}, std::vector<int32_t>(256), QuantParams::per_tensor(DType::QUInt8, 1.0, 0)};
+  for (int32_t q = 0; q < 256; ++q) x.values[q] = q;
+  for (ActivationOp op : {ActivationOp::Sigmoid, ActivationOp::Tanh, ActivationOp::Hardsigmoid, ActivationOp::Hardswish}) {
+    const ActivationOptions o{op};
+    int parted = 0, tries = 0;
+    for (; parted < 3 && tries < 40000; ++tries) {
+      x.qparams = QuantParams::per_tensor(DType::QUInt8, std::pow(10.0, exponent(rng)), level(rng));
+      const std::optional<QuantParams> observed =
+          op == ActivationOp::Hardswish
+              ? std::optional<QuantParams>(QuantParams::per_tensor(DType::QUInt8, 0.01 + 0.2 * (rng() % 1000) / 1000.0,
+                                                                   level(rng)))
+              : std::nullopt;
+      QuantizedActivation on_qnnpack(o, observed, Engine::QNNPACK), on_onednn(o, observed, Engine::ONEDNN);
+      const QTensor table = std::get<QTensor>(on_qnnpack(ModuleInput{x, std::nullopt}).output);
+      const QTensor kernel = std::get<QTensor>(on_onednn(ModuleInput{x, std::nullopt}).output);
+      if (table.values == kernel.values) continue;
+      ++parted;
+      const QTensor theirs_qnnpack = std::get<QTensor>(
+          (*make_libtorch_static_activation(o, observed, Engine::QNNPACK))(ModuleInput{x, std::nullopt}).output);
+      const QTensor theirs_onednn = std::get<QTensor>(
+          (*make_libtorch_static_activation(o, observed, Engine::ONEDNN))(ModuleInput{x, std::nullopt}).output);
+      BOOST_TEST(theirs_qnnpack.values == table.values, o.float_name() << " on qnnpack, " << x.qparams.to_string());
+      BOOST_TEST(theirs_onednn.values == kernel.values, o.float_name() << " on onednn, " << x.qparams.to_string());
+    }
+    BOOST_TEST_MESSAGE(o.float_name() << ": " << parted << " qparams where table and kernel part, in " << tries);
+    // ATen's plain C++ build (ATEN_CPU_CAPABILITY=default) computes sigmoid and hardsigmoid
+    // much as the tables do: there the search may find nothing to tell apart.
+    if (kernels::AtenVectorLoop::of().simd) BOOST_TEST(parted > 0, o.float_name());
+  }
+}

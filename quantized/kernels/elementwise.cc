@@ -106,4 +106,41 @@ void static_activation(const ActivationOptions& o, const int32_t* xq, int64_t n,
   }
 }
 
+bool uses_qnnpack_table(ActivationOp op) {
+  return op == ActivationOp::Sigmoid || op == ActivationOp::Tanh || op == ActivationOp::Hardsigmoid ||
+         op == ActivationOp::Hardswish;
+}
+
+void qnnpack_table_activation(const ActivationOptions& o, const int32_t* xq, int64_t n, AffineQParams in,
+                              AffineQParams out, int32_t* y) {
+  if (!uses_qnnpack_table(o.op)) throw Error("qnnpack_table_activation: QNNPACK has no table for " + o.float_name());
+  const float s = static_cast<float>(in.scale);
+  const float inverse_output = 1.0f / static_cast<float>(out.scale);
+  const float output_zero_point = static_cast<float>(out.zero_point);
+  int32_t table[256];
+  for (int32_t i = 0; i < 256; ++i) {
+    const float x = s * static_cast<float>(i - in.zero_point);
+    float scaled = 0.0f;
+    switch (o.op) {
+      case ActivationOp::Sigmoid: scaled = 256.0f / (1.0f + std::exp(-x)); break;  // expf
+      case ActivationOp::Tanh:  // tanh of the float x in double, the sum in double, then float
+        scaled = static_cast<float>(128.0 * std::tanh(static_cast<double>(x)) + 128.0);
+        break;
+      case ActivationOp::Hardsigmoid:
+      case ActivationOp::Hardswish: {
+        float clipped = x + 3.0f;
+        clipped = clipped > 0.0f ? clipped : 0.0f;
+        clipped = clipped < 6.0f ? clipped : 6.0f;
+        const float value = o.op == ActivationOp::Hardswish ? x * clipped / 6.0f : clipped / 6.0f;
+        scaled = inverse_output * value + output_zero_point;
+        break;
+      }
+      default: break;
+    }
+    scaled = std::min(std::max(scaled, 0.0f), 255.0f);
+    table[i] = static_cast<int32_t>(std::lrintf(scaled));
+  }
+  for (int64_t k = 0; k < n; ++k) y[k] = table[xq[k]];
+}
+
 }  // namespace qconform::kernels

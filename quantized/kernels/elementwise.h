@@ -46,4 +46,18 @@ struct AffineQParams {
 void static_activation(const ActivationOptions& op, const int32_t* xq, int64_t n, AffineQParams in,
                        AffineQParams out, AtenVectorLoop loop, int32_t* y);
 
+// On the qnnpack engine LibTorch 1.13 sends quint8 Sigmoid, Tanh, Hardsigmoid and Hardswish
+// to QNNPACK's lookup-table operators (measured: where the table and ATen's kernels part,
+// LibTorch's qnnpack gives the table's level; LeakyReLU, ELU and the integer ops stay ATen's).
+// Each table entry i, in float arithmetic as QNNPACK builds it:
+//   x = float(s) * float(i - z)
+//   Sigmoid:     lrintf(clamp(256.0f / (1.0f + expf(-x))))                  (output 1/256, 0)
+//   Tanh:        lrintf(clamp(float(128.0 * tanh(double(x)) + 128.0)))      (output 2/256, 128)
+//   Hardsigmoid: lrintf(clamp((1 / s') * (min(max(x + 3, 0), 6) / 6) + z'))
+//   Hardswish:   lrintf(clamp((1 / s') * (x * min(max(x + 3, 0), 6) / 6) + z'))
+// clamped to [0, 255] before rounding; y = table[q].
+bool uses_qnnpack_table(ActivationOp op);
+void qnnpack_table_activation(const ActivationOptions& op, const int32_t* xq, int64_t n, AffineQParams in,
+                              AffineQParams out, int32_t* y);
+
 }  // namespace qconform::kernels

@@ -116,10 +116,13 @@ ModuleOutput QuantizedActivation::forward(const ModuleInput& input) {
   const QTensor& x = expect_quint8_input(input, name());
   const QuantParams out = output_qparams(x.qparams);
   QTensor y{x.sizes, std::vector<int32_t>(x.values.size()), out};
-  kernels::static_activation(options_, x.values.data(), static_cast<int64_t>(x.values.size()),
-                             {x.qparams.scale(), static_cast<int32_t>(x.qparams.zero_point())},
-                             {out.scale(), static_cast<int32_t>(out.zero_point())},
-                             kernels::AtenVectorLoop::of(), y.values.data());
+  const kernels::AffineQParams in{x.qparams.scale(), static_cast<int32_t>(x.qparams.zero_point())};
+  const kernels::AffineQParams to{out.scale(), static_cast<int32_t>(out.zero_point())};
+  const int64_t n = static_cast<int64_t>(x.values.size());
+  if (engine_.engine == Engine::QNNPACK && kernels::uses_qnnpack_table(options_.op))
+    kernels::qnnpack_table_activation(options_, x.values.data(), n, in, to, y.values.data());
+  else
+    kernels::static_activation(options_, x.values.data(), n, in, to, kernels::AtenVectorLoop::of(), y.values.data());
   return {y, std::nullopt};
 }
 
