@@ -161,10 +161,11 @@ std::vector<RefusalCase> functional_refusals(const CaseConfig& config, Functiona
     cases.push_back(variant("an operand of one dimension less", [&](ModuleInput& in, FunctionalOptions&) {
       second(in) = without_first_dimension(second(in));
     }));
+    // One column more than the first operand: along dim 3 itself, concatenate along 0 instead.
     cases.push_back(variant("an operand of another size outside dim", [&](ModuleInput& in, FunctionalOptions& o) {
       const int64_t d = o.dim < 0 ? o.dim + 4 : o.dim;
-      if (d != 3) second(in) = with_extra_column(second(in));
-      else o.dim = 0, second(in) = with_extra_column(second(in));
+      if (d == 3) o.dim = 0;
+      second(in) = with_extra_column(d == 3 ? first(in) : second(in));
     }));
     cases.push_back(variant("a per-channel operand", [&](ModuleInput& in, FunctionalOptions&) {
       second(in) = as_per_channel(second(in));
