@@ -101,6 +101,16 @@ void Module::copy_hooks_from(const Module& other) {
   copy(other.hooks_->hooks, hooks_->hooks, other.observer_hook_id);
 }
 
+void Module::move_forward_pre_hooks_from(Module& other) {
+  for (auto& entry : other.hooks_->pre_hooks) hooks_->pre_hooks.push_back(std::move(entry));
+  other.hooks_->pre_hooks.clear();
+}
+
+void Module::move_forward_hooks_from(Module& other) {
+  for (auto& entry : other.hooks_->hooks) hooks_->hooks.push_back(std::move(entry));
+  other.hooks_->hooks.clear();
+}
+
 void Module::remove_observer() {
   if (observer_hook_id) {
     auto& hooks = hooks_->hooks;

@@ -131,6 +131,16 @@ class Module {
   // pre-hook, every forward hook except the observer hook prepare added; handles returned
   // for `other` keep referring to `other`'s tables.
   void copy_hooks_from(const Module& other);
+  // fuse_modules' move (fuse_known_modules): the first module's pre-hooks and the last
+  // module's forward hooks go to the fused module, in order, and leave the modules they were
+  // on (PyTorch deletes them there). Ids are kept.
+  void move_forward_pre_hooks_from(Module& other);
+  void move_forward_hooks_from(Module& other);
+
+  // torch.nn.Module.training. The harness builds modules in evaluation mode (the state
+  // post-training quantization starts from), so false by default where torch.nn's is true;
+  // fuse_modules refuses to fold a BatchNorm that is training, as PyTorch does.
+  bool training = false;
 
   // The forward hook prepare registered to feed activation_post_process (PyTorch's
   // _observer_forward_hook), if any.

@@ -7,6 +7,7 @@ namespace qconform {
 void QuantStub::load_state_dict(const StateDict& state) { state.check_keys({}, name()); }
 ModuleOutput QuantStub::forward(const ModuleInput& input) { return ModuleOutput{input.input, input.hidden}; }
 void DeQuantStub::load_state_dict(const StateDict& state) { state.check_keys({}, name()); }
+void Identity::load_state_dict(const StateDict& state) { state.check_keys({}, name()); }
 ModuleOutput DeQuantStub::forward(const ModuleInput& input) { return ModuleOutput{input.input, input.hidden}; }
 
 StateDict quantize_state_dict(const QuantParams& qparams) {

@@ -28,6 +28,19 @@ class DeQuantStub : public Module {
   ModuleOutput forward(const ModuleInput& input) override;
 };
 
+// torch.nn.Identity: what fuse_modules leaves in place of every module but the first of a
+// fused sequence. No observer, no conversion: it passes any value through.
+class Identity : public Module {
+ public:
+  std::string name() const override { return "Identity"; }
+  Implementation implementation() const override { return Implementation::Float; }
+  StateDict state_dict() const override { return {}; }
+  void load_state_dict(const StateDict& state) override;
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override { return {input.input, input.hidden}; }
+};
+
 // nnq.Quantize's state, which its implementations share: buffers "scale" (float, one element)
 // and "zero_point" (int64, one element); and back, strict, for a module of `dtype` named
 // `module_name` (Error names what is wrong).
