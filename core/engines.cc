@@ -269,6 +269,21 @@ std::vector<EngineOpRule> make_table() {
     if (engine == Engine::QNNPACK) row.forward_refusals.push_back("failed to create QNNPACK Add operator");
     rows.push_back(row);
   }
+
+  // Normalization: ATen's own kernels on every engine (qbatch_norm.cpp and
+  // QuantizedOpKernels.cpp's q_batch_norm_kernel), float arithmetic throughout.
+  for (Engine engine : {Engine::FBGEMM, Engine::X86, Engine::QNNPACK, Engine::ONEDNN}) {
+    const bool here = engine == Engine::QNNPACK || engine == Engine::ONEDNN;
+    rows.push_back(EngineOpRule{
+        engine, EngineOp::StaticNormalization, here, true, "", RejectionStep::Prepack, true, false, "", false,
+        "quantized normalization takes no float16 tensors", ActivationQuantization::RoundThenShift, false, false,
+        false, false,
+        here ? "ATen's kernels: per channel alpha and beta in float and double from the statistics and both scales; "
+               "per element one FMA (AVX2 and AVX-512 builds; a product and a sum in the default build), rounded to "
+               "even, plus the output zero point (quantized/kernels/normalization.h)"
+             : "not verifiable here: ATen's kernels as on qnnpack and onednn, in a build with fbgemm (not Debian's)",
+        here ? Requantization::AtenKernels : Requantization::NotModelled});
+  }
   return rows;
 }
 
@@ -352,6 +367,7 @@ std::string to_string(EngineOp op) {
     case EngineOp::StaticConv: return "quantized::conv{1,2,3}d";
     case EngineOp::StaticElementwise: return "quantized activations";
     case EngineOp::StaticPooling: return "quantized pooling";
+    case EngineOp::StaticNormalization: return "quantized normalization";
     case EngineOp::StaticFunctional: return "QFunctional ops";
   }
   return "?";

@@ -72,9 +72,18 @@ std::vector<EngineProfile> engine_profiles(Engine engine);
 // hardswish, elu, sigmoid, hardsigmoid, tanh on quint8 tensors).
 // StaticPooling: max_pool2d, avg_pool2d and adaptive_avg_pool2d on quint8 tensors.
 // StaticFunctional: QFunctional's add, add_relu, mul, add_scalar, mul_scalar and cat.
-enum class EngineOp { DynamicLinear, StaticLinear, StaticConv, StaticElementwise, StaticPooling, StaticFunctional };
+// StaticNormalization: batch_norm{2d,3d}[_relu] on quint8 tensors.
+enum class EngineOp {
+  DynamicLinear,
+  StaticLinear,
+  StaticConv,
+  StaticElementwise,
+  StaticPooling,
+  StaticFunctional,
+  StaticNormalization
+};
 // "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d",
-// "quantized activations", "quantized pooling", "QFunctional ops"
+// "quantized activations", "quantized pooling", "QFunctional ops", "quantized normalization"
 std::string to_string(EngineOp op);
 
 // When an engine refuses a configuration: while prepacking the weight (module

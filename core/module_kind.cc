@@ -24,6 +24,7 @@ std::string to_string(Structure structure) {
     case Structure::Elementwise: return "elementwise";
     case Structure::Pooling: return "pooling";
     case Structure::ElementwiseFloat: return "elementwise-float";
+    case Structure::Normalization: return "normalization";
     case Structure::Softmax: return "softmax";
   }
   return "?";

@@ -94,8 +94,11 @@ struct OutputSensitivity {
 // element, on the input's grid (pooling).
 // ElementwiseFloat: one input element per output element, with float outputs (DeQuantize).
 // Softmax: every output element depends on its whole row along one dimension.
-enum class Structure { Reduction, Recurrent, Elementwise, Pooling, ElementwiseFloat, Softmax };
-// "reduction", "recurrent", "elementwise", "pooling", "elementwise-float", "softmax"
+// Normalization: each element normalized by its group's statistics (BatchNorm: the channel's
+// running statistics, an affine map per channel).
+enum class Structure { Reduction, Recurrent, Elementwise, Pooling, ElementwiseFloat, Softmax, Normalization };
+// "reduction", "recurrent", "elementwise", "pooling", "elementwise-float", "softmax",
+// "normalization"
 std::string to_string(Structure structure);
 
 // The two implementations compared, as a recurrent bound needs to know them.

@@ -137,6 +137,13 @@ struct Archive {
     }
     fail(python_type(m) + "." + name + " is not an int or a tuple of ints");
   }
+  // A float32 tensor attribute (a parameter or buffer of a float module).
+  Tensor float_tensor_attr(const torch::jit::Module& m, const std::string& name) const {
+    const c10::IValue v = attr(m, name);
+    if (!v.isTensor() || v.toTensor().is_quantized() || v.toTensor().scalar_type() != at::kFloat)
+      fail(python_type(m) + "." + name + " is not a float32 tensor");
+    return from_aten(v.toTensor());
+  }
   // An Optional[int] attribute: null for None.
   json optional_integer(const torch::jit::Module& m, const std::string& name) const {
     const c10::IValue v = attr(m, name);
@@ -338,6 +345,28 @@ void read_pooling(const Archive& a, const torch::jit::Module& m, const std::stri
   }
 }
 
+// nnq.BatchNorm{2,3}d and nniq.BNReLU{2,3}d: num_features, eps, the float weight, bias and
+// running statistics, and the output scale and zero point buffers.
+void read_batch_norm(const Archive& a, const torch::jit::Module& m, ModuleSpec& spec) {
+  // PyTorch 1.13's from_float assigns calculate_qparams()'s one-element tensors of shape [1]
+  // to these 0-dim buffers; eager Python takes them, a scripted forward does not.
+  for (const char* key : {"scale", "zero_point"}) {
+    const c10::IValue v = a.attr(m, key);
+    if (v.isTensor() && v.toTensor().dim() != 0)
+      a.fail(python_type(m) + "." + key + " has shape [1], as PyTorch 1.13's convert leaves it, and its scripted "
+             "forward fails (\"Cannot input a tensor of dimension other than 0 as a scalar argument\"): before "
+             "torch.jit.script, make both buffers 0-dim (m.scale = m.scale.reshape(()); m.zero_point = "
+             "m.zero_point.reshape(()))");
+  }
+  json& c = *spec.config;
+  c["num_features"] = a.integer(m, "num_features");
+  c["eps"] = a.number(m, "eps");
+  c["scale"] = a.number(m, "scale");
+  c["zero_point"] = a.integral(m, "zero_point");
+  for (const char* key : {"weight", "bias", "running_mean", "running_var"})
+    spec.parameters.set(key, a.float_tensor_attr(m, key));
+}
+
 // nnq.Quantize: its scale and zero_point buffers and its dtype (a ScalarType number).
 void read_quantize(const Archive& a, const torch::jit::Module& m, ModuleSpec& spec) {
   json& c = *spec.config;
@@ -383,6 +412,8 @@ ModuleSpec read_module(const Archive& a, const torch::jit::Module& m) {
   if (std::find(activations.begin(), activations.end(), name) != activations.end()) read_activation(a, m, name, spec);
   else if (name == "MaxPool2d" || name == "AvgPool2d" || name == "AdaptiveAvgPool2d") read_pooling(a, m, name, spec);
   else if (name == "Quantize") read_quantize(a, m, spec);
+  else if (name == "BatchNorm2d" || name == "BatchNorm3d" || name == "BNReLU2d" || name == "BNReLU3d")
+    read_batch_norm(a, m, spec);
   else if (name == "DeQuantize") return spec;
   else if (name == "Linear" || name == "LinearReLU") read_linear(a, m, dynamic, spec);
   else if (name == "LSTM") read_rnn(a, m, RnnMode::LSTM, spec);

@@ -108,6 +108,18 @@ std::vector<ToleranceRow> make_table() {
        "case; rounding to the grid (QNNPACK rounds halves up) adds one quantum."},
       {"static.softmax.reference-vs-libtorch", Family::Static, Structure::Softmax, reference, libtorch_any, false,
        BoundKind::OutputQuanta, 0, "As static softmax reference-vs-integer."},
+      {"static.normalization.integer-vs-libtorch", Family::Static, Structure::Normalization, quantized_any,
+       libtorch_any, true, BoundKind::Exact, 0,
+       "Both sides run ATen's kernel step for step: per channel alpha and beta in its float/double mix, per "
+       "element one FMA (a product and a sum in ATen's default build), rounded to even: identical outputs."},
+      {"static.normalization.reference-vs-integer", Family::Static, Structure::Normalization, reference, quantized_any,
+       false, BoundKind::OutputQuanta, 0,
+       "The reference evaluates nn.BatchNorm in float on the dequantized input (alpha = w / sqrt(var + eps), beta "
+       "= b - mean alpha, x alpha + beta); the integer side folds the scales into alpha and beta first. Each side "
+       "takes K = 4 float roundings of terms bounded by M = |alpha x| + |mean alpha| + |b| + |y| (the cancellation "
+       "in b - mean alpha is where they part most): (K + 4) eps M; rounding to the output grid adds one quantum."},
+      {"static.normalization.reference-vs-libtorch", Family::Static, Structure::Normalization, reference,
+       libtorch_any, false, BoundKind::OutputQuanta, 0, "As static normalization reference-vs-integer."},
       {"static.pooling.integer-vs-libtorch", Family::Static, Structure::Pooling, quantized_any, libtorch_any, true,
        BoundKind::Exact, 0,
        "Both sides take the same quint8 input through the kernel ATen dispatches to (QNNPACK's max or average "

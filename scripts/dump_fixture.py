@@ -57,6 +57,8 @@ DEFAULTS = {
     # (scalar_x100: add_scalar's and mul_scalar's scalar in hundredths; cat: three operands
     # along dim, of 2, 3 and 4 there; spatial_ones=1: H = W = 1, ATen's NHWC cat on dim 1).
     "functional": dict(batch=2, channels=3, size=4, scalar_x100=37, dim=1, spatial_ones=0),
+    # BatchNorm2d/3d (BNReLU: fused with a ReLU) with random statistics; depth for 3d inputs.
+    "batchnorm": dict(batch=2, channels=4, size=5, depth=3),
 }
 
 
@@ -80,6 +82,8 @@ def family(kind):
         return "stub"
     if name in ("add", "add_relu", "mul", "add_scalar", "mul_scalar", "cat"):
         return "functional"
+    if name.startswith("BatchNorm") or name.startswith("BNReLU"):
+        return "batchnorm"
     sys.exit(f"dump_fixture.py: unknown kind {kind}")
 
 
@@ -99,6 +103,15 @@ def float_module(kind, c):
                                 ceil_mode=bool(c["ceil_mode"]))
         return nn.AvgPool2d(c["kernel"], c["stride"], c["padding"], ceil_mode=bool(c["ceil_mode"]),
                             count_include_pad=bool(c["count_include_pad"]), divisor_override=c["divisor"] or None)
+    if f == "batchnorm":
+        dims = int(name[-2])
+        bn = getattr(nn, f"BatchNorm{dims}d")(c["channels"], eps=1e-3)
+        with torch.no_grad():  # statistics as training would leave them
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.05, 3.0)
+            bn.weight.normal_()
+            bn.bias.normal_()
+        return getattr(nni, f"BNReLU{dims}d")(bn, nn.ReLU()) if name.startswith("BNReLU") else bn
     if f == "linear":
         linear = nn.Linear(c["in_features"], c["out_features"], bias=bool(c["bias"]))
         return nni.LinearReLU(linear, nn.ReLU()) if name == "LinearReLU" else linear
@@ -133,6 +146,9 @@ def float_input(kind, c):
         return torch.randn(*shape, c["input_size"])
     if f in ("activation", "softmax", "pooling", "stub"):
         return torch.randn(c["batch"], c["channels"], c["size"], c["size"]) * 3
+    if f == "batchnorm":
+        spatial = [c["depth"], c["size"], c["size"]] if kind.endswith("3d") else [c["size"], c["size"]]
+        return torch.randn(c["batch"], c["channels"], *spatial) * 2
     dims = int(kind[-2])
     return torch.randn(c["batch"], c["in_channels"], *([c["size"]] * dims))
 
@@ -264,6 +280,14 @@ def main():
         for _ in range(4):
             prepared(float_input(kind, c))
         qmodule = convert(prepared)
+        if family(kind) == "batchnorm":
+            # PyTorch 1.13's convert leaves nnq.BatchNorm's scale and zero_point buffers with
+            # shape [1], which its scripted forward refuses to pass as numbers ("Cannot input a
+            # tensor of dimension other than 0 as a scalar argument"): make them 0-dim, as the
+            # module's own constructor does.
+            bn = qmodule.module
+            bn.scale = bn.scale.reshape(())
+            bn.zero_point = bn.zero_point.reshape(())
 
     inputs = x
     if family(kind) in ("rnn", "cell") and c["hidden_given"]:

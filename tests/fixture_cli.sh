@@ -42,6 +42,7 @@ cases=(
   "conv.pt|conv_inputs.pt|conv.fixture.json exists; pass --force|"
   "lstm.pt|lstm_inputs.pt|fixture name 'bad/name': use letters|--name bad/name"
   "lstm.pt|lstm_inputs.pt|engine fbgemm is not in this LibTorch|--engine fbgemm --name other"
+  "bn_scale_shape.pt|bn_inputs.pt|BatchNorm2d.scale has shape [1], as PyTorch 1.13's convert leaves it|"
 )
 for row in "${cases[@]}"; do
   IFS='|' read -r module inputs message extra <<<"$row"
@@ -78,6 +79,13 @@ grep -q "fixture static.Conv2d-qnnpack-default .*element 5 of output .*exceeds t
   fail "the altered static fixture's failure does not name fixture, element and error"
 grep -q "fixture dynamic.LSTM-qnnpack-default .*element 5 of output .*exceeds the bound" <<<"$out" ||
   fail "the altered dynamic fixture's failure does not name fixture, element and error"
+
+# A misspelt option is refused before any work, not run with the defaults.
+out=$("$tool" conform --seeed 3 --out "$work/never" 2>&1)
+status=$?
+[ "$status" -eq 2 ] || fail "conform with a misspelt option: exit status $status, expected 2"
+grep -q "unknown option --seeed for qconform conform" <<<"$out" || fail "conform --seeed: $out"
+[ ! -e "$work/never" ] || fail "conform with a misspelt option wrote its output folder"
 
 [ "$failures" -eq 0 ] && echo "fixture_cli: all checks pass" || echo "fixture_cli: $failures failures"
 [ "$failures" -eq 0 ]

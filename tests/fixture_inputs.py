@@ -59,3 +59,12 @@ class Linear(nn.Module):  # a quantized Linear's name without its attributes
 Linear.__module__ = "torch.ao.nn.quantized.modules.linear"
 Linear.__qualname__ = "Linear"
 torch.jit.save(torch.jit.script(Linear()), P("missing_attributes.pt"))
+
+# A BatchNorm2d as PyTorch 1.13's convert leaves it: scale and zero_point of shape [1], which
+# its scripted forward cannot take (fixture add explains the reshape that fixes it).
+bn = torch.ao.quantization.QuantWrapper(nn.BatchNorm2d(3)).eval()
+bn.qconfig = torch.ao.quantization.get_default_qconfig("qnnpack")
+bn_prepared = torch.ao.quantization.prepare(bn)
+bn_prepared(torch.randn(2, 3, 4, 4))
+torch.jit.save(torch.jit.script(torch.ao.quantization.convert(bn_prepared)), P("bn_scale_shape.pt"))
+torch.save(torch.randn(2, 3, 4, 4), P("bn_inputs.pt"))

@@ -21,5 +21,6 @@ ModuleKind static_pooling_kind(PoolingOp op);                            // stat
 ModuleKind static_functional_kind(FunctionalOp op);                      // static_functional.cc
 ModuleKind static_stub_kind(bool quantize_stub);  // static.Quantize, static.DeQuantize: static_quantize.cc
 ModuleKind static_softmax_kind();                                         // static_softmax.cc
+ModuleKind static_batch_norm_kind(int64_t dims, bool relu);              // static_normalization.cc
 
 }  // namespace qconform::kinds

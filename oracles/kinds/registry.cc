@@ -38,6 +38,8 @@ std::vector<ModuleKind> make_registry() {
   for (FunctionalOp op : {FunctionalOp::Add, FunctionalOp::AddRelu, FunctionalOp::Mul, FunctionalOp::AddScalar,
                           FunctionalOp::MulScalar, FunctionalOp::Cat})
     table.push_back(static_functional_kind(op));
+  for (int64_t dims : {2, 3})
+    for (bool relu : {false, true}) table.push_back(static_batch_norm_kind(dims, relu));
   return table;
 }
 

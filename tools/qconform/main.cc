@@ -144,6 +144,25 @@ struct Options {
     if (auto v = value(name)) return *v;
     throw Error("missing required option " + name);
   }
+  // Error naming the first option that is neither one of `with_value` (followed by its
+  // value) nor one of `flags`, and any stray argument: a misspelt option must not run a
+  // command with its defaults.
+  void only(const std::vector<std::string>& with_value, const std::vector<std::string>& flags,
+            const std::string& command) const {
+    const auto known = [](const std::vector<std::string>& names, const std::string& a) {
+      return std::find(names.begin(), names.end(), a) != names.end();
+    };
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (known(flags, args[i])) continue;
+      if (known(with_value, args[i])) {
+        if (i + 1 >= args.size()) throw Error("option " + args[i] + " needs a value (qconform help)");
+        ++i;
+        continue;
+      }
+      throw Error(std::string(args[i].rfind("-", 0) == 0 ? "unknown option " : "unexpected argument ") + args[i] +
+                  " for qconform " + command + " (qconform help)");
+    }
+  }
 };
 
 constexpr const char* kBenchUsage = R"(usage: qconform bench [--variants LIST] [--batch LIST] [--threads LIST] [--impl LIST]
@@ -244,6 +263,11 @@ std::string host_text() {
 }
 
 int run_conform(const Options& options) {
+  if (options.flag("--help") || options.flag("-h")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  options.only({"--out", "--seed", "--profile", "--integer-path"}, {}, "conform");
   const std::string out_dir = options.value("--out").value_or("build/conformance");
   const char* env_profile = std::getenv("QCONFORM_PROFILE");
   const char* env_commit = std::getenv("QCONFORM_COMMIT");
