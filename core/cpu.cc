@@ -3,6 +3,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 
+#include <atomic>
 #include <cstdlib>
 
 namespace qconform {
@@ -61,6 +62,23 @@ std::string to_string(AtenCapability capability) {
     case AtenCapability::Avx512: return "avx512";
   }
   return "?";
+}
+
+namespace {
+std::atomic<int> recorded_aten_threads{0};
+}  // namespace
+
+int aten_intra_op_threads() {
+  if (const int recorded = recorded_aten_threads.load()) return recorded;
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    const int threads = std::atoi(env);
+    if (threads > 0) return threads;
+  }
+  return 1;
+}
+
+void record_aten_intra_op_threads(int threads) {
+  if (threads > 0) recorded_aten_threads.store(threads);
 }
 
 }  // namespace qconform

@@ -38,4 +38,11 @@ enum class AtenCapability { Default, Avx2, Avx512 };
 AtenCapability aten_cpu_capability();
 std::string to_string(AtenCapability capability);  // "default", "avx2", "avx512"
 
+// ATen's intra-op thread count in this process, for the few kernels whose float sums follow
+// how at::parallel_for splits the work (the channels-last GroupNorm on large feature maps).
+// The LibTorch layer records at::get_num_threads() whenever it runs a module; before that,
+// OMP_NUM_THREADS when set, else 1.
+int aten_intra_op_threads();
+void record_aten_intra_op_threads(int threads);
+
 }  // namespace qconform

@@ -278,9 +278,11 @@ std::vector<EngineOpRule> make_table() {
         engine, EngineOp::StaticNormalization, here, true, "", RejectionStep::Prepack, true, false, "", false,
         "quantized normalization takes no float16 tensors", ActivationQuantization::RoundThenShift, false, false,
         false, false,
-        here ? "ATen's kernels: per channel alpha and beta in float and double from the statistics and both scales; "
-               "per element one FMA (AVX2 and AVX-512 builds; a product and a sum in the default build), rounded to "
-               "even, plus the output zero point (quantized/kernels/normalization.h)"
+        here ? "ATen's kernels: BatchNorm's per-channel alpha and beta in float and double from the statistics and "
+               "both scales, then one FMA per element; LayerNorm's, GroupNorm's and InstanceNorm's exact integer sums, "
+               "float mean and variance, then the affine step per element; AVX2 and AVX-512 builds contract products "
+               "and sums to FMAs, the default build rounds each; rounded to even, plus the output zero point "
+               "(quantized/kernels/normalization.h)"
              : "not verifiable here: ATen's kernels as on qnnpack and onednn, in a build with fbgemm (not Debian's)",
         here ? Requantization::AtenKernels : Requantization::NotModelled});
   }

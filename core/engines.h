@@ -72,7 +72,8 @@ std::vector<EngineProfile> engine_profiles(Engine engine);
 // hardswish, elu, sigmoid, hardsigmoid, tanh on quint8 tensors).
 // StaticPooling: max_pool2d, avg_pool2d and adaptive_avg_pool2d on quint8 tensors.
 // StaticFunctional: QFunctional's add, add_relu, mul, add_scalar, mul_scalar and cat.
-// StaticNormalization: batch_norm{2d,3d}[_relu] on quint8 tensors.
+// StaticNormalization: batch_norm{2d,3d}[_relu], layer_norm, group_norm, instance_norm on
+// quint8 tensors.
 enum class EngineOp {
   DynamicLinear,
   StaticLinear,

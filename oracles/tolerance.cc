@@ -110,14 +110,20 @@ std::vector<ToleranceRow> make_table() {
        BoundKind::OutputQuanta, 0, "As static softmax reference-vs-integer."},
       {"static.normalization.integer-vs-libtorch", Family::Static, Structure::Normalization, quantized_any,
        libtorch_any, true, BoundKind::Exact, 0,
-       "Both sides run ATen's kernel step for step: per channel alpha and beta in its float/double mix, per "
-       "element one FMA (a product and a sum in ATen's default build), rounded to even: identical outputs."},
+       "Both sides run ATen's kernels step for step: BatchNorm's per-channel alpha and beta in its float/double mix; "
+       "the other normalizations' exact integer sums, float mean and variance, per-element affine step; each with "
+       "the FMAs ATen's AVX2 and AVX-512 builds contract to (separate roundings in its default build), rounded to "
+       "even: identical outputs."},
       {"static.normalization.reference-vs-integer", Family::Static, Structure::Normalization, reference, quantized_any,
        false, BoundKind::OutputQuanta, 0,
-       "The reference evaluates nn.BatchNorm in float on the dequantized input (alpha = w / sqrt(var + eps), beta "
-       "= b - mean alpha, x alpha + beta); the integer side folds the scales into alpha and beta first. Each side "
-       "takes K = 4 float roundings of terms bounded by M = |alpha x| + |mean alpha| + |b| + |y| (the cancellation "
-       "in b - mean alpha is where they part most): (K + 4) eps M; rounding to the output grid adds one quantum."},
+       "BatchNorm: the reference evaluates nn.BatchNorm in float on the dequantized input (alpha = w / sqrt(var + "
+       "eps), beta = b - mean alpha, x alpha + beta); the integer side folds the scales into alpha and beta first. "
+       "Each side takes K = 4 float roundings of terms bounded by M = |alpha x| + |mean alpha| + |b| + |y| (the "
+       "cancellation in b - mean alpha is where they part most): (K + 4) eps M. LayerNorm, GroupNorm, InstanceNorm: "
+       "the reference takes the group's statistics in double; the integer side's are float, its variance E[q^2] - "
+       "m^2 over integers up to 255 (off by 3 eps (E[q^2] + m^2) quanta squared) and its mean off by eps |m|: per "
+       "element |t g| dvar s^2 / (2 (var s^2 + eps)) + |g| 2 eps |m| s / std by design, plus (K + 4) eps M with "
+       "M = |t g| + |b| + |y|, t the normalized value. Rounding to the output grid adds one quantum."},
       {"static.normalization.reference-vs-libtorch", Family::Static, Structure::Normalization, reference,
        libtorch_any, false, BoundKind::OutputQuanta, 0, "As static normalization reference-vs-integer."},
       {"static.pooling.integer-vs-libtorch", Family::Static, Structure::Pooling, quantized_any, libtorch_any, true,

@@ -6,6 +6,7 @@
 
 #include "core/float/activation.h"
 #include "core/float/functional.h"
+#include "core/float/normalization.h"
 #include "core/float/pooling.h"
 #include "core/float/rnn.h"
 #include "core/module_kind.h"
@@ -22,5 +23,6 @@ ModuleKind static_functional_kind(FunctionalOp op);                      // stat
 ModuleKind static_stub_kind(bool quantize_stub);  // static.Quantize, static.DeQuantize: static_quantize.cc
 ModuleKind static_softmax_kind();                                         // static_softmax.cc
 ModuleKind static_batch_norm_kind(int64_t dims, bool relu);              // static_normalization.cc
+ModuleKind static_norm_kind(NormOp op, int64_t dims);                     // static_normalization.cc
 
 }  // namespace qconform::kinds

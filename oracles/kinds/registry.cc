@@ -40,6 +40,9 @@ std::vector<ModuleKind> make_registry() {
     table.push_back(static_functional_kind(op));
   for (int64_t dims : {2, 3})
     for (bool relu : {false, true}) table.push_back(static_batch_norm_kind(dims, relu));
+  table.push_back(static_norm_kind(NormOp::LayerNorm, 0));
+  table.push_back(static_norm_kind(NormOp::GroupNorm, 0));
+  for (int64_t dims : {1, 2, 3}) table.push_back(static_norm_kind(NormOp::InstanceNorm, dims));
   return table;
 }
 

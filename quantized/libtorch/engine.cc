@@ -68,6 +68,7 @@ void install_warning_filter() {
 
 EngineGuard::EngineGuard(const EngineProfile& profile) : previous_(at::globalContext().qEngine()) {
   install_warning_filter();
+  record_aten_intra_op_threads(at::get_num_threads());
   if (!libtorch_has_engine(profile.engine))
     throw Error("LibTorch " + libtorch_version() + " on this machine has no " + to_string(profile.engine) +
                 " engine");
