@@ -367,6 +367,37 @@ void read_batch_norm(const Archive& a, const torch::jit::Module& m, ModuleSpec& 
     spec.parameters.set(key, a.float_tensor_attr(m, key));
 }
 
+// nnq.LayerNorm, GroupNorm, InstanceNorm{1,2,3}d: their torch.nn arguments, the float weight
+// and bias when affine, and the output scale and zero point buffers.
+void read_normalization(const Archive& a, const torch::jit::Module& m, const std::string& name, ModuleSpec& spec) {
+  json& c = *spec.config;
+  c["eps"] = a.number(m, "eps");
+  c["scale"] = a.number(m, "scale");
+  c["zero_point"] = a.integral(m, "zero_point");
+  bool affine;
+  if (name == "LayerNorm") {
+    c["normalized_shape"] = a.integers(m, "normalized_shape");
+    affine = a.flag(m, "elementwise_affine");
+  } else if (name == "GroupNorm") {
+    c["num_groups"] = a.integer(m, "num_groups");
+    c["num_channels"] = a.integer(m, "num_channels");
+    affine = a.flag(m, "affine");
+  } else {
+    c["num_features"] = a.integer(m, "num_features");
+    // PyTorch 1.13's nnq.InstanceNorm{n}d.from_float passes (eps, affine) where its constructor
+    // takes (eps, momentum, affine): the converted module says affine=False (and momentum=True)
+    // yet holds the float module's weight and bias, and its forward uses them. What it holds
+    // decides.
+    affine = a.attr(m, "weight").isTensor();
+    if (a.flag(m, "track_running_stats"))
+      a.fail(python_type(m) + " tracks running statistics, which PyTorch 1.13's quantized InstanceNorm ignores (it "
+             "normalizes by instance statistics); the harness models track_running_stats=False only");
+  }
+  c["affine"] = affine;
+  if (affine)
+    for (const char* key : {"weight", "bias"}) spec.parameters.set(key, a.float_tensor_attr(m, key));
+}
+
 // nnq.Quantize: its scale and zero_point buffers and its dtype (a ScalarType number).
 void read_quantize(const Archive& a, const torch::jit::Module& m, ModuleSpec& spec) {
   json& c = *spec.config;
@@ -414,6 +445,8 @@ ModuleSpec read_module(const Archive& a, const torch::jit::Module& m) {
   else if (name == "Quantize") read_quantize(a, m, spec);
   else if (name == "BatchNorm2d" || name == "BatchNorm3d" || name == "BNReLU2d" || name == "BNReLU3d")
     read_batch_norm(a, m, spec);
+  else if (name == "LayerNorm" || name == "GroupNorm" || name.rfind("InstanceNorm", 0) == 0)
+    read_normalization(a, m, name, spec);
   else if (name == "DeQuantize") return spec;
   else if (name == "Linear" || name == "LinearReLU") read_linear(a, m, dynamic, spec);
   else if (name == "LSTM") read_rnn(a, m, RnnMode::LSTM, spec);

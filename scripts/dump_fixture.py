@@ -59,6 +59,9 @@ DEFAULTS = {
     "functional": dict(batch=2, channels=3, size=4, scalar_x100=37, dim=1, spatial_ones=0),
     # BatchNorm2d/3d (BNReLU: fused with a ReLU) with random statistics; depth for 3d inputs.
     "batchnorm": dict(batch=2, channels=4, size=5, depth=3),
+    # LayerNorm over the last normalized_dims of (batch, channels, size, size); GroupNorm with
+    # groups; InstanceNorm{1,2,3}d on (batch, channels, size...); affine=0 drops weight and bias.
+    "norm": dict(batch=2, channels=4, size=5, groups=2, normalized_dims=2, affine=1),
 }
 
 
@@ -84,6 +87,8 @@ def family(kind):
         return "functional"
     if name.startswith("BatchNorm") or name.startswith("BNReLU"):
         return "batchnorm"
+    if name in ("LayerNorm", "GroupNorm") or name.startswith("InstanceNorm"):
+        return "norm"
     sys.exit(f"dump_fixture.py: unknown kind {kind}")
 
 
@@ -112,6 +117,20 @@ def float_module(kind, c):
             bn.weight.normal_()
             bn.bias.normal_()
         return getattr(nni, f"BNReLU{dims}d")(bn, nn.ReLU()) if name.startswith("BNReLU") else bn
+    if f == "norm":
+        affine = bool(c["affine"])
+        if name == "LayerNorm":
+            shape = [c["channels"], c["size"], c["size"]][3 - c["normalized_dims"]:]
+            m = nn.LayerNorm(shape, elementwise_affine=affine)
+        elif name == "GroupNorm":
+            m = nn.GroupNorm(c["groups"], c["channels"], affine=affine)
+        else:
+            m = getattr(nn, name)(c["channels"], affine=affine)
+        if affine:
+            with torch.no_grad():
+                m.weight.normal_()
+                m.bias.normal_()
+        return m
     if f == "linear":
         linear = nn.Linear(c["in_features"], c["out_features"], bias=bool(c["bias"]))
         return nni.LinearReLU(linear, nn.ReLU()) if name == "LinearReLU" else linear
@@ -149,6 +168,9 @@ def float_input(kind, c):
     if f == "batchnorm":
         spatial = [c["depth"], c["size"], c["size"]] if kind.endswith("3d") else [c["size"], c["size"]]
         return torch.randn(c["batch"], c["channels"], *spatial) * 2
+    if f == "norm":
+        dims = {"InstanceNorm1d": 1, "InstanceNorm3d": 3}.get(kind.split(".", 1)[1], 2)
+        return torch.randn(c["batch"], c["channels"], *([c["size"]] * dims)) * 2 + 1
     dims = int(kind[-2])
     return torch.randn(c["batch"], c["in_channels"], *([c["size"]] * dims))
 
