@@ -274,6 +274,12 @@ void convert(Sequential& root, const ConversionTarget& target) {
   remove(root);
 }
 
+void quantize(Sequential& root, const std::function<void(Sequential&)>& run_fn, const ConversionTarget& target) {
+  prepare(root);
+  run_fn(root);
+  convert(root, target);
+}
+
 void quantize_dynamic(Sequential& root, const ConversionTarget& target, DType dtype, std::set<std::string> module_names) {
   if (dtype != DType::QInt8 && dtype != DType::Float16)
     throw Error("Don't know how to quantize with default settings for " + to_string(dtype) +

@@ -7,6 +7,7 @@
 //
 // The declarations are torch-free; the definitions are compiled with the registry into
 // qconform_oracles, whose conversions they use.
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -91,6 +92,11 @@ void prepare(Module& root, const std::set<std::string>& observer_non_leaf_module
 // PyTorch); give a container. Afterwards no module holds a qconfig or an observer
 // (_remove_qconfig).
 void convert(Sequential& root, const ConversionTarget& target);
+
+// torch.ao.quantization.quantize(model, run_fn, run_args, inplace=True): prepare, run the
+// calibration, convert to `target`. In place only: the harness's module trees are not
+// copyable, so PyTorch's default (a deep copy, the argument left as it was) has no equivalent.
+void quantize(Sequential& root, const std::function<void(Sequential&)>& run_fn, const ConversionTarget& target);
 
 // quantize_dynamic(model, qconfig_spec, dtype): modules whose class name is in `module_names`
 // (PyTorch's default set when empty: Linear, LSTM, GRU, LSTMCell, RNNCell, GRUCell) get

@@ -1,20 +1,29 @@
-// The seeds' eager-mode tests of activations and functionals (test_quantize_eager_ptq.py in
-// PyTorch 1.13: test_leaky_relu, test_relu, test_activations, test_functional_module,
-// test_activations_in_non_leaf_module_list), reproduced over the harness's eager flow with
+// The seeds' eager-mode tests (test_quantize_eager_ptq.py in PyTorch 1.13): of activations and
+// functionals (test_leaky_relu, test_relu, test_activations, test_functional_module,
+// test_activations_in_non_leaf_module_list), of normalization and fusion (test_resnet_base,
+// test_normalization), and of the flow itself (test_single_layer static and dynamic,
+// test_two_layers, test_nested1-3, test_skip_quant, test_manual, test_type_match_rule,
+// test_dequant_stub, test_save_load_state_dict, test_quantwrapper_attaches_qconfig_to_dequant),
+// reproduced over the harness's eager flow with
 // their assertions: which modules prepare observes (checkObservers, facts of PyTorch 1.13's
 // qconfig propagation list), which module types convert leaves (PyTorch's class names), that
 // no qconfig remains (checkNoQconfig). Beyond the seeds, each converted model runs, and its
 // integer and LibTorch conversions give identical outputs.
 //
-// test_resnet_base runs here from where fuse_modules leaves it (conv1 with bn1 folded in and
-// relu1 fused, a ConvReLU2d): the fusion itself belongs to the normalization and fusion issue.
-// test_functional_module's QAT branch needs prepare_qat.
+// Where the seeds run on fbgemm (not in Debian's LibTorch), they run here on qnnpack and onednn
+// with each engine's default qconfig. PyTorch's quantize(model, ...) copies the model first;
+// the harness's trees are not copyable, so its in-place form runs (oracles/eager.h).
+// checkScriptable has no counterpart (TorchScript is LibTorch's business). test_functional_
+// module's QAT branch needs prepare_qat.
 #define BOOST_TEST_MODULE test_eager_seeds
 #include <boost/test/unit_test.hpp>
 
 #include <random>
 
 #include "core/float/activation.h"
+#include "core/float/batchnorm.h"
+#include "core/float/normalization.h"
+#include "core/float/stubs.h"
 #include "core/float/conv.h"
 #include "core/float/functional.h"
 #include "core/float/linear.h"
@@ -22,6 +31,8 @@
 #include "core/qconfig.h"
 #include "core/quantize.h"
 #include "oracles/eager.h"
+#include "oracles/fuse.h"
+#include <filesystem>
 #include "tests/support.h"
 
 using namespace qconform;
@@ -118,18 +129,23 @@ Value flatten_from_1(const Value& v) {
   return Tensor(flat(t.sizes), t.data);
 }
 
-// ResNetBase (common_quantization.py) after fuse_modules(['conv1', 'bn1', 'relu1']):
-// out = conv1(x) (ConvReLU2d), identity = downsample(x) (nn.Identity), out = myop.add(out,
-// identity), relu2, avgpool (AdaptiveAvgPool2d((1, 1))), flatten, fc (Linear(3, 1)).
+// ResNetBase (common_quantization.py): conv1 (Conv2d(3, 3, 1), no bias), bn1, relu1, relu2,
+// downsample (nn.Identity), myop (FloatFunctional), avgpool (AdaptiveAvgPool2d((1, 1))), fc
+// (Linear(3, 1)); forward: relu1(bn1(conv1(x))), myop.add(out, downsample(x)), relu2, avgpool,
+// flatten, fc. fuse_model() fuses ['conv1', 'bn1', 'relu1'].
 class ResNetBase : public Sequential {
  public:
   explicit ResNetBase(uint64_t seed) : Sequential(children(seed), "ResNetBase") {}
+  void fuse_model() { fuse_modules(*this, {{"conv1", "bn1", "relu1"}}); }
 
  protected:
   ModuleOutput forward(const ModuleInput& input) override {
     const Value x = input.input;
     Value out = child("conv1")(ModuleInput{x, std::nullopt}).output;
-    out = child("myop")(ModuleInput{out, std::nullopt, {x}}).output;  // the identity branch
+    out = child("bn1")(ModuleInput{out, std::nullopt}).output;
+    out = child("relu1")(ModuleInput{out, std::nullopt}).output;
+    const Value identity = child("downsample")(ModuleInput{x, std::nullopt}).output;
+    out = child("myop")(ModuleInput{out, std::nullopt, {identity}}).output;
     out = child("relu2")(ModuleInput{out, std::nullopt}).output;
     out = child("avgpool")(ModuleInput{out, std::nullopt}).output;
     return child("fc")(ModuleInput{flatten_from_1(out), std::nullopt});
@@ -150,14 +166,20 @@ class ResNetBase : public Sequential {
     o.stride = {1, 1};
     o.padding = {0, 0};
     o.dilation = {1, 1};
-    auto conv1 = std::make_unique<FloatConv>(o, randn({3, 3, 1, 1}), randn({3}));  // bn1 folded in: a bias
-    conv1->fused_relu = true;
+    o.bias = false;
+    BatchNormOptions b;
+    b.num_features = 3;
+    // Statistics as training would leave them (a fresh BatchNorm2d's would fold to nothing).
+    BatchNormState stats{randn({3}), randn({3}), randn({3}), Tensor({3}, {0.8f, 1.3f, 0.4f}), 10};
     PoolingOptions pool;
     pool.op = PoolingOp::AdaptiveAvgPool2d;
     pool.output_size = {1, 1, true};
     Children c;
-    c.emplace_back("conv1", std::move(conv1));
+    c.emplace_back("conv1", std::make_unique<FloatConv>(o, randn({3, 3, 1, 1}), std::nullopt));
+    c.emplace_back("bn1", std::make_unique<FloatBatchNorm>(b, stats));
+    c.emplace_back("relu1", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
     c.emplace_back("relu2", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
+    c.emplace_back("downsample", std::make_unique<Identity>());
     c.emplace_back("myop", std::make_unique<FloatFunctionalOp>(FunctionalOptions{FunctionalOp::Add}));
     c.emplace_back("avgpool", std::make_unique<FloatPooling>(pool));
     c.emplace_back("fc", std::make_unique<FloatLinear>(randn({1, 3}), randn({1})));
@@ -172,14 +194,25 @@ BOOST_AUTO_TEST_CASE(test_resnet_base) {
   for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
     std::vector<Tensor> outputs;
     for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
-      auto model = quant_wrapper(std::make_unique<ResNetBase>(5));
+      auto resnet = std::make_unique<ResNetBase>(5);
+      const Tensor before_fusion = run(*resnet, img_data_2d[0]);
+      resnet->fuse_model();
+      BOOST_TEST(resnet->child("conv1").name() == "ConvReLU2d");
+      BOOST_TEST(resnet->child("bn1").name() == "Identity");
+      BOOST_TEST(resnet->child("relu1").name() == "Identity");
+      // The fold keeps the float model's function, to float rounding.
+      const Tensor after_fusion = run(*resnet, img_data_2d[0]);
+      for (int64_t i = 0; i < after_fusion.numel(); ++i)
+        BOOST_TEST(std::abs(after_fusion.data[i] - before_fusion.data[i]) <= 1e-5f * (1 + std::abs(before_fusion.data[i])));
+      auto model = quant_wrapper(std::move(resnet));
       model->qconfig = get_default_qconfig(engine);
       prepare(*model);
       const auto& inner = dynamic_cast<const Sequential&>(model->child("module"));
-      // checkObservers: the mapped modules; relu2 and avgpool are in no mapping.
+      // checkObservers: the mapped modules; relu2, avgpool and the Identities are in no mapping.
       for (const char* name : {"conv1", "myop", "fc"})
         BOOST_TEST(static_cast<bool>(inner.child(name).activation_post_process), name << " has no observer");
-      for (const char* name : {"relu2", "avgpool"}) BOOST_TEST(!inner.child(name).activation_post_process, name);
+      for (const char* name : {"bn1", "relu1", "relu2", "downsample", "avgpool"})
+        BOOST_TEST(!inner.child(name).activation_post_process, name);
       for (const Tensor& x : img_data_2d) run(*model, x);  // test_only_eval_fn
       convert(*model, {implementation, engine});
       const auto& converted = dynamic_cast<const Sequential&>(model->child("module"));
@@ -288,4 +321,540 @@ BOOST_AUTO_TEST_CASE(test_activations_in_non_leaf_module_list) {
   prepare(*n);
   BOOST_TEST(!n->child("sigmoid").activation_post_process);
   BOOST_TEST(!n->child("softmax").activation_post_process);
+}
+
+// --- test_normalization -------------------------------------------------------------------
+
+namespace {
+
+// x.unsqueeze(-1) and x.repeat(1, 1, k) on a 2-d input, float or quantized (the reshapes
+// NormalizationTestModel's forward makes between its modules).
+Value unsqueeze_last(const Value& v) {
+  if (const auto* q = std::get_if<QTensor>(&v)) {
+    QTensor out = *q;
+    out.sizes.push_back(1);
+    return out;
+  }
+  Tensor out = std::get<Tensor>(v);
+  out.sizes.push_back(1);
+  return out;
+}
+
+Value repeat_last(const Value& v, int64_t times) {  // (N, C, 1) -> (N, C, times)
+  const auto repeat = [times](const auto& values) {
+    std::decay_t<decltype(values)> out;
+    for (const auto& x : values)
+      for (int64_t k = 0; k < times; ++k) out.push_back(x);
+    return out;
+  };
+  if (const auto* q = std::get_if<QTensor>(&v)) {
+    QTensor out = *q;
+    out.sizes.back() = times;
+    out.values = repeat(q->values);
+    return out;
+  }
+  const Tensor& t = std::get<Tensor>(v);
+  Tensor out = t;
+  out.sizes.back() = times;
+  out.data = repeat(t.data);
+  return out;
+}
+
+std::unique_ptr<FloatLinear> seeded_linear(int64_t in, int64_t out, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.4f);
+  Tensor w({out, in}), b({out});
+  for (float& v : w.data) v = normal(rng);
+  for (float& v : b.data) v = normal(rng);
+  return std::make_unique<FloatLinear>(w, b);
+}
+
+std::unique_ptr<FloatNormalization> norm(NormOp op, int64_t dims = 2) {
+  NormalizationOptions o;
+  o.op = op;
+  o.num_channels = 8;
+  o.spatial_dims = dims;
+  if (op == NormOp::LayerNorm) o.normalized_shape = {8};
+  if (op == NormOp::GroupNorm) o.num_groups = 2;
+  o.affine = op != NormOp::InstanceNorm;  // torch.nn's defaults
+  return std::make_unique<FloatNormalization>(o);
+}
+
+// NormalizationTestModel (common_quantization.py): quant, fc1 = Linear(5, 8), layer_norm =
+// LayerNorm(8), group_norm = GroupNorm(2, 8), instance_norm{1,2,3}d = InstanceNorm{n}d(8);
+// forward: quant, fc1, layer_norm, group_norm(x.unsqueeze(-1).repeat(1, 1, 3)),
+// instance_norm1d, instance_norm2d(x.unsqueeze(-1)), instance_norm3d(x.unsqueeze(-1)).
+class NormalizationTestModel : public Sequential {
+ public:
+  NormalizationTestModel() : Sequential(children(), "NormalizationTestModel") {}
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override {
+    const auto call = [this](const char* name, const Value& v) { return child(name)(ModuleInput{v, std::nullopt}).output; };
+    Value x = call("quant", input.input);
+    x = call("fc1", x);
+    x = call("layer_norm", x);
+    x = call("group_norm", repeat_last(unsqueeze_last(x), 3));
+    x = call("instance_norm1d", x);
+    x = call("instance_norm2d", unsqueeze_last(x));
+    x = call("instance_norm3d", unsqueeze_last(x));
+    return {x, std::nullopt};
+  }
+
+ private:
+  static Children children() {
+    Children c;
+    c.emplace_back("quant", std::make_unique<QuantStub>());
+    c.emplace_back("fc1", seeded_linear(5, 8, 3));
+    c.emplace_back("layer_norm", norm(NormOp::LayerNorm));
+    c.emplace_back("group_norm", norm(NormOp::GroupNorm));
+    c.emplace_back("instance_norm1d", norm(NormOp::InstanceNorm, 1));
+    c.emplace_back("instance_norm2d", norm(NormOp::InstanceNorm, 2));
+    c.emplace_back("instance_norm3d", norm(NormOp::InstanceNorm, 3));
+    return c;
+  }
+};
+
+std::vector<Tensor> calib_data() { return {uniform({2, 5}, 31), uniform({2, 5}, 32)}; }
+
+QTensor run_quantized(Module& model, const Tensor& x) {
+  return std::get<QTensor>(model(ModuleInput{x, std::nullopt}).output);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(test_normalization) {
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    std::vector<QTensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      NormalizationTestModel model;
+      model.qconfig = get_default_qconfig(engine);
+      prepare(model);
+      for (const char* name : {"quant", "fc1", "layer_norm", "group_norm", "instance_norm1d", "instance_norm2d",
+                               "instance_norm3d"})
+        BOOST_TEST(static_cast<bool>(model.child(name).activation_post_process), name << " has no observer");
+      for (const Tensor& x : calib_data()) model(ModuleInput{x, std::nullopt});  // test_only_eval_fn
+      convert(model, {implementation, engine});
+      BOOST_TEST(model.child("layer_norm").name() == "QuantizedLayerNorm");
+      BOOST_TEST(model.child("group_norm").name() == "QuantizedGroupNorm");
+      BOOST_TEST(model.child("instance_norm1d").name() == "QuantizedInstanceNorm1d");
+      BOOST_TEST(model.child("instance_norm2d").name() == "QuantizedInstanceNorm2d");
+      BOOST_TEST(model.child("instance_norm3d").name() == "QuantizedInstanceNorm3d");
+      check_no_qconfig(model);
+      for (const Tensor& x : calib_data()) outputs.push_back(run_quantized(model, x));
+    }
+    BOOST_TEST((outputs[0] == outputs[2] && outputs[1] == outputs[3]), "integer vs LibTorch on " << to_string(engine));
+    BOOST_TEST((outputs[0].sizes == Shape{2, 8, 3, 1, 1}));
+  }
+}
+
+// --- the flow: single and two layers, nesting, skipping, manual stubs ----------------------
+
+namespace {
+
+std::unique_ptr<Sequential> sequential(Sequential::Children c, const std::string& name) {
+  return std::make_unique<Sequential>(std::move(c), name);
+}
+
+std::unique_ptr<Sequential> linear_relu_model(uint64_t seed) {  // LinearReluModel
+  Sequential::Children c;
+  c.emplace_back("fc", seeded_linear(5, 5, seed));
+  c.emplace_back("relu", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
+  return sequential(std::move(c), "LinearReluModel");
+}
+
+std::unique_ptr<Sequential> two_layer_linear_model(uint64_t seed) {  // TwoLayerLinearModel
+  Sequential::Children c;
+  c.emplace_back("fc1", seeded_linear(5, 8, seed));
+  c.emplace_back("fc2", seeded_linear(8, 5, seed + 1));
+  return sequential(std::move(c), "TwoLayerLinearModel");
+}
+
+// Puts a QuantWrapper around `parent`'s child `name` (self.x = QuantWrapper(self.x)).
+Sequential& wrap(Sequential& parent, const std::string& name) {
+  std::unique_ptr<Module> module = parent.replace(name, std::make_unique<Identity>());
+  parent.replace(name, quant_wrapper(std::move(module)));
+  return dynamic_cast<Sequential&>(parent.child(name));
+}
+
+Sequential& sub(Module& m, const std::string& name) { return dynamic_cast<Sequential&>(dynamic_cast<Sequential&>(m).child(name)); }
+
+// checkHasPrepModules / checkNoPrepModules: a QuantWrapper's quant, module and dequant.
+bool has_prep_modules(const Module& m) {
+  const auto* s = dynamic_cast<const Sequential*>(&m);
+  if (!s) return false;
+  std::set<std::string> names;
+  for (const auto& [name, child] : s->children()) names.insert(name);
+  return names.count("quant") && names.count("module") && names.count("dequant");
+}
+
+// checkWrappedQuantizedLinear: nnq.Quantize, nnq.Linear, nnq.DeQuantize.
+void check_wrapped_quantized_linear(const Module& m, const std::string& where) {
+  BOOST_TEST_REQUIRE(has_prep_modules(m), where);
+  const auto& w = dynamic_cast<const Sequential&>(m);
+  BOOST_TEST(w.child("quant").name() == "Quantize", where);
+  BOOST_TEST(w.child("module").name() == "QuantizedLinear", where);
+  BOOST_TEST(w.child("dequant").name() == "DeQuantize", where);
+}
+
+// Each static flow model on both engines and both integer implementations: the checks in
+// `check`, then identical outputs of the integer and LibTorch conversions.
+void flow_on_engines(const std::function<std::unique_ptr<Sequential>(Engine)>& make,
+                     const std::function<void(Sequential&)>& check_prepared,
+                     const std::function<void(Sequential&)>& check_converted, bool use_quantize = false) {
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    std::vector<Tensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      auto model = make(engine);
+      const auto calibrate = [](Sequential& m) {
+        for (const Tensor& x : calib_data()) run(m, x);
+      };
+      if (use_quantize) {
+        quantize(*model, calibrate, {implementation, engine});
+      } else {
+        prepare(*model);
+        check_prepared(*model);
+        calibrate(*model);
+        convert(*model, {implementation, engine});
+      }
+      check_converted(*model);
+      check_no_qconfig(*model);
+      for (const Tensor& x : calib_data()) outputs.push_back(run(*model, x));
+    }
+    BOOST_TEST((outputs[0] == outputs[2] && outputs[1] == outputs[3]), "integer vs LibTorch on " << to_string(engine));
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(test_single_layer) {
+  const auto make = [](Engine engine) {  // AnnotatedSingleLayerLinearModel
+    Sequential::Children c;
+    c.emplace_back("fc1", seeded_linear(5, 5, 41));
+    auto model = sequential(std::move(c), "AnnotatedSingleLayerLinearModel");
+    model->qconfig = get_default_qconfig(engine);
+    wrap(*model, "fc1");
+    return model;
+  };
+  const auto prepared = [](Sequential& m) {
+    BOOST_TEST(!has_prep_modules(m));
+    BOOST_TEST(has_prep_modules(m.child("fc1")));
+    BOOST_TEST(static_cast<bool>(sub(m, "fc1").child("module").activation_post_process));
+  };
+  const auto converted = [](Sequential& m) {
+    BOOST_TEST(!has_prep_modules(m));
+    check_wrapped_quantized_linear(m.child("fc1"), "fc1");
+  };
+  flow_on_engines(make, prepared, converted);
+  flow_on_engines(make, prepared, converted, /*use_quantize=*/true);  // quantize(..., inplace=True)
+}
+
+BOOST_AUTO_TEST_CASE(test_two_layers) {
+  const auto make = [](Engine engine) {  // AnnotatedTwoLayerLinearModel
+    auto model = two_layer_linear_model(51);
+    wrap(*model, "fc2").qconfig = get_default_qconfig(engine);
+    return model;
+  };
+  flow_on_engines(
+      make,
+      [](Sequential& m) {
+        BOOST_TEST(!has_prep_modules(m.child("fc1")));
+        BOOST_TEST(has_prep_modules(m.child("fc2")));
+        BOOST_TEST(!m.child("fc1").activation_post_process);
+      },
+      [](Sequential& m) {
+        BOOST_TEST(m.child("fc1").name() == "Linear");
+        check_wrapped_quantized_linear(m.child("fc2"), "fc2");
+      });
+}
+
+BOOST_AUTO_TEST_CASE(test_nested1) {
+  const auto make = [](Engine) {  // AnnotatedNestedModel (default_qconfig off fbgemm)
+    Sequential::Children c;
+    c.emplace_back("sub1", linear_relu_model(61));
+    c.emplace_back("sub2", two_layer_linear_model(62));
+    c.emplace_back("fc3", seeded_linear(5, 5, 64));
+    auto model = sequential(std::move(c), "AnnotatedNestedModel");
+    wrap(*model, "fc3").qconfig = default_qconfig();
+    wrap(sub(*model, "sub2"), "fc1").qconfig = default_qconfig();
+    return model;
+  };
+  const auto prep = [](Sequential& m) {
+    BOOST_TEST(!has_prep_modules(m));
+    BOOST_TEST(!has_prep_modules(m.child("sub1")));
+    BOOST_TEST(!has_prep_modules(sub(m, "sub2")));
+    BOOST_TEST(has_prep_modules(sub(m, "sub2").child("fc1")));
+    BOOST_TEST(!has_prep_modules(sub(m, "sub2").child("fc2")));
+    BOOST_TEST(has_prep_modules(m.child("fc3")));
+  };
+  flow_on_engines(make, prep, [&](Sequential& m) {
+    prep(m);
+    BOOST_TEST(sub(m, "sub1").child("fc").name() == "Linear");
+    check_wrapped_quantized_linear(m.child("fc3"), "fc3");
+    check_wrapped_quantized_linear(sub(m, "sub2").child("fc1"), "sub2.fc1");
+    BOOST_TEST(sub(m, "sub2").child("fc2").name() == "Linear");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(test_nested2) {
+  const auto make = [](Engine) {  // AnnotatedSubNestedModel
+    Sequential::Children c;
+    c.emplace_back("sub1", linear_relu_model(71));
+    c.emplace_back("sub2", two_layer_linear_model(72));
+    c.emplace_back("fc3", seeded_linear(5, 5, 74));
+    auto model = sequential(std::move(c), "AnnotatedSubNestedModel");
+    wrap(*model, "sub2").qconfig = default_qconfig();
+    wrap(*model, "fc3").qconfig = default_qconfig();
+    return model;
+  };
+  const auto prep = [](Sequential& m) {
+    BOOST_TEST(!has_prep_modules(m.child("sub1")));
+    BOOST_TEST(has_prep_modules(m.child("sub2")));
+    BOOST_TEST(!has_prep_modules(sub(sub(m, "sub2"), "module").child("fc1")));
+    BOOST_TEST(has_prep_modules(m.child("fc3")));
+  };
+  flow_on_engines(make, prep, [&](Sequential& m) {
+    prep(m);
+    BOOST_TEST(sub(m, "sub1").child("fc").name() == "Linear");
+    BOOST_TEST(sub(m, "sub1").child("relu").name() == "ReLU");
+    BOOST_TEST(sub(sub(m, "sub2"), "module").child("fc1").name() == "QuantizedLinear");
+    BOOST_TEST(sub(sub(m, "sub2"), "module").child("fc2").name() == "QuantizedLinear");
+    check_wrapped_quantized_linear(m.child("fc3"), "fc3");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(test_nested3) {
+  const auto make = [](Engine) {  // AnnotatedCustomConfigNestedModel
+    Sequential::Children c;
+    c.emplace_back("sub1", linear_relu_model(81));
+    c.emplace_back("sub2", two_layer_linear_model(82));
+    c.emplace_back("fc3", seeded_linear(5, 5, 84));
+    auto model = sequential(std::move(c), "AnnotatedCustomConfigNestedModel");
+    wrap(*model, "fc3").qconfig = default_qconfig();
+    Sequential& sub2 = sub(*model, "sub2");
+    sub2.qconfig = default_qconfig();
+    // The child's own qconfig wins over its parent's: the seed's custom one (quint8,
+    // per-tensor affine activations; the default weight observer).
+    QConfig custom = default_qconfig();
+    custom.name = "custom_qconfig";
+    sub2.child("fc1").qconfig = custom;
+    wrap(sub2, "fc1");
+    wrap(sub2, "fc2");
+    return model;
+  };
+  const auto prep = [](Sequential& m) {
+    BOOST_TEST(!has_prep_modules(m.child("sub1")));
+    BOOST_TEST(!has_prep_modules(sub(m, "sub2")));
+    BOOST_TEST(has_prep_modules(sub(m, "sub2").child("fc1")));
+    BOOST_TEST(has_prep_modules(sub(m, "sub2").child("fc2")));
+    BOOST_TEST(has_prep_modules(m.child("fc3")));
+  };
+  flow_on_engines(
+      make,
+      [&](Sequential& m) {
+        prep(m);
+        BOOST_TEST(sub(sub(m, "sub2"), "fc1").child("module").qconfig->name == "custom_qconfig");
+      },
+      [&](Sequential& m) {
+        prep(m);
+        check_wrapped_quantized_linear(sub(m, "sub2").child("fc1"), "sub2.fc1");
+        check_wrapped_quantized_linear(sub(m, "sub2").child("fc2"), "sub2.fc2");
+        check_wrapped_quantized_linear(m.child("fc3"), "fc3");
+      });
+}
+
+BOOST_AUTO_TEST_CASE(test_skip_quant) {
+  const auto make = [](Engine engine) {  // AnnotatedSkipQuantModel
+    Sequential::Children inner;
+    inner.emplace_back("fc1", seeded_linear(5, 8, 91));
+    inner.emplace_back("relu1", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
+    inner.emplace_back("fc2", seeded_linear(8, 5, 92));
+    inner.emplace_back("relu2", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
+    Sequential::Children c;
+    c.emplace_back("sub", quant_wrapper(sequential(std::move(inner), "InnerModule")));
+    c.emplace_back("fc", seeded_linear(5, 5, 93));
+    auto model = sequential(std::move(c), "AnnotatedSkipQuantModel");
+    model->qconfig = get_default_qconfig(engine);
+    model->child("fc").qconfig_explicitly_none = true;  // don't quantize this fc
+    return model;
+  };
+  flow_on_engines(
+      make, [](Sequential& m) { BOOST_TEST(!m.child("fc").activation_post_process); },
+      [](Sequential& m) {
+        BOOST_TEST(m.child("fc").name() == "Linear");
+        BOOST_TEST(sub(m, "sub").child("quant").name() == "Quantize");    // checkQuantDequant
+        BOOST_TEST(sub(m, "sub").child("dequant").name() == "DeQuantize");
+        Sequential& inner = sub(sub(m, "sub"), "module");
+        BOOST_TEST(inner.child("fc1").name() == "QuantizedLinear");
+        BOOST_TEST(inner.child("fc2").name() == "QuantizedLinear");
+        BOOST_TEST(inner.child("relu1").name() == "ReLU");
+        BOOST_TEST(inner.child("relu2").name() == "ReLU");
+      });
+}
+
+// And with the inner module's Linear + ReLU pairs fused first (InnerModule.fuse_modules):
+// the fused pairs convert to QuantizedLinearReLU, the ReLUs become Identity.
+BOOST_AUTO_TEST_CASE(test_skip_quant_with_fused_inner_module) {
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    Sequential::Children inner;
+    inner.emplace_back("fc1", seeded_linear(5, 8, 94));
+    inner.emplace_back("relu1", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
+    inner.emplace_back("fc2", seeded_linear(8, 5, 95));
+    inner.emplace_back("relu2", std::make_unique<FloatActivation>(ActivationOptions{ActivationOp::ReLU}));
+    auto inner_module = sequential(std::move(inner), "InnerModule");
+    fuse_modules(*inner_module, {{"fc1", "relu1"}, {"fc2", "relu2"}});
+    BOOST_TEST(inner_module->child("fc1").name() == "LinearReLU");
+    BOOST_TEST(inner_module->child("relu2").name() == "Identity");
+    auto model = quant_wrapper(std::move(inner_module));
+    model->qconfig = get_default_qconfig(engine);
+    prepare(*model);
+    for (const Tensor& x : calib_data()) run(*model, x);
+    convert(*model, {Implementation::Quantized, engine});
+    BOOST_TEST(sub(*model, "module").child("fc1").name() == "QuantizedLinearReLU");
+    BOOST_TEST(sub(*model, "module").child("fc2").name() == "QuantizedLinearReLU");
+    BOOST_TEST(sub(*model, "module").child("relu1").name() == "Identity");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(test_manual) {
+  const auto make = [](Engine engine) {  // QuantStubModel, its qconfig the engine's default
+    Sequential::Children c;
+    c.emplace_back("quant", std::make_unique<QuantStub>());
+    c.emplace_back("fc", seeded_linear(5, 5, 101));
+    c.emplace_back("dequant", std::make_unique<DeQuantStub>());
+    auto model = sequential(std::move(c), "QuantStubModel");
+    model->qconfig = get_default_qconfig(engine);
+    return model;
+  };
+  const auto converted = [](Sequential& m) { BOOST_TEST(m.child("fc").name() == "QuantizedLinear"); };
+  flow_on_engines(make, [](Sequential& m) { BOOST_TEST(static_cast<bool>(m.child("fc").activation_post_process)); },
+                  converted);
+  flow_on_engines(make, [](Sequential&) {}, converted, /*use_quantize=*/true);
+}
+
+BOOST_AUTO_TEST_CASE(test_dequant_stub) {
+  for (bool dequant_qconfig_none : {false, true}) {
+    Sequential::Children c;
+    c.emplace_back("quant", std::make_unique<QuantStub>());
+    c.emplace_back("fc", seeded_linear(5, 5, 111));
+    c.emplace_back("dequant", std::make_unique<DeQuantStub>());
+    Sequential m(std::move(c), "QuantStubModel");
+    m.qconfig = get_default_qconfig(Engine::QNNPACK);
+    if (dequant_qconfig_none) m.child("dequant").qconfig_explicitly_none = true;
+    prepare(m);
+    BOOST_TEST(static_cast<bool>(m.child("quant").activation_post_process));
+    BOOST_TEST(!m.child("dequant").activation_post_process);
+    convert(m, {Implementation::Quantized, Engine::QNNPACK});  // uncalibrated, as in the seed
+    BOOST_TEST(m.child("quant").name() == "Quantize");
+    BOOST_TEST(m.child("fc").name() == "QuantizedLinear");
+    BOOST_TEST(m.child("dequant").name() == (dequant_qconfig_none ? "DeQuantStub" : "DeQuantize"));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(test_quantwrapper_attaches_qconfig_to_dequant) {
+  ConvOptions o;
+  o.in_channels = o.out_channels = 1;
+  o.kernel_size = {1, 1};
+  o.stride = {1, 1};
+  o.padding = {0, 0};
+  o.dilation = {1, 1};
+  auto conv = std::make_unique<FloatConv>(o, Tensor({1, 1, 1, 1}, {0.5f}), Tensor({1}, {0.1f}));
+  conv->qconfig = default_qconfig();
+  Sequential::Children c;
+  c.emplace_back("0", quant_wrapper(std::move(conv)));
+  Sequential m(std::move(c));
+  prepare(m);
+  convert(m, {Implementation::Quantized, Engine::QNNPACK});
+  BOOST_TEST(sub(m, "0").child("dequant").name() == "DeQuantize");
+}
+
+BOOST_AUTO_TEST_CASE(test_save_load_state_dict) {
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      auto model = quant_wrapper(two_layer_linear_model(121));
+      model->qconfig = get_default_qconfig(engine);
+      prepare(*model);
+      for (const Tensor& x : calib_data()) run(*model, x);
+      convert(*model, {implementation, engine});
+      const Tensor x = uniform({2, 5}, 122);
+      const Tensor ref = run(*model, x);
+      const StateDict quant_state_dict = model->state_dict();
+      // Another model of other weights, converted without calibration, then loaded.
+      auto other = quant_wrapper(two_layer_linear_model(123));
+      other->qconfig = get_default_qconfig(engine);
+      prepare(*other);
+      convert(*other, {implementation, engine});
+      const StateDict new_state_dict = other->state_dict();
+      const std::vector<std::string> new_keys = new_state_dict.keys(), quant_keys = quant_state_dict.keys();
+      BOOST_TEST((std::set<std::string>(new_keys.begin(), new_keys.end()) ==
+                  std::set<std::string>(quant_keys.begin(), quant_keys.end())));
+      const std::string path =
+          (std::filesystem::temp_directory_path() / ("qconform-seed-save-load-" + to_string(engine) + ".qsd")).string();
+      save_state_dict(quant_state_dict, path);  // through a file, as torch.save would
+      other->load_state_dict(load_state_dict_file(path));
+      std::filesystem::remove(path);
+      BOOST_TEST((run(*other, x) == ref), to_string(implementation) << " on " << to_string(engine));
+    }
+  }
+}
+
+// --- dynamic: test_single_layer (dynamic) and test_type_match_rule ------------------------
+
+namespace {
+
+// qnnpack's dynamic Linear is bit-identical between the integer model and LibTorch; onednn
+// applies its scales in its own order (tolerance row dynamic.onednn.integer-vs-libtorch: a few
+// float roundings per layer), so the chained models agree there to float rounding.
+void check_dynamic_agreement(Engine engine, const std::vector<Tensor>& outputs) {
+  for (size_t k = 0; k < 2; ++k) {
+    const Tensor &a = outputs[k], &b = outputs[k + 2];
+    BOOST_TEST_REQUIRE((a.sizes == b.sizes));
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      const float bound = engine == Engine::QNNPACK ? 0.0f : 1e-5f * (1.0f + std::abs(a.data[i]));
+      BOOST_TEST(std::abs(a.data[i] - b.data[i]) <= bound, to_string(engine) << " element " << i << ": " << a.data[i]
+                                                                              << " vs LibTorch's " << b.data[i]);
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(test_single_layer_dynamic) {
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    std::vector<Tensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      Sequential::Children c;
+      c.emplace_back("fc1", seeded_linear(5, 5, 131));
+      Sequential model(std::move(c), "SingleLayerLinearDynamicModel");
+      quantize_dynamic(model, {implementation, engine}, DType::QInt8, {"Linear"});
+      BOOST_TEST(model.child("fc1").name() == "DynamicQuantizedLinear");  // checkDynamicQuantizedLinear
+      check_no_qconfig(model);
+      for (const Tensor& x : calib_data()) outputs.push_back(run(model, x));
+    }
+    check_dynamic_agreement(engine, outputs);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(test_type_match_rule) {
+  // qconfig_dict {'fc3': None, 'sub2.fc1': None, nn.Linear: qconfig}: names win over the type.
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
+    std::vector<Tensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      Sequential::Children c;
+      c.emplace_back("sub1", linear_relu_model(141));
+      c.emplace_back("sub2", two_layer_linear_model(142));
+      c.emplace_back("fc3", seeded_linear(5, 5, 144));
+      Sequential model(std::move(c), "NestedModel");
+      model.child("fc3").qconfig_explicitly_none = true;
+      sub(model, "sub2").child("fc1").qconfig_explicitly_none = true;
+      quantize_dynamic(model, {implementation, engine}, DType::QInt8, {"Linear"});
+      BOOST_TEST(sub(model, "sub1").child("fc").name() == "DynamicQuantizedLinear");
+      BOOST_TEST(model.child("fc3").name() == "Linear");
+      BOOST_TEST(sub(model, "sub2").child("fc1").name() == "Linear");
+      BOOST_TEST(sub(model, "sub2").child("fc2").name() == "DynamicQuantizedLinear");
+      check_no_qconfig(model);
+      for (const Tensor& x : calib_data()) outputs.push_back(run(model, x));
+    }
+    check_dynamic_agreement(engine, outputs);
+  }
 }
