@@ -470,6 +470,15 @@ std::unique_ptr<Sequential> two_layer_linear_model(uint64_t seed) {  // TwoLayer
   return sequential(std::move(c), "TwoLayerLinearModel");
 }
 
+// NestedModel's tree: sub1 (LinearReluModel), sub2 (TwoLayerLinearModel), fc3 (Linear(5, 5)).
+std::unique_ptr<Sequential> nested_model(uint64_t seed, const std::string& name) {
+  Sequential::Children c;
+  c.emplace_back("sub1", linear_relu_model(seed));
+  c.emplace_back("sub2", two_layer_linear_model(seed + 1));
+  c.emplace_back("fc3", seeded_linear(5, 5, seed + 3));
+  return sequential(std::move(c), name);
+}
+
 // Puts a QuantWrapper around `parent`'s child `name` (self.x = QuantWrapper(self.x)).
 Sequential& wrap(Sequential& parent, const std::string& name) {
   std::unique_ptr<Module> module = parent.replace(name, std::make_unique<Identity>());
@@ -570,11 +579,7 @@ BOOST_AUTO_TEST_CASE(test_two_layers) {
 
 BOOST_AUTO_TEST_CASE(test_nested1) {
   const auto make = [](Engine) {  // AnnotatedNestedModel (default_qconfig off fbgemm)
-    Sequential::Children c;
-    c.emplace_back("sub1", linear_relu_model(61));
-    c.emplace_back("sub2", two_layer_linear_model(62));
-    c.emplace_back("fc3", seeded_linear(5, 5, 64));
-    auto model = sequential(std::move(c), "AnnotatedNestedModel");
+    auto model = nested_model(61, "AnnotatedNestedModel");
     wrap(*model, "fc3").qconfig = default_qconfig();
     wrap(sub(*model, "sub2"), "fc1").qconfig = default_qconfig();
     return model;
@@ -598,11 +603,7 @@ BOOST_AUTO_TEST_CASE(test_nested1) {
 
 BOOST_AUTO_TEST_CASE(test_nested2) {
   const auto make = [](Engine) {  // AnnotatedSubNestedModel
-    Sequential::Children c;
-    c.emplace_back("sub1", linear_relu_model(71));
-    c.emplace_back("sub2", two_layer_linear_model(72));
-    c.emplace_back("fc3", seeded_linear(5, 5, 74));
-    auto model = sequential(std::move(c), "AnnotatedSubNestedModel");
+    auto model = nested_model(71, "AnnotatedSubNestedModel");
     wrap(*model, "sub2").qconfig = default_qconfig();
     wrap(*model, "fc3").qconfig = default_qconfig();
     return model;
@@ -625,11 +626,7 @@ BOOST_AUTO_TEST_CASE(test_nested2) {
 
 BOOST_AUTO_TEST_CASE(test_nested3) {
   const auto make = [](Engine) {  // AnnotatedCustomConfigNestedModel
-    Sequential::Children c;
-    c.emplace_back("sub1", linear_relu_model(81));
-    c.emplace_back("sub2", two_layer_linear_model(82));
-    c.emplace_back("fc3", seeded_linear(5, 5, 84));
-    auto model = sequential(std::move(c), "AnnotatedCustomConfigNestedModel");
+    auto model = nested_model(81, "AnnotatedCustomConfigNestedModel");
     wrap(*model, "fc3").qconfig = default_qconfig();
     Sequential& sub2 = sub(*model, "sub2");
     sub2.qconfig = default_qconfig();
@@ -840,11 +837,8 @@ BOOST_AUTO_TEST_CASE(test_type_match_rule) {
   for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {
     std::vector<Tensor> outputs;
     for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
-      Sequential::Children c;
-      c.emplace_back("sub1", linear_relu_model(141));
-      c.emplace_back("sub2", two_layer_linear_model(142));
-      c.emplace_back("fc3", seeded_linear(5, 5, 144));
-      Sequential model(std::move(c), "NestedModel");
+      auto nested = nested_model(141, "NestedModel");
+      Sequential& model = *nested;
       model.child("fc3").qconfig_explicitly_none = true;
       sub(model, "sub2").child("fc1").qconfig_explicitly_none = true;
       quantize_dynamic(model, {implementation, engine}, DType::QInt8, {"Linear"});

@@ -61,16 +61,43 @@ FloatBatchNorm::FloatBatchNorm(BatchNormOptions options, BatchNormState state)
   check_channel_tensor(state_.running_var, c, "running_var", name());
 }
 
-StateDict FloatBatchNorm::state_dict() const {
-  StateDict own;
-  if (state_.weight) own.set("weight", *state_.weight);
-  if (state_.bias) own.set("bias", *state_.bias);
-  if (state_.running_mean) {
-    own.set("running_mean", *state_.running_mean);
-    own.set("running_var", *state_.running_var);
-    own.set("num_batches_tracked", IntTensor{{}, {state_.num_batches_tracked}, false});
+StateDict batch_norm_state_dict(const BatchNormState& s) {
+  StateDict state;
+  if (s.weight) state.set("weight", *s.weight);
+  if (s.bias) state.set("bias", *s.bias);
+  if (s.running_mean) {
+    state.set("running_mean", *s.running_mean);
+    state.set("running_var", *s.running_var);
+    state.set("num_batches_tracked", IntTensor{{}, {s.num_batches_tracked}, false});
   }
-  own.versions[""] = 2;
+  state.versions[""] = 2;
+  return state;
+}
+
+BatchNormState read_batch_norm_state(const StateDict& dict, const BatchNormState& current) {
+  BatchNormState loaded = current;
+  const auto read = [&](const std::string& key, std::optional<Tensor>* into) {
+    if (!*into) return;
+    const Tensor& t = dict.at(key).as<Tensor>(key);
+    if (t.sizes != (*into)->sizes)
+      throw Error("size mismatch for " + key + ": copying a param with shape " + shape_to_string(t.sizes) +
+                  ", the shape in current model is " + shape_to_string((*into)->sizes) + ".");
+    *into = t;
+  };
+  read("weight", &loaded.weight);
+  read("bias", &loaded.bias);
+  read("running_mean", &loaded.running_mean);
+  read("running_var", &loaded.running_var);
+  if (current.running_mean) {
+    const IntTensor& n = dict.at("num_batches_tracked").as<IntTensor>("num_batches_tracked");
+    if (n.values.size() != 1) throw Error("size mismatch for num_batches_tracked: expected one element");
+    loaded.num_batches_tracked = n.values[0];
+  }
+  return loaded;
+}
+
+StateDict FloatBatchNorm::state_dict() const {
+  StateDict own = batch_norm_state_dict(state_);
   if (!fused_relu) return own;
   StateDict sequential = prefixed_state_dict(own, "0");
   sequential.versions[""] = 1;  // nn.Sequential has no _version of its own
@@ -89,26 +116,7 @@ void FloatBatchNorm::load_state_dict(const StateDict& state) {
   } else {
     state.check_keys(keys, name());
   }
-  BatchNormState loaded = state_;
-  const auto read = [&](const std::string& key, std::optional<Tensor>* into) {
-    const Tensor& t = own.at(key).as<Tensor>(key);
-    if (t.sizes != (*into)->sizes)
-      throw Error("size mismatch for " + key + ": copying a param with shape " + shape_to_string(t.sizes) +
-                  ", the shape in current model is " + shape_to_string((*into)->sizes) + ".");
-    *into = t;
-  };
-  if (options_.affine) {
-    read("weight", &loaded.weight);
-    read("bias", &loaded.bias);
-  }
-  if (options_.track_running_stats) {
-    read("running_mean", &loaded.running_mean);
-    read("running_var", &loaded.running_var);
-    const IntTensor& n = own.at("num_batches_tracked").as<IntTensor>("num_batches_tracked");
-    if (n.values.size() != 1) throw Error("size mismatch for num_batches_tracked: expected one element");
-    loaded.num_batches_tracked = n.values[0];
-  }
-  state_ = std::move(loaded);
+  state_ = read_batch_norm_state(own, state_);
 }
 
 void check_batch_norm_input(const BatchNormOptions& o, const Shape& input, const std::string& module_name) {

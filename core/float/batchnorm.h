@@ -41,6 +41,12 @@ struct BatchNormState {
   int64_t num_batches_tracked = 0;
 };
 
+// The parameters and buffers torch.nn.BatchNorm saves, those that exist: "weight", "bias",
+// "running_mean", "running_var", "num_batches_tracked"; and back into a copy of `current`,
+// each of its present entries read with PyTorch's size check (the caller checks the keys).
+StateDict batch_norm_state_dict(const BatchNormState& state);
+BatchNormState read_batch_norm_state(const StateDict& dict, const BatchNormState& current);
+
 class FloatBatchNorm : public Module {
  public:
   // Missing parameters take torch.nn's initial values (weight 1, bias 0, mean 0, var 1).

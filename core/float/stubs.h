@@ -41,6 +41,12 @@ class Identity : public Module {
   ModuleOutput forward(const ModuleInput& input) override { return {input.input, input.hidden}; }
 };
 
+// The output "scale" (float32) and "zero_point" (int64) buffers of nnq modules that register
+// them as 0-dim tensors (nnq.LeakyReLU, nnq.BatchNorm, nnq.LayerNorm, ...); and back, without
+// checking the other keys (the module does), validated as quint8 per-tensor.
+void set_output_qparams_buffers(StateDict& state, const QuantParams& qparams);
+QuantParams read_output_qparams_buffers(const StateDict& state, const std::string& module_name);
+
 // nnq.Quantize's state, which its implementations share: buffers "scale" (float, one element)
 // and "zero_point" (int64, one element); and back, strict, for a module of `dtype` named
 // `module_name` (Error names what is wrong).

@@ -1,6 +1,7 @@
 #include "quantized/static/activation.h"
 
 #include "core/error.h"
+#include "core/float/stubs.h"
 #include "quantized/kernels/elementwise.h"
 #include "quantized/static/linear.h"
 #include "reference/static.h"
@@ -82,10 +83,7 @@ QuantParams QuantizedActivation::output_qparams(const QuantParams& input) const 
 StateDict activation_state_dict(const ActivationOptions& options, const std::optional<QuantParams>& observed) {
   StateDict state;
   // nnq.LeakyReLU registers them as buffers: torch.tensor(scale) is float32, zero_point int64.
-  if (options.op == ActivationOp::LeakyReLU && observed) {
-    state.set("scale", Tensor(Shape{}, {static_cast<float>(observed->scale())}));
-    state.set("zero_point", IntTensor{{}, {observed->zero_point()}, false});
-  }
+  if (options.op == ActivationOp::LeakyReLU && observed) set_output_qparams_buffers(state, *observed);
   return state;
 }
 
@@ -96,13 +94,7 @@ std::optional<QuantParams> parse_activation_state_dict(const ActivationOptions& 
     return std::nullopt;
   }
   state.check_keys({"scale", "zero_point"}, name);
-  const Tensor& scale = state.at("scale").as<Tensor>("scale");
-  const IntTensor& zero_point = state.at("zero_point").as<IntTensor>("zero_point");
-  if (scale.numel() != 1 || zero_point.values.size() != 1)
-    throw Error("state_dict['scale'] and state_dict['zero_point'] must hold one value each");
-  const QuantParams q = QuantParams::per_tensor(DType::QUInt8, scale.data[0], zero_point.values[0]);
-  validate(q);
-  return q;
+  return read_output_qparams_buffers(state, name);
 }
 
 StateDict QuantizedActivation::state_dict() const { return activation_state_dict(options_, observed_); }

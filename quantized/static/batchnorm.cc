@@ -1,6 +1,7 @@
 #include "quantized/static/batchnorm.h"
 
 #include "core/error.h"
+#include "core/float/stubs.h"
 #include "quantized/kernels/normalization.h"
 #include "quantized/static/activation.h"
 #include "quantized/static/linear.h"
@@ -15,52 +16,21 @@ std::string quantized_batch_norm_name(int64_t spatial_dims, bool relu) {
 StateDict quantized_batch_norm_state_dict(const BatchNormState& s, const QuantParams& out) {
   // nn.BatchNorm's parameters and buffers, then nnq._BatchNorm's "scale" (float32) and
   // "zero_point" (int64) buffers.
-  StateDict state;
-  if (s.weight) state.set("weight", *s.weight);
-  if (s.bias) state.set("bias", *s.bias);
-  if (s.running_mean) {
-    state.set("running_mean", *s.running_mean);
-    state.set("running_var", *s.running_var);
-    state.set("num_batches_tracked", IntTensor{{}, {s.num_batches_tracked}, false});
-  }
-  state.set("scale", Tensor(Shape{}, {static_cast<float>(out.scale())}));
-  state.set("zero_point", IntTensor{{}, {out.zero_point()}, false});
-  state.versions[""] = 2;
+  StateDict state = batch_norm_state_dict(s);
+  set_output_qparams_buffers(state, out);
   return state;
 }
 
 void load_quantized_batch_norm_state_dict(const StateDict& dict, const std::string& module_name, BatchNormState* s,
                                           QuantParams* output_qparams) {
   std::vector<std::string> keys;
-  if (s->weight) keys.insert(keys.end(), {"weight", "bias"});
+  if (s->weight) keys.push_back("weight");
+  if (s->bias) keys.push_back("bias");
   if (s->running_mean) keys.insert(keys.end(), {"running_mean", "running_var", "num_batches_tracked"});
   keys.insert(keys.end(), {"scale", "zero_point"});
   dict.check_keys(keys, module_name);
-  BatchNormState loaded = *s;
-  const auto read = [&](const std::string& key, std::optional<Tensor>* into) {
-    const Tensor& t = dict.at(key).as<Tensor>(key);
-    if (t.sizes != (*into)->sizes)
-      throw Error("size mismatch for " + key + ": copying a param with shape " + shape_to_string(t.sizes) +
-                  ", the shape in current model is " + shape_to_string((*into)->sizes) + ".");
-    *into = t;
-  };
-  if (s->weight) {
-    read("weight", &loaded.weight);
-    read("bias", &loaded.bias);
-  }
-  if (s->running_mean) {
-    read("running_mean", &loaded.running_mean);
-    read("running_var", &loaded.running_var);
-    const IntTensor& n = dict.at("num_batches_tracked").as<IntTensor>("num_batches_tracked");
-    if (n.values.size() != 1) throw Error(module_name + ": state_dict['num_batches_tracked'] must hold one value");
-    loaded.num_batches_tracked = n.values[0];
-  }
-  const Tensor& scale = dict.at("scale").as<Tensor>("scale");
-  const IntTensor& zero_point = dict.at("zero_point").as<IntTensor>("zero_point");
-  if (scale.numel() != 1 || zero_point.values.size() != 1)
-    throw Error(module_name + ": state_dict['scale'] and state_dict['zero_point'] must hold one value each");
-  const QuantParams q = QuantParams::per_tensor(DType::QUInt8, scale.data[0], zero_point.values[0]);
-  validate(q);
+  BatchNormState loaded = read_batch_norm_state(dict, *s);
+  const QuantParams q = read_output_qparams_buffers(dict, module_name);
   *s = std::move(loaded);
   *output_qparams = q;
 }

@@ -1,6 +1,7 @@
 #include "quantized/static/normalization.h"
 
 #include "core/error.h"
+#include "core/float/stubs.h"
 #include "quantized/kernels/normalization.h"
 #include "quantized/static/activation.h"
 #include "quantized/static/linear.h"
@@ -13,8 +14,7 @@ StateDict quantized_normalization_state_dict(const NormalizationOptions& options
   StateDict state;
   if (weight) state.set("weight", *weight);
   if (bias) state.set("bias", *bias);
-  state.set("scale", Tensor(Shape{}, {static_cast<float>(out.scale())}));
-  state.set("zero_point", IntTensor{{}, {out.zero_point()}, false});
+  set_output_qparams_buffers(state, out);
   state.versions[""] = options.state_dict_version();
   return state;
 }
@@ -37,12 +37,7 @@ void load_quantized_normalization_state_dict(const StateDict& dict, const Normal
                   ", the shape in current model is " + shape_to_string(shape) + ".");
     *into = t;
   }
-  const Tensor& scale = dict.at("scale").as<Tensor>("scale");
-  const IntTensor& zero_point = dict.at("zero_point").as<IntTensor>("zero_point");
-  if (scale.numel() != 1 || zero_point.values.size() != 1)
-    throw Error(module_name + ": state_dict['scale'] and state_dict['zero_point'] must hold one value each");
-  const QuantParams q = QuantParams::per_tensor(DType::QUInt8, scale.data[0], zero_point.values[0]);
-  validate(q);
+  const QuantParams q = read_output_qparams_buffers(dict, module_name);
   *weight = std::move(w);
   *bias = std::move(b);
   *output_qparams = q;
