@@ -852,3 +852,40 @@ BOOST_AUTO_TEST_CASE(test_type_match_rule) {
     check_dynamic_agreement(engine, outputs);
   }
 }
+
+// The seeds' float16 variants of test_single_layer (dynamic) and test_type_match_rule. Debian's
+// LibTorch has no fbgemm, the one engine with fp16 dynamic Linear in PyTorch 1.13: qnnpack and
+// onednn refuse it at prepack, LibTorch and the integer side in the same words, and the
+// integer model of fbgemm's fp16 GEMM runs (fp16 weights, float activations: within fp16
+// rounding of the float model).
+BOOST_AUTO_TEST_CASE(float16_dynamic_variants) {
+  const auto make = [] {
+    auto model = nested_model(151, "NestedModel");
+    model->child("fc3").qconfig_explicitly_none = true;
+    sub(*model, "sub2").child("fc1").qconfig_explicitly_none = true;
+    return model;
+  };
+  for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN})
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      auto model = make();
+      testing::expect_error(
+          [&] { quantize_dynamic(*model, {implementation, engine}, DType::Float16, {"Linear"}); },
+          "quantized::linear_prepack_fp16 is currently not supported by " +
+              std::string(engine == Engine::QNNPACK ? "QNNPACK" : "ONEDNN"));
+    }
+  auto float_model = make();
+  auto model = make();
+  quantize_dynamic(*model, {Implementation::Quantized, Engine::FBGEMM}, DType::Float16, {"Linear"});
+  BOOST_TEST(sub(*model, "sub1").child("fc").name() == "DynamicQuantizedLinear");
+  BOOST_TEST(sub(*model, "sub2").child("fc2").name() == "DynamicQuantizedLinear");
+  BOOST_TEST(model->child("fc3").name() == "Linear");
+  BOOST_TEST(sub(*model, "sub2").child("fc1").name() == "Linear");
+  const StateDict state = sub(*model, "sub1").child("fc").state_dict();
+  BOOST_TEST((state.at("_packed_params.dtype").as<DType>("dtype") == DType::Float16));
+  check_no_qconfig(*model);
+  for (const Tensor& x : calib_data()) {
+    const Tensor y = run(*model, x), reference = run(*float_model, x);
+    for (int64_t i = 0; i < y.numel(); ++i)
+      BOOST_TEST(std::abs(y.data[i] - reference.data[i]) <= 4e-3f * (1.0f + std::abs(reference.data[i])));
+  }
+}
