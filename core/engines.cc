@@ -286,6 +286,21 @@ std::vector<EngineOpRule> make_table() {
              : "not verifiable here: ATen's kernels as on qnnpack and onednn, in a build with fbgemm (not Debian's)",
         here ? Requantization::AtenKernels : Requantization::NotModelled});
   }
+
+  // Weight-only embeddings: ATen's fallback lookup wherever LibTorch lacks fbgemm (Debian's),
+  // whatever the engine; fbgemm builds run fbgemm's EmbeddingSpMDM kernels instead.
+  for (Engine engine : {Engine::FBGEMM, Engine::X86, Engine::QNNPACK, Engine::ONEDNN}) {
+    const bool here = engine == Engine::QNNPACK || engine == Engine::ONEDNN;
+    rows.push_back(EngineOpRule{
+        engine, EngineOp::WeightOnlyEmbedding, here, false, "", RejectionStep::Prepack, false, false, "", false,
+        "quantized embeddings take quint8 or quint4x2 weights", ActivationQuantization::RoundThenShift, false, false,
+        false, false,
+        here ? "ATen's fallback kernel (LibTorch without fbgemm): rows packed with a float scale and bias (half for "
+               "quint4x2), each bag summed by fma(scale, q, out + bias) in double, whatever the module's mode "
+               "(quantized/kernels/embedding.h)"
+             : "not verifiable here: fbgemm's EmbeddingSpMDM kernels (not in Debian's LibTorch)",
+        here ? Requantization::AtenKernels : Requantization::NotModelled});
+  }
   return rows;
 }
 
@@ -370,6 +385,7 @@ std::string to_string(EngineOp op) {
     case EngineOp::StaticElementwise: return "quantized activations";
     case EngineOp::StaticPooling: return "quantized pooling";
     case EngineOp::StaticNormalization: return "quantized normalization";
+    case EngineOp::WeightOnlyEmbedding: return "quantized embeddings";
     case EngineOp::StaticFunctional: return "QFunctional ops";
   }
   return "?";

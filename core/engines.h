@@ -74,6 +74,7 @@ std::vector<EngineProfile> engine_profiles(Engine engine);
 // StaticFunctional: QFunctional's add, add_relu, mul, add_scalar, mul_scalar and cat.
 // StaticNormalization: batch_norm{2d,3d}[_relu], layer_norm, group_norm, instance_norm on
 // quint8 tensors.
+// WeightOnlyEmbedding: embedding_byte / embedding_4bit / embedding_bag_byte / embedding_bag_4bit.
 enum class EngineOp {
   DynamicLinear,
   StaticLinear,
@@ -81,7 +82,8 @@ enum class EngineOp {
   StaticElementwise,
   StaticPooling,
   StaticFunctional,
-  StaticNormalization
+  StaticNormalization,
+  WeightOnlyEmbedding
 };
 // "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d",
 // "quantized activations", "quantized pooling", "QFunctional ops", "quantized normalization"

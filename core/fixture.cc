@@ -99,6 +99,9 @@ json value_json(const StateValue& v) {
 json module_value_json(const Value& v) {
   if (const auto* t = std::get_if<Tensor>(&v)) return tensor_json(*t);
   if (const auto* q = std::get_if<QTensor>(&v)) return qtensor_json(*q);
+  if (const auto* i = std::get_if<IntTensor>(&v))
+    return {{"kind", "index_tensor"}, {"dtype", i->is_int32 ? "torch.int32" : "torch.int64"}, {"shape", i->sizes},
+            {"values", i->values}};
   const auto& p = std::get<PackedSequence>(v);
   json out = {{"kind", "packed_sequence"}, {"data", tensor_json(p.data)}, {"batch_sizes", p.batch_sizes}};
   out["sorted_indices"] = p.sorted_indices.empty() ? json(nullptr) : json(p.sorted_indices);
@@ -232,7 +235,20 @@ struct Reader {
     const std::string kind = text(object, path, "kind");
     if (kind == "tensor") return tensor(object, path);
     if (kind == "quantized_tensor") return qtensor(object, path);
-    if (kind != "packed_sequence") fail(path, "kind must be tensor, quantized_tensor or packed_sequence");
+    if (kind == "index_tensor") {
+      IntTensor t;
+      const std::string dtype = text(object, path, "dtype");
+      if (dtype != "torch.int64" && dtype != "torch.int32") fail(path + ".dtype", "must be torch.int64 or torch.int32");
+      t.is_int32 = dtype == "torch.int32";
+      t.sizes = shape(object, path);
+      t.values = integers(field(object, path, "values"), path + ".values");
+      if (static_cast<int64_t>(t.values.size()) != numel_of(t.sizes))
+        fail(path + ".values", "holds " + std::to_string(t.values.size()) + " values for the shape " +
+                                   shape_to_string(t.sizes));
+      return t;
+    }
+    if (kind != "packed_sequence")
+      fail(path, "kind must be tensor, quantized_tensor, index_tensor or packed_sequence");
     PackedSequence p;
     p.data = tensor(field(object, path, "data"), path + ".data");
     p.batch_sizes = integers(field(object, path, "batch_sizes"), path + ".batch_sizes");

@@ -37,7 +37,8 @@ struct HiddenState {
   std::optional<Tensor> c;
 };
 
-using Value = std::variant<Tensor, QTensor, PackedSequence>;
+// IntTensor: integer indices and offsets (an Embedding's or EmbeddingBag's input).
+using Value = std::variant<Tensor, QTensor, PackedSequence, IntTensor>;
 
 struct ModuleInput {
   Value input;

@@ -81,9 +81,10 @@ struct OutputSensitivity {
   // the dilated kernel): it holds the bias alone, as PyTorch specifies; an engine may leave
   // it unspecified (engine table: transposed_uncovered_outputs_unspecified).
   bool unreached = false;
-  // What the integer form loses by design beyond rounding, in output quanta, on any engine
-  // (QNNPACK's add: its 22-bit multipliers; add_scalar: the scalar rounded to the input's
-  // grid). Added to the OutputQuanta bound.
+  // What the integer form loses by design beyond rounding, on any engine (QNNPACK's add: its
+  // 22-bit multipliers; add_scalar: the scalar rounded to the input's grid; a quint4x2
+  // embedding's scale and bias rounded to half). In output quanta, added to the OutputQuanta
+  // bound; for float outputs (EpilogueRoundings rows) an absolute error, added likewise.
   double design_quanta = 0;
 };
 

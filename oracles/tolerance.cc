@@ -126,6 +126,19 @@ std::vector<ToleranceRow> make_table() {
        "M = |t g| + |b| + |y|, t the normalized value. Rounding to the output grid adds one quantum."},
       {"static.normalization.reference-vs-libtorch", Family::Static, Structure::Normalization, reference,
        libtorch_any, false, BoundKind::OutputQuanta, 0, "As static normalization reference-vs-integer."},
+      {"weight-only.integer-vs-libtorch", Family::WeightOnly, Structure::Reduction, quantized_any, libtorch_any,
+       true, BoundKind::Exact, 0,
+       "Both sides pack the same per-row integers, scales and biases (half-rounded for quint4x2) and sum each bag "
+       "with the same double fma per element in the same order: identical floats."},
+      {"weight-only.reference-vs-integer", Family::WeightOnly, Structure::Reduction, reference, quantized_any, false,
+       BoundKind::EpilogueRoundings, 6,
+       "The reference sums (q - z) s per row in float (F.embedding_bag on the fake-quantized weight); the integer "
+       "side sums s q + b with b = -(z s), through float w s and w b: a few roundings per term of terms bounded by "
+       "M = sum_k |w_k| (|s_k q_k| + |z_k s_k|) + |y|: 6 eps M; plus, for quint4x2, the scale and bias rounded to "
+       "half (sum_k |w_k| (|q_k| ds_k + db_k), ds and db half an ulp of half, subnormals included) as a design "
+       "term."},
+      {"weight-only.reference-vs-libtorch", Family::WeightOnly, Structure::Reduction, reference, libtorch_any, false,
+       BoundKind::EpilogueRoundings, 6, "As weight-only reference-vs-integer."},
       {"static.pooling.integer-vs-libtorch", Family::Static, Structure::Pooling, quantized_any, libtorch_any, true,
        BoundKind::Exact, 0,
        "Both sides take the same quint8 input through the kernel ATen dispatches to (QNNPACK's max or average "
@@ -218,7 +231,9 @@ std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& i
     const double magnitude = sensitivity[i].magnitude + half_quantum * sensitivity[i].weight_l1;
     switch (row.kind) {
       case BoundKind::Exact: bounds[i] = 0.0; break;
-      case BoundKind::EpilogueRoundings: bounds[i] = row.roundings * eps * magnitude; break;
+      case BoundKind::EpilogueRoundings:
+        bounds[i] = row.roundings * eps * magnitude + sensitivity[i].design_quanta;  // design: absolute here
+        break;
       case BoundKind::Propagated:
         throw Error("element_bounds: propagated bounds come from the kind's recurrent_bounds");
       case BoundKind::OutputQuanta: {

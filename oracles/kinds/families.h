@@ -24,5 +24,6 @@ ModuleKind static_stub_kind(bool quantize_stub);  // static.Quantize, static.DeQ
 ModuleKind static_softmax_kind();                                         // static_softmax.cc
 ModuleKind static_batch_norm_kind(int64_t dims, bool relu);              // static_normalization.cc
 ModuleKind static_norm_kind(NormOp op, int64_t dims);                     // static_normalization.cc
+ModuleKind weight_only_embedding_kind(bool bag);                          // weight_only_embedding.cc
 
 }  // namespace qconform::kinds

@@ -43,6 +43,8 @@ std::vector<ModuleKind> make_registry() {
   table.push_back(static_norm_kind(NormOp::LayerNorm, 0));
   table.push_back(static_norm_kind(NormOp::GroupNorm, 0));
   for (int64_t dims : {1, 2, 3}) table.push_back(static_norm_kind(NormOp::InstanceNorm, dims));
+  table.push_back(weight_only_embedding_kind(/*bag=*/false));
+  table.push_back(weight_only_embedding_kind(/*bag=*/true));
   return table;
 }
 
