@@ -93,7 +93,10 @@ std::unique_ptr<Module> swapped(const Module& module, const ConversionTarget& ta
                                            module.activation_post_process->dtype());
   } else if (family == Family::Static && module.name() == "DeQuantStub") {
     converted = std::make_unique<DeQuantize>();
-  } else if (const ModuleKind* kind = kind_for(module.kind_name(), family)) {
+  } else if (const ModuleKind* kind = kind_for(module.kind_name(), family) ? kind_for(module.kind_name(), family)
+                                                                            : kind_for(module.kind_name(),
+                                                                                       Family::WeightOnly)) {
+    // The weight-only embeddings are in both PyTorch's static and dynamic mappings.
     if (!kind->find(target.implementation) || !kind->eager_mapped) return nullptr;
     converted = convert_from_float(*kind, module, target);
     if (auto* wrapped = dynamic_cast<StaticReference*>(converted.get())) {
@@ -278,6 +281,22 @@ void quantize(Sequential& root, const std::function<void(Sequential&)>& run_fn, 
   prepare(root);
   run_fn(root);
   convert(root, target);
+}
+
+void quantize_dynamic(Sequential& root, const ConversionTarget& target,
+                      const std::map<std::string, QConfig>& qconfig_by_class) {
+  std::function<void(Module&, const std::optional<QConfig>&)> assign = [&](Module& m,
+                                                                          const std::optional<QConfig>& parent) {
+    if (!m.qconfig && !m.qconfig_explicitly_none) {
+      const auto own = qconfig_by_class.find(m.name());
+      m.qconfig = own != qconfig_by_class.end() ? std::optional<QConfig>(own->second) : parent;
+    }
+    if (m.qconfig_explicitly_none) m.qconfig.reset();
+    if (auto* container = dynamic_cast<Sequential*>(&m))
+      for (const auto& [child_name, child] : container->children()) assign(*child, m.qconfig);
+  };
+  assign(root, std::nullopt);
+  convert_children(root, target, Family::Dynamic);
 }
 
 void quantize_dynamic(Sequential& root, const ConversionTarget& target, DType dtype, std::set<std::string> module_names) {

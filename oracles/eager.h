@@ -8,6 +8,7 @@
 // The declarations are torch-free; the definitions are compiled with the registry into
 // qconform_oracles, whose conversions they use.
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -105,5 +106,10 @@ void quantize(Sequential& root, const std::function<void(Sequential&)>& run_fn, 
 // to `target`. Hooks move as in convert.
 void quantize_dynamic(Sequential& root, const ConversionTarget& target, DType dtype = DType::QInt8,
                       std::set<std::string> module_names = {});
+// quantize_dynamic(model, qconfig_spec={type: qconfig, ...}): each module of a listed class
+// (PyTorch's class name: "Linear", "EmbeddingBag") gets that qconfig unless it or a parent
+// holds one; then the swaps (the weight-only embeddings are in the dynamic mappings too).
+void quantize_dynamic(Sequential& root, const ConversionTarget& target,
+                      const std::map<std::string, QConfig>& qconfig_by_class);
 
 }  // namespace qconform

@@ -4,6 +4,8 @@
 // test_normalization), and of the flow itself (test_single_layer static and dynamic,
 // test_two_layers, test_nested1-3, test_skip_quant, test_manual, test_type_match_rule,
 // test_dequant_stub, test_save_load_state_dict, test_quantwrapper_attaches_qconfig_to_dequant),
+// and of embeddings (test_quantized_embedding, test_quantized_embedding_bag,
+// test_embedding_bag_dynamic, test_embedding_ops_dynamic),
 // reproduced over the harness's eager flow with
 // their assertions: which modules prepare observes (checkObservers, facts of PyTorch 1.13's
 // qconfig propagation list), which module types convert leaves (PyTorch's class names), that
@@ -22,6 +24,7 @@
 
 #include "core/float/activation.h"
 #include "core/float/batchnorm.h"
+#include "core/float/embedding.h"
 #include "core/float/normalization.h"
 #include "core/float/stubs.h"
 #include "core/float/conv.h"
@@ -887,5 +890,182 @@ BOOST_AUTO_TEST_CASE(float16_dynamic_variants) {
     const Tensor y = run(*model, x), reference = run(*float_model, x);
     for (int64_t i = 0; i < y.numel(); ++i)
       BOOST_TEST(std::abs(y.data[i] - reference.data[i]) <= 4e-3f * (1.0f + std::abs(reference.data[i])));
+  }
+}
+
+// --- embeddings: test_quantized_embedding, test_quantized_embedding_bag,
+//     test_embedding_bag_dynamic, test_embedding_ops_dynamic -------------------------------
+
+namespace {
+
+const IntTensor kSeedIndices{{32}, {9, 6, 5, 7, 8, 8, 9, 2, 8, 6, 6, 9, 1, 6, 8, 8,
+                                    3, 2, 3, 6, 3, 6, 5, 7, 0, 8, 4, 6, 5, 8, 2, 3}, false};
+const IntTensor kSeedOffsets{{6}, {0, 19, 20, 28, 28, 32}, false};
+
+std::unique_ptr<FloatEmbedding> embedding(bool bag, bool include_last_offset, uint64_t seed) {
+  EmbeddingOptions o;
+  o.num_embeddings = 10;
+  o.embedding_dim = 12;
+  o.bag = bag;
+  o.include_last_offset = include_last_offset;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  Tensor w({10, 12});
+  for (float& v : w.data) v = normal(rng);
+  return std::make_unique<FloatEmbedding>(o, w);
+}
+
+// EmbeddingWithStaticLinear: emb (EmbeddingBag(10, 12), float_qparams), quant, fc
+// (Linear(4, 2)), dequant; forward(indices, offsets, linear_in) = cat([dequant(fc(quant(x))),
+// emb(indices, offsets)], dim=1).
+class EmbeddingWithStaticLinear : public Sequential {
+ public:
+  EmbeddingWithStaticLinear() : Sequential(children(), "EmbeddingWithStaticLinear") {
+    child("emb").qconfig = float_qparams_weight_only_qconfig();
+    qconfig = default_qconfig();
+  }
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override {
+    const Tensor emb = std::get<Tensor>(child("emb")(ModuleInput{input.input, std::nullopt, {input.others.at(0)}}).output);
+    Value x = child("quant")(ModuleInput{input.others.at(1), std::nullopt}).output;
+    x = child("fc")(ModuleInput{x, std::nullopt}).output;
+    const Tensor fc = std::get<Tensor>(child("dequant")(ModuleInput{x, std::nullopt}).output);
+    Tensor out({fc.size(0), fc.size(1) + emb.size(1)});
+    for (int64_t r = 0; r < fc.size(0); ++r) {
+      std::copy_n(fc.data.begin() + r * fc.size(1), fc.size(1), out.data.begin() + r * out.size(1));
+      std::copy_n(emb.data.begin() + r * emb.size(1), emb.size(1), out.data.begin() + r * out.size(1) + fc.size(1));
+    }
+    return {out, std::nullopt};
+  }
+
+ private:
+  static Children children() {
+    Children c;
+    c.emplace_back("emb", embedding(true, false, 161));
+    c.emplace_back("quant", std::make_unique<QuantStub>());
+    c.emplace_back("fc", seeded_linear(4, 2, 162));
+    c.emplace_back("dequant", std::make_unique<DeQuantStub>());
+    return c;
+  }
+};
+
+// The models of the dynamic tests: emb and fc side by side; forward(indices, [offsets,]
+// linear_in) returns emb's output (the seeds return both; fc's runs in the test on its own).
+class EmbeddingWithLinear : public Sequential {
+ public:
+  explicit EmbeddingWithLinear(bool bag)
+      : Sequential(children(bag), bag ? "EmbeddingBagWithLinear" : "EmbeddingWithLinear"), bag_(bag) {}
+
+ protected:
+  ModuleOutput forward(const ModuleInput& input) override {
+    std::vector<Value> emb_operands;
+    if (bag_) emb_operands.push_back(input.others.at(0));
+    child("fc")(ModuleInput{input.others.back(), std::nullopt});
+    return child("emb")(ModuleInput{input.input, std::nullopt, emb_operands});
+  }
+
+ private:
+  static Children children(bool bag) {
+    Children c;
+    c.emplace_back("emb", embedding(bag, /*include_last_offset=*/bag, 171));
+    c.emplace_back("fc", seeded_linear(5, 5, 172));
+    return c;
+  }
+  bool bag_;
+};
+
+Tensor run_with(Module& m, const IntTensor& indices, std::vector<Value> others) {
+  return std::get<Tensor>(m(ModuleInput{indices, std::nullopt, std::move(others)}).output);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(test_quantized_embedding) {
+  for (const QConfig& qconfig : {float_qparams_weight_only_qconfig(), float_qparams_weight_only_qconfig_4bit()}) {
+    std::vector<Tensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      Sequential::Children c;
+      c.emplace_back("emb", embedding(false, false, 151));
+      Sequential model(std::move(c), "EmbeddingModule");
+      model.qconfig = qconfig;
+      prepare(model);
+      convert(model, {implementation, Engine::QNNPACK});
+      BOOST_TEST(model.child("emb").repr().find("QuantizedEmbedding") != std::string::npos);
+      BOOST_TEST(model.child("emb").name() == "QuantizedEmbedding");
+      BOOST_TEST((model.child("emb").state_dict().at("_packed_params.dtype").as<DType>("dtype") ==
+                  qconfig.weight_dtype()));
+      check_no_qconfig(model);
+      outputs.push_back(run_with(model, kSeedIndices, {}));
+    }
+    BOOST_TEST((outputs[0] == outputs[1]), qconfig.name);
+    BOOST_TEST((outputs[0].sizes == Shape{32, 12}));
+  }
+  const IntTensor idx{{8}, {1, 2, 4, 5, 4, 3, 2, 9}, false};
+  const IntTensor offsets{{2}, {0, 4}, false};
+  std::vector<Tensor> outputs;
+  for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+    EmbeddingWithStaticLinear model;
+    prepare(model);
+    convert(model, {implementation, Engine::QNNPACK});  // uncalibrated, as the seed
+    BOOST_TEST(model.child("emb").name() == "QuantizedEmbeddingBag");
+    BOOST_TEST(model.child("fc").name() == "QuantizedLinear");  // checkQuantizedLinear
+    outputs.push_back(run_with(model, idx, {offsets, uniform({2, 4}, 163)}));
+  }
+  BOOST_TEST((outputs[0] == outputs[1]));
+  BOOST_TEST((outputs[0].sizes == Shape{2, 14}));
+}
+
+BOOST_AUTO_TEST_CASE(test_quantized_embedding_bag) {
+  std::mt19937_64 rng(181);
+  std::uniform_real_distribution<float> weight(0.01f, 0.5f);
+  Tensor per_sample_weights({32});
+  for (float& v : per_sample_weights.data) v = weight(rng);
+  for (DType dtype : {DType::QUInt8, DType::QUInt4x2}) {
+    ObserverOptions o;
+    o.dtype = dtype;
+    o.qscheme = QScheme::PerChannelAffineFloatQParams;
+    const QConfig float_qparams_qconfig{"float_qparams_qconfig", default_dynamic_quant_observer(),
+                                        per_channel_min_max_observer(o)};
+    std::vector<Tensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      Sequential::Children c;
+      c.emplace_back("emb", embedding(true, true, 182));
+      Sequential model(std::move(c), "EmbeddingBagModule");
+      model.qconfig = float_qparams_qconfig;
+      prepare(model);
+      convert(model, {implementation, Engine::ONEDNN});
+      BOOST_TEST(model.child("emb").name() == "QuantizedEmbeddingBag");
+      BOOST_TEST((model.child("emb").state_dict().at("_packed_params.dtype").as<DType>("dtype") == dtype));
+      outputs.push_back(run_with(model, kSeedIndices, {kSeedOffsets, per_sample_weights}));
+    }
+    BOOST_TEST((outputs[0] == outputs[1]), to_string(dtype));
+    BOOST_TEST((outputs[0].sizes == Shape{5, 12}));  // include_last_offset: 6 offsets, 5 bags
+
+    EmbeddingWithLinear model2(/*bag=*/true);
+    model2.child("emb").qconfig = float_qparams_qconfig;
+    prepare(model2);
+    convert(model2, {Implementation::Quantized, Engine::ONEDNN});
+    BOOST_TEST(model2.child("emb").name() == "QuantizedEmbeddingBag");
+    BOOST_TEST(model2.child("fc").name() == "Linear");  // checkLinear: no qconfig, not converted
+  }
+}
+
+BOOST_AUTO_TEST_CASE(test_embedding_bag_dynamic_and_test_embedding_ops_dynamic) {
+  for (bool bag : {true, false}) {
+    std::vector<Tensor> outputs;
+    for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+      EmbeddingWithLinear model(bag);
+      quantize_dynamic(model, {implementation, Engine::QNNPACK},
+                       {{bag ? "EmbeddingBag" : "Embedding", float_qparams_weight_only_qconfig()},
+                        {"Linear", default_dynamic_qconfig()}});
+      BOOST_TEST(model.child("emb").repr().find(bag ? "QuantizedEmbeddingBag" : "QuantizedEmbedding") !=
+                 std::string::npos);
+      BOOST_TEST(model.child("fc").repr().find("DynamicQuantizedLinear") != std::string::npos);
+      const Tensor linear_in = uniform({5, 5}, 191);
+      outputs.push_back(bag ? run_with(model, kSeedIndices, {kSeedOffsets, linear_in})
+                            : run_with(model, kSeedIndices, {linear_in}));
+    }
+    BOOST_TEST((outputs[0] == outputs[1]), (bag ? "EmbeddingBag" : "Embedding"));
   }
 }

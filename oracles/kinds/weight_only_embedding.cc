@@ -220,8 +220,8 @@ ModuleKind weight_only_embedding_kind(bool bag) {
   kind.make_case = [bag](const CaseConfig& config) { return make_embedding_case(config, bag); };
   kind.sensitivity = embedding_sensitivity;
   kind.refusal_cases = [bag](const CaseConfig& config) { return embedding_refusals(config, bag); };
-  kind.observed_at_prepare = false;  // weight-only: no activation observer
-  kind.eager_mapped = false;         // the eager flow's weight-only conversion is not modelled yet
+  // prepare observes them (their qconfig's activation observer is a float placeholder, which
+  // from_float ignores), and both PyTorch's static and dynamic mappings convert them.
   return kind;
 }
 
