@@ -76,8 +76,11 @@ json tensor_json(const Tensor& t) {
 }
 
 json qtensor_json(const QTensor& q) {
-  std::vector<int64_t> zero_points;
-  for (double z : q.qparams.zero_points) zero_points.push_back(static_cast<int64_t>(z));
+  // Float zero points (per_channel_affine_float_qparams: embeddings) stay floats.
+  json zero_points = json::array();
+  const bool float_zero_points = q.qparams.qscheme == QScheme::PerChannelAffineFloatQParams;
+  for (double z : q.qparams.zero_points)
+    zero_points.push_back(float_zero_points ? float_json(static_cast<float>(z)) : json(static_cast<int64_t>(z)));
   json out = {{"kind", "quantized_tensor"},
               {"dtype", to_string(q.qparams.dtype)},
               {"shape", q.sizes},
@@ -192,12 +195,20 @@ struct Reader {
       const DType dtype = dtype_from_string(text(object, path, "dtype"));
       const QScheme qscheme = qscheme_from_string(text(object, path, "qscheme"));
       const std::vector<double> scales = numbers(field(object, path, "scale"), path + ".scale");
-      const std::vector<int64_t> zero_points = integers(field(object, path, "zero_point"), path + ".zero_point");
-      if (is_per_channel(qscheme)) {
+      if (qscheme == QScheme::PerChannelAffineFloatQParams) {
+        const json& axis = field(object, path, "axis");
+        if (!axis.is_number_integer()) fail(path + ".axis", "must be an integer");
+        const std::vector<double> zps = numbers(field(object, path, "zero_point"), path + ".zero_point");
+        q.qparams = QuantParams::per_channel_float_qparams(dtype, std::vector<float>(scales.begin(), scales.end()),
+                                                           std::vector<float>(zps.begin(), zps.end()),
+                                                           axis.get<int64_t>());
+      } else if (is_per_channel(qscheme)) {
+        const std::vector<int64_t> zero_points = integers(field(object, path, "zero_point"), path + ".zero_point");
         const json& axis = field(object, path, "axis");
         if (!axis.is_number_integer()) fail(path + ".axis", "must be an integer");
         q.qparams = QuantParams::per_channel(dtype, scales, zero_points, axis.get<int64_t>());
       } else {
+        const std::vector<int64_t> zero_points = integers(field(object, path, "zero_point"), path + ".zero_point");
         if (scales.size() != 1 || zero_points.size() != 1)
           fail(path, "a per-tensor scheme takes one scale and one zero_point");
         q.qparams = QuantParams::per_tensor(dtype, scales[0], zero_points[0]);

@@ -398,6 +398,38 @@ void read_normalization(const Archive& a, const torch::jit::Module& m, const std
     for (const char* key : {"weight", "bias"}) spec.parameters.set(key, a.float_tensor_attr(m, key));
 }
 
+// nnq.Embedding / EmbeddingBag: their sizes (and a bag's mode and include_last_offset), and
+// the weight, unpacked from the packed params by quantized::embedding_bag_unpack.
+void read_embedding(const Archive& a, const torch::jit::Module& m, bool bag, ModuleSpec& spec) {
+  json& c = *spec.config;
+  c["num_embeddings"] = a.integer(m, "num_embeddings");
+  c["embedding_dim"] = a.integer(m, "embedding_dim");
+  if (bag) {
+    const c10::IValue mode = a.attr(m, "mode");
+    if (!mode.isString()) a.fail(python_type(m) + ".mode is not a string");
+    c["mode"] = mode.toStringRef();
+    c["include_last_offset"] = a.flag(m, "include_last_offset");
+  }
+  const c10::IValue holder = a.attr(m, "_packed_params");
+  if (!holder.isModule()) a.fail(python_type(m) + "._packed_params is not an EmbeddingPackedParams module");
+  const c10::IValue packed = a.attr(holder.toModule(), "_packed_weight");
+  QTensor weight;
+  try {
+    weight = from_aten_quantized(libtorch::call_op("quantized::embedding_bag_unpack", "", {packed}).at(0).toTensor());
+  } catch (const Error& e) {
+    a.fail(python_type(m) + "._packed_params: unpack failed: " + e.what());
+  }
+  // PyTorch 1.13's nnq.Embedding.from_float builds a quint8 module around a 4-bit weight.
+  const int64_t dtype = a.integer(m, "dtype");
+  if (dtype != static_cast<int64_t>(weight.qparams.dtype == DType::QUInt8 ? c10::ScalarType::QUInt8
+                                                                           : c10::ScalarType::QUInt4x2))
+    a.fail(python_type(m) + " says dtype " + std::string(c10::toString(static_cast<c10::ScalarType>(dtype))) +
+           " but packs a " + to_string(weight.qparams.dtype) + " weight (PyTorch 1.13's nnq.Embedding.from_float "
+           "drops a 4-bit qconfig's dtype, and the module then runs the 8-bit kernel on 4-bit rows): build it with "
+           "nnq.Embedding(..., dtype=torch.quint4x2) and set_weight");
+  spec.parameters.set("weight", weight);
+}
+
 // nnq.Quantize: its scale and zero_point buffers and its dtype (a ScalarType number).
 void read_quantize(const Archive& a, const torch::jit::Module& m, ModuleSpec& spec) {
   json& c = *spec.config;
@@ -425,6 +457,9 @@ const ModuleKind& kind_of(const Archive& a, const std::string& type) {
   const std::string key = std::string(dynamic ? "dynamic." : "static.") + class_name(type);
   for (const ModuleKind& kind : registry())
     if (kind.key == key && (quantized || (torch_nn && float_module_kind(kind)))) return kind;
+  // nnq.Embedding and nnq.EmbeddingBag: weight-only.
+  for (const ModuleKind& kind : registry())
+    if (quantized && kind.family == Family::WeightOnly && kind.key == "weight_only." + class_name(type)) return kind;
   std::string supported;
   for (const ModuleKind& kind : registry()) supported += (supported.empty() ? "" : ", ") + kind.key;
   a.fail("unsupported module kind " + type + " (a fixture holds one quantized module of a registered kind: " +
@@ -447,6 +482,7 @@ ModuleSpec read_module(const Archive& a, const torch::jit::Module& m) {
     read_batch_norm(a, m, spec);
   else if (name == "LayerNorm" || name == "GroupNorm" || name.rfind("InstanceNorm", 0) == 0)
     read_normalization(a, m, name, spec);
+  else if (name == "Embedding" || name == "EmbeddingBag") read_embedding(a, m, name == "EmbeddingBag", spec);
   else if (name == "DeQuantize") return spec;
   else if (name == "Linear" || name == "LinearReLU") read_linear(a, m, dynamic, spec);
   else if (name == "LSTM") read_rnn(a, m, RnnMode::LSTM, spec);
@@ -485,6 +521,14 @@ Arguments split_inputs(const std::string& path, const c10::IValue& inputs) {
   };
   for (size_t i = 1; i < items.size(); ++i) flatten(items[i]);
   return args;
+}
+
+IntTensor integer_tensor(const std::string& path, const at::Tensor& t, const std::string& what) {
+  if (t.is_quantized() || (t.scalar_type() != at::kLong && t.scalar_type() != at::kInt))
+    throw Error(path + ": " + what + " must be an int64 or int32 tensor, not " + std::string(c10::toString(t.scalar_type())));
+  const at::Tensor values = t.to(at::kLong).contiguous();
+  return IntTensor{t.sizes().vec(), std::vector<int64_t>(values.data_ptr<int64_t>(), values.data_ptr<int64_t>() + values.numel()),
+                   t.scalar_type() == at::kInt};
 }
 
 Tensor float_tensor(const std::string& path, const at::Tensor& t, const std::string& what) {
@@ -801,13 +845,18 @@ Fixture import_fixture(const FixtureImport& request) {
   const bool sequence = kind.key == "dynamic.LSTM" || kind.key == "dynamic.GRU";
   const bool recurrent = kind.structure == Structure::Recurrent;
   const size_t hidden_count = kind.key == "dynamic.LSTM" || kind.key == "dynamic.LSTMCell" ? 2 : recurrent ? 1 : 0;
-  if (!args.hidden.empty() && args.hidden.size() != hidden_count)
+  const bool weight_only = kind.family == Family::WeightOnly;
+  if (weight_only && args.hidden.size() > (kind.key == "weight_only.EmbeddingBag" ? 2u : 0u))
+    throw Error(inputs_path + ": " + kind.key + " takes " +
+                (kind.key == "weight_only.EmbeddingBag" ? "(indices, offsets[, per_sample_weights])" : "the indices") +
+                "; found " + std::to_string(1 + args.hidden.size()) + " tensors");
+  if (!weight_only && !args.hidden.empty() && args.hidden.size() != hidden_count)
     throw Error(inputs_path + ": " + kind.key + " takes " +
                 (hidden_count == 0 ? std::string("one input tensor")
                                    : "the input and optionally " +
                                          std::string(hidden_count == 2 ? "(h0, c0)" : "h0")) +
                 "; found " + std::to_string(1 + args.hidden.size()) + " tensors");
-  if (!args.hidden.empty()) {
+  if (!weight_only && !args.hidden.empty()) {
     HiddenState h{float_tensor(inputs_path, args.hidden[0], "h0"), std::nullopt};
     if (hidden_count == 2) h.c = float_tensor(inputs_path, args.hidden[1], "c0");
     fixture.input.hidden = h;
@@ -839,7 +888,16 @@ Fixture import_fixture(const FixtureImport& request) {
     call_args = {c10::ivalue::Tuple::createNamed({e[0], e[1], e[2], e[3]}, tuple_type), hx};
   } else {
     const at::Tensor x = args.primary.toTensor();
-    if (kind.key == "static.Quantize") {  // nnq.Quantize alone takes floats
+    if (weight_only) {  // indices, then offsets and per_sample_weights
+      fixture.input.input = integer_tensor(inputs_path, x, "the indices");
+      call_args = {x};
+      for (size_t i = 0; i < args.hidden.size(); ++i) {
+        const at::Tensor& t = args.hidden[i];
+        fixture.input.others.push_back(i == 0 ? Value(integer_tensor(inputs_path, t, "the offsets"))
+                                              : Value(float_tensor(inputs_path, t, "per_sample_weights")));
+        call_args.push_back(t);
+      }
+    } else if (kind.key == "static.Quantize") {  // nnq.Quantize alone takes floats
       fixture.input.input = float_tensor(inputs_path, x, "the input");
     } else if (kind.family == Family::Static && !wrapped) {
       if (!x.is_quantized() || x.scalar_type() != at::kQUInt8 || x.qscheme() != at::kPerTensorAffine)
@@ -850,8 +908,10 @@ Fixture import_fixture(const FixtureImport& request) {
       fixture.input.input = float_tensor(inputs_path, x, "the input");
     }
     if (sequence) method = "forward_tensor";
-    call_args = {x};
-    if (recurrent) call_args.push_back(hx);
+    if (!weight_only) {
+      call_args = {x};
+      if (recurrent) call_args.push_back(hx);
+    }
   }
 
   // The expected outputs: recorded here, or read from the file recorded elsewhere.

@@ -62,6 +62,11 @@ DEFAULTS = {
     # LayerNorm over the last normalized_dims of (batch, channels, size, size); GroupNorm with
     # groups; InstanceNorm{1,2,3}d on (batch, channels, size...); affine=0 drops weight and bias.
     "norm": dict(batch=2, channels=4, size=5, groups=2, normalized_dims=2, affine=1),
+    # nnq.Embedding / EmbeddingBag built as the seeds build them (nnq.Embedding with the 4-bit
+    # dtype directly: 1.13's from_float drops it); bags of offsets (0 .. n), include_last_offset,
+    # mode (0 sum, 1 mean, 2 max), per_sample_weights.
+    "embedding": dict(num_embeddings=10, embedding_dim=12, four_bit=0, indices=16, bags=4, two_d=0,
+                      include_last_offset=0, mode=0, per_sample_weights=0),
 }
 
 
@@ -89,6 +94,8 @@ def family(kind):
         return "batchnorm"
     if name in ("LayerNorm", "GroupNorm") or name.startswith("InstanceNorm"):
         return "norm"
+    if name in ("Embedding", "EmbeddingBag"):
+        return "embedding"
     sys.exit(f"dump_fixture.py: unknown kind {kind}")
 
 
@@ -232,6 +239,37 @@ def functional_inputs(method, c):
     return (torch.randn(*shape) * 3, torch.randn(*shape) * 2)
 
 
+def embedding_module(kind, c):
+    """nnq.Embedding / EmbeddingBag with a weight quantized per row with float qparams, and its
+    inputs: (indices,) or (indices, offsets[, per_sample_weights])."""
+    from torch.ao.quantization.observer import PerChannelMinMaxObserver
+    bag = kind.endswith("Bag")
+    dtype = torch.quint4x2 if c["four_bit"] else torch.quint8
+    w = torch.randn(c["num_embeddings"], c["embedding_dim"])
+    observer = PerChannelMinMaxObserver(ch_axis=0, dtype=dtype, qscheme=torch.per_channel_affine_float_qparams)
+    observer(w)
+    scales, zero_points = observer.calculate_qparams()
+    qweight = torch.quantize_per_channel(w, scales, zero_points, 0, dtype)
+    if bag:
+        m = nnq.EmbeddingBag(c["num_embeddings"], c["embedding_dim"], mode=["sum", "mean", "max"][c["mode"]],
+                             include_last_offset=bool(c["include_last_offset"]), dtype=dtype)
+    else:
+        m = nnq.Embedding(c["num_embeddings"], c["embedding_dim"], dtype=dtype)
+    m.set_weight(qweight)
+    n = c["indices"]
+    if c["two_d"]:
+        indices = torch.randint(0, c["num_embeddings"], (c["bags"], n // c["bags"]))
+        return m, (indices,)
+    indices = torch.randint(0, c["num_embeddings"], (n,))
+    if not bag:
+        return m, (indices,)
+    cuts = sorted(torch.randint(0, n + 1, (c["bags"] - 1,)).tolist())
+    offsets = torch.tensor([0] + cuts + ([n] if c["include_last_offset"] else []))
+    if c["per_sample_weights"]:
+        return m, (indices, offsets, torch.rand(n))
+    return m, (indices, offsets)
+
+
 def standalone(kind, c, x):
     """nnq.Softmax, nnq.Quantize and nnq.DeQuantize, built as their from_float would, alone:
     returns the module and its input (floats for Quantize, quint8 for the others)."""
@@ -273,7 +311,9 @@ def main():
     torch.manual_seed(args.seed)
     torch.backends.quantized.engine = args.engine
 
-    if family(kind) == "functional":
+    if family(kind) == "embedding":
+        qmodule, x = embedding_module(kind, c)
+    elif family(kind) == "functional":
         method = kind.split(".", 1)[1]
         model = functional_model(method, c).eval()
         model.qconfig = get_default_qconfig(args.engine)
@@ -287,7 +327,7 @@ def main():
     else:
         model = float_module(kind, c).eval()  # before the input: the random draws' order is the corpus's
         x = float_input(kind, c)
-    if family(kind) in ("softmax", "stub", "functional"):
+    if family(kind) in ("softmax", "stub", "functional", "embedding"):
         pass
     elif kind.startswith("dynamic."):
         qconfig = per_channel_dynamic_qconfig if c["per_channel"] else default_dynamic_qconfig

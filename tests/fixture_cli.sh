@@ -43,6 +43,7 @@ cases=(
   "lstm.pt|lstm_inputs.pt|fixture name 'bad/name': use letters|--name bad/name"
   "lstm.pt|lstm_inputs.pt|engine fbgemm is not in this LibTorch|--engine fbgemm --name other"
   "bn_scale_shape.pt|bn_inputs.pt|BatchNorm2d.scale has shape [1], as PyTorch 1.13's convert leaves it|"
+  "embedding_4bit_from_float.pt|embedding_inputs.pt|nnq.Embedding.from_float drops a 4-bit qconfig's dtype|"
 )
 for row in "${cases[@]}"; do
   IFS='|' read -r module inputs message extra <<<"$row"

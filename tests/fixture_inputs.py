@@ -68,3 +68,10 @@ bn_prepared = torch.ao.quantization.prepare(bn)
 bn_prepared(torch.randn(2, 3, 4, 4))
 torch.jit.save(torch.jit.script(torch.ao.quantization.convert(bn_prepared)), P("bn_scale_shape.pt"))
 torch.save(torch.randn(2, 3, 4, 4), P("bn_inputs.pt"))
+
+# nnq.Embedding as PyTorch 1.13's from_float makes it from a 4-bit qconfig: a quint8 module
+# around quint4x2 rows (fixture add names the defect and the way around it).
+emb = nn.Embedding(10, 12)
+emb.qconfig = torch.ao.quantization.float_qparams_weight_only_qconfig_4bit
+torch.jit.save(torch.jit.script(torch.ao.nn.quantized.Embedding.from_float(emb)), P("embedding_4bit_from_float.pt"))
+torch.save(torch.tensor([1, 2, 3]), P("embedding_inputs.pt"))

@@ -162,6 +162,33 @@ std::vector<RefusalCase> embedding_refusals(const CaseConfig& config, bool bag) 
   return cases;
 }
 
+// Fixtures: the module's sizes (a bag's mode and include_last_offset) and its weight, the
+// integers with their per-row float qparams.
+EmbeddingOptions spec_options(bool bag, const ModuleSpec& spec) {
+  EmbeddingOptions o;
+  o.bag = bag;
+  o.num_embeddings = spec.integer("num_embeddings");
+  o.embedding_dim = spec.integer("embedding_dim");
+  if (bag) {
+    const std::string mode = spec.text("mode");
+    if (mode == "sum") o.mode = EmbeddingBagMode::Sum;
+    else if (mode == "mean") o.mode = EmbeddingBagMode::Mean;
+    else if (mode == "max") o.mode = EmbeddingBagMode::Max;
+    else throw Error(spec.kind + " fixture: mode must be sum, mean or max, not '" + mode + "'");
+    o.include_last_offset = spec.flag("include_last_offset");
+  }
+  return o;
+}
+
+QTensor spec_embedding_weight(const EmbeddingOptions& o, const ModuleSpec& spec) {
+  const QTensor& w = spec.parameters.at("weight").as<QTensor>("weight");
+  check_spec_shape(spec, "weight", w.sizes, {o.num_embeddings, o.embedding_dim});
+  if (w.qparams.qscheme != QScheme::PerChannelAffineFloatQParams)
+    throw Error(spec.kind + " fixture: the weight must be quantized per row with float qparams, not " +
+                w.qparams.to_string());
+  return w;
+}
+
 }  // namespace
 
 ModuleKind weight_only_embedding_kind(bool bag) {
@@ -220,6 +247,15 @@ ModuleKind weight_only_embedding_kind(bool bag) {
   kind.make_case = [bag](const CaseConfig& config) { return make_embedding_case(config, bag); };
   kind.sensitivity = embedding_sensitivity;
   kind.refusal_cases = [bag](const CaseConfig& config) { return embedding_refusals(config, bag); };
+  kind.reference_from_spec = [bag](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+    const EmbeddingOptions o = spec_options(bag, spec);
+    const QTensor w = spec_embedding_weight(o, spec);
+    return std::make_unique<ReferenceEmbedding>(o, dequantize(w), w.qparams);
+  };
+  kind.quantized_from_spec = [bag](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
+    const EmbeddingOptions o = spec_options(bag, spec);
+    return std::make_unique<QuantizedEmbedding>(o, spec_embedding_weight(o, spec), engine);
+  };
   // prepare observes them (their qconfig's activation observer is a float placeholder, which
   // from_float ignores), and both PyTorch's static and dynamic mappings convert them.
   return kind;

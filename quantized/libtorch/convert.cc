@@ -74,10 +74,20 @@ QTensor from_aten_quantized(const at::Tensor& q) {
   QTensor out;
   out.sizes = q.sizes().vec();
   const at::Tensor ints = q.int_repr().to(at::kInt).contiguous();
-  out.values.assign(ints.data_ptr<int32_t>(), ints.data_ptr<int32_t>() + ints.numel());
+  if (q.scalar_type() == at::kQUInt4x2) {
+    // Two values per byte along the last dimension: element j in bits 4 (j % 2) of byte j / 2.
+    const int64_t cols = out.sizes.empty() ? 1 : out.sizes.back();
+    const int64_t bytes_per_row = (cols + 1) / 2, rows = numel_of(out.sizes) / std::max<int64_t>(cols, 1);
+    const int32_t* packed = ints.data_ptr<int32_t>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) out.values.push_back((packed[r * bytes_per_row + j / 2] >> (4 * (j % 2))) & 15);
+  } else {
+    out.values.assign(ints.data_ptr<int32_t>(), ints.data_ptr<int32_t>() + ints.numel());
+  }
   QuantParams& qp = out.qparams;
   switch (q.scalar_type()) {
     case at::kQUInt8: qp.dtype = DType::QUInt8; break;
+    case at::kQUInt4x2: qp.dtype = DType::QUInt4x2; break;
     case at::kQInt8: qp.dtype = DType::QInt8; break;
     case at::kQInt32: qp.dtype = DType::QInt32; break;
     default: throw Error("unsupported LibTorch quantized dtype " + std::string(c10::toString(q.scalar_type())));
@@ -88,6 +98,12 @@ QTensor from_aten_quantized(const at::Tensor& q) {
     qp.qscheme = QScheme::PerTensorAffine;
     qp.scales = {q.q_scale()};
     qp.zero_points = {static_cast<double>(q.q_zero_point())};
+  } else if (q.qscheme() == at::kPerChannelAffineFloatQParams) {
+    const at::Tensor s = q.q_per_channel_scales().to(at::kFloat).contiguous();
+    const at::Tensor z = q.q_per_channel_zero_points().to(at::kFloat).contiguous();
+    qp = QuantParams::per_channel_float_qparams(
+        qp.dtype, std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel()),
+        std::vector<float>(z.data_ptr<float>(), z.data_ptr<float>() + z.numel()), q.q_per_channel_axis());
   } else if (q.qscheme() == at::kPerChannelAffine) {
     qp.qscheme = QScheme::PerChannelAffine;
     const at::Tensor s = q.q_per_channel_scales().to(at::kDouble).contiguous();
