@@ -88,13 +88,19 @@ bool unpacks(const Module& module, Engine engine, EngineOp op) {
 
 namespace {
 
-// Whether LibTorch's answers for this case are its known defect's (ModuleKind::libtorch_defect),
-// which may be unwritten memory: its outputs are then not compared, even with themselves.
+// Whether LibTorch's answers for this case are not specified (ModuleKind::libtorch_defect,
+// which may be unwritten memory; or outputs no input reaches on an engine that leaves them
+// unspecified, engines.h): its outputs are then not compared, even with themselves.
 bool libtorch_answers_defective(const ModuleKind& kind, Implementation implementation, Engine engine,
                                 const Case& c) {
-  if (implementation != Implementation::LibTorch || !kind.libtorch_defect) return false;
+  if (implementation != Implementation::LibTorch) return false;
   auto reference = convert_from_float(kind, *c.float_module, {Implementation::Reference, engine});
-  return kind.libtorch_defect(*reference, c.input, engine, onednn_isa().name).has_value();
+  if (kind.libtorch_defect && kind.libtorch_defect(*reference, c.input, engine, onednn_isa().name)) return true;
+  if (engine_rule(engine, kind.engine_op).transposed_uncovered_outputs_unspecified.empty() || !kind.sensitivity)
+    return false;
+  for (const OutputSensitivity& e : kind.sensitivity(*reference, c.input))
+    if (e.unreached) return true;
+  return false;
 }
 
 }  // namespace

@@ -409,6 +409,9 @@ void read_embedding(const Archive& a, const torch::jit::Module& m, bool bag, Mod
     if (!mode.isString()) a.fail(python_type(m) + ".mode is not a string");
     c["mode"] = mode.toStringRef();
     c["include_last_offset"] = a.flag(m, "include_last_offset");
+    if (a.flag(m, "pruned_weights"))
+      a.fail(python_type(m) + " has pruned_weights=True: fixtures of pruned embeddings (whose calls pass a "
+             "compressed_indices_mapping) are not read yet");
   }
   const c10::IValue holder = a.attr(m, "_packed_params");
   if (!holder.isModule()) a.fail(python_type(m) + "._packed_params is not an EmbeddingPackedParams module");

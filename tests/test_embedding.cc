@@ -148,3 +148,37 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_in_libtorchs_words_on_both_sides) {
   auto b = libtorch_embedding_from_float(*bag, Engine::QNNPACK);
   BOOST_TEST((run(*a, kIndices, {IntTensor{{2}, {1, 2}, false}}) == run(*b, kIndices, {IntTensor{{2}, {1, 2}, false}})));
 }
+
+// pruned_weights: indices through a compressed_indices_mapping onto the kept rows (-1: none),
+// LibTorch's checks in its words, and its "not pruned" convention for a mapping of one 0.
+BOOST_AUTO_TEST_CASE(pruned_weights_map_indices_onto_the_kept_rows) {
+  for (bool four_bit : {false, true}) {
+    auto m = float_module(true, EmbeddingBagMode::Sum, four_bit, 7);
+    auto options = m->options();
+    options.pruned_weights = true;
+    FloatEmbedding pruned_float(options, m->weight());
+    pruned_float.qconfig = m->qconfig;
+    auto integer = QuantizedEmbedding::from_float(pruned_float, Engine::QNNPACK);
+    auto libtorch = libtorch_embedding_from_float(pruned_float, Engine::QNNPACK);
+    const IntTensor mapping{{12}, {0, -1, 1, 2, -1, 3, 4, 5, -1, 9, 8, 7}, true};
+    const IntTensor indices{{6}, {0, 1, 2, 11, 4, 8}, false};
+    const IntTensor offsets{{2}, {0, 3}, false};
+    const Tensor a = run(*integer, indices, {offsets, mapping}), b = run(*libtorch, indices, {offsets, mapping});
+    BOOST_TEST((a == b));
+    // Pruned rows add nothing: the first bag is rows 0 and 1 (index 1 is pruned, index 2 is row 1).
+    const Tensor kept = run(*QuantizedEmbedding::from_float(*m, Engine::QNNPACK), IntTensor{{2}, {0, 1}, false},
+                            {IntTensor{{1}, {0}, false}});
+    for (int64_t j = 0; j < 12; ++j) BOOST_TEST(a.data[j] == kept.data[j]);
+    for (Module* q : {static_cast<Module*>(integer.get()), libtorch.get()}) {
+      testing::expect_error([&] { run(*q, IntTensor{{1}, {12}, false}, {IntTensor{{1}, {0}, false}, mapping}); },
+                            "Invalid indices data for Sparse Op.");
+      IntTensor long_mapping = mapping;
+      long_mapping.is_int32 = false;
+      testing::expect_error([&] { run(*q, indices, {offsets, long_mapping}); }, "expected scalar type Int but found Long");
+      testing::expect_error([&] { run(*q, indices, {offsets}); }, "bad optional access");
+      // A mapping of one 0 means "not pruned".
+      BOOST_TEST((run(*q, IntTensor{{2}, {0, 1}, false}, {IntTensor{{1}, {0}, false}, IntTensor{{1}, {0}, true}}) ==
+                  kept));
+    }
+  }
+}

@@ -38,7 +38,7 @@ BagCall bag_operands(const ModuleInput& input, const std::string& module_name) {
   call.indices = std::get_if<IntTensor>(&input.input);
   if (!call.indices) throw Error(module_name + ": expects integer indices (an index tensor)");
   for (const Value& v : input.others) {
-    if (const auto* offsets = std::get_if<IntTensor>(&v)) call.offsets = offsets;
+    if (const auto* ints = std::get_if<IntTensor>(&v)) (call.offsets ? call.compressed_indices_mapping : call.offsets) = ints;
     else if (const auto* weights = std::get_if<Tensor>(&v)) call.per_sample_weights = weights;
     else throw Error(module_name + ": its operands after the indices are offsets and per_sample_weights");
   }
@@ -84,8 +84,11 @@ void float_bags(const EmbeddingOptions& o, BagCall* call) {
                                  " then " + std::to_string(end));
     call->bags.emplace_back(begin, end);
   }
+  const int64_t index_range = o.pruned_weights && call->compressed_indices_mapping
+                                  ? static_cast<int64_t>(call->compressed_indices_mapping->values.size())
+                                  : o.num_embeddings;
   for (int64_t i : indices.values)
-    if (i < 0 || i >= o.num_embeddings)
+    if (i < 0 || i >= index_range)
       throw Error("embedding_bag: Expected idx >= 0 && idx < num_embeddings but found idx to be " + std::to_string(i));
 }
 
@@ -112,8 +115,14 @@ Value embedding_float_forward(const EmbeddingOptions& o, const Tensor& weight, c
     float* out = y.data.data() + static_cast<int64_t>(b) * d;
     int64_t count = 0;
     for (int64_t k = call.bags[b].first; k < call.bags[b].second; ++k) {
-      const int64_t i = call.indices->values[k];
+      int64_t i = call.indices->values[k];
       if (o.padding_idx && i == *o.padding_idx) continue;
+      if (o.pruned_weights && call.compressed_indices_mapping) {  // the kept row, or none
+        i = call.compressed_indices_mapping->values[i];
+        if (i == -1) continue;
+        if (i < 0 || i >= o.num_embeddings) throw Error("compressed_indices_mapping maps to row " + std::to_string(i) +
+                                                        " of " + std::to_string(o.num_embeddings));
+      }
       const float* row = weight.data.data() + i * d;
       const float w = call.per_sample_weights ? call.per_sample_weights->data[k] : 1.0f;
       for (int64_t j = 0; j < d; ++j) {

@@ -13,8 +13,9 @@
 //   include_last_offset: the last offset ends the last bag instead of starting one (with 2-d
 //   indices too, whose last row is then no bag, as in PyTorch 1.13).
 //
-// The call's operands: ModuleInput::input is the indices (an IntTensor); among `others`, an
-// IntTensor is the offsets and a float Tensor the per_sample_weights.
+// The call's operands: ModuleInput::input is the indices (an IntTensor); among `others`, the
+// first IntTensor is the offsets, a second one the compressed_indices_mapping, and a float
+// Tensor the per_sample_weights.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +35,11 @@ struct EmbeddingOptions {
   bool bag = false;                    // EmbeddingBag
   EmbeddingBagMode mode = EmbeddingBagMode::Sum;
   bool include_last_offset = false;
+  // nnq.EmbeddingBag's pruned_weights attribute (set by hand after conversion in PyTorch): the
+  // weight's rows are the kept ones, and each call maps its indices through a
+  // compressed_indices_mapping (-1: a pruned row, which adds nothing). Carried here so that
+  // cases and fixtures can ask for it; the float module's own forward has no such notion.
+  bool pruned_weights = false;
 
   std::string float_name() const;  // "Embedding", "EmbeddingBag"
   // nn.Embedding's "10, 4" (", padding_idx=0"); nn.EmbeddingBag's "10, 4, mode=sum" (...)
@@ -48,6 +54,7 @@ struct BagCall {
   const IntTensor* indices = nullptr;
   const IntTensor* offsets = nullptr;             // null: none given
   const Tensor* per_sample_weights = nullptr;     // null: none given
+  const IntTensor* compressed_indices_mapping = nullptr;  // null: none given
   std::vector<std::pair<int64_t, int64_t>> bags;  // filled by float_bags
 };
 BagCall bag_operands(const ModuleInput& input, const std::string& module_name);

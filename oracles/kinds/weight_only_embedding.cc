@@ -31,6 +31,7 @@ EmbeddingOptions case_options(bool bag, const CaseConfig& config) {
     o.mode = kModes[config.get("mode")];
     o.include_last_offset = config.get("include_last_offset") != 0;
     if (const int64_t p = config.get("padding_idx"); p > 0) o.padding_idx = (p - 1) % o.num_embeddings;
+    o.pruned_weights = has_parameter(config, "pruned") && config.get("pruned") != 0;
   }
   return o;
 }
@@ -54,7 +55,18 @@ Case make_embedding_case(const CaseConfig& config, bool bag) {
     input.input = random_indices(config.get("two_d") ? Shape{bags, per_bag} : Shape{bags * per_bag}, o.num_embeddings, rng);
     return Case{std::move(module), input};
   }
-  if (config.get("two_d")) {
+  // Pruned weights: indices into an uncompressed range a mapping sends to the kept rows (-1:
+  // pruned). 1-d only: a 2-d call cannot give the mapping without offsets here.
+  IntTensor mapping{{}, {}, /*is_int32=*/true};
+  int64_t index_range = o.num_embeddings;
+  if (o.pruned_weights) {
+    std::uniform_int_distribution<int64_t> row(-1, o.num_embeddings - 1);
+    const int64_t uncompressed = o.num_embeddings + std::uniform_int_distribution<int64_t>(0, 3)(rng);
+    for (int64_t u = 0; u < uncompressed; ++u) mapping.values.push_back(row(rng));
+    mapping.sizes = {uncompressed};
+    index_range = uncompressed;
+  }
+  if (config.get("two_d") && !o.pruned_weights) {
     input.input = random_indices({bags, per_bag}, o.num_embeddings, rng);
   } else {
     // Bags of 0 to 2 per_bag indices, some empty: offsets from 0, non-decreasing.
@@ -66,8 +78,9 @@ Case make_embedding_case(const CaseConfig& config, bool bag) {
       total += length(rng);
     }
     if (o.include_last_offset) offsets.values.push_back(total);
-    input.input = random_indices({total}, o.num_embeddings, rng);
+    input.input = random_indices({total}, index_range, rng);
     input.others.push_back(offsets);
+    if (o.pruned_weights) input.others.push_back(mapping);
   }
   if (config.get("per_sample_weights") && o.mode == EmbeddingBagMode::Sum) {
     const auto& indices = std::get<IntTensor>(input.input);
@@ -97,12 +110,14 @@ std::vector<OutputSensitivity> embedding_sensitivity(const Module& module, const
   std::vector<std::pair<int64_t, int64_t>> bags;
   const IntTensor* indices = nullptr;
   const Tensor* weights = nullptr;
+  const IntTensor* mapping = nullptr;  // pruned weights
   if (o.bag) {
     BagCall call = bag_operands(input, reference.name());
     float_bags(o, &call);
     bags = call.bags;
     indices = call.indices;
     weights = call.per_sample_weights;
+    if (o.pruned_weights) mapping = call.compressed_indices_mapping;
   } else {
     indices = &std::get<IntTensor>(input.input);
     for (int64_t k = 0; k < static_cast<int64_t>(indices->values.size()); ++k) bags.emplace_back(k, k + 1);
@@ -113,7 +128,8 @@ std::vector<OutputSensitivity> embedding_sensitivity(const Module& module, const
       OutputSensitivity& e = out[b * d + j];
       double y = 0;
       for (int64_t k = bags[b].first; k < bags[b].second; ++k) {
-        const int64_t i = indices->values[k];
+        const int64_t i = mapping ? mapping->values[indices->values[k]] : indices->values[k];
+        if (i == -1) continue;
         const double wk = weights ? std::abs(weights->data[k]) : 1.0;
         const double s = q.qparams.scales[i], z = q.qparams.zero_points[i], qv = q.values[i * d + j];
         e.magnitude += wk * (std::abs(s * qv) + std::abs(z * s));
@@ -236,6 +252,7 @@ ModuleKind weight_only_embedding_kind(bool bag) {
     kind.case_parameters.push_back({"include_last_offset", 0, 1, "1: offsets end with the indices' length"});
     kind.case_parameters.push_back({"per_sample_weights", 0, 1, "1: per_sample_weights (mode sum only)"});
     kind.case_parameters.push_back({"padding_idx", 0, 3, "0: none, else a row index"});
+    kind.case_parameters.push_back({"pruned", 0, 1, "1: pruned_weights, with a compressed_indices_mapping (1-d)"});
     // PyTorch 1.13's nnq.EmbeddingBag passes mode 0 and no padding_idx to its op.
     kind.engine_deviation = [](const Module& reference, Engine) -> std::optional<std::string> {
       const EmbeddingOptions& o = dynamic_cast<const ReferenceEmbedding&>(reference).options();

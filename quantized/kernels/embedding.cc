@@ -47,7 +47,8 @@ std::optional<std::string> embedding_call_crashes_libtorch(const IntTensor& indi
 }
 
 Tensor quantized_embedding_lookup(const PackedEmbeddingRows& p, const IntTensor& indices, const IntTensor* offsets_in,
-                                  const Tensor* per_sample_weights, bool include_last_offset, bool is_embedding_op) {
+                                  const Tensor* per_sample_weights, bool include_last_offset, bool is_embedding_op,
+                                  bool pruned, const IntTensor* mapping) {
   // PyTorch 1.13's n-bit path names both of its bit widths.
   const std::string op = p.bits == 8 ? "embedding_bag_byte" : "embedding_bag_4bit/embedding_bag_2bit";
   const int64_t rank = static_cast<int64_t>(indices.sizes.size());
@@ -75,6 +76,11 @@ Tensor quantized_embedding_lookup(const PackedEmbeddingRows& p, const IntTensor&
     throw Error(op + ": per_sample_weights holds " + std::to_string(per_sample_weights->data.size()) +
                 " values for " + std::to_string(n) + " indices (LibTorch would read past its end)");
   const bool last_given = include_last_offset && !is_embedding_op;
+  if (pruned) {
+    if (!mapping) throw Error("bad optional access");  // the op takes compressed_indices_mapping.value()
+    if (!mapping->is_int32) throw Error("expected scalar type Int but found Long");
+    if (mapping->values.size() == 1 && mapping->values[0] == 0) pruned = false;  // "fall back to no sparse"
+  }
   // lengths from consecutive offsets; the last bag ends at the indices' end unless given.
   std::vector<int64_t> lengths;
   int64_t lower = offsets.empty() ? 0 : offsets[0];
@@ -93,8 +99,18 @@ Tensor quantized_embedding_lookup(const PackedEmbeddingRows& p, const IntTensor&
     float* acc = out.data.data() + m * d;
     if (current + lengths[m] > n) throw Error("Expect the lengths data to be less than indices size");
     for (int64_t k = 0; k < lengths[m]; ++k, ++current) {
-      const int64_t idx = indices.values[current];
-      if (idx < 0 || idx >= p.rows) throw Error("Invalid indices data");
+      int64_t idx = indices.values[current];
+      if (pruned) {
+        if (idx < 0 || idx >= static_cast<int64_t>(mapping->values.size()))
+          throw Error("Invalid indices data for Sparse Op.");
+        idx = mapping->values[idx];
+        if (idx == -1) continue;
+        if (idx < 0 || idx >= p.rows)
+          throw Error("compressed_indices_mapping maps to row " + std::to_string(idx) + " of " +
+                      std::to_string(p.rows) + " (LibTorch would read past its weight)");
+      } else if (idx < 0 || idx >= p.rows) {
+        throw Error("Invalid indices data");
+      }
       const float w = per_sample_weights ? per_sample_weights->data[current] : 1.0f;
       const float scale = w * p.scale[idx], bias = w * p.bias[idx];
       const int32_t* q = p.q.data() + idx * d;

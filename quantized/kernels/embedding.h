@@ -50,8 +50,12 @@ std::optional<std::string> embedding_call_crashes_libtorch(const IntTensor& indi
 // `offsets`: null for none; `per_sample_weights`: null for none. Checks in the op's order, its
 // messages (e.g. "Invalid indices data"); `op` names it in them ("embedding_bag_byte").
 // Returns the output, (bags, dim), or for an embedding indices.shape + (dim).
+// Pruned weights (`pruned`, with `mapping` the compressed_indices_mapping): each index u must
+// lie in [0, mapping size) ("Invalid indices data for Sparse Op."), its row is mapping[u], and
+// -1 skips it; a mapping of one 0 means "not pruned" (the op's own convention); the mapping
+// must be int32. A mapped row outside the weight is refused (LibTorch would read past it).
 Tensor quantized_embedding_lookup(const PackedEmbeddingRows& rows, const IntTensor& indices,
                                   const IntTensor* offsets, const Tensor* per_sample_weights, bool include_last_offset,
-                                  bool is_embedding_op);
+                                  bool is_embedding_op, bool pruned = false, const IntTensor* mapping = nullptr);
 
 }  // namespace qconform::kernels

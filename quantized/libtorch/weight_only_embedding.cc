@@ -65,9 +65,20 @@ class LibTorchEmbedding : public Module {
     const c10::IValue offsets = call.offsets ? c10::IValue(index_tensor(*call.offsets)) : c10::IValue();
     const c10::IValue weights =
         call.per_sample_weights ? c10::IValue(libtorch::to_aten(*call.per_sample_weights)) : c10::IValue();
+    const c10::IValue mapping =
+        call.compressed_indices_mapping ? c10::IValue(index_tensor(*call.compressed_indices_mapping)) : c10::IValue();
+    if (options_.pruned_weights && call.compressed_indices_mapping && call.compressed_indices_mapping->is_int32) {
+      // A mapped row outside the weight: LibTorch reads past it; refused as the integer side does.
+      const auto& m = call.compressed_indices_mapping->values;
+      if (!(m.size() == 1 && m[0] == 0))
+        for (int64_t u : call.indices->values)
+          if (u >= 0 && u < static_cast<int64_t>(m.size()) && (m[u] < -1 || m[u] >= options_.num_embeddings))
+            throw Error("compressed_indices_mapping maps to row " + std::to_string(m[u]) + " of " +
+                        std::to_string(options_.num_embeddings) + " (LibTorch would read past its weight)");
+    }
     const auto out = libtorch::call_op(
         byte ? "quantized::embedding_bag_byte" : "quantized::embedding_bag_4bit", "",
-        {packed_, index_tensor(*call.indices), offsets, false, int64_t{0}, false, weights, c10::IValue(),
+        {packed_, index_tensor(*call.indices), offsets, false, int64_t{0}, options_.pruned_weights, weights, mapping,
          options_.include_last_offset});
     return {libtorch::from_aten(out.at(0).toTensor()), std::nullopt};
   }

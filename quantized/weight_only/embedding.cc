@@ -74,7 +74,8 @@ ModuleOutput QuantizedEmbedding::forward(const ModuleInput& input) {
   }
   const BagCall call = bag_operands(input, name());
   return {kernels::quantized_embedding_lookup(rows, *call.indices, call.offsets, call.per_sample_weights,
-                                              options_.include_last_offset, false),
+                                              options_.include_last_offset, false, options_.pruned_weights,
+                                              call.compressed_indices_mapping),
           std::nullopt};
 }
 
