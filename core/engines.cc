@@ -110,6 +110,7 @@ std::vector<EngineOpRule> make_table() {
                   "gone with ideep's LRU_CACHE_CAPACITY=1), so the agreement oracle judges such "
                   "cases on a fresh-process rerun",
                   Requantization::FloatEpilogue});
+  rows.back().libtorch_history_dependent = true;
 
   // Static quantized::conv{1,2,3}d (quantized::conv{n}d_prepack + quantized::conv{n}d /
   // conv{n}d_relu): a static Linear per output position over the patch the kernel covers, so
@@ -301,6 +302,25 @@ std::vector<EngineOpRule> make_table() {
              : "not verifiable here: fbgemm's EmbeddingSpMDM kernels (not in Debian's LibTorch)",
         here ? Requantization::AtenKernels : Requantization::NotModelled});
   }
+
+  // The static LSTM: its int8 reductions are quantized::linear's (each engine's static Linear
+  // row, both int8 paths); between them QFunctional's add and mul and the sigmoid and tanh
+  // kernels, as their own rows say. QNNPACK's add refuses scale ratios outside [2^-14, 2^8):
+  // a point that calibration saw only at 0 (hgates of a one-step sequence without bias,
+  // fgate_cx from the zero initial cell state) has the observer's eps scale and gets there.
+  const std::vector<EngineOpRule> so_far = rows;
+  for (const EngineOpRule& linear : so_far) {
+    if (linear.op != EngineOp::StaticLinear) continue;
+    EngineOpRule lstm = linear;
+    lstm.op = EngineOp::StaticLSTM;
+    if (lstm.engine == Engine::QNNPACK) {
+      lstm.forward_refusals.push_back("failed to create QNNPACK Add operator");
+      lstm.unpacks_missing_bias_as_zeros = true;  // quantized::linear_unpack (measured)
+    }
+    lstm.notes = "the Linears as quantized::linear's row: " + linear.notes +
+                 "; between them QFunctional's add and mul and the activations' kernels, as their rows say";
+    rows.push_back(lstm);
+  }
   return rows;
 }
 
@@ -387,6 +407,7 @@ std::string to_string(EngineOp op) {
     case EngineOp::StaticNormalization: return "quantized normalization";
     case EngineOp::WeightOnlyEmbedding: return "quantized embeddings";
     case EngineOp::StaticFunctional: return "QFunctional ops";
+    case EngineOp::StaticLSTM: return "quantized LSTM";
   }
   return "?";
 }

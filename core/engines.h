@@ -83,10 +83,12 @@ enum class EngineOp {
   StaticPooling,
   StaticFunctional,
   StaticNormalization,
-  WeightOnlyEmbedding
+  WeightOnlyEmbedding,
+  StaticLSTM
 };
 // "quantized::linear_dynamic", "quantized::linear", "quantized::conv{1,2,3}d",
-// "quantized activations", "quantized pooling", "QFunctional ops", "quantized normalization"
+// "quantized activations", "quantized pooling", "QFunctional ops", "quantized normalization",
+// "quantized embeddings", "quantized LSTM"
 std::string to_string(EngineOp op);
 
 // When an engine refuses a configuration: while prepacking the weight (module
@@ -194,6 +196,11 @@ struct EngineOpRule {
   // PyTorch's float module computes (QNNPACK's add: scale ratios outside [2^-14, 2^8)); such a
   // refusal is the engine's, not a disagreement with the reference.
   std::vector<std::string> forward_refusals = {};
+  // LibTorch's answers on this engine can change with earlier calls in the same process
+  // (ideep's primitive cache; gone with LRU_CACHE_CAPACITY=1): a LibTorch defect. Oracles
+  // that compare LibTorch with itself (a reloaded or re-converted module) do not compare
+  // such answers; the agreement oracle judges them on a fresh-process rerun.
+  bool libtorch_history_dependent = false;
 };
 
 // The facts of a convolution call a LibTorchConvDefect is matched on.

@@ -297,6 +297,10 @@ std::string fixture_to_json(const Fixture& fixture) {
   }
   json expected = {{"output", module_value_json(fixture.expected.output)}};
   expected.update(hidden_json(fixture.expected.hidden, "h_n", "c_n"));
+  if (fixture.expected.quantized_hidden) {  // a static LSTM's: quantized tensors
+    expected["h_n"] = qtensor_json(fixture.expected.quantized_hidden->h);
+    expected["c_n"] = qtensor_json(fixture.expected.quantized_hidden->c);
+  }
   json out = {{"format", Fixture::kFormat},
               {"name", fixture.name},
               {"kind", fixture.module.kind},
@@ -385,7 +389,19 @@ Fixture fixture_from_json(const std::string& text, const std::string& origin) {
   }
   const json& expected = r.field(root, "the file", "expected");
   f.expected.output = r.module_value(r.field(expected, "expected", "output"), "expected.output");
-  f.expected.hidden = r.hidden(expected, "expected", "h_n", "c_n");
+  // h_n and c_n: float tensors, or quantized ones (a static LSTM's), both or neither then.
+  const auto quantized_part = [&](const char* key) {
+    return expected.contains(key) && expected.at(key).is_object() &&
+           expected.at(key).value("kind", "") == "quantized_tensor";
+  };
+  if (quantized_part("h_n") || quantized_part("c_n")) {
+    if (!quantized_part("h_n") || !quantized_part("c_n"))
+      r.fail("expected", "has one of h_n and c_n quantized and not the other");
+    f.expected.quantized_hidden =
+        QuantizedHiddenState{r.qtensor(expected.at("h_n"), "expected.h_n"), r.qtensor(expected.at("c_n"), "expected.c_n")};
+  } else {
+    f.expected.hidden = r.hidden(expected, "expected", "h_n", "c_n");
+  }
   f.provenance = std::make_shared<json>(root.value("provenance", json::object()));
   return f;
 }

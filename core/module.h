@@ -47,9 +47,16 @@ struct ModuleInput {
   std::vector<Value> others = {};
 };
 
+// (h_n, c_n) of a statically quantized LSTM: quantized tensors, each with its own qparams.
+struct QuantizedHiddenState {
+  QTensor h;
+  QTensor c;
+};
+
 struct ModuleOutput {
   Value output;
   std::optional<HiddenState> hidden;
+  std::optional<QuantizedHiddenState> quantized_hidden = std::nullopt;
 };
 
 // Which implementation a module belongs to; "float" is the unconverted nn module.

@@ -172,12 +172,17 @@ struct ModuleKind {
   // false where the module is not in PyTorch 1.13's qconfig propagation list (the keys of
   // its static, QAT and dynamic mappings), so prepare gives it no observer: the activations
   // it runs as float modules on quantized tensors (ReLU, Sigmoid, Hardsigmoid, Tanh), the
-  // pooling modules, and Dropout (which _add_observer_ skips). prepare's
-  // non_leaf_module_list observes them all the same.
+  // pooling modules, and Dropout (which _add_observer_ skips); and the custom modules of its
+  // no_observer_set (the quantizable LSTM observes its own parts). prepare's
+  // non_leaf_module_list observes the others all the same.
   bool observed_at_prepare = true;
   // false where PyTorch 1.13's eager convert leaves the float module in place because its
   // mappings hold no entry for it (nn.Softmax: nnq.Softmax is reached by from_float).
   bool eager_mapped = true;
+  // false where the reference takes and gives quantized tensors itself rather than float
+  // ones between stubs (the static LSTM: PyTorch's custom-module LSTM has no float reference
+  // form; convert(..., is_reference=True) gives it the quantized LSTM's interface).
+  bool reference_between_stubs = true;
   // false where prepare's observer never sees the module's output (FloatFunctional's
   // add_scalar and mul_scalar do not call it): the observer is attached without its hook.
   bool output_observed = true;
@@ -192,6 +197,11 @@ struct ModuleKind {
   // at prepare): cases draw per-tensor weights and the rejection oracle leaves per-channel
   // variants out (the eager flow's refusal is tested instead).
   bool per_channel_weights = true;
+  // How many cases of one agreement property or conformance cell may be recomputed in a fresh
+  // process when LibTorch disagrees (oracles/agreement.h FreshProcessBudget). More where
+  // LibTorch is known to answer differently inside long runs often: onednn's static LSTM
+  // (about 1 model in 5 of a long run, scripts/onednn_static_lstm_history.py).
+  int fresh_process_reruns = 5;
   // Fixtures (core/fixture.h): the module rebuilt from its constructor arguments and the
   // integer parameters a LibTorch archive held. The reference gets the dequantized weights
   // with their qparams, so that its fake-quantization gives back the same integers; the

@@ -112,21 +112,27 @@ FlatOutput flatten_output(const ModuleOutput& output) {
     flat.values.insert(flat.values.end(), t.data.begin(), t.data.end());
     flat.parts.emplace_back(name, t.sizes);
   };
+  // A quantized output is compared as its integers (in output quanta); its qparams are
+  // part of its description, so differing qparams are a shape-level mismatch.
+  const auto append_quantized = [&](const std::string& name, const QTensor& q) {
+    for (int32_t v : q.values) flat.values.push_back(static_cast<float>(v));
+    flat.parts.emplace_back(name + " " + q.qparams.to_string(), q.sizes);
+  };
   if (const auto* t = std::get_if<Tensor>(&output.output)) {
     append("output", *t);
   } else if (const auto* p = std::get_if<PackedSequence>(&output.output)) {
     append("output.data", p->data);
     flat.parts.emplace_back("output.batch_sizes", p->batch_sizes);
   } else {
-    // A quantized output is compared as its integers (in output quanta); its qparams are
-    // part of its description, so differing qparams are a shape-level mismatch.
-    const auto& q = std::get<QTensor>(output.output);
-    for (int32_t v : q.values) flat.values.push_back(static_cast<float>(v));
-    flat.parts.emplace_back("output " + q.qparams.to_string(), q.sizes);
+    append_quantized("output", std::get<QTensor>(output.output));
   }
   if (output.hidden) {
     append("h_n", output.hidden->h);
     if (output.hidden->c) append("c_n", *output.hidden->c);
+  }
+  if (output.quantized_hidden) {
+    append_quantized("h_n", output.quantized_hidden->h);
+    append_quantized("c_n", output.quantized_hidden->c);
   }
   return flat;
 }

@@ -118,7 +118,7 @@ json run_conformance(const ConformanceOptions& options) {
       int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0, history_dependent = 0, defect = 0,
               deviation = 0;
       std::string defect_description, deviation_description;
-      FreshProcessBudget budget;
+      FreshProcessBudget budget(kind.fresh_process_reruns);
       json classes = json::object();
       json failures = json::array();
       CaseResult worst;

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/float/static_lstm.h"
 #include "core/quantize.h"
 #include "oracles/kinds/registry.h"
 #include "reference/static.h"
@@ -23,19 +24,42 @@ const ModuleKind* kind_for(const std::string& float_name, Family family) {
 
 // PyTorch's default qconfig propagation list, as far as the harness has modules: the stubs
 // and the float modules of every registered kind (static and dynamic alike).
+// The kind prepare (the static flow) sees in a module: its static kind where there is one
+// (nn.LSTM is both dynamic.LSTM's and static.LSTM's float module), else any.
+const ModuleKind* prepared_kind(const Module& module) {
+  if (const ModuleKind* kind = kind_for(module.kind_name(), Family::Static)) return kind;
+  for (const auto& kind : registry())
+    if (kind.float_name == module.kind_name()) return &kind;
+  return nullptr;
+}
+
 bool observed_by_prepare(const Module& module, const std::set<std::string>& non_leaf_module_list) {
   if (module.name() == "QuantStub" || module.name() == "DeQuantStub") return true;
   if (non_leaf_module_list.count(module.name())) return true;
-  for (const auto& kind : registry())
-    if (kind.float_name == module.kind_name()) return kind.observed_at_prepare;
-  return false;
+  const ModuleKind* kind = prepared_kind(module);
+  return kind && kind->observed_at_prepare;
 }
 
 // Whether prepare's observer sees the module's output (ModuleKind::output_observed).
 bool output_observed(const Module& module) {
-  for (const auto& kind : registry())
-    if (kind.float_name == module.kind_name()) return kind.output_observed;
-  return true;
+  const ModuleKind* kind = prepared_kind(module);
+  return !kind || kind->output_observed;
+}
+
+// prepare's custom-module swap (get_default_custom_config_dict: nn.LSTM -> the quantizable
+// LSTM, observed part by part) for every float LSTM with a static qconfig.
+void swap_custom_modules(Module& module) {
+  auto* container = dynamic_cast<Sequential*>(&module);
+  if (!container) return;
+  std::vector<std::pair<std::string, std::unique_ptr<Module>>> swaps;
+  for (const auto& [child_name, child] : container->children()) {
+    swap_custom_modules(*child);
+    const auto* rnn = dynamic_cast<const FloatRNN*>(child.get());
+    if (rnn && rnn->options().mode == RnnMode::LSTM && !rnn->options().cell && rnn->qconfig &&
+        !rnn->qconfig->is_dynamic())
+      swaps.emplace_back(child_name, prepare_static_lstm(*rnn));
+  }
+  for (auto& [child_name, observed] : swaps) container->replace(child_name, std::move(observed));
 }
 
 void propagate(Module& module, const std::optional<QConfig>& parent) {
@@ -261,6 +285,7 @@ void prepare(Module& root, const std::set<std::string>& observer_non_leaf_module
       for (const auto& [child_name, child] : container->children()) check(*child);
   };
   check(root);
+  swap_custom_modules(root);
   add_observers(root, observer_non_leaf_module_list);
 }
 

@@ -17,6 +17,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/float/rnn.h"
+#include "core/float/static_lstm.h"
 #include "core/quantize.h"
 #include "oracles/kinds/registry.h"
 #include "quantized/libtorch/aten_bridge.h"
@@ -217,6 +218,48 @@ void read_linear(const Archive& a, const torch::jit::Module& m, bool dynamic, Mo
   if (!dynamic) {
     (*spec.config)["scale"] = a.number(m, "scale");
     (*spec.config)["zero_point"] = a.integer(m, "zero_point");
+  }
+}
+
+// torch.ao.nn.quantized.LSTM: its constructor arguments; per cell (layers.{l}.layer_{fw,bw}.cell)
+// igates and hgates as nnq.Linear (parameters "<cell>.igates.weight" and ".bias"; config
+// "<cell>.igates.scale" and ".zero_point") and the QFunctional points' scale and zero point
+// (config "<cell>.gates.scale", ...). Sigmoid and tanh carry none: PyTorch 1.13 fixes them.
+void read_static_lstm(const Archive& a, const torch::jit::Module& m, ModuleSpec& spec) {
+  json& c = *spec.config;
+  for (const char* key : {"input_size", "hidden_size", "num_layers"}) c[key] = a.integer(m, key);
+  for (const char* key : {"bias", "batch_first", "bidirectional"}) c[key] = a.flag(m, key);
+  RnnOptions o;
+  o.input_size = c["input_size"];
+  o.hidden_size = c["hidden_size"];
+  o.num_layers = c["num_layers"];
+  o.bidirectional = c["bidirectional"];
+  const auto child = [&](const torch::jit::Module& parent, const std::string& name) {
+    const c10::IValue v = a.attr(parent, name);
+    if (!v.isModule()) a.fail(python_type(parent) + "." + name + " is not a module");
+    return v.toModule();
+  };
+  const torch::jit::Module layers = child(m, "layers");
+  for (int64_t set = 0; set < o.parameter_sets(); ++set) {
+    const std::string prefix = static_lstm_cell_prefix(o, set);
+    const torch::jit::Module cell =
+        child(child(child(layers, std::to_string(set / o.directions())), set % o.directions() ? "layer_bw" : "layer_fw"),
+              "cell");
+    for (const char* name : {"igates", "hgates"}) {
+      const torch::jit::Module linear = child(cell, name);
+      const torch::jit::Module packed = child(linear, "_packed_params");
+      a.require_qint8(packed, "dtype");
+      auto [weight, bias] = a.unpack(a.attr(packed, "_packed_params"), prefix + "." + name + "._packed_params");
+      spec.parameters.set(prefix + "." + name + ".weight", weight);
+      spec.parameters.set(prefix + "." + name + ".bias", bias);
+      c[prefix + "." + name + ".scale"] = a.number(linear, "scale");
+      c[prefix + "." + name + ".zero_point"] = a.integer(linear, "zero_point");
+    }
+    for (const char* name : {"gates", "fgate_cx", "igate_cgate", "fgate_cx_igate_cgate", "ogate_cy"}) {
+      const torch::jit::Module functional = child(cell, name);
+      c[prefix + "." + name + ".scale"] = a.number(functional, "scale");
+      c[prefix + "." + name + ".zero_point"] = a.integer(functional, "zero_point");
+    }
   }
 }
 
@@ -488,6 +531,7 @@ ModuleSpec read_module(const Archive& a, const torch::jit::Module& m) {
   else if (name == "Embedding" || name == "EmbeddingBag") read_embedding(a, m, name == "EmbeddingBag", spec);
   else if (name == "DeQuantize") return spec;
   else if (name == "Linear" || name == "LinearReLU") read_linear(a, m, dynamic, spec);
+  else if (name == "LSTM" && !dynamic) read_static_lstm(a, m, spec);
   else if (name == "LSTM") read_rnn(a, m, RnnMode::LSTM, spec);
   else if (name == "GRU") read_rnn(a, m, RnnMode::GRU, spec);
   else if (name == "RNNCell") read_cell(a, m, RnnMode::RNN, spec);
@@ -600,6 +644,17 @@ ModuleOutput module_output(const std::string& origin, const ModuleKind& kind, co
     else flat.push_back(v);
   };
   walk(result, 0);
+  if (kind.key == "static.LSTM") {  // (output, (h_n, c_n)), all quantized
+    if (flat.size() != 3) throw Error(origin + ": static.LSTM gives 3 tensors (output, h_n, c_n), found " +
+                                      std::to_string(flat.size()));
+    std::vector<QTensor> q;
+    for (const c10::IValue& v : flat) {
+      if (!v.isTensor() || !v.toTensor().is_quantized())
+        throw Error(origin + ": static.LSTM gives quantized tensors (output, h_n, c_n)");
+      q.push_back(from_aten_quantized(v.toTensor()));
+    }
+    return {q[0], std::nullopt, QuantizedHiddenState{q[1], q[2]}};
+  }
   const bool lstm_cell = kind.key == "dynamic.LSTMCell";
   const bool sequence = kind.key == "dynamic.LSTM" || kind.key == "dynamic.GRU";
   const size_t wanted = lstm_cell ? 2 : sequence ? (kind.key == "dynamic.LSTM" ? 3 : 2) : 1;
@@ -831,6 +886,9 @@ Fixture import_fixture(const FixtureImport& request) {
   const ModuleKind& kind = module_kind(spec_read.kind);
   if (wrapped && kind.family != Family::Static)
     archive.fail("a dynamic module between Quantize and DeQuantize is not what eager convert makes");
+  if (wrapped && kind.key == "static.LSTM")
+    archive.fail("a quantized LSTM gives (output, (h_n, c_n)), not one tensor to dequantize: script the LSTM itself "
+                 "(torch.jit.script(model.lstm)) and pass its quantized input");
 
   Fixture fixture;
   fixture.name = request.name;
@@ -848,6 +906,9 @@ Fixture import_fixture(const FixtureImport& request) {
   const bool sequence = kind.key == "dynamic.LSTM" || kind.key == "dynamic.GRU";
   const bool recurrent = kind.structure == Structure::Recurrent;
   const size_t hidden_count = kind.key == "dynamic.LSTM" || kind.key == "dynamic.LSTMCell" ? 2 : recurrent ? 1 : 0;
+  if (kind.key == "static.LSTM" && !args.hidden.empty())
+    throw Error(inputs_path + ": static.LSTM fixtures take the quantized input alone (the harness's static LSTM "
+                "starts from PyTorch's zero state; an initial (h0, c0) is not supported)");
   const bool weight_only = kind.family == Family::WeightOnly;
   if (weight_only && args.hidden.size() > (kind.key == "weight_only.EmbeddingBag" ? 2u : 0u))
     throw Error(inputs_path + ": " + kind.key + " takes " +

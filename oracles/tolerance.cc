@@ -178,6 +178,24 @@ std::vector<ToleranceRow> make_table() {
        libtorch_any, false, BoundKind::Propagated, 2,
        "As recurrent reference-vs-integer: LibTorch's modules make the same projection calls. "
        "Both sides evaluate the gates as ATen does: 2 ulp per side."},
+      {"static.recurrent.integer-vs-libtorch", Family::Static, Structure::Recurrent, quantized_any, libtorch_any,
+       true, BoundKind::Exact, 0,
+       "The static LSTM is a chain of quantized ops, each modelled step for step against LibTorch on its engine "
+       "and path (quantized::linear, QNNPACK's or ATen's add, ATen's mul, QNNPACK's tables or ATen's kernels for "
+       "sigmoid and tanh, per row of a gate chunk), and the sequence around them moves or requantizes integers "
+       "as quantized_cat_impl does: identical integers in, identical integers out, every step."},
+      {"static.recurrent.reference-vs-integer", Family::Static, Structure::Recurrent, reference, quantized_any, false,
+       BoundKind::Propagated, 0,
+       "The reference quantizes every point from a float computation on the same integers; the integer side "
+       "computes each op its engine's way. At each point both real results lie within D of a centre computed in "
+       "double (their own float or fixed-point errors, QNNPACK's multipliers and int32 bias, oneDNN's saturating "
+       "pairs, and how far the operands already differ, through the op's slope), so their quantizations lie "
+       "between the quantizations of both ends: that distance is the point's bound, often 0. Propagated through "
+       "every point of every step, both directions and layers, and the requantizing stacks "
+       "(oracles/kinds/static_lstm.cc)."},
+      {"static.recurrent.reference-vs-libtorch", Family::Static, Structure::Recurrent, reference, libtorch_any,
+       false, BoundKind::Propagated, 0,
+       "As static recurrent reference-vs-integer: LibTorch computes the same integers."},
   };
 }
 

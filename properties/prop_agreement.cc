@@ -26,7 +26,7 @@ namespace {
 
 void agreement_property(const ModuleKind* kind, Pair pair, std::map<std::string, int64_t> pinned) {
   // One budget for the whole property, shrinking included (agreement.h: FreshProcessBudget).
-  auto budget = std::make_shared<FreshProcessBudget>();
+  auto budget = std::make_shared<FreshProcessBudget>(kind->fresh_process_reruns);
   rc::detail::checkBoostTest([kind, pair, pinned, budget] {
     const CaseConfig config = *properties::gen_case_config(*kind, pinned);
     const CaseResult result = check_agreement(*kind, pair, config, budget.get());

@@ -40,6 +40,10 @@ DEFAULTS = {
     "linear": dict(batch=3, in_features=8, out_features=4, bias=1, per_channel=0),
     "rnn": dict(batch=2, seq_len=4, input_size=5, hidden_size=4, num_layers=1, bidirectional=0,
                 batch_first=0, packed=0, hidden_given=1, bias=1, per_channel=0),
+    # torch.ao.nn.quantized.LSTM: the eager flow on a model QuantStub -> nn.LSTM (prepare swaps in
+    # the quantizable LSTM); the quantized LSTM is scripted alone and takes the quantized input.
+    "static_lstm": dict(batch=2, seq_len=4, input_size=5, hidden_size=4, num_layers=1, bidirectional=0,
+                        batch_first=0, bias=1, per_channel=0),
     "cell": dict(batch=3, input_size=5, hidden_size=4, hidden_given=1, bias=1, per_channel=0, relu=0),
     "conv": dict(batch=2, in_channels=4, out_channels=4, groups=1, kernel=3, stride=1, padding=0,
                  dilation=1, output_padding=0, size=6, bias=1, per_channel=0),
@@ -72,6 +76,8 @@ DEFAULTS = {
 
 def family(kind):
     name = kind.split(".", 1)[1]
+    if kind == "static.LSTM":
+        return "static_lstm"
     if name in ("Linear", "LinearReLU"):
         return "linear"
     if name in ("LSTM", "GRU"):
@@ -292,6 +298,33 @@ def standalone(kind, c, x):
     return nnq.Softmax(dim, out_scale, int(out_zero_point)), xq
 
 
+def static_lstm_module(c, engine):
+    """QuantStub -> nn.LSTM through prepare (the quantizable LSTM), calibration and convert;
+    returns the quantized LSTM and the quantized input it receives."""
+    lstm = nn.LSTM(c["input_size"], c["hidden_size"], c["num_layers"], bias=bool(c["bias"]),
+                   batch_first=bool(c["batch_first"]), bidirectional=bool(c["bidirectional"]))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = QuantStub()
+            self.lstm = lstm
+
+        def forward(self, x):
+            return self.lstm(self.quant(x))
+
+    shape = (c["batch"], c["seq_len"], c["input_size"]) if c["batch_first"] else (c["seq_len"], c["batch"], c["input_size"])
+    engine_default = get_default_qconfig(engine)
+    weight = default_per_channel_weight_observer if c["per_channel"] else default_weight_observer
+    model = Model().eval()
+    model.qconfig = QConfig(activation=engine_default.activation, weight=weight)
+    prepared = prepare(model)
+    for _ in range(4):
+        prepared(torch.randn(*shape) * 2)
+    converted = convert(prepared)
+    return converted.lstm, converted.quant(torch.randn(*shape) * 2)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind")
@@ -311,7 +344,9 @@ def main():
     torch.manual_seed(args.seed)
     torch.backends.quantized.engine = args.engine
 
-    if family(kind) == "embedding":
+    if family(kind) == "static_lstm":
+        qmodule, x = static_lstm_module(c, args.engine)
+    elif family(kind) == "embedding":
         qmodule, x = embedding_module(kind, c)
     elif family(kind) == "functional":
         method = kind.split(".", 1)[1]
@@ -327,7 +362,7 @@ def main():
     else:
         model = float_module(kind, c).eval()  # before the input: the random draws' order is the corpus's
         x = float_input(kind, c)
-    if family(kind) in ("softmax", "stub", "functional", "embedding"):
+    if family(kind) in ("softmax", "stub", "functional", "embedding", "static_lstm"):
         pass
     elif kind.startswith("dynamic."):
         qconfig = per_channel_dynamic_qconfig if c["per_channel"] else default_dynamic_qconfig

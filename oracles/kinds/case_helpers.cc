@@ -102,7 +102,6 @@ bool has_parameter(const CaseConfig& config, const std::string& name) { return c
 // The qconfig of a static case: 7-bit activations (default_qconfig's observer) or all 8 bits
 // (qnnpack's and onednn's default qconfigs, here with MinMax rather than Histogram
 // observers), per-tensor or per-channel weights.
-namespace {
 QConfig static_case_qconfig(const CaseConfig& config) {
   const bool per_channel = has_parameter(config, "per_channel") && config.get("per_channel") != 0;
   ObserverOptions act;
@@ -113,7 +112,6 @@ QConfig static_case_qconfig(const CaseConfig& config) {
                  (per_channel ? " with per-channel weights" : "");
   return qconfig;
 }
-}  // namespace
 
 // The module gets its qconfig, the input observer gives the input qparams,
 // activation_post_process has seen the output.

@@ -34,6 +34,9 @@ std::optional<Tensor> random_bias(const CaseConfig& config, int64_t size, std::m
 // The float Linear (or LinearReLU) of a case: in_features, out_features, bias, per_channel.
 std::unique_ptr<FloatLinear> random_float_linear(const CaseConfig& config, bool relu, std::mt19937_64& rng);
 bool has_parameter(const CaseConfig& config, const std::string& name);
+// The qconfig of a static case: MinMax activations on 8 bits (full_range) or 7
+// (default_qconfig), per-tensor or (per_channel) per-channel symmetric qint8 weights.
+QConfig static_case_qconfig(const CaseConfig& config);
 // A static case as prepare + one calibration batch leave it (the qconfig from the case's
 // full_range and per_channel parameters), its input quantized by the input observer.
 // `output_observer`: another observer for the output than the qconfig's (a FixedQParams one).
