@@ -144,6 +144,10 @@ struct ModuleKind {
   // flatten_output orders them), propagated through the recurrence.
   std::function<std::vector<double>(const Module& reference, const ModuleInput&, const RecurrentBoundModel&)>
       recurrent_bounds;
+  // Recurrent kinds with a time axis: the time step of each flattened output element, in the
+  // order the recurrence computes it (a reverse direction's step T - 1 - t), -1 for none (the
+  // final states): the agreement oracle reports where along the sequence a difference starts.
+  std::function<std::vector<int64_t>(const Module& reference, const ModuleInput& input)> sequence_steps;
   // For the rejection oracle: the shape of the reference module's weight, and the same
   // reference module with other weight qparams (empty for kinds without weights).
   std::function<Shape(const Module& reference)> weight_shape;

@@ -221,6 +221,10 @@ OutputJudge::OutputJudge(const ModuleKind& kind, const Pair& pair, const Module&
     if (inputs.unreached_unspecified)
       for (const auto& s : sensitivity) unspecified_.push_back(s.unreached);
   }
+  if (kind.sequence_steps) {
+    steps_ = kind.sequence_steps(reference, input);
+    if (steps_.size() != elements) steps_.clear();
+  }
   if (bounds_.size() != elements)
     throw Error(kind.key + ": the bounds have " + std::to_string(bounds_.size()) + " entries for " +
                 std::to_string(elements) + " output elements (the kind's bounds in oracles/kinds/)");
@@ -248,6 +252,7 @@ void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, Cas
   r.max_abs_error = 0;
   r.max_bound_fraction = 0;
   r.worst_index = -1;
+  r.first_differing_step = -1;
   r.libtorch_defect = defect_;
   r.engine_deviation = deviation_;
   for (int64_t i = 0; i < r.total; ++i) {
@@ -256,6 +261,8 @@ void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, Cas
       ++r.exact;
       continue;
     }
+    if (!steps_.empty() && steps_[i] >= 0 && (r.first_differing_step < 0 || steps_[i] < r.first_differing_step))
+      r.first_differing_step = steps_[i];
     if (!defect_.empty()) {  // LibTorch's answer is known to be wrong here: not compared
       ++r.mismatch_classes["engine-defect"];
       continue;
@@ -296,6 +303,7 @@ std::string OutputJudge::describe_failure(const CaseResult& r, const Pair& pair,
       << " exceeds the bound " << format_float(r.worst_bound) << " of row '" << row_->id << "' ("
       << to_string(row_->kind) << "); " << r.exact << "/" << r.total << " elements exact; activation scale "
       << format_float(r.activation_scale);
+  if (r.first_differing_step >= 0) out << "; the outputs first differ at time step " << r.first_differing_step;
   return out.str();
 }
 

@@ -87,6 +87,9 @@ struct CaseResult {
   bool fresh_process_recomputed = false;  // the fresh-process test ran (it took from the budget)
   std::string libtorch_defect;     // LibTorch's known defect for the case (not compared), if any
   std::string engine_deviation;    // the engine's known deviation from the reference (not compared), if any
+  // Recurrent kinds with a time axis (ModuleKind::sequence_step): the earliest time step at
+  // which an output element differs, in the order the recurrence runs; -1 when none differs.
+  int64_t first_differing_step = -1;
   std::string failure;             // what differs, where, and how to rerun
 };
 
@@ -144,6 +147,7 @@ class OutputJudge {
   std::vector<bool> unspecified_;  // per element: the engine leaves it unspecified (no bound)
   std::string defect_;
   std::string deviation_;
+  std::vector<int64_t> steps_;  // per element: its time step (ModuleKind::sequence_step), -1 none
 };
 
 // Where element `index` of a flattened output sits: "h_n[1, 0, 3]".

@@ -120,6 +120,7 @@ json run_conformance(const ConformanceOptions& options) {
       std::string defect_description, deviation_description;
       FreshProcessBudget budget(kind.fresh_process_reruns);
       json classes = json::object();
+      json first_steps = json::object();  // cases by the time step where their outputs first differ
       json failures = json::array();
       CaseResult worst;
       CaseConfig worst_config;
@@ -148,6 +149,10 @@ json run_conformance(const ConformanceOptions& options) {
         exact += r.exact;
         elements += r.total;
         for (const auto& [name, count] : r.mismatch_classes) classes[name] = classes.value(name, 0) + count;
+        if (r.first_differing_step >= 0) {
+          const std::string step = std::to_string(r.first_differing_step);
+          first_steps[step] = first_steps.value(step, 0) + 1;
+        }
         if (!r.passed && failures.size() < 5)
           failures.push_back({{"case", config.to_string()}, {"message", r.failure},
                               {"rerun", rerun_command(kind, pair, config)}});
@@ -188,6 +193,7 @@ json run_conformance(const ConformanceOptions& options) {
                      {"rerun", rerun_command(kind, pair, worst_config)}}},
           {"bound_fractions", fractions},
           {"mismatch_classes", classes},
+          {"first_differing_steps", first_steps},
           {"failures", failures},
       });
     }

@@ -249,16 +249,16 @@ void read_static_lstm(const Archive& a, const torch::jit::Module& m, ModuleSpec&
       const torch::jit::Module linear = child(cell, name);
       const torch::jit::Module packed = child(linear, "_packed_params");
       a.require_qint8(packed, "dtype");
-      auto [weight, bias] = a.unpack(a.attr(packed, "_packed_params"), prefix + "." + name + "._packed_params");
-      spec.parameters.set(prefix + "." + name + ".weight", weight);
-      spec.parameters.set(prefix + "." + name + ".bias", bias);
-      c[prefix + "." + name + ".scale"] = a.number(linear, "scale");
-      c[prefix + "." + name + ".zero_point"] = a.integer(linear, "zero_point");
+      auto [weight, bias] = a.unpack(a.attr(packed, "_packed_params"), prefix + name + "._packed_params");
+      spec.parameters.set(prefix + name + ".weight", weight);
+      spec.parameters.set(prefix + name + ".bias", bias);
+      c[prefix + name + ".scale"] = a.number(linear, "scale");
+      c[prefix + name + ".zero_point"] = a.integer(linear, "zero_point");
     }
     for (const char* name : {"gates", "fgate_cx", "igate_cgate", "fgate_cx_igate_cgate", "ogate_cy"}) {
       const torch::jit::Module functional = child(cell, name);
-      c[prefix + "." + name + ".scale"] = a.number(functional, "scale");
-      c[prefix + "." + name + ".zero_point"] = a.integer(functional, "zero_point");
+      c[prefix + name + ".scale"] = a.number(functional, "scale");
+      c[prefix + name + ".zero_point"] = a.integer(functional, "zero_point");
     }
   }
 }

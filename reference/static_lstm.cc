@@ -29,13 +29,15 @@ const QTensor& expect_static_lstm_input(const ModuleInput& input, const RnnOptio
   if (input.hidden) throw Error(module_name + ": an initial state is not supported by the harness's static LSTM");
   if (x->qparams.dtype != DType::QUInt8 || x->qparams.per_channel())
     throw Error(module_name + ": expects a quint8 per-tensor input, got " + x->qparams.to_string());
-  if (x->dim() != 3)
+  if (options.cell && x->dim() != 2)
+    throw Error(module_name + ": expects a (batch, features) input, got " + shape_to_string(x->sizes));
+  if (!options.cell && x->dim() != 3)
     throw Error(module_name + ": expects a (seq, batch, features) input" +
                 std::string(options.batch_first ? " (batch_first: (batch, seq, features))" : "") + ", got " +
                 shape_to_string(x->sizes));
-  if (x->sizes[2] != options.input_size)
+  if (x->sizes.back() != options.input_size)
     throw Error(module_name + ": input.size(-1) must be equal to input_size. Expected " +
-                std::to_string(options.input_size) + ", got " + std::to_string(x->sizes[2]));
+                std::to_string(options.input_size) + ", got " + std::to_string(x->sizes.back()));
   return *x;
 }
 
@@ -153,9 +155,11 @@ QuantParams load_point(const StateDict& state, const std::string& prefix) {
 }  // namespace
 
 ModuleOutput ReferenceStaticLSTM::forward(const ModuleInput& input) {
-  const QTensor x = to_time_major(expect_static_lstm_input(input, options_, name()), options_.batch_first);
+  const QTensor& given = expect_static_lstm_input(input, options_, name());
   ReferenceOps ops;
   ops.module = this;
+  if (options_.cell) return run_static_lstm_cell(ops, given, options_.hidden_size);
+  const QTensor x = to_time_major(given, options_.batch_first);
   const StaticLstmRun<QTensor> run = run_static_lstm(options_, ops, x, x.sizes[0], x.sizes[1]);
   return {from_time_major(run.output, options_.batch_first), std::nullopt, QuantizedHiddenState{run.h_n, run.c_n}};
 }
@@ -166,7 +170,7 @@ StateDict ReferenceStaticLSTM::state_dict() const {
     const std::string cell = static_lstm_cell_prefix(options_, set);
     const StaticLstmCellQParams& q = cells_[set].qparams;
     for (auto [linear, point] : {std::pair{igates_[set].get(), LstmPoint::IGates}, {hgates_[set].get(), LstmPoint::HGates}}) {
-      const std::string prefix = cell + "." + to_string(point);
+      const std::string prefix = cell + to_string(point);
       const StateDict part = linear->state_dict();
       for (const auto& [key, value] : part.entries()) state.set(prefix + "." + key, value);
       save_point(&state, prefix, q[point]);
@@ -174,7 +178,7 @@ StateDict ReferenceStaticLSTM::state_dict() const {
     for (int i = 0; i < kLstmPoints; ++i) {
       const auto point = static_cast<LstmPoint>(i);
       if (point != LstmPoint::IGates && point != LstmPoint::HGates)
-        save_point(&state, cell + "." + to_string(point), q[point]);
+        save_point(&state, cell + to_string(point), q[point]);
     }
   }
   state.versions[""] = 1;
@@ -188,7 +192,7 @@ void ReferenceStaticLSTM::load_state_dict(const StateDict& state) {
     const std::string cell = static_lstm_cell_prefix(options_, set);
     StaticLstmCell loaded;
     for (auto [linear, point] : {std::pair{igates_[set].get(), LstmPoint::IGates}, {hgates_[set].get(), LstmPoint::HGates}}) {
-      const std::string prefix = cell + "." + to_string(point);
+      const std::string prefix = cell + to_string(point);
       ReferenceLinear copy(linear->weight(), linear->bias(), linear->weight_qparams());
       StateDict part;
       for (const auto& key : copy.state_dict().keys()) part.set(key, state.at(prefix + "." + key));
@@ -198,7 +202,7 @@ void ReferenceStaticLSTM::load_state_dict(const StateDict& state) {
     }
     for (int i = 0; i < kLstmPoints; ++i) {
       const auto point = static_cast<LstmPoint>(i);
-      loaded.qparams[point] = load_point(state, cell + "." + to_string(point));
+      loaded.qparams[point] = load_point(state, cell + to_string(point));
     }
     cells.push_back(std::move(loaded));
   }

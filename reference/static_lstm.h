@@ -23,7 +23,8 @@ class ReferenceLinear;
 // point observers. Error names the cell and point a calibration did not reach.
 std::vector<StaticLstmCell> static_lstm_cells(const ObservedLSTM& observed);
 
-// The quantized (T, B, F) input of a static LSTM call, or Error naming the module.
+// The quantized input of a static LSTM call, (T, B, F) ((B, T, F) batch_first), or a cell's
+// (B, F); Error naming the module otherwise.
 const QTensor& expect_static_lstm_input(const ModuleInput& input, const RnnOptions& options,
                                         const std::string& module_name);
 
@@ -33,8 +34,10 @@ class ReferenceStaticLSTM : public Module {
   ~ReferenceStaticLSTM() override;
   static std::unique_ptr<ReferenceStaticLSTM> from_observed(const ObservedLSTM& observed);
 
-  std::string name() const override { return "QuantizedLSTM(Reference)"; }
-  std::string kind_name() const override { return "LSTM"; }
+  std::string name() const override {
+    return options_.cell ? "QuantizedLSTMCell(Reference)" : "QuantizedLSTM(Reference)";
+  }
+  std::string kind_name() const override { return options_.cell ? "LSTMCell" : "LSTM"; }
   std::string extra_repr() const override { return options_.extra_repr(); }
   Implementation implementation() const override { return Implementation::Reference; }
   // Per cell (static_lstm_cell_prefix): igates and hgates as reference Linears (weight, bias,

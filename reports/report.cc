@@ -278,7 +278,18 @@ std::string render_report(const json& results) {
     if (c["mismatch_classes"].empty()) html << "<tr><td>none: every element bit-identical</td></tr>";
     for (const auto& [name, count] : c["mismatch_classes"].items())
       html << "<tr><td>" << escape(name) << "</td><td>" << count << "</td></tr>";
-    html << "</tbody></table><p><b>Worst error per case, as a fraction of its bound</b><br>"
+    html << "</tbody></table>";
+    if (c.contains("first_differing_steps") && !c["first_differing_steps"].empty()) {
+      // Where along the sequence the differing cases start (recurrent kinds).
+      html << "<p><b>Cases by the time step where outputs first differ</b><table><tbody>";
+      std::vector<std::pair<int64_t, int64_t>> steps;
+      for (const auto& [step, count] : c["first_differing_steps"].items())
+        steps.emplace_back(std::stoll(step), count.get<int64_t>());
+      std::sort(steps.begin(), steps.end());
+      for (const auto& [step, count] : steps) html << "<tr><td>step " << step << "</td><td>" << count << "</td></tr>";
+      html << "</tbody></table></p>";
+    }
+    html << "<p><b>Worst error per case, as a fraction of its bound</b><br>"
          << histogram_svg(c["bound_fractions"]) << "</p></div></div>";
     for (const auto& f : c["failures"])
       html << "<p class=\"mismatch\">Counterexample <code>" << escape(str(f["case"])) << "</code></p><pre>"

@@ -21,6 +21,9 @@ CASES = [
     ("qnnpack-no-bias", "qnnpack", "engine", 2, 5, 1, False, False, False, 6, 1),
     ("onednn-one-layer", "onednn", "engine", 3, 6, 1, False, False, True, 5, 2),
     ("onednn-wide-hidden", "onednn", "default_qconfig", 5, 67, 1, False, True, True, 3, 2),
+    # A lone cell: nnqa.LSTMCell.from_float, prepare, calibration, convert (layers 0: a cell).
+    ("qnnpack-cell", "qnnpack", "engine", 4, 6, 0, False, False, True, 1, 3),
+    ("onednn-cell", "onednn", "default_qconfig", 3, 5, 0, False, False, True, 1, 2),
 ]
 
 CHILD = r'''
@@ -32,20 +35,39 @@ class Model(nn.Module):
     def __init__(self):
         super().__init__()
         self.quant = tq.QuantStub()
-        self.lstm = nn.LSTM(features, hidden, layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional)
+        self.lstm = nn.LSTM(features, hidden, max(layers, 1), bias=bias, batch_first=batch_first, bidirectional=bidirectional)
         self.dequant = tq.DeQuantStub()
     def forward(self, x):
         y, (h, c) = self.lstm(self.quant(x))
         return self.dequant(y), self.dequant(h), self.dequant(c)
-model = Model().eval()
-model.qconfig = tq.get_default_qconfig(engine) if qconfig == "engine" else tq.default_qconfig
-prepared = tq.prepare(model)
-shape = (batch, seq, features) if batch_first else (seq, batch, features)
-prepared(torch.randn(*shape) * 2)
-converted = tq.convert(prepared)
-x = torch.randn(*shape) * 2
-qx = converted.quant(x)
-y, (h, c) = converted.lstm(qx)
+qc = tq.get_default_qconfig(engine) if qconfig == "engine" else tq.default_qconfig
+if layers == 0:  # a lone quantizable cell
+    float_cell = nn.LSTMCell(features, hidden, bias=bias)
+    float_cell.qconfig = qc
+    observed = torch.ao.nn.quantizable.LSTMCell.from_float(float_cell)
+    observed = tq.prepare(observed)
+    stub = qc.activation()
+    calibration = torch.randn(batch, features) * 2
+    stub(calibration)
+    scale, zero_point = stub.calculate_qparams()
+    # calibrated on states along a sequence, not only the zero state
+    observed(torch.quantize_per_tensor(calibration, float(scale), int(zero_point), torch.quint8).dequantize(),
+             (torch.randn(batch, hidden) * 0.5, torch.randn(batch, hidden)))
+    lstm = tq.convert(observed)
+    qx = torch.quantize_per_tensor(torch.randn(batch, features) * 2, float(scale), int(zero_point), torch.quint8)
+    h, c = lstm(qx)
+    y = h
+else:
+    model = Model().eval()
+    model.qconfig = qc
+    prepared = tq.prepare(model)
+    shape = (batch, seq, features) if batch_first else (seq, batch, features)
+    prepared(torch.randn(*shape) * 2)
+    converted = tq.convert(prepared)
+    x = torch.randn(*shape) * 2
+    qx = converted.quant(x)
+    lstm = converted.lstm
+    y, (h, c) = lstm(qx)
 def tensor(t):
     if t is None: return None
     if t.is_quantized:
@@ -57,7 +79,7 @@ def tensor(t):
     if t.dtype == torch.int64:
         return {"sizes": list(t.shape), "ints": t.flatten().tolist()}
     return {"sizes": list(t.shape), "floats": [float(v).hex() for v in t.detach().flatten().tolist()]}
-state = converted.lstm.state_dict()
+state = lstm.state_dict()
 entries = []
 for key, value in state.items():
     if isinstance(value, tuple):
@@ -70,7 +92,7 @@ print(json.dumps({"name": name, "engine": engine, "qconfig": qconfig, "input_siz
                   "num_layers": layers, "bidirectional": bidirectional, "batch_first": batch_first, "bias": bias,
                   "versions": {k: v["version"] for k, v in state._metadata.items()},
                   "state_dict": entries, "input": tensor(qx), "output": tensor(y), "h_n": tensor(h), "c_n": tensor(c),
-                  "repr": repr(converted.lstm)}))
+                  "repr": repr(lstm)}))
 '''
 
 # The int8 path oneDNN takes here (the harness's engine profiles): exact int32 sums with VNNI,

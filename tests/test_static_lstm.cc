@@ -1,6 +1,7 @@
 // The statically quantized LSTM against PyTorch itself and against its own specification:
 //   - fixtures/core/static_lstm.json (scripts/gen_static_lstm_fixture.py: PyTorch 1.13's eager
-//     flow on nn.LSTM, converted to torch.ao.nn.quantized.LSTM, each case in a fresh process):
+//     flow on nn.LSTM, converted to torch.ao.nn.quantized.LSTM, and lone quantizable cells
+//     converted by hand, each case in a fresh process):
 //     its state_dict loads into the integer LSTM, which then gives PyTorch's output, h_n and
 //     c_n integer for integer, and saves the same keys, versions and values back;
 //   - the seed's individually observed parts (lstm_utils.py): observers per part, the same
@@ -90,7 +91,8 @@ RnnOptions options_of(const json& c) {
   RnnOptions o;
   o.input_size = c["input_size"];
   o.hidden_size = c["hidden_size"];
-  o.num_layers = c["num_layers"];
+  o.cell = c["num_layers"] == 0;  // a lone quantizable cell (nnqa.LSTMCell, converted)
+  o.num_layers = o.cell ? 1 : c["num_layers"].get<int64_t>();
   o.bidirectional = c["bidirectional"];
   o.batch_first = c["batch_first"];
   o.bias = c["bias"];
@@ -170,7 +172,7 @@ BOOST_AUTO_TEST_CASE(pytorchs_converted_lstm_loads_and_the_integer_lstm_gives_it
       BOOST_TEST((ours.keys() == theirs.keys()));
       BOOST_TEST((ours.versions == theirs.versions));
       BOOST_TEST((ours == theirs));
-      BOOST_TEST(integer.repr().rfind("QuantizedLSTM(", 0) == 0);
+      BOOST_TEST(c["repr"].get<std::string>().rfind(integer.name() + "(", 0) == 0);
       // LibTorch's ops in this process, where no earlier call's cache can reach them: qnnpack.
       if (c["engine"] == "qnnpack") {
         auto libtorch = make_libtorch_static_lstm(o, parse_static_lstm_state_dict(o, theirs, "QuantizedLSTM"),
@@ -318,7 +320,7 @@ BOOST_AUTO_TEST_CASE(bad_input_is_named) {
   // A float LSTM that was never prepared is not what a static conversion takes.
   FloatRNN plain(o, observed->parameters());
   testing::expect_error([&] { convert_from_float(module_kind("static.LSTM"), plain, {Implementation::Quantized, Engine::QNNPACK}); },
-                        "converts the quantizable LSTM that prepare makes");
+                        "convert the quantizable LSTM (or cell) made of nn.LSTM");
   // A state_dict from another LSTM: the key that is missing is named.
   QuantizedStaticLSTM integer(o, static_lstm_cells(*observed), Engine::QNNPACK);
   StateDict state = integer.state_dict();

@@ -83,8 +83,8 @@ std::unique_ptr<Observer> point_observer(LstmPoint point, const QConfig& qconfig
 ObservedLSTM::ObservedLSTM(RnnOptions options, std::vector<RnnParameters> parameters, QConfig qconfig,
                            const LstmPartObservers& parts)
     : options_(std::move(options)), parameters_(std::move(parameters)) {
-  if (options_.mode != RnnMode::LSTM || options_.cell)
-    throw Error("QuantizableLSTM: prepares nn.LSTM only, not " + options_.float_name());
+  if (options_.mode != RnnMode::LSTM)
+    throw Error("QuantizableLSTM: prepares nn.LSTM and nn.LSTMCell only, not " + options_.float_name());
   if (options_.proj_size != 0) throw Error("QuantizableLSTM: proj_size is not supported by the quantizable LSTM");
   check_rnn_parameters(options_, parameters_, name());
   if (qconfig.is_dynamic())
@@ -113,7 +113,7 @@ StaticLstmCellQParams ObservedLSTM::cell_qparams(int64_t set) const {
     try {
       q.points[i] = as_tensor_qparams(observers_.at(set)[i]->calculate_qparams());
     } catch (const Error& e) {
-      throw Error(name() + ": " + static_lstm_cell_prefix(options_, set) + "." + to_string(static_cast<LstmPoint>(i)) +
+      throw Error(name() + ": " + static_lstm_cell_prefix(options_, set) + to_string(static_cast<LstmPoint>(i)) +
                   ": " + e.what() + " (calibrate the prepared LSTM before converting it)");
     }
   }
@@ -125,10 +125,10 @@ StateDict ObservedLSTM::state_dict() const {
   for (int64_t set = 0; set < options_.parameter_sets(); ++set) {
     const std::string cell = static_lstm_cell_prefix(options_, set);
     const RnnParameters& p = parameters_[set];
-    state.set(cell + ".igates.weight", p.w_ih);
-    if (p.b_ih) state.set(cell + ".igates.bias", *p.b_ih);
-    state.set(cell + ".hgates.weight", p.w_hh);
-    if (p.b_hh) state.set(cell + ".hgates.bias", *p.b_hh);
+    state.set(cell + "igates.weight", p.w_ih);
+    if (p.b_ih) state.set(cell + "igates.bias", *p.b_ih);
+    state.set(cell + "hgates.weight", p.w_hh);
+    if (p.b_hh) state.set(cell + "hgates.bias", *p.b_hh);
   }
   state.versions[""] = 1;
   return state;
@@ -140,10 +140,10 @@ void ObservedLSTM::load_state_dict(const StateDict& state) {
   for (int64_t set = 0; set < options_.parameter_sets(); ++set) {
     const std::string cell = static_lstm_cell_prefix(options_, set);
     const auto tensor = [&](const std::string& key) { return state.at(key).as<Tensor>(key); };
-    RnnParameters p{tensor(cell + ".igates.weight"), tensor(cell + ".hgates.weight"), std::nullopt, std::nullopt};
+    RnnParameters p{tensor(cell + "igates.weight"), tensor(cell + "hgates.weight"), std::nullopt, std::nullopt};
     if (options_.bias) {
-      p.b_ih = tensor(cell + ".igates.bias");
-      p.b_hh = tensor(cell + ".hgates.bias");
+      p.b_ih = tensor(cell + "igates.bias");
+      p.b_hh = tensor(cell + "hgates.bias");
     }
     parameters.push_back(std::move(p));
   }
@@ -154,11 +154,20 @@ void ObservedLSTM::load_state_dict(const StateDict& state) {
 // The quantizable cell in float, its operations in its order (igates + hgates, then the
 // chunks), every point's value shown to its observer.
 ModuleOutput ObservedLSTM::forward(const ModuleInput& input) {
-  const Tensor& x = expect_tensor(input, name());
+  const Tensor& given = expect_tensor(input, name());
+  if (options_.cell && given.dim() != 2)
+    throw Error(name() + ": expects a (batch, features) input, got " + shape_to_string(given.sizes));
+  // A cell's call is one step of a one-layer sequence.
+  const Tensor x = options_.cell ? Tensor({1, given.size(0), given.size(1)}, given.data) : given;
   if (x.dim() != 3)
     throw Error(name() + ": expects a (seq, batch, features) input" + std::string(options_.batch_first ? " (batch_first: (batch, seq, features))" : "") +
                 ", got " + shape_to_string(x.sizes));
-  if (input.hidden) throw Error(name() + ": an initial state is not supported by the harness's static LSTM");
+  // A cell is calibrated step by step, on the states it will see: (h, c) of (batch, hidden).
+  if (input.hidden && !options_.cell)
+    throw Error(name() + ": an initial state is not supported by the harness's static LSTM");
+  if (input.hidden && (!input.hidden->c || input.hidden->h.sizes != Shape{given.size(0), options_.hidden_size} ||
+                       input.hidden->c->sizes != input.hidden->h.sizes))
+    throw Error(name() + ": a cell's state is (h, c), each (batch, hidden_size)");
   if (x.size(2) != options_.input_size)
     throw Error(name() + ": input.size(-1) must be equal to input_size. Expected " + std::to_string(options_.input_size) +
                 ", got " + std::to_string(x.size(2)));
@@ -183,6 +192,10 @@ ModuleOutput ObservedLSTM::forward(const ModuleInput& input) {
       const int64_t set = layer * D + d;
       const RnnParameters& p = parameters_[set];
       std::vector<float> h(B * H, 0.0f), c(B * H, 0.0f), gi(B * 4 * H), gh(B * 4 * H);
+      if (input.hidden) {
+        h = input.hidden->h.data;
+        c = input.hidden->c->data;
+      }
       for (int64_t i = 0; i < T; ++i) {
         const int64_t t = d == 0 ? i : T - 1 - i;
         float_projection(layer_input.data() + t * B * features, B, features, p.w_ih, p.b_ih, gi.data());
@@ -227,29 +240,36 @@ ModuleOutput ObservedLSTM::forward(const ModuleInput& input) {
     for (int64_t b = 0; b < B; ++b)
       for (int64_t f = 0; f < D * H; ++f)
         y.data[(options_.batch_first ? b * T + t : t * B + b) * D * H + f] = layer_input[(t * B + b) * D * H + f];
+  if (options_.cell) return {Tensor({B, H}, h_n), HiddenState{Tensor({B, H}, h_n), Tensor({B, H}, c_n)}};
   const Shape state_shape{options_.parameter_sets(), B, H};
   return {y, HiddenState{Tensor(state_shape, h_n), Tensor(state_shape, c_n)}};
 }
 
 std::string static_lstm_cell_prefix(const RnnOptions& options, int64_t set) {
+  if (options.cell) return "";
   return "layers." + std::to_string(set / options.directions()) + ".layer_" +
-         (set % options.directions() ? "bw" : "fw") + ".cell";
+         (set % options.directions() ? "bw" : "fw") + ".cell.";
+}
+
+std::string static_lstm_cell_name(const RnnOptions& options, int64_t set) {
+  const std::string prefix = static_lstm_cell_prefix(options, set);
+  return prefix.empty() ? "the cell" : prefix.substr(0, prefix.size() - 1);
 }
 
 void check_static_lstm_cells(const RnnOptions& options, const std::vector<StaticLstmCell>& cells,
                              const std::string& module_name) {
   options.validate();
-  if (options.mode != RnnMode::LSTM || options.cell || options.proj_size != 0)
+  if (options.mode != RnnMode::LSTM || options.proj_size != 0)
     throw Error(module_name + ": a statically quantized LSTM has LSTM options without proj_size");
   if (static_cast<int64_t>(cells.size()) != options.parameter_sets())
     throw Error(module_name + ": expected " + std::to_string(options.parameter_sets()) + " cells, got " +
                 std::to_string(cells.size()));
   for (int64_t set = 0; set < options.parameter_sets(); ++set) {
     const StaticLstmCell& cell = cells[set];
-    const std::string where = module_name + ": " + static_lstm_cell_prefix(options, set);
+    const std::string where = module_name + ": " + static_lstm_cell_name(options, set);
     const auto check_weight = [&](const QTensor& w, const Shape& want, const std::string& linear) {
       if (w.sizes != want)
-        throw Error(where + "." + linear + ": weight has shape " + shape_to_string(w.sizes) + ", expected " +
+        throw Error(where + ": " + linear + ": weight has shape " + shape_to_string(w.sizes) + ", expected " +
                     shape_to_string(want));
     };
     check_weight(cell.w_ih, {options.gate_size(), options.layer_input_size(set / options.directions())}, "igates");
@@ -264,7 +284,7 @@ void check_static_lstm_cells(const RnnOptions& options, const std::vector<Static
     for (int i = 0; i < kLstmPoints; ++i) {
       const QuantParams& q = cell.qparams.points[i];
       if (q.dtype != DType::QUInt8 || q.per_channel())
-        throw Error(where + "." + to_string(static_cast<LstmPoint>(i)) + ": output qparams must be quint8 per-tensor, got " +
+        throw Error(where + ": " + to_string(static_cast<LstmPoint>(i)) + ": output qparams must be quint8 per-tensor, got " +
                     q.to_string());
       validate(q);
     }

@@ -76,6 +76,10 @@ struct LstmPartObservers {
   std::optional<ObserverFactory> linear_output, sigmoid, tanh, cell_state, hidden_state;
 };
 
+// A lone cell (options.cell: torch.ao.nn.quantizable.LSTMCell, "QuantizableLSTMCell", made by
+// its from_float and prepared) takes (batch, features) and gives (h', c'); PyTorch 1.13's
+// custom-module config has no entry for nn.LSTMCell, so no eager flow reaches it.
+//
 // The quantizable LSTM after prepare (torch.ao.nn.quantizable.LSTM, "QuantizableLSTM"): the
 // float recurrence in the cell's operation order, with an observer at every point and a
 // weight observer per Linear; calibration runs it on float inputs (seq, batch, features),
@@ -87,8 +91,8 @@ class ObservedLSTM : public Module {
   // with proj_size, or for a cell), observers per `parts`.
   ObservedLSTM(RnnOptions options, std::vector<RnnParameters> parameters, QConfig qconfig,
                const LstmPartObservers& parts = {});
-  std::string name() const override { return "QuantizableLSTM"; }
-  std::string kind_name() const override { return "LSTM"; }
+  std::string name() const override { return options_.cell ? "QuantizableLSTMCell" : "QuantizableLSTM"; }
+  std::string kind_name() const override { return options_.cell ? "LSTMCell" : "LSTM"; }
   std::string extra_repr() const override { return options_.extra_repr(); }
   Implementation implementation() const override { return Implementation::Float; }
   StateDict state_dict() const override;  // the float parameters under PyTorch's layer keys
@@ -124,10 +128,10 @@ struct StaticLstmCell {
 void check_static_lstm_cells(const RnnOptions& options, const std::vector<StaticLstmCell>& cells,
                              const std::string& module_name);
 
-// torch.ao.nn.quantized.LSTM's state_dict keys (per cell: igates and hgates as nnq.Linear,
-// version 3, then gates, fgate_cx, igate_cgate, fgate_cx_igate_cgate, ogate_cy as QFunctional
-// "scale"/"zero_point"), and the cell prefix "layers.{l}.layer_{fw,bw}.cell".
+// The prefix of a cell's keys in torch.ao.nn.quantized.LSTM's state_dict,
+// "layers.{l}.layer_{fw,bw}.cell." (none for a lone cell), and the cell's name in messages.
 std::string static_lstm_cell_prefix(const RnnOptions& options, int64_t set);
+std::string static_lstm_cell_name(const RnnOptions& options, int64_t set);
 
 // --- the sequence around the cells, written once for the quantized implementations --------
 //
@@ -185,6 +189,14 @@ struct QuantizedSequenceOps {
 };
 // `q` on the grid of `qparams` (the integers unchanged when the qparams are equal).
 QTensor requantized(const QTensor& q, const QuantParams& qparams);
+// One cell's call on the quantized implementations' QTensors: (h', c') from x (B, F) and the
+// zero state (scale 1.0, zero point 0), as LSTMCell.forward with hidden None; the output is h'.
+template <typename Ops>
+ModuleOutput run_static_lstm_cell(Ops& ops, const QTensor& x, int64_t hidden_size) {
+  const QTensor zeros = ops.zeros(x.sizes[0], hidden_size);
+  auto [h, c] = ops.cell(0, x, zeros, zeros);
+  return {h, std::nullopt, QuantizedHiddenState{h, c}};
+}
 // Time-major (T, B, F) from the caller's layout and back (batch_first swaps the first two).
 QTensor to_time_major(const QTensor& x, bool batch_first);
 QTensor from_time_major(const QTensor& x, bool batch_first);

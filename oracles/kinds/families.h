@@ -25,6 +25,6 @@ ModuleKind static_softmax_kind();                                         // sta
 ModuleKind static_batch_norm_kind(int64_t dims, bool relu);              // static_normalization.cc
 ModuleKind static_norm_kind(NormOp op, int64_t dims);                     // static_normalization.cc
 ModuleKind weight_only_embedding_kind(bool bag);                          // weight_only_embedding.cc
-ModuleKind static_lstm_kind();                                            // static_lstm.cc
+ModuleKind static_lstm_kind(bool cell);                                   // static_lstm.cc
 
 }  // namespace qconform::kinds

@@ -45,7 +45,8 @@ std::vector<ModuleKind> make_registry() {
   for (int64_t dims : {1, 2, 3}) table.push_back(static_norm_kind(NormOp::InstanceNorm, dims));
   table.push_back(weight_only_embedding_kind(/*bag=*/false));
   table.push_back(weight_only_embedding_kind(/*bag=*/true));
-  table.push_back(static_lstm_kind());
+  table.push_back(static_lstm_kind(/*cell=*/false));
+  table.push_back(static_lstm_kind(/*cell=*/true));
   return table;
 }
 

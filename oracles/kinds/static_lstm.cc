@@ -10,8 +10,10 @@
 //       fixed-point error computing y) + (what an engine loses by design)
 // and both outputs are then quantizations of values in [y_c - D, y_c + D]; quantization is
 // monotone, so
-//   E_out = dequantize(quantize(y_c + D)) - dequantize(quantize(y_c - D)),
-// zero whenever no rounding boundary (and no clamp) lies within D of y_c. Per op:
+//   E_out = dequantize(quantize(y_c + D')) - dequantize(quantize(y_c - D')),
+// D' = D + 4 eps |y_c| + 2^-15 s (either side's float step onto the grid: the multiply by 1/s,
+// and a zero point added in float, oneDNN's epilogue and QNNPACK's tanh table), zero whenever no
+// rounding boundary (and no clamp) lies within D' of y_c. Per op:
 //   Linear  y = sum_k w_k x_k + b     D = sum_k |w_k| E_k + 2 (K + 4) eps M + s_x s_w / 2 (qnnpack's
 //                                         int32 bias) + int16 pair saturation (onednn's avx2 path,
 //                                         its largest over the inputs' possible integers); infinite
@@ -20,7 +22,7 @@
 //   add     y = a + b                 D = E_a + E_b + 8 eps (|a| + |b| + |y|) + QNNPACK's multiplier
 //                                         error (22-bit multipliers, on qnnpack)
 //   mul     y = a b                   D = |a| E_b + |b| E_a + E_a E_b + 8 eps (|a b| + |y|)
-//   sigmoid, tanh                     D = L (E_a + 2 eps |a|) + 8 eps |y| + 2^-15 s, L the largest slope on
+//   sigmoid, tanh                     D = L (E_a + 2 eps |a|) + 8 eps |y|, L the largest slope on
 //                                         [a - E_a, a + E_a]; where the point holds other qparams than
 //                                         the op's (the seed's observers), the integer side rounds to the
 //                                         op's first: + half its quantum
@@ -47,15 +49,18 @@ namespace {
 
 constexpr double kEps = 1.1920928955078125e-07;
 
-Case make_static_lstm_case(const CaseConfig& config) {
+Case make_static_lstm_case(const CaseConfig& config, bool cell) {
   std::mt19937_64 rng(config.data_seed);
   RnnOptions o;
   o.mode = RnnMode::LSTM;
+  o.cell = cell;
   o.input_size = config.get("input_size");
   o.hidden_size = config.get("wide") ? 64 + config.get("hidden_size") % 8 : config.get("hidden_size");
-  o.num_layers = config.get("num_layers");
-  o.bidirectional = config.get("bidirectional") != 0;
-  o.batch_first = config.get("batch_first") != 0;
+  if (!cell) {
+    o.num_layers = config.get("num_layers");
+    o.bidirectional = config.get("bidirectional") != 0;
+    o.batch_first = config.get("batch_first") != 0;
+  }
   o.bias = config.get("bias") != 0;
   const bool per_channel = config.get("per_channel") != 0;
   // PyTorch's initialisation U(-k, k), k = 1/sqrt(hidden_size), times a gain from 1/10 to 3
@@ -82,8 +87,10 @@ Case make_static_lstm_case(const CaseConfig& config) {
     }
     parameters.push_back(std::move(p));
   }
-  const int64_t T = config.get("seq_len"), B = config.get("batch");
-  const Tensor x = random_input(o.batch_first ? Shape{B, T, o.input_size} : Shape{T, B, o.input_size}, config.style, rng);
+  const int64_t T = cell ? 1 : config.get("seq_len"), B = config.get("batch");
+  const Tensor x = random_input(cell ? Shape{B, o.input_size}
+                                     : o.batch_first ? Shape{B, T, o.input_size} : Shape{T, B, o.input_size},
+                                config.style, rng);
   FloatRNN lstm(o, std::move(parameters));
   lstm.qconfig = static_case_qconfig(config);
   // prepare (the custom-module swap), then one calibration batch; the QuantStub before it
@@ -91,7 +98,11 @@ Case make_static_lstm_case(const CaseConfig& config) {
   std::unique_ptr<ObservedLSTM> observed = prepare_static_lstm(lstm);
   auto input_observer = lstm.qconfig->activation();
   input_observer->observe(x);
-  (*observed)(ModuleInput{x, std::nullopt});
+  // A cell is calibrated on the states it meets along a sequence, not only the zero state
+  // (whose f * c observes 0: an eps scale QNNPACK's add refuses against its neighbours').
+  std::optional<HiddenState> state;
+  if (cell) state = HiddenState{random_tensor({B, o.hidden_size}, 0.5f, rng), random_tensor({B, o.hidden_size}, 1.0f, rng)};
+  (*observed)(ModuleInput{x, state});
   const QTensor xq = quantize(x, as_tensor_qparams(input_observer->calculate_qparams()));
   return {std::move(observed), ModuleInput{xq, std::nullopt}};
 }
@@ -100,8 +111,8 @@ Case make_static_lstm_case(const CaseConfig& config) {
 const ObservedLSTM& observed_lstm(const Module& m) {
   const auto* observed = dynamic_cast<const ObservedLSTM*>(&m);
   if (!observed)
-    throw Error("static.LSTM converts the quantizable LSTM that prepare makes of nn.LSTM (run prepare and "
-                "calibration first), not " + m.name());
+    throw Error("static.LSTM and static.LSTMCell convert the quantizable LSTM (or cell) made of nn.LSTM (or "
+                "nn.LSTMCell) and calibrated, not " + m.name());
   return *observed;
 }
 
@@ -118,9 +129,11 @@ double dequantized(int64_t q, const QuantParams& p) { return (static_cast<double
 
 // E_out for y_c +- D on the grid of `p`: the distance between the quantizations of both ends.
 double spread(double y, double d, const QuantParams& p) {
-  // The quantizations of both ends, in double: monotone and saturating at the range's ends
-  // (the float step x * (1.0f / s) of either side moves a value by at most 2 eps |x| more).
-  const double widened = d + 4 * kEps * std::abs(y) + 1e-30;
+  // The quantizations of both ends, in double: monotone and saturating at the range's ends.
+  // Either side's float step onto the grid moves a value a little more: x * (1.0f / s) by
+  // 2 eps |x|, and a zero point added in float (oneDNN's epilogue, QNNPACK's tanh table's 128)
+  // by half an ulp of 256 quanta, 2^-16 s.
+  const double widened = d + 4 * kEps * std::abs(y) + std::ldexp(p.scale(), -15);
   const auto level = [&](double v) {
     const double q = std::nearbyint(v / p.scale()) + static_cast<double>(p.zero_point());
     return static_cast<int64_t>(std::clamp(q, static_cast<double>(p.quant_min), static_cast<double>(p.quant_max)));
@@ -258,9 +271,7 @@ struct BoundOps {
           const double slope = tanh ? 1 - s * s : s * (1 - s);
           value = tanh ? std::tanh(av) : 1.0 / (1.0 + std::exp(-av));
           const QuantParams own = fixed_lstm_qparams(tanh ? LstmPoint::CellGate : LstmPoint::InputGate);
-          // QNNPACK's tanh table adds 128 in float before rounding: half an ulp of 256 in table
-          // units, 2^-16 of its quantum (2^-15 here, for either table).
-          d = slope * (ea + 2 * kEps * std::abs(av)) + 8 * kEps * std::abs(value) + std::ldexp(own.scale(), -15);
+          d = slope * (ea + 2 * kEps * std::abs(av)) + 8 * kEps * std::abs(value);
           if (!(out == own)) d += own.scale() / 2;
         }
       }
@@ -314,11 +325,19 @@ struct BoundOps {
 std::vector<double> static_lstm_bounds(const ReferenceStaticLSTM& reference, const ModuleInput& input,
                                        const RecurrentBoundModel& model) {
   const RnnOptions& o = reference.options();
-  const QTensor x = to_time_major(expect_static_lstm_input(input, o, reference.name()), o.batch_first);
   BoundOps ops{&reference, model.engine, model.saturating_sides > 0};
+  std::vector<double> bounds;
+  if (o.cell) {  // h' (the output), then h' and c'
+    const QTensor& x = expect_static_lstm_input(input, o, reference.name());
+    const Bounded zeros = ops.zeros(x.sizes[0], o.hidden_size);
+    const auto [h, c] = ops.cell(0, Bounded{x, std::vector<double>(x.values.size(), 0.0)}, zeros, zeros);
+    for (const Bounded* part : {&h, &h, &c})
+      for (double e : part->e) bounds.push_back(e / part->q.qparams.scale() + 1e-6);
+    return bounds;
+  }
+  const QTensor x = to_time_major(expect_static_lstm_input(input, o, reference.name()), o.batch_first);
   const StaticLstmRun<Bounded> run =
       run_static_lstm(o, ops, Bounded{x, std::vector<double>(x.values.size(), 0.0)}, x.sizes[0], x.sizes[1]);
-  std::vector<double> bounds;
   const auto append = [&](const Bounded& v, bool time_major_output) {
     Bounded laid_out = v;
     if (time_major_output && o.batch_first) {  // the error of each element moves with it
@@ -339,6 +358,7 @@ std::vector<double> static_lstm_bounds(const ReferenceStaticLSTM& reference, con
 std::vector<OutputSensitivity> static_lstm_elements(const Module& reference, const ModuleInput& input) {
   const RnnOptions& o = dynamic_cast<const ReferenceStaticLSTM&>(reference).options();
   const QTensor& x = expect_static_lstm_input(input, o, reference.name());
+  if (o.cell) return std::vector<OutputSensitivity>(3 * x.sizes[0] * o.hidden_size);
   const int64_t T = o.batch_first ? x.sizes[1] : x.sizes[0], B = o.batch_first ? x.sizes[0] : x.sizes[1];
   const int64_t H = o.hidden_size, D = o.directions();
   return std::vector<OutputSensitivity>(T * B * D * H + 2 * o.parameter_sets() * B * H);
@@ -366,17 +386,17 @@ std::vector<StaticLstmCell> spec_cells(const ModuleSpec& spec, const RnnOptions&
     const std::string prefix = static_lstm_cell_prefix(o, set);
     StaticLstmCell cell;
     const auto bias = [&](const std::string& name) {
-      std::optional<Tensor> b = spec_bias(spec, prefix + "." + name + ".bias");
+      std::optional<Tensor> b = spec_bias(spec, prefix + name + ".bias");
       if (!o.bias && b && std::all_of(b->data.begin(), b->data.end(), [](float v) { return v == 0.0f; })) b.reset();
       return b;
     };
-    cell.w_ih = spec_weight(spec, prefix + ".igates.weight");
-    cell.w_hh = spec_weight(spec, prefix + ".hgates.weight");
+    cell.w_ih = spec_weight(spec, prefix + "igates.weight");
+    cell.w_hh = spec_weight(spec, prefix + "hgates.weight");
     cell.b_ih = bias("igates");
     cell.b_hh = bias("hgates");
     for (LstmPoint point : {LstmPoint::IGates, LstmPoint::HGates, LstmPoint::Gates, LstmPoint::FgateCx,
                             LstmPoint::IgateCgate, LstmPoint::CellState, LstmPoint::Hidden}) {
-      const std::string at = prefix + "." + to_string(point);
+      const std::string at = prefix + to_string(point);
       try {
         cell.qparams[point] =
             QuantParams::per_tensor(DType::QUInt8, spec.number(at + ".scale"), spec.integer(at + ".zero_point"));
@@ -392,21 +412,22 @@ std::vector<StaticLstmCell> spec_cells(const ModuleSpec& spec, const RnnOptions&
 
 }  // namespace
 
-ModuleKind static_lstm_kind() {
+ModuleKind static_lstm_kind(bool cell) {
   ModuleKind kind;
-  kind.key = "static.LSTM";
-  kind.float_name = "LSTM";
+  kind.key = cell ? "static.LSTMCell" : "static.LSTM";
+  kind.float_name = cell ? "LSTMCell" : "LSTM";
   kind.family = Family::Static;
   kind.engine_op = EngineOp::StaticLSTM;
   kind.structure = Structure::Recurrent;
   const std::vector<Engine> engines = static_engines(EngineOp::StaticLSTM);
-  kind.implementations.push_back({Implementation::Reference, "QuantizedLSTM(Reference)", {},
+  kind.implementations.push_back({Implementation::Reference,
+                                  cell ? "QuantizedLSTMCell(Reference)" : "QuantizedLSTM(Reference)", {},
                                   [](const Module& m, const EngineProfile&) -> std::unique_ptr<Module> {
                                     return ReferenceStaticLSTM::from_observed(observed_lstm(m));
                                   },
                                   nullptr});
   kind.implementations.push_back(
-      {Implementation::Quantized, "QuantizedLSTM", engines,
+      {Implementation::Quantized, cell ? "QuantizableLSTMCell" : "QuantizedLSTM", engines,
        [](const Module& m, const EngineProfile& e) -> std::unique_ptr<Module> {
          return QuantizedStaticLSTM::from_observed(observed_lstm(m), e);
        },
@@ -414,7 +435,7 @@ ModuleKind static_lstm_kind() {
          return QuantizedStaticLSTM::from_reference(dynamic_cast<const ReferenceStaticLSTM&>(r), e);
        }});
   kind.implementations.push_back(
-      {Implementation::LibTorch, "QuantizedLSTM", engines,
+      {Implementation::LibTorch, cell ? "QuantizableLSTMCell" : "QuantizedLSTM", engines,
        [](const Module& m, const EngineProfile& e) {
          return libtorch_static_lstm_from_observed(observed_lstm(m), e);
        },
@@ -424,12 +445,15 @@ ModuleKind static_lstm_kind() {
        [](const Module& m, const EngineProfile& e) {
          return libtorch_static_lstm_from_observed(observed_lstm(m), e, /*fresh_prepack=*/true);
        }});
-  kind.case_parameters = {
-      {"seq_len", 1, 8, "time steps"},
-      {"batch", 1, 3, "sequences"},
-      {"num_layers", 1, 2, "stacked layers"},
-      {"bidirectional", 0, 1, "1: both directions"},
-      {"batch_first", 0, 1, "1: input (batch, seq, feature)"},
+  if (!cell)
+    kind.case_parameters = {
+        {"seq_len", 1, 8, "time steps"},
+        {"num_layers", 1, 2, "stacked layers"},
+        {"bidirectional", 0, 1, "1: both directions"},
+        {"batch_first", 0, 1, "1: input (batch, seq, feature)"},
+    };
+  const std::vector<CaseParameter> shared{
+      {"batch", 1, 3, "sequences (rows of a cell's input)"},
       {"input_size", 1, 12, "features of the input"},
       {"hidden_size", 1, 16, "features of the hidden state"},
       {"wide", 0, 1, "1: hidden_size 64 to 71 instead (ATen's vector blocks within a gate's row)"},
@@ -437,14 +461,33 @@ ModuleKind static_lstm_kind() {
       {"per_channel", 0, 1, "1: per-channel weights"},
       {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
   };
-  kind.make_case = make_static_lstm_case;
+  kind.case_parameters.insert(kind.case_parameters.end(), shared.begin(), shared.end());
+  kind.make_case = [cell](const CaseConfig& config) { return make_static_lstm_case(config, cell); };
   kind.observed_at_prepare = false;       // no_observer_set: the quantizable LSTM observes its parts
   kind.reference_between_stubs = false;  // its reference takes and gives quantized tensors
+  // PyTorch 1.13's custom-module config maps nn.LSTM only: a lone cell is made by
+  // nnqa.LSTMCell.from_float, prepared and converted by hand; no eager flow swaps it in.
+  kind.eager_mapped = !cell;
   // Across cases the same cache makes LibTorch's onednn LSTM answer differently inside long runs
   // (about 1 model in 5, scripts/onednn_static_lstm_history.py): every such case is judged on a
   // fresh process (0.3 s each here), not only the first five of a property.
   kind.fresh_process_reruns = 1000;
   kind.sensitivity = static_lstm_elements;
+  // The output's elements at their step (a reverse direction's counted from the end, as it
+  // runs); h_n and c_n have none.
+  if (!cell) kind.sequence_steps = [](const Module& reference, const ModuleInput& input) {
+    const RnnOptions& o = dynamic_cast<const ReferenceStaticLSTM&>(reference).options();
+    const QTensor& x = expect_static_lstm_input(input, o, reference.name());
+    const int64_t T = o.batch_first ? x.sizes[1] : x.sizes[0], B = o.batch_first ? x.sizes[0] : x.sizes[1];
+    const int64_t H = o.hidden_size, D = o.directions();
+    std::vector<int64_t> steps;
+    for (int64_t i = 0; i < T * B * D * H; ++i) {
+      const int64_t t = o.batch_first ? (i / (D * H)) % T : i / (B * D * H);
+      steps.push_back((i % (D * H)) / H == 0 ? t : T - 1 - t);
+    }
+    steps.resize(steps.size() + 2 * o.parameter_sets() * B * H, -1);
+    return steps;
+  };
   kind.recurrent_bounds = [](const Module& reference, const ModuleInput& input, const RecurrentBoundModel& model) {
     return static_lstm_bounds(dynamic_cast<const ReferenceStaticLSTM&>(reference), input, model);
   };
@@ -465,14 +508,16 @@ ModuleKind static_lstm_kind() {
              "hidden_size)";
     return std::nullopt;
   };
-  kind.reference_from_spec = [](const ModuleSpec& spec) -> std::unique_ptr<Module> {
-    const RnnOptions o = spec_options(spec);
-    return std::make_unique<ReferenceStaticLSTM>(o, spec_cells(spec, o));
-  };
-  kind.quantized_from_spec = [](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
-    const RnnOptions o = spec_options(spec);
-    return std::make_unique<QuantizedStaticLSTM>(o, spec_cells(spec, o), engine);
-  };
+  if (!cell) {  // scripted torch.ao.nn.quantized.LSTM archives (a lone quantizable cell is not one)
+    kind.reference_from_spec = [](const ModuleSpec& spec) -> std::unique_ptr<Module> {
+      const RnnOptions o = spec_options(spec);
+      return std::make_unique<ReferenceStaticLSTM>(o, spec_cells(spec, o));
+    };
+    kind.quantized_from_spec = [](const ModuleSpec& spec, const EngineProfile& engine) -> std::unique_ptr<Module> {
+      const RnnOptions o = spec_options(spec);
+      return std::make_unique<QuantizedStaticLSTM>(o, spec_cells(spec, o), engine);
+    };
+  }
   kind.weight_shape = [](const Module& reference) {
     return dynamic_cast<const ReferenceStaticLSTM&>(reference).cells().at(0).w_ih.sizes;
   };

@@ -16,8 +16,8 @@ class LibTorchStaticLSTM : public Module {
     set_cells(std::move(cells));
   }
 
-  std::string name() const override { return "QuantizedLSTM"; }
-  std::string kind_name() const override { return "LSTM"; }
+  std::string name() const override { return options_.cell ? "QuantizableLSTMCell" : "QuantizedLSTM"; }
+  std::string kind_name() const override { return options_.cell ? "LSTMCell" : "LSTM"; }
   std::string extra_repr() const override { return options_.extra_repr(); }
   Implementation implementation() const override { return Implementation::LibTorch; }
   std::optional<EngineProfile> engine() const override { return engine_; }
@@ -92,6 +92,12 @@ class LibTorchStaticLSTM : public Module {
     at::Tensor seq = libtorch::to_aten(x);
     if (options_.batch_first) seq = seq.transpose(0, 1);
     try {
+      if (options_.cell) {  // LSTMCell.forward(x, None): initialize_hidden(batch, is_quantized=True)
+        const at::Tensor zeros = ops.zeros(seq.size(0), options_.hidden_size);
+        auto [h, c] = cell(0, seq, zeros, zeros);
+        const QTensor hq = libtorch::from_aten_quantized(h.contiguous());
+        return {hq, std::nullopt, QuantizedHiddenState{hq, libtorch::from_aten_quantized(c.contiguous())}};
+      }
       StaticLstmRun<at::Tensor> run = run_static_lstm(options_, ops, seq, seq.size(0), seq.size(1));
       if (options_.batch_first) run.output = run.output.transpose(0, 1);
       return {libtorch::from_aten_quantized(run.output.contiguous()), std::nullopt,

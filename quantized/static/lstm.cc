@@ -26,7 +26,7 @@ StateDict static_lstm_state_dict(const RnnOptions& options, const std::vector<St
     for (int i = 0; i < kLstmPoints; ++i) {
       const auto point = static_cast<LstmPoint>(i);
       if (fixed_in_pytorch(point) && !(cell.qparams[point] == fixed_lstm_qparams(point)))
-        throw Error("QuantizedLSTM: " + prefix + "." + to_string(point) + " has qparams " +
+        throw Error("QuantizedLSTM: " + prefix + to_string(point) + " has qparams " +
                     cell.qparams[point].to_string() + ", but torch.ao.nn.quantized.LSTM's state_dict holds no " +
                     "sigmoid or tanh qparams (PyTorch 1.13 fixes them): such a module cannot be saved");
     }
@@ -37,21 +37,24 @@ StateDict static_lstm_state_dict(const RnnOptions& options, const std::vector<St
       PackedLinearParams params{*weight, saved_bias, QuantizedLinear::kVersion};
       params.scale = cell.qparams[point].scale();
       params.zero_point = cell.qparams[point].zero_point();
-      const StateDict part = prefixed_state_dict(packed_linear_state_dict(params), prefix + "." + to_string(point));
+      const StateDict part = prefixed_state_dict(packed_linear_state_dict(params), prefix + to_string(point));
       for (const auto& [key, value] : part.entries()) state.set(key, value);
       for (const auto& [key, version] : part.versions) state.versions[key] = version;
     }
     for (LstmPoint point : kFunctionalPoints) {
-      const std::string at = prefix + "." + to_string(point);
+      const std::string at = prefix + to_string(point);
       const StateDict part = prefixed_state_dict(functional_state_dict(cell.qparams[point]), at);
       for (const auto& [key, value] : part.entries()) state.set(key, value);
       state.versions[at] = 1;
       state.versions[at + ".activation_post_process"] = 1;  // the Identity convert leaves
     }
     // _metadata of the containers: "layers", "layers.{l}", "layers.{l}.layer_{fw,bw}", the cell.
-    const std::string layer = "layers." + std::to_string(set / options.directions());
-    for (const std::string& container : {std::string("layers"), layer, prefix.substr(0, prefix.size() - 5), prefix})
-      state.versions[container] = 1;
+    if (!options.cell) {
+      const std::string layer = "layers." + std::to_string(set / options.directions());
+      const std::string cell = prefix.substr(0, prefix.size() - 1);  // without the final "."
+      for (const std::string& container : {std::string("layers"), layer, cell.substr(0, cell.size() - 5), cell})
+        state.versions[container] = 1;
+    }
   }
   state.versions[""] = 1;
   return state;
@@ -64,9 +67,9 @@ std::vector<StaticLstmCell> parse_static_lstm_state_dict(const RnnOptions& optio
     const std::string prefix = static_lstm_cell_prefix(options, set);
     for (const char* linear : {"igates", "hgates"})
       for (const char* key : {"scale", "zero_point", "_packed_params.dtype", "_packed_params._packed_params"})
-        keys.push_back(prefix + "." + linear + "." + key);
+        keys.push_back(prefix + linear + "." + key);
     for (LstmPoint point : kFunctionalPoints)
-      for (const char* key : {"scale", "zero_point"}) keys.push_back(prefix + "." + to_string(point) + "." + key);
+      for (const char* key : {"scale", "zero_point"}) keys.push_back(prefix + to_string(point) + "." + key);
   }
   state.check_keys(keys, module_name);
   std::vector<StaticLstmCell> cells;
@@ -74,7 +77,7 @@ std::vector<StaticLstmCell> parse_static_lstm_state_dict(const RnnOptions& optio
     const std::string prefix = static_lstm_cell_prefix(options, set);
     StaticLstmCell cell;
     for (LstmPoint point : {LstmPoint::IGates, LstmPoint::HGates}) {
-      const std::string at = prefix + "." + to_string(point);
+      const std::string at = prefix + to_string(point);
       PackedLinearParams params = parse_packed_linear_state_dict(state_dict_under(state, at), module_name + "." + at);
       (point == LstmPoint::IGates ? cell.w_ih : cell.w_hh) = params.weight;
       const bool all_zero = params.bias && std::all_of(params.bias->data.begin(), params.bias->data.end(),
@@ -84,7 +87,7 @@ std::vector<StaticLstmCell> parse_static_lstm_state_dict(const RnnOptions& optio
       cell.qparams[point] = QuantParams::per_tensor(DType::QUInt8, params.scale, params.zero_point);
     }
     for (LstmPoint point : kFunctionalPoints)
-      cell.qparams[point] = parse_functional_state_dict(state_dict_under(state, prefix + "." + to_string(point)));
+      cell.qparams[point] = parse_functional_state_dict(state_dict_under(state, prefix + to_string(point)));
     cells.push_back(std::move(cell));
   }
   check_static_lstm_cells(options, cells, module_name);
@@ -209,9 +212,11 @@ struct IntegerOps : QuantizedSequenceOps {
 }  // namespace
 
 ModuleOutput QuantizedStaticLSTM::forward(const ModuleInput& input) {
-  const QTensor x = to_time_major(expect_static_lstm_input(input, options_, name()), options_.batch_first);
+  const QTensor& given = expect_static_lstm_input(input, options_, name());
   IntegerOps ops;
   ops.module = this;
+  if (options_.cell) return run_static_lstm_cell(ops, given, options_.hidden_size);
+  const QTensor x = to_time_major(given, options_.batch_first);
   const StaticLstmRun<QTensor> run = run_static_lstm(options_, ops, x, x.sizes[0], x.sizes[1]);
   return {from_time_major(run.output, options_.batch_first), std::nullopt, QuantizedHiddenState{run.h_n, run.c_n}};
 }

@@ -51,8 +51,9 @@ class QuantizedStaticLSTM : public Module {
   static std::unique_ptr<QuantizedStaticLSTM> from_reference(const ReferenceStaticLSTM& reference,
                                                              EngineProfile engine);
 
-  std::string name() const override { return "QuantizedLSTM"; }
-  std::string kind_name() const override { return "LSTM"; }
+  // A lone cell keeps its quantizable class's name after convert, as PyTorch's does.
+  std::string name() const override { return options_.cell ? "QuantizableLSTMCell" : "QuantizedLSTM"; }
+  std::string kind_name() const override { return options_.cell ? "LSTMCell" : "LSTM"; }
   std::string extra_repr() const override { return options_.extra_repr(); }
   Implementation implementation() const override { return Implementation::Quantized; }
   std::optional<EngineProfile> engine() const override { return engine_; }

@@ -316,6 +316,8 @@ int run_case(const Options& options) {
             << "  row " << r.tolerance_row << ": " << r.exact << "/" << r.total
             << " exact, max |diff| " << r.max_abs_error << ", worst " << r.max_bound_fraction
             << " of bound\n";
+  if (r.first_differing_step >= 0)
+    std::cout << "  the outputs first differ at time step " << r.first_differing_step << "\n";
   if (r.libtorch_unstable)
     std::cout << "  LibTorch gave different bits on a freshly built module; judged on that rerun\n";
   if (r.libtorch_history_dependent)
