@@ -201,4 +201,14 @@ ModuleOutput run_static_lstm_cell(Ops& ops, const QTensor& x, int64_t hidden_siz
 QTensor to_time_major(const QTensor& x, bool batch_first);
 QTensor from_time_major(const QTensor& x, bool batch_first);
 
+// A whole call of a quantized implementation (`ops` as run_static_lstm's, on QTensors): a lone
+// cell's one step, or the sequence in the caller's layout, with (h_n, c_n).
+template <typename Ops>
+ModuleOutput run_static_lstm_call(const RnnOptions& o, Ops& ops, const QTensor& given) {
+  if (o.cell) return run_static_lstm_cell(ops, given, o.hidden_size);
+  const QTensor x = to_time_major(given, o.batch_first);
+  const StaticLstmRun<QTensor> run = run_static_lstm(o, ops, x, x.sizes[0], x.sizes[1]);
+  return {from_time_major(run.output, o.batch_first), std::nullopt, QuantizedHiddenState{run.h_n, run.c_n}};
+}
+
 }  // namespace qconform

@@ -99,6 +99,31 @@ std::unique_ptr<FloatLinear> random_float_linear(const CaseConfig& config, bool 
 
 bool has_parameter(const CaseConfig& config, const std::string& name) { return config.values.count(name) > 0; }
 
+std::vector<RnnParameters> random_rnn_parameters(const RnnOptions& o, bool vary_rows, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f), exponent(-1.0f, 0.5f);
+  const float k = 1.0f / std::sqrt(static_cast<float>(o.hidden_size)) * std::pow(10.0f, exponent(rng));
+  const auto init = [&](int64_t rows, int64_t cols) {
+    Tensor w(Shape{rows, cols});
+    for (int64_t r = 0; r < rows; ++r) {
+      const float row_gain = vary_rows ? std::pow(10.0f, exponent(rng) / 2) : 1.0f;
+      for (int64_t c = 0; c < cols; ++c) w.data[r * cols + c] = unit(rng) * k * row_gain;
+    }
+    return w;
+  };
+  std::vector<RnnParameters> parameters;
+  for (int64_t set = 0; set < o.parameter_sets(); ++set) {
+    RnnParameters p{init(o.gate_size(), o.layer_input_size(set / o.directions())), init(o.gate_size(), o.hidden_size),
+                    std::nullopt, std::nullopt};
+    if (o.bias) {
+      p.b_ih = init(1, o.gate_size());
+      p.b_hh = init(1, o.gate_size());
+      p.b_ih->sizes = p.b_hh->sizes = {o.gate_size()};
+    }
+    parameters.push_back(std::move(p));
+  }
+  return parameters;
+}
+
 // The qconfig of a static case: 7-bit activations (default_qconfig's observer) or all 8 bits
 // (qnnpack's and onednn's default qconfigs, here with MinMax rather than Histogram
 // observers), per-tensor or per-channel weights.

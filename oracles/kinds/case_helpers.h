@@ -12,6 +12,7 @@
 
 #include "core/fixture.h"
 #include "core/float/linear.h"
+#include "core/float/rnn.h"
 #include "core/module_kind.h"
 
 namespace qconform {
@@ -34,6 +35,11 @@ std::optional<Tensor> random_bias(const CaseConfig& config, int64_t size, std::m
 // The float Linear (or LinearReLU) of a case: in_features, out_features, bias, per_channel.
 std::unique_ptr<FloatLinear> random_float_linear(const CaseConfig& config, bool relu, std::mt19937_64& rng);
 bool has_parameter(const CaseConfig& config, const std::string& name);
+// A recurrent module's parameters as PyTorch initialises them, U(-k, k) with k = 1/sqrt(hidden),
+// times a gain from 1/10 to 3 (per row too when `vary_rows`, for per-channel cases): trained
+// recurrent weights stay near this scale, which keeps the recurrence from amplifying every
+// difference step after step. Per set w_ih, w_hh, then b_ih, b_hh when options.bias.
+std::vector<RnnParameters> random_rnn_parameters(const RnnOptions& options, bool vary_rows, std::mt19937_64& rng);
 // The qconfig of a static case: MinMax activations on 8 bits (full_range) or 7
 // (default_qconfig), per-tensor or (per_channel) per-channel symmetric qint8 weights.
 QConfig static_case_qconfig(const CaseConfig& config);

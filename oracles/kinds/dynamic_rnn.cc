@@ -69,28 +69,7 @@ Case make_dynamic_rnn_case(const CaseConfig& config, RnnMode mode, bool cell) {
   }
   if (mode == RnnMode::RNN) o.nonlinearity = config.get("relu") ? "relu" : "tanh";
   const bool per_channel = config.get("weight") == 1;
-  // PyTorch's initialisation, U(-k, k) with k = 1/sqrt(hidden_size), times a gain from
-  // 1/10 to 3 (per row, too, for per-channel cases): trained recurrent weights stay near
-  // this scale, which keeps the recurrence from amplifying every difference step after step.
-  std::uniform_real_distribution<float> unit(-1.0f, 1.0f), exponent(-1.0f, 0.5f);
-  const float k = 1.0f / std::sqrt(static_cast<float>(o.hidden_size)) * std::pow(10.0f, exponent(rng));
-  const auto init = [&](int64_t rows, int64_t cols) {
-    Tensor w(Shape{rows, cols});
-    for (int64_t r = 0; r < rows; ++r) {
-      const float row_gain = per_channel ? std::pow(10.0f, exponent(rng) / 2) : 1.0f;
-      for (int64_t c = 0; c < cols; ++c) w.data[r * cols + c] = unit(rng) * k * row_gain;
-    }
-    return w;
-  };
-  std::vector<RnnParameters> parameters;
-  for (int64_t i = 0; i < o.parameter_sets(); ++i) {
-    RnnParameters p{init(o.gate_size(), o.layer_input_size(i / o.directions())), init(o.gate_size(), o.hidden_size),
-                    std::nullopt, std::nullopt};
-    p.b_ih = init(1, o.gate_size());
-    p.b_hh = init(1, o.gate_size());
-    p.b_ih->sizes = p.b_hh->sizes = {o.gate_size()};
-    parameters.push_back(std::move(p));
-  }
+  std::vector<RnnParameters> parameters = random_rnn_parameters(o, per_channel, rng);
   auto module = std::make_unique<FloatRNN>(o, std::move(parameters));
   module->qconfig = rnn_qconfig(config.get("weight"));
 

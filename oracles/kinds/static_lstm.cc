@@ -63,30 +63,7 @@ Case make_static_lstm_case(const CaseConfig& config, bool cell) {
   }
   o.bias = config.get("bias") != 0;
   const bool per_channel = config.get("per_channel") != 0;
-  // PyTorch's initialisation U(-k, k), k = 1/sqrt(hidden_size), times a gain from 1/10 to 3
-  // (per row too for per-channel cases), as the dynamic recurrent cases.
-  std::uniform_real_distribution<float> unit(-1.0f, 1.0f), exponent(-1.0f, 0.5f);
-  const float k = 1.0f / std::sqrt(static_cast<float>(o.hidden_size)) * std::pow(10.0f, exponent(rng));
-  const auto init = [&](int64_t rows, int64_t cols) {
-    Tensor w(Shape{rows, cols});
-    for (int64_t r = 0; r < rows; ++r) {
-      const float row_gain = per_channel ? std::pow(10.0f, exponent(rng) / 2) : 1.0f;
-      for (int64_t c = 0; c < cols; ++c) w.data[r * cols + c] = unit(rng) * k * row_gain;
-    }
-    return w;
-  };
-  std::vector<RnnParameters> parameters;
-  for (int64_t set = 0; set < o.parameter_sets(); ++set) {
-    RnnParameters p{init(o.gate_size(), o.layer_input_size(set / o.directions())), init(o.gate_size(), o.hidden_size),
-                    std::nullopt, std::nullopt};
-    if (o.bias) {
-      p.b_ih = init(1, o.gate_size());
-      p.b_ih->sizes = {o.gate_size()};
-      p.b_hh = init(1, o.gate_size());
-      p.b_hh->sizes = {o.gate_size()};
-    }
-    parameters.push_back(std::move(p));
-  }
+  std::vector<RnnParameters> parameters = random_rnn_parameters(o, per_channel, rng);
   const int64_t T = cell ? 1 : config.get("seq_len"), B = config.get("batch");
   const Tensor x = random_input(cell ? Shape{B, o.input_size}
                                      : o.batch_first ? Shape{B, T, o.input_size} : Shape{T, B, o.input_size},

@@ -215,10 +215,7 @@ ModuleOutput QuantizedStaticLSTM::forward(const ModuleInput& input) {
   const QTensor& given = expect_static_lstm_input(input, options_, name());
   IntegerOps ops;
   ops.module = this;
-  if (options_.cell) return run_static_lstm_cell(ops, given, options_.hidden_size);
-  const QTensor x = to_time_major(given, options_.batch_first);
-  const StaticLstmRun<QTensor> run = run_static_lstm(options_, ops, x, x.sizes[0], x.sizes[1]);
-  return {from_time_major(run.output, options_.batch_first), std::nullopt, QuantizedHiddenState{run.h_n, run.c_n}};
+  return run_static_lstm_call(options_, ops, given);
 }
 
 StateDict QuantizedStaticLSTM::state_dict() const {
