@@ -93,10 +93,14 @@ void add_observers(Module& module, const std::set<std::string>& non_leaf_module_
   std::shared_ptr<Observer> observer = module.qconfig->activation();
   module.activation_post_process = observer;
   if (!output_observed(module)) return;
+  // _observer_forward_hook returns activation_post_process(output): an observer gives the
+  // output back, a fake quantize (QAT) gives it fake-quantized.
   const HookHandle handle = module.register_forward_hook(
       [observer](Module& m, const ModuleInput&, const ModuleOutput& output) -> std::optional<ModuleOutput> {
         const auto* y = std::get_if<Tensor>(&output.output);
         if (!y) throw Error(m.name() + ": its observer expects a float output");
+        if (auto* fake_quantize = dynamic_cast<FakeQuantize*>(observer.get()))
+          return ModuleOutput{fake_quantize->forward(*y), output.hidden};
         observer->observe(*y);
         return std::nullopt;
       },
@@ -287,6 +291,31 @@ void prepare(Module& root, const std::set<std::string>& observer_non_leaf_module
   check(root);
   swap_custom_modules(root);
   add_observers(root, observer_non_leaf_module_list);
+}
+
+void prepare_qat(Module& root) {
+  if (!root.training) throw Error("prepare_qat only works on models in training mode");
+  // get_default_qat_module_mappings()'s keys (PyTorch 1.13), by class name.
+  static const std::set<std::string> qat_mapped{"Linear",    "LinearReLU",   "LinearBn1d",   "Conv2d",
+                                                "Conv3d",    "ConvReLU2d",   "ConvReLU3d",   "ConvBn1d",
+                                                "ConvBn2d",  "ConvBn3d",     "ConvBnReLU1d", "ConvBnReLU2d",
+                                                "ConvBnReLU3d"};
+  // Checked on the qconfigs propagation will give, before anything changes.
+  std::function<void(const Module&, const std::string&, bool)> refuse = [&](const Module& m, const std::string& path,
+                                                                           bool parent_has_qconfig) {
+    const bool has_qconfig = !m.qconfig_explicitly_none && (m.qconfig.has_value() || parent_has_qconfig);
+    if (const auto* container = dynamic_cast<const Sequential*>(&m)) {
+      for (const auto& [child_name, child] : container->children())
+        refuse(*child, path.empty() ? child_name : path + "." + child_name, has_qconfig);
+      return;
+    }
+    if (has_qconfig && qat_mapped.count(m.name()))
+      throw Error("prepare_qat: " + path + " (" + m.name() + ") would become torch.ao.nn.qat." + m.name() +
+                  ", a module that fake-quantizes its weight in training, which the harness does not implement; "
+                  "give it qconfig None, or quantize it after training with prepare");
+  };
+  refuse(root, "", false);
+  prepare(root);
 }
 
 void convert(Sequential& root, const ConversionTarget& target) {

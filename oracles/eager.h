@@ -84,6 +84,17 @@ void propagate_qconfig(Module& root);
 // (prepare's observer_non_leaf_module_list).
 void prepare(Module& root, const std::set<std::string>& observer_non_leaf_module_list = {});
 
+// prepare_qat(model, inplace=True): PyTorch 1.13's quantization-aware preparation. The model
+// must be in training mode (PyTorch asserts it: "prepare_qat only works on models in training
+// mode"); qconfigs are propagated, the QAT module swaps of get_default_qat_module_mappings()
+// made, then prepare runs: with a QAT qconfig its activation_post_process are fake quantizes,
+// whose observer hook returns the output fake-quantized (FloatFunctional's ops, QuantStub and
+// the activations then see fake-quantized values in calibration, as in PyTorch). The harness
+// has no QAT modules (torch.ao.nn.qat.Linear, Conv2d/3d, their ReLU and BatchNorm fusions): a
+// tree holding a module that would be swapped for one is refused before anything changes,
+// naming it. In place.
+void prepare_qat(Module& root);
+
 // convert(model, is_reference=target.implementation == Reference): every observed child
 // (recursively) is swapped: QuantStub -> Quantize with its observer's qparams, DeQuantStub
 // -> DeQuantize, a float module -> the registry's static kind converted to `target` (for

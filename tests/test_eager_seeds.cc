@@ -16,10 +16,13 @@
 // with each engine's default qconfig. PyTorch's quantize(model, ...) copies the model first;
 // the harness's trees are not copyable, so its in-place form runs (oracles/eager.h).
 // checkScriptable has no counterpart (TorchScript is LibTorch's business). test_functional_
-// module's QAT branch needs prepare_qat.
+// module runs both its branches (PTQ and QAT through prepare_qat) on a fixed input against
+// PyTorch's own run of them (fixtures/core/functional_module.json).
 #define BOOST_TEST_MODULE test_eager_seeds
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/float/activation.h"
@@ -278,6 +281,64 @@ BOOST_AUTO_TEST_CASE(test_activations) {
 
 // ModelWithFunctionals with get_default_qconfig('qnnpack'): prepare observes every
 // FloatFunctional, convert swaps each for QFunctional, no qconfig remains.
+// Both branches of the seed (train_mode False and True) on the input PyTorch ran them on
+// (scripts/gen_functional_module_fixture.py): the observers prepare or prepare_qat attach, the
+// QFunctional qparams convert takes from them, and the converted model's integers, all
+// PyTorch's. The QAT branch's fake quantizes change what each op sees in calibration.
+BOOST_AUTO_TEST_CASE(test_functional_module_both_branches_as_pytorch) {
+  std::ifstream in(std::string(QCONFORM_SOURCE_DIR) + "/fixtures/core/functional_module.json");
+  BOOST_REQUIRE(in);
+  const nlohmann::json fixture = nlohmann::json::parse(in);
+  Tensor x({10, 1});
+  for (int64_t i = 0; i < 10; ++i) x.data[i] = static_cast<float>((37 * i) % 100) / 100.0f;
+  const QTensor xq = quantize(x, QuantParams::per_tensor(DType::QUInt8, 0.01, 30));
+  const auto hex = [](const nlohmann::json& v) { return std::strtod(v.get<std::string>().c_str(), nullptr); };
+  for (const bool train_mode : {false, true}) {
+    BOOST_TEST_CONTEXT((train_mode ? "QAT" : "PTQ")) {
+      const nlohmann::json& expected = fixture["branches"][train_mode ? "qat" : "ptq"];
+      for (Implementation implementation : {Implementation::Quantized, Implementation::LibTorch}) {
+        ModelWithFunctionals model;
+        if (train_mode) {
+          model.training = true;  // a new torch.nn.Module is in training mode
+          model.qconfig = get_default_qat_qconfig(Engine::FBGEMM);
+          prepare_qat(model);
+        } else {
+          model.qconfig = get_default_qconfig(Engine::QNNPACK);
+          prepare(model);
+        }
+        for (const char* name : {"mycat", "myadd", "myadd_relu"})  // checkObservers
+          BOOST_TEST(model.child(name).activation_post_process->name() == expected["observers"][name].get<std::string>());
+        run(model, dequantize(xq));  // calibration
+        convert(model, {implementation, Engine::QNNPACK});
+        for (const char* name : {"mycat", "myadd", "myadd_relu"}) {
+          BOOST_TEST(model.child(name).name() == "QFunctional");
+          const StateDict state = model.child(name).state_dict();
+          BOOST_TEST(state.at("scale").as<Tensor>("scale").data[0] == static_cast<float>(hex(expected["qparams"][name][0])),
+                     name);
+          BOOST_TEST(state.at("zero_point").as<IntTensor>("zero_point").values[0] ==
+                         expected["qparams"][name][1].get<int64_t>(),
+                     name);
+        }
+        check_no_qconfig(model);
+        const QTensor y = std::get<QTensor>(model(ModuleInput{xq, std::nullopt}).output);
+        BOOST_TEST((y.values == expected["output"]["values"].get<std::vector<int32_t>>()));
+        BOOST_TEST(y.qparams.scale() == hex(expected["output"]["scale"]));
+      }
+    }
+  }
+  // prepare_qat asserts training mode, and refuses a module it would swap for a QAT module.
+  ModelWithFunctionals eval_model;
+  eval_model.qconfig = get_default_qat_qconfig(Engine::FBGEMM);
+  testing::expect_error([&] { prepare_qat(eval_model); }, "prepare_qat only works on models in training mode");
+  std::vector<std::pair<std::string, std::unique_ptr<Module>>> middle;
+  middle.emplace_back("fc", std::make_unique<FloatLinear>(uniform({2, 3}, 1), std::nullopt));
+  auto with_linear = stubbed(std::move(middle), "Model");
+  with_linear->training = true;
+  with_linear->qconfig = get_default_qat_qconfig(Engine::QNNPACK);
+  testing::expect_error([&] { prepare_qat(*with_linear); }, "prepare_qat: fc (Linear) would become torch.ao.nn.qat.Linear");
+  BOOST_TEST(!with_linear->child("quant").activation_post_process);  // nothing half-done
+}
+
 BOOST_AUTO_TEST_CASE(test_functional_module) {
   const Tensor x = uniform({10, 1}, 3);
   const QTensor xq = quantize(x, QuantParams::per_tensor(DType::QUInt8, 0.01, 30));
