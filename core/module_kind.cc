@@ -26,6 +26,7 @@ std::string to_string(Structure structure) {
     case Structure::ElementwiseFloat: return "elementwise-float";
     case Structure::Normalization: return "normalization";
     case Structure::Softmax: return "softmax";
+    case Structure::FloatReduction: return "float-reduction";
   }
   return "?";
 }

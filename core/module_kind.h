@@ -97,8 +97,10 @@ struct OutputSensitivity {
 // Softmax: every output element depends on its whole row along one dimension.
 // Normalization: each element normalized by its group's statistics (BatchNorm: the channel's
 // running statistics, an affine map per channel).
-enum class Structure { Reduction, Recurrent, Elementwise, Pooling, ElementwiseFloat, Softmax, Normalization };
-// "reduction", "recurrent", "elementwise", "pooling", "elementwise-float", "softmax",
+// FloatReduction: a reduction computed in float between dequantize and quantize (quantized::matmul:
+// LibTorch's BLAS sums in an order of its own).
+enum class Structure { Reduction, Recurrent, Elementwise, Pooling, ElementwiseFloat, Softmax, Normalization, FloatReduction };
+// "reduction", "recurrent", "elementwise", "pooling", "elementwise-float", "softmax", "float-reduction",
 // "normalization"
 std::string to_string(Structure structure);
 

@@ -737,7 +737,7 @@ std::optional<FunctionalCall> functional_call(const Archive& a, const torch::jit
       operands.push_back(n->input(1));
       const c10::IValue s = constant(n->input(2), "scalar");
       call.scalar = s.isDouble() ? s.toDouble() : static_cast<double>(s.toInt());
-    } else if (call.method == "add" || call.method == "add_relu" || call.method == "mul") {
+    } else if (call.method == "add" || call.method == "add_relu" || call.method == "mul" || call.method == "matmul") {
       operands = {n->input(1), n->input(2)};
     } else {
       a.fail("calls QFunctional." + call.method + ", which no kind covers");

@@ -108,6 +108,19 @@ std::vector<ToleranceRow> make_table() {
        "case; rounding to the grid (QNNPACK rounds halves up) adds one quantum."},
       {"static.softmax.reference-vs-libtorch", Family::Static, Structure::Softmax, reference, libtorch_any, false,
        BoundKind::OutputQuanta, 0, "As static softmax reference-vs-integer."},
+      {"static.float-reduction.integer-vs-libtorch", Family::Static, Structure::FloatReduction, quantized_any,
+       libtorch_any, true, BoundKind::OutputQuanta, 0,
+       "quantized::matmul dequantizes both operands, multiplies in float and quantizes (its fallback; Debian's "
+       "LibTorch has no ruy): the same integers as the harness's but for the float sums, which LibTorch's BLAS "
+       "orders its own way. Both sums lie within (K + 4) eps M of the exact one, M = sum |a b|; rounding them "
+       "to the grid can then part by one quantum where a level lies between them (measured: 300 random "
+       "cases bit-exact, docs/numerics.md, QFunctional ops)."},
+      {"static.float-reduction.reference-vs-integer", Family::Static, Structure::FloatReduction, reference,
+       quantized_any, false, BoundKind::OutputQuanta, 0,
+       "The reference multiplies the same dequantized values in float: as integer-vs-libtorch, one quantum "
+       "and (K + 4) eps M."},
+      {"static.float-reduction.reference-vs-libtorch", Family::Static, Structure::FloatReduction, reference,
+       libtorch_any, false, BoundKind::OutputQuanta, 0, "As static float-reduction reference-vs-integer."},
       {"static.normalization.integer-vs-libtorch", Family::Static, Structure::Normalization, quantized_any,
        libtorch_any, true, BoundKind::Exact, 0,
        "Both sides run ATen's kernels step for step: BatchNorm's per-channel alpha and beta in its float/double mix; "

@@ -94,7 +94,7 @@ def family(kind):
         return "pooling"
     if name in ("Quantize", "DeQuantize"):
         return "stub"
-    if name in ("add", "add_relu", "mul", "add_scalar", "mul_scalar", "cat"):
+    if name in ("add", "add_relu", "mul", "add_scalar", "mul_scalar", "cat", "matmul"):
         return "functional"
     if name.startswith("BatchNorm") or name.startswith("BNReLU"):
         return "batchnorm"
@@ -188,6 +188,27 @@ def float_input(kind, c):
     return torch.randn(c["batch"], c["in_channels"], *([c["size"]] * dims))
 
 
+def _float_functional_matmul(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r = torch.matmul(x, y)
+    r = self.activation_post_process(r)
+    return r
+
+
+def _qfunctional_matmul(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r = torch.ops.quantized.matmul(x, y, scale=self.scale, zero_point=self.zero_point)
+    r = self.activation_post_process(r)
+    return r
+
+
+# PyTorch 2's FloatFunctional.matmul and QFunctional.matmul, given to 1.13's classes: 1.13 has the
+# quantized op (quantized::matmul) but not yet the methods. The eager flow and TorchScript then
+# treat them as any other QFunctional method.
+for _method in (_float_functional_matmul, _qfunctional_matmul):
+    _method.__name__ = _method.__qualname__ = "matmul"  # TorchScript compiles a method by its name
+nnq.FloatFunctional.matmul = _float_functional_matmul
+nnq.QFunctional.matmul = _qfunctional_matmul
+
+
 class Calls(nn.Module):
     """Stubs, one FloatFunctional, and the call's constant arguments as attributes."""
     def __init__(self, scalar, dim):
@@ -225,7 +246,12 @@ def functional_model(method, c):
         def forward(self, x, y, z):
             return self.dequant(self.f.cat([self.quant_x(x), self.quant_y(y), self.quant_z(z)], self.dim))
 
-    classes = dict(add=Add, add_relu=AddRelu, mul=Mul, add_scalar=AddScalar, mul_scalar=MulScalar, cat=Cat)
+    class Matmul(Calls):
+        def forward(self, x, y):
+            return self.dequant(self.f.matmul(self.quant_x(x), self.quant_y(y)))
+
+    classes = dict(add=Add, add_relu=AddRelu, mul=Mul, add_scalar=AddScalar, mul_scalar=MulScalar, cat=Cat,
+                   matmul=Matmul)
     return classes[method](c["scalar_x100"] / 100.0, c["dim"])
 
 
@@ -235,6 +261,8 @@ def functional_inputs(method, c):
         shape[2] = shape[3] = 1
     if method in ("add_scalar", "mul_scalar"):
         return (torch.randn(*shape) * 3,)
+    if method == "matmul":  # (batch, channels, size) x (batch, size, size + 1)
+        return (torch.randn(c["batch"], c["channels"], c["size"]), torch.randn(c["batch"], c["size"], c["size"] + 1))
     if method == "cat":
         parts = []
         for extent in (2, 3, 4):

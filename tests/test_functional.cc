@@ -223,6 +223,16 @@ BOOST_AUTO_TEST_CASE(refusals_match_libtorchs) {
       {op(FunctionalOp::Cat, 0.0, 1), a, {per_channel}, "Quantization schemes must be the same."},
       {op(FunctionalOp::Cat, 0.0, 1), a, {signed_a}, "All dtypes must be the same."},
       {op(FunctionalOp::Cat, 0.0, 4), a, {b}, "Dimension out of range (expected to be in range of [-4, 3], but got 4)"},
+      // quantized::matmul's check_inputs, in its order (and its spelling), then at::matmul's sizes.
+      {op(FunctionalOp::Matmul), a, {signed_a}, "MatMul operands should have same data type."},
+      {op(FunctionalOp::Matmul), per_channel, {per_channel}, "Only per-tensor quantization is suported in Matmul."},
+      {op(FunctionalOp::Matmul), a, {per_channel}, "Both inputs to Matmul must have the same quantization scheme."},
+      {op(FunctionalOp::Matmul), QTensor{Shape{2, 3, 4}, std::vector<int32_t>(24, 9), qp(0.1, 1)},
+       {QTensor{Shape{2, 5, 3}, std::vector<int32_t>(30, 9), qp(0.1, 1)}},
+       "Expected size for first two dimensions of batch2 tensor to be: [2, 4] but got: [2, 5]."},
+      {op(FunctionalOp::Matmul), QTensor{Shape{3, 4}, std::vector<int32_t>(12, 9), qp(0.1, 1)},
+       {QTensor{Shape{5, 3}, std::vector<int32_t>(15, 9), qp(0.1, 1)}},
+       "mat1 and mat2 shapes cannot be multiplied (3x4 and 5x3)"},
   };
   for (const Refusal& r : refusals)
     for (Engine engine : {Engine::QNNPACK, Engine::ONEDNN}) {

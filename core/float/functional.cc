@@ -15,6 +15,7 @@ std::string FunctionalOptions::method() const {
     case FunctionalOp::AddScalar: return "add_scalar";
     case FunctionalOp::MulScalar: return "mul_scalar";
     case FunctionalOp::Cat: return "cat";
+    case FunctionalOp::Matmul: return "matmul";
   }
   return "?";
 }
@@ -140,6 +141,19 @@ Tensor float_functional(const FunctionalOptions& o, const Tensor& x, const std::
     return y;
   }
   const Tensor& other = *others[0];
+  if (o.op == FunctionalOp::Matmul) {  // per batch, (n, k) x (k, m), sums in k's order
+    Tensor y(matmul_shape(x.sizes, other.sizes, "FloatFunctional"));
+    const int64_t n = x.sizes[x.dim() - 2], k = x.sizes.back(), m = other.sizes.back();
+    const int64_t batches = n * m ? y.numel() / (n * m) : 0;
+    for (int64_t b = 0; b < batches; ++b)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < m; ++j) {
+          float sum = 0.0f;
+          for (int64_t t = 0; t < k; ++t) sum += x.data[(b * n + i) * k + t] * other.data[(b * k + t) * m + j];
+          y.data[(b * n + i) * m + j] = sum;
+        }
+    return y;
+  }
   Tensor y(broadcast_shape(x.sizes, other.sizes));
   for (int64_t i = 0; i < y.numel(); ++i) {
     const float a = x.data[broadcast_index(y.sizes, x.sizes, i)];
@@ -149,6 +163,30 @@ Tensor float_functional(const FunctionalOptions& o, const Tensor& x, const std::
     y.data[i] = v;
   }
   return y;
+}
+
+Shape matmul_shape(const Shape& a, const Shape& b, const std::string& module_name) {
+  const auto dims = [](const Shape& s) {
+    std::string text;
+    for (size_t i = 0; i < s.size(); ++i) text += (i ? ", " : "") + std::to_string(s[i]);
+    return text;
+  };
+  if (a.size() < 2 || a.size() != b.size() || !std::equal(a.begin(), a.end() - 2, b.begin()))
+    throw Error(module_name + ".matmul: operands " + shape_to_string(a) + " and " + shape_to_string(b) +
+                ": the model covers operands of one rank >= 2 with equal batch dimensions (no broadcasting)");
+  const int64_t k = a.back(), k2 = b[b.size() - 2];
+  if (k != k2) {
+    if (a.size() == 2)
+      throw Error("mat1 and mat2 shapes cannot be multiplied (" + std::to_string(a[0]) + "x" + std::to_string(k) +
+                  " and " + std::to_string(k2) + "x" + std::to_string(b[1]) + ")");
+    int64_t batch = 1;
+    for (size_t i = 0; i + 2 < a.size(); ++i) batch *= a[i];
+    throw Error("Expected size for first two dimensions of batch2 tensor to be: [" + dims({batch, k}) + "] but got: [" +
+                dims({batch, k2}) + "].");
+  }
+  Shape out = a;
+  out.back() = b.back();
+  return out;
 }
 
 ModuleOutput FloatFunctionalOp::forward(const ModuleInput& input) {

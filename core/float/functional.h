@@ -11,7 +11,10 @@
 
 namespace qconform {
 
-enum class FunctionalOp { Add, AddRelu, Mul, AddScalar, MulScalar, Cat };
+// Matmul: PyTorch 2's FloatFunctional.matmul (torch.matmul, observed) and QFunctional.matmul,
+// which calls quantized::matmul, an op PyTorch 1.13 already has (its FloatFunctional has no
+// matmul method yet). Operands of one rank >= 2 with equal leading (batch) dimensions.
+enum class FunctionalOp { Add, AddRelu, Mul, AddScalar, MulScalar, Cat, Matmul };
 
 struct FunctionalOptions {
   FunctionalOp op = FunctionalOp::Add;
@@ -19,7 +22,9 @@ struct FunctionalOptions {
   int64_t dim = 0;      // cat (negative counts from the end, as torch.cat)
 
   std::string method() const;  // FloatFunctional's method: "add", "add_relu", "cat", ...
-  bool binary() const { return op == FunctionalOp::Add || op == FunctionalOp::AddRelu || op == FunctionalOp::Mul; }
+  bool binary() const {
+    return op == FunctionalOp::Add || op == FunctionalOp::AddRelu || op == FunctionalOp::Mul || op == FunctionalOp::Matmul;
+  }
   bool with_scalar() const { return op == FunctionalOp::AddScalar || op == FunctionalOp::MulScalar; }
 };
 
@@ -46,6 +51,12 @@ Shape cat_shape(const std::vector<Shape>& shapes, int64_t dim);
 // Broadcast shape of two operands, or PyTorch's "The size of tensor a (5) must match the
 // size of tensor b (6) at non-singleton dimension 3".
 Shape broadcast_shape(const Shape& a, const Shape& b);
+
+// torch.matmul's result shape for operands of one rank >= 2 and equal batch dimensions, with
+// PyTorch's messages where the inner sizes differ (2-d: "mat1 and mat2 shapes cannot be
+// multiplied (3x4 and 5x3)", 3-d: bmm's "Expected size for first two dimensions of batch2 tensor
+// to be: [2, 4] but got: [2, 5]."); other shapes (broadcasting, 1-d) are refused by name.
+Shape matmul_shape(const Shape& a, const Shape& b, const std::string& module_name);
 
 class FloatFunctionalOp : public Module {
  public:

@@ -36,7 +36,7 @@ std::vector<ModuleKind> make_registry() {
   for (PoolingOp op : {PoolingOp::MaxPool2d, PoolingOp::AvgPool2d, PoolingOp::AdaptiveAvgPool2d})
     table.push_back(static_pooling_kind(op));
   for (FunctionalOp op : {FunctionalOp::Add, FunctionalOp::AddRelu, FunctionalOp::Mul, FunctionalOp::AddScalar,
-                          FunctionalOp::MulScalar, FunctionalOp::Cat})
+                          FunctionalOp::MulScalar, FunctionalOp::Cat, FunctionalOp::Matmul})
     table.push_back(static_functional_kind(op));
   for (int64_t dims : {2, 3})
     for (bool relu : {false, true}) table.push_back(static_batch_norm_kind(dims, relu));

@@ -33,6 +33,11 @@ Case make_functional_case(const CaseConfig& config, FunctionalOp op) {
   o.op = op;
   Shape shape{config.get("batch"), config.get("channels"), config.get("height"), config.get("width")};
   if (has_parameter(config, "spatial_ones") && config.get("spatial_ones")) shape[2] = shape[3] = 1;
+  if (op == FunctionalOp::Matmul) {  // (batch, n, k) x (batch, k, m): n channels, k width, m height
+    const Shape a{shape[0], shape[1], shape[3]}, b{shape[0], shape[3], shape[2]};
+    std::vector<Tensor> operands{random_input(a, config.style, rng), random_input(b, config.style, rng)};
+    return calibrated_operands_case(std::make_unique<FloatFunctionalOp>(o), config, operands, true);
+  }
   std::vector<Tensor> operands{random_input(shape, config.style, rng)};
   if (o.binary()) operands.push_back(random_input(shape, config.style, rng));
   if (o.with_scalar()) o.scalar = case_scalar(config);
@@ -79,6 +84,26 @@ std::vector<OutputSensitivity> functional_sensitivity(const Module& reference, c
   const QuantParams out = wrapper.output_qparams_for(q[0]->qparams);
   std::vector<Tensor> x;
   for (const QTensor* t : q) x.push_back(dequantize(*t));
+  if (o.op == FunctionalOp::Matmul) {  // per output: K products, M = sum |a b| + |y|
+    const Shape y = matmul_shape(x[0].sizes, x[1].sizes, "QFunctional");
+    const int64_t n = x[0].sizes[1], k = x[0].sizes[2], m = x[1].sizes[2];
+    std::vector<OutputSensitivity> result(numel_of(y));
+    for (int64_t b = 0; b < y[0]; ++b)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < m; ++j) {
+          OutputSensitivity& s = result[(b * n + i) * m + j];
+          double sum = 0;
+          for (int64_t t = 0; t < k; ++t) {
+            const double p = static_cast<double>(x[0].data[(b * n + i) * k + t]) * x[1].data[(b * k + t) * m + j];
+            s.magnitude += std::abs(p);
+            sum += p;
+          }
+          s.magnitude += std::abs(sum);
+          s.terms = k;
+          s.output_scale = out.scale();
+        }
+    return result;
+  }
   if (o.op == FunctionalOp::Cat) {  // M = 2 |x| of the element each output copies
     std::vector<Tensor> magnitudes = x;
     std::vector<const Tensor*> rest;
@@ -114,7 +139,8 @@ std::vector<OutputSensitivity> functional_sensitivity(const Module& reference, c
         s.design_quanta = std::abs(c - c_q * q[0]->qparams.scale()) / out.scale();
         break;
       case FunctionalOp::MulScalar: s.magnitude = std::abs(a * c) + std::abs(a); break;
-      case FunctionalOp::Cat: break;
+      case FunctionalOp::Cat:
+      case FunctionalOp::Matmul: break;
     }
   }
   return result;
@@ -206,7 +232,7 @@ ModuleKind static_functional_kind(FunctionalOp op) {
   kind.key = "static." + named.method();
   kind.family = Family::Static;
   kind.engine_op = EngineOp::StaticFunctional;
-  kind.structure = Structure::Elementwise;
+  kind.structure = op == FunctionalOp::Matmul ? Structure::FloatReduction : Structure::Elementwise;
   const std::vector<Engine> engines = static_engines(EngineOp::StaticFunctional);
   kind.implementations.push_back({Implementation::Reference, "FloatFunctional(Reference)", {},
                                   [](const Module& m, const EngineProfile&) {
@@ -238,6 +264,14 @@ ModuleKind static_functional_kind(FunctionalOp op) {
       {"width", 1, 12, "columns"},
       {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
   };
+  if (op == FunctionalOp::Matmul)  // (batch, n, k) x (batch, k, m)
+    kind.case_parameters = {
+        {"batch", 1, 3, "matrices"},
+        {"channels", 1, 8, "n: rows of the first operand"},
+        {"height", 1, 6, "m: columns of the second operand"},
+        {"width", 1, 40, "k: the products summed per output"},
+        {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
+    };
   if (named.with_scalar()) {
     kind.case_parameters.push_back({"scalar_mantissa", -9, 9, "the scalar: mantissa x 0.37 x 10^exponent"});
     kind.case_parameters.push_back({"scalar_exponent", -3, 2, "the scalar's exponent"});

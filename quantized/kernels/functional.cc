@@ -143,6 +143,13 @@ void check_nhwc_cat(const std::vector<const QTensor*>& operands) {
   }
 }
 
+QTensor matmul(const QTensor& a, const QTensor& b, const QuantParams& out) {
+  FunctionalOptions o;
+  o.op = FunctionalOp::Matmul;
+  const Tensor b_float = dequantize(b);
+  return quantize(float_functional(o, dequantize(a), {&b_float}), out);
+}
+
 QTensor cat(const std::vector<const QTensor*>& operands, int64_t dim, const QuantParams& out, AtenVectorLoop loop) {
   std::vector<Shape> shapes;
   for (const QTensor* q : operands) shapes.push_back(q->sizes);

@@ -23,6 +23,8 @@
 //     core/float/functional.h; inside the range the integers are copied; otherwise
 //     m = float(s_a) * (1.0f / float(s)), y = clamp(z + rint(float(q_a - z_a + c_q) * m))
 //   mul_scalar c: c > 0 copies the integers, c = 0 gives 0s, c < 0 gives 255 - q_a
+//   matmul (quantized::matmul without ruy): a' = dequantize(a), b' = dequantize(b) (core/quantize.h),
+//     per batch y = a' b' in float, each sum in k's order, then quantize(y, out)
 //   cat (quantized_cat_impl):
 //     dim == 1 and every operand 4-d and channels-last contiguous too (C = 1 or H = W = 1):
 //       ATen's NHWC kernel, per operand and position: the integers copied where the
@@ -66,6 +68,8 @@ void scalar_op(const FunctionalOptions& options, const int32_t* a, int64_t n, Af
 // cat: whether ATen takes its NHWC kernel, that kernel's own checks of the operands (its
 // messages, in its order: sizes of dimensions 0, 2, 3, the dtype, then per-tensor qparams),
 // and the concatenation either way.
+QTensor matmul(const QTensor& a, const QTensor& b, const QuantParams& out);
+
 bool cat_takes_nhwc_kernel(const std::vector<const QTensor*>& operands, int64_t dim);
 void check_nhwc_cat(const std::vector<const QTensor*>& operands);
 QTensor cat(const std::vector<const QTensor*>& operands, int64_t dim, const QuantParams& out, AtenVectorLoop loop);

@@ -53,6 +53,9 @@ class LibTorchFunctional : public Module {
         out = libtorch::call_op("quantized::cat", "", {list, options_.dim, scale, zero_point});
         break;
       }
+      case FunctionalOp::Matmul:  // PyTorch 2's QFunctional.matmul calls this 1.13 op
+        out = libtorch::call_op("quantized::matmul", "", {x[0], second(), scale, zero_point});
+        break;
     }
     return {libtorch::from_aten_quantized(out.at(0).toTensor()), std::nullopt};
   }

@@ -25,6 +25,12 @@ void check_operands(const FunctionalOptions& o, const std::vector<const QTensor*
         if (q->qparams.dtype != x[0]->qparams.dtype) throw Error("All dtypes must be the same.");
         if (q->qparams.qscheme != x[0]->qparams.qscheme) throw Error("Quantization schemes must be the same.");
       }
+  } else if (o.op == FunctionalOp::Matmul) {  // qmatmul.cpp's check_inputs, in its order
+    if (x[1]->qparams.dtype != x[0]->qparams.dtype) throw Error("MatMul operands should have same data type.");
+    if (!per_tensor(x[0])) throw Error("Only per-tensor quantization is suported in Matmul.");
+    if (x[1]->qparams.qscheme != x[0]->qparams.qscheme)
+      throw Error("Both inputs to Matmul must have the same quantization scheme.");
+    matmul_shape(x[0]->sizes, x[1]->sizes, name);  // at::matmul's messages where the sizes do not fit
   } else if (o.with_scalar()) {
     if (o.op == FunctionalOp::AddScalar && !per_tensor(x[0]))
       throw Error("Only per tensor quantization is supported in Add.");
@@ -127,6 +133,7 @@ ModuleOutput QuantizedFunctional::forward(const ModuleInput& input) {
   check_operands(options_, x, name());
   const kernels::AtenVectorLoop loop = kernels::AtenVectorLoop::of();
   if (options_.op == FunctionalOp::Cat) return {kernels::cat(x, options_.dim, output_, loop), std::nullopt};
+  if (options_.op == FunctionalOp::Matmul) return {kernels::matmul(*x[0], *x[1], output_), std::nullopt};
   const QuantParams out = options_.with_scalar() ? scalar_op_output_qparams(options_, x[0]->qparams) : output_;
   QTensor y{x[0]->sizes, std::vector<int32_t>(x[0]->values.size()), out};
   const int64_t n = static_cast<int64_t>(y.values.size());
@@ -151,7 +158,8 @@ ModuleOutput QuantizedFunctional::forward(const ModuleInput& input) {
     case FunctionalOp::MulScalar:
       kernels::scalar_op(options_, x[0]->values.data(), n, affine(x[0]->qparams), affine(out), y.values.data());
       break;
-    case FunctionalOp::Cat: break;
+    case FunctionalOp::Cat:
+    case FunctionalOp::Matmul: break;
   }
   return {y, std::nullopt};
 }
