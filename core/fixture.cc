@@ -159,6 +159,7 @@ struct Reader {
     Shape s = integers(field(object, path, "shape"), path + ".shape");
     for (int64_t d : s)
       if (d < 0) fail(path + ".shape", "has a negative size");
+    if (!checked_numel(s)) fail(path + ".shape", "holds more elements than int64 counts");
     return s;
   }
   void expect_kind(const json& object, const std::string& path, const std::string& kind) const {
@@ -329,7 +330,7 @@ Fixture fixture_from_json(const std::string& text, const std::string& origin) {
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number beyond double (out_of_range)
     throw Error(origin + ": not JSON (" + e.what() + ")");
   }
   const Reader r{origin};

@@ -87,7 +87,7 @@ class Reader {
     const auto n = pod<uint64_t>(what);
     if (n > (bytes_.size() - at_) / sizeof(T)) fail(std::string("truncated ") + what);
     std::vector<T> values(n);
-    std::memcpy(values.data(), bytes_.data() + at_, n * sizeof(T));
+    if (n > 0) std::memcpy(values.data(), bytes_.data() + at_, n * sizeof(T));  // an empty vector's data() may be null
     at_ += n * sizeof(T);
     return values;
   }
@@ -158,7 +158,9 @@ class Reader {
   void check_numel(const Shape& sizes, size_t count) const {
     for (int64_t s : sizes)
       if (s < 0) fail("negative dimension in a shape");
-    if (static_cast<size_t>(numel_of(sizes)) != count) fail("shape and element count disagree");
+    const std::optional<int64_t> n = checked_numel(sizes);
+    if (!n) fail("a shape of more elements than int64 counts");
+    if (static_cast<size_t>(*n) != count) fail("shape and element count disagree");
   }
   template <typename E>
   E enum_value(uint8_t raw, uint8_t max, const char* what) const {
@@ -248,7 +250,11 @@ void save_state_dict(const StateDict& state, const std::string& path) {
 StateDict load_state_dict_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open state_dict file");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_state_dict_bytes(std::vector<char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()),
+                                path);
+}
+
+StateDict parse_state_dict_bytes(std::vector<char> bytes, const std::string& path) {
   Reader r(std::move(bytes), path);
   char magic[8];
   for (char& c : magic) c = r.pod<char>("magic");

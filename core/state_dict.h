@@ -72,6 +72,8 @@ StateDict prefixed_state_dict(const StateDict& state, const std::string& prefix)
 StateDict state_dict_under(const StateDict& state, const std::string& prefix);
 // Throws Error naming the path and what is malformed (magic, version, truncation).
 StateDict load_state_dict_file(const std::string& path);
+// The same from the file's bytes; errors name `origin`.
+StateDict parse_state_dict_bytes(std::vector<char> bytes, const std::string& origin);
 
 [[noreturn]] void throw_kind_mismatch(const std::string& key, const std::string& held);
 

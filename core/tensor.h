@@ -5,6 +5,7 @@
 // LibTorch), so these types stay free of any heavy header.
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,13 @@ using Shape = std::vector<int64_t>;
 
 inline int64_t numel_of(const Shape& shape) {
   return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+}
+// numel_of for shapes read from files: none for a negative dimension or a product beyond int64.
+inline std::optional<int64_t> checked_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape)
+    if (s < 0 || __builtin_mul_overflow(n, s, &n)) return std::nullopt;
+  return n;
 }
 std::string shape_to_string(const Shape& shape);  // "[2, 3]"
 

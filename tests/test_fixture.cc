@@ -59,6 +59,14 @@ BOOST_AUTO_TEST_CASE(malformed_fixtures_are_refused_naming_the_file_and_the_fiel
   expect_error([&] { fixture_from_json(edited(name, [](json& j) { j["parameters"][0]["value"]["scale"][0] = -1.0; }), "f"); },
                "f: parameters[0].value: invalid quantization parameters");
   expect_error([&] { fixture_from_json(edited(name, [](json& j) { j["engine"] = "tpu"; }), "f"); }, "f: engine:");
+  // Found by scripts/fuzz fixture_json (docs/reliability.md): a number beyond double is nlohmann's
+  // out_of_range, not a parse error; a shape whose product leaves int64.
+  expect_error([&] { fixture_from_json("{\"format\": 2, \"x\": 1E87415}", "f"); }, "f: not JSON");
+  expect_error([&] {
+    fixture_from_json(edited(name, [](json& j) {
+      j["input"]["input"]["shape"] = json::array({int64_t{1} << 40, int64_t{1} << 40, 2, 2});
+    }), "f");
+  }, "f: input.input.shape: holds more elements than int64 counts");
 }
 
 BOOST_AUTO_TEST_CASE(a_rebuilt_module_refuses_parameters_that_contradict_its_arguments) {

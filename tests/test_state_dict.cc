@@ -173,4 +173,11 @@ BOOST_AUTO_TEST_CASE(malformed_files_are_rejected_with_the_path_and_reason) {
   fs::resize_file(good, size - 3);
   expect_error([&] { load_state_dict_file(good.string()); }, "truncated");
   expect_error([&] { load_state_dict_file(temp_file("missing.qcsd").string()); }, "cannot open state_dict file");
+  // Found by scripts/fuzz state_dict (docs/reliability.md; fixtures/fuzz/state_dict/regression-*):
+  // a shape whose product leaves int64 is named, not multiplied out.
+  std::ifstream in(std::string(QCONFORM_SOURCE_DIR) + "/fixtures/fuzz/state_dict/regression-shape-overflow.qcsd",
+                   std::ios::binary);
+  BOOST_REQUIRE(in);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  expect_error([&] { parse_state_dict_bytes(bytes, "fuzz.qcsd"); }, "a shape of more elements than int64 counts");
 }
