@@ -407,6 +407,12 @@ Fixture fixture_from_json(const std::string& text, const std::string& origin) {
   return f;
 }
 
+nlohmann::json value_to_json(const Value& value) { return module_value_json(value); }
+
+Value value_from_json(const nlohmann::json& object, const std::string& origin, const std::string& where) {
+  return Reader{origin}.module_value(object, where);
+}
+
 Fixture read_fixture(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open the fixture");
@@ -446,10 +452,17 @@ std::string store_fixture(const Fixture& fixture, const std::string& store, bool
 std::vector<std::string> list_fixtures(const std::string& store) {
   if (!std::filesystem::is_directory(store)) throw Error("fixture store " + store + " is not a directory");
   std::vector<std::string> paths;
-  const std::string suffix = kFixtureSuffix;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(store)) {
-    const std::string p = entry.path().string();
-    if (entry.is_regular_file() && p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
+  const std::string suffix = kFixtureSuffix, model = ".model";
+  for (auto it = std::filesystem::recursive_directory_iterator(store); it != decltype(it)(); ++it) {
+    const std::string p = it->path().string(), name = it->path().filename().string();
+    // A model's layers replay with their model (list_models), and a directory being written
+    // (.NAME.model.partial-*) is not there yet.
+    if (it->is_directory() && (name.front() == '.' || (name.size() > model.size() &&
+                                                       name.compare(name.size() - model.size(), model.size(), model) == 0))) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file() && p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
       paths.push_back(p);
   }
   std::sort(paths.begin(), paths.end());

@@ -53,6 +53,10 @@ struct Fixture {
 std::string fixture_to_json(const Fixture& fixture);
 Fixture fixture_from_json(const std::string& text, const std::string& origin);
 Fixture read_fixture(const std::string& path);
+// One value (tensor, quantized tensor, indices, packed sequence) in the fixture format, and
+// back; errors name `origin` and `where` (a JSON path).
+nlohmann::json value_to_json(const Value& value);
+Value value_from_json(const nlohmann::json& object, const std::string& origin, const std::string& where);
 
 // The store: DIR/NAME.fixture.json. A name is letters, digits, '.', '_' and '-'.
 constexpr const char* kFixtureSuffix = ".fixture.json";

@@ -10,25 +10,15 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "reports/html.h"
 
 namespace qconform {
 namespace {
 
 using nlohmann::json;
 
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+using html::escape;
+using html::general;
 
 std::string str(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
@@ -38,11 +28,6 @@ std::string fixed(double v, int digits) {
   return buffer;
 }
 
-std::string general(double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.3g", v);
-  return buffer;
-}
 
 std::string anchor(const json& cell) {
   std::string id = "cell-" + str(cell["kind"]) + "-" + str(cell["pair"]);

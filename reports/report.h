@@ -11,4 +11,9 @@ std::string render_report(const nlohmann::json& results);
 // Writes atomically (temporary file renamed into place); throws Error naming the path.
 void write_report(const nlohmann::json& results, const std::string& path);
 
+// The model replay report (`qconform check --report`), from `check --models-json`'s JSON
+// (oracles/model_replay.h, model_verdicts_json): each model's layer chain.
+std::string render_model_report(const nlohmann::json& model_verdicts);
+void write_model_report(const nlohmann::json& model_verdicts, const std::string& path);
+
 }  // namespace qconform

@@ -17,6 +17,19 @@ usage: /usr/bin/python3 scripts/dump_fixture.py KIND --engine qnnpack|onednn --o
                         [--name NAME] [--seed N] [key=value ...]
 keys (defaults in DEFAULTS below): sizes (batch, in_features, hidden_size, kernel, ...),
 flags (bias, per_channel, bidirectional, packed, hidden_given, relu, ...).
+
+Whole models (`fixture add` records them layer by layer):
+       /usr/bin/python3 scripts/dump_fixture.py --model MODEL --engine qnnpack|onednn --out DIR
+                        [--name NAME] [--seed N] [--size PIXELS] [--num-classes N]
+                        [--width-mult W]
+MODEL: a torchvision 0.14 quantizable model (resnet18, resnet50, mobilenet_v2,
+mobilenet_v3_large, shufflenet_v2_x0_5, shufflenet_v2_x1_0, googlenet, inception_v3), built
+with weights=None (nothing is downloaded), fused, prepared with the engine's default qconfig,
+calibrated on random images, converted; or a dynamic model: embedding_lstm_linear
+(nn.Embedding -> nn.LSTM -> nn.Linear) or embeddingbag_linear (nn.EmbeddingBag -> nn.Linear),
+quantized with quantize_dynamic (the embeddings weight-only, float_qparams). Its inputs: one
+image batch of 1 x 3 x SIZE x SIZE (default 224; inception_v3 needs at least 75), or the
+index tensors.
 """
 import argparse
 import os
@@ -353,15 +366,100 @@ def static_lstm_module(c, engine):
     return converted.lstm, converted.quant(torch.randn(*shape) * 2)
 
 
+TORCHVISION_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v2_x0_5",
+                      "shufflenet_v2_x1_0", "googlenet", "inception_v3"]
+DYNAMIC_MODELS = ["embedding_lstm_linear", "embeddingbag_linear"]
+
+
+class EmbeddingLSTMLinear(nn.Module):
+    def __init__(self, vocabulary=50, embedding=12, hidden=16, classes=5):
+        super().__init__()
+        self.embedding = nn.Embedding(vocabulary, embedding)
+        self.lstm = nn.LSTM(embedding, hidden)
+        self.linear = nn.Linear(hidden, classes)
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(indices)
+        out, _ = self.lstm(x)
+        return self.linear(out)
+
+
+class EmbeddingBagLinear(nn.Module):
+    def __init__(self, vocabulary=50, embedding=12, classes=5):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(vocabulary, embedding, mode="sum")
+        self.linear = nn.Linear(embedding, classes)
+
+    def forward(self, indices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.bag(indices, offsets))
+
+
+def whole_model(args):
+    """A quantized model and the arguments of its forward, made as a user makes them."""
+    from torch.ao.quantization import float_qparams_weight_only_qconfig
+    if args.model in DYNAMIC_MODELS:
+        if args.model == "embedding_lstm_linear":
+            model = EmbeddingLSTMLinear().eval()
+            spec = {nn.Embedding: float_qparams_weight_only_qconfig, nn.LSTM: default_dynamic_qconfig,
+                    nn.Linear: default_dynamic_qconfig}
+            inputs = (torch.randint(0, 50, (7, 3)),)
+        else:
+            model = EmbeddingBagLinear().eval()
+            spec = {nn.EmbeddingBag: float_qparams_weight_only_qconfig, nn.Linear: default_dynamic_qconfig}
+            inputs = (torch.randint(0, 50, (10,)), torch.tensor([0, 3, 3, 7]))
+        return quantize_dynamic(model, spec, dtype=torch.qint8), inputs
+    import torchvision.models.quantization as tvq
+    options = {"weights": None, "quantize": False}
+    if args.num_classes:
+        options["num_classes"] = args.num_classes
+    if args.width_mult:
+        options["width_mult"] = args.width_mult
+    if args.model in ("googlenet", "inception_v3"):
+        options.update(aux_logits=False, init_weights=False)
+    model = getattr(tvq, args.model)(**options).eval()
+    model.fuse_model()
+    model.qconfig = get_default_qconfig(args.engine)
+    prepare(model, inplace=True)
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(2, 3, args.size, args.size))
+    convert(model, inplace=True)
+    return model, (torch.randn(1, 3, args.size, args.size),)
+
+
+def dump_model(args):
+    model, inputs = whole_model(args)
+    name = args.name or f"{args.model}-{args.engine}"
+    os.makedirs(args.out, exist_ok=True)
+    module_path = os.path.join(args.out, name + ".pt")
+    inputs_path = os.path.join(args.out, name + ".inputs.pt")
+    torch.jit.save(torch.jit.script(model), module_path)
+    torch.save(inputs[0] if len(inputs) == 1 else inputs, inputs_path)
+    print(f"qconform fixture add {module_path} --inputs {inputs_path} --engine {args.engine} --name {name}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind")
+    parser.add_argument("kind", nargs="?")
+    parser.add_argument("--model", choices=TORCHVISION_MODELS + DYNAMIC_MODELS)
+    parser.add_argument("--size", type=int, default=224, help="--model: image height and width")
+    parser.add_argument("--num-classes", type=int, help="--model: classifier outputs (torchvision's default 1000)")
+    parser.add_argument("--width-mult", type=float, help="--model mobilenet_v2: channel multiplier")
     parser.add_argument("--engine", required=True, choices=["qnnpack", "onednn"])
     parser.add_argument("--out", required=True)
     parser.add_argument("--name")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("config", nargs="*", help="key=value")
     args = parser.parse_intermixed_args()
+    if args.model:
+        if args.kind or args.config:
+            sys.exit("dump_fixture.py: --model takes no KIND or key=value")
+        torch.manual_seed(args.seed)
+        torch.backends.quantized.engine = args.engine
+        dump_model(args)
+        return
+    if not args.kind:
+        sys.exit("dump_fixture.py: name a KIND, or --model MODEL")
     kind = args.kind
     c = dict(DEFAULTS[family(kind)])
     for item in args.config:

@@ -13,6 +13,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# shellcheck source=tests/refusals.sh
+source "$source_dir/tests/refusals.sh"
 
 /usr/bin/python3 "$source_dir/tests/fixture_inputs.py" "$work" || { echo "FAIL: tests/fixture_inputs.py"; exit 1; }
 store="$work/store"
@@ -28,8 +30,6 @@ for m in lstm grucell conv; do
 done
 "$tool" check --store "$store" || fail "qconform check over the hand-made fixtures"
 
-snapshot() { (cd "$store" && find . -print0 | sort -z | xargs -0 sha256sum 2>/dev/null; ls -A); }
-before=$(snapshot)
 # refused: module | inputs | expected message | extra options
 cases=(
   "not_a_zip.pt|quint8_inputs.pt|not_a_zip.pt: not a zip archive|"
@@ -45,16 +45,7 @@ cases=(
   "bn_scale_shape.pt|bn_inputs.pt|BatchNorm2d.scale has shape [1], as PyTorch 1.13's convert leaves it|"
   "embedding_4bit_from_float.pt|embedding_inputs.pt|nnq.Embedding.from_float drops a 4-bit qconfig's dtype|"
 )
-for row in "${cases[@]}"; do
-  IFS='|' read -r module inputs message extra <<<"$row"
-  # shellcheck disable=SC2086  # extra options are several words
-  out=$("$tool" fixture add "$work/$module" --inputs "$work/$inputs" --store "$store" $extra --engine qnnpack 2>&1)
-  status=$?
-  [ "$status" -eq 2 ] || fail "$module + $inputs: exit status $status, expected 2 ($out)"
-  grep -qF -- "$message" <<<"$out" || fail "$module + $inputs: message '$out' lacks '$message'"
-  [ "$(snapshot)" == "$before" ] || fail "$module + $inputs changed the store"
-  echo "refused as expected ($status): $out"
-done
+check_refusals "${cases[@]}"
 
 # Altered recordings fail check, naming fixture, element and error.
 altered="$work/altered"

@@ -87,8 +87,6 @@ Shape broadcast_shape(const Shape& a, const Shape& b) {
   return out;
 }
 
-namespace {
-
 // The flat index into an operand of shape `shape` (right-aligned, size-1 dimensions
 // broadcast) of the output element at `index` of `out`.
 int64_t broadcast_index(const Shape& out, const Shape& shape, int64_t index) {
@@ -104,8 +102,6 @@ int64_t broadcast_index(const Shape& out, const Shape& shape, int64_t index) {
   }
   return result;
 }
-
-}  // namespace
 
 Tensor float_functional(const FunctionalOptions& o, const Tensor& x, const std::vector<const Tensor*>& others) {
   const size_t operands = o.op == FunctionalOp::Cat ? others.size() : (o.binary() ? 1 : 0);

@@ -51,6 +51,9 @@ Shape cat_shape(const std::vector<Shape>& shapes, int64_t dim);
 // Broadcast shape of two operands, or PyTorch's "The size of tensor a (5) must match the
 // size of tensor b (6) at non-singleton dimension 3".
 Shape broadcast_shape(const Shape& a, const Shape& b);
+// The flat index into an operand of shape `shape` (right-aligned, size-1 dimensions
+// broadcast) of the output element at `index` of the broadcast shape `out`.
+int64_t broadcast_index(const Shape& out, const Shape& shape, int64_t index);
 
 // torch.matmul's result shape for operands of one rank >= 2 and equal batch dimensions, with
 // PyTorch's messages where the inner sizes differ (2-d: "mat1 and mat2 shapes cannot be

@@ -118,22 +118,27 @@ std::vector<OutputSensitivity> functional_sensitivity(const Module& reference, c
     }
     return result;
   }
-  std::vector<OutputSensitivity> result(x[0].data.size());
+  // Binary ops broadcast as torch.add and torch.mul do (MobileNetV3's squeeze-excitation
+  // multiplies [N, C, 1, 1] by [N, C, H, W]): per output element, the operands' elements.
+  const Shape y = o.binary() ? broadcast_shape(x[0].sizes, x[1].sizes) : x[0].sizes;
+  std::vector<OutputSensitivity> result(numel_of(y));
   const double c = o.scalar;
   const double c_q = std::nearbyint(c / q[0]->qparams.scale());
   for (size_t i = 0; i < result.size(); ++i) {
     OutputSensitivity& s = result[i];
     s.output_scale = out.scale();
-    const double a = x[0].data[i];
+    const int64_t ia = broadcast_index(y, x[0].sizes, static_cast<int64_t>(i));
+    const int64_t ib = o.binary() ? broadcast_index(y, x[1].sizes, static_cast<int64_t>(i)) : 0;
+    const double a = x[0].data[ia];
     switch (o.op) {
       case FunctionalOp::Add:
       case FunctionalOp::AddRelu: {
-        const double b = x[1].data[i];
+        const double b = x[1].data[ib];
         s.magnitude = std::abs(a) + std::abs(b) + std::abs(a + b);
-        s.design_quanta = qnnpack_add_loss(q[0]->qparams, q[1]->qparams, out, q[0]->values[i], q[1]->values[i]);
+        s.design_quanta = qnnpack_add_loss(q[0]->qparams, q[1]->qparams, out, q[0]->values[ia], q[1]->values[ib]);
         break;
       }
-      case FunctionalOp::Mul: s.magnitude = std::abs(a * x[1].data[i]); break;
+      case FunctionalOp::Mul: s.magnitude = std::abs(a * x[1].data[ib]); break;
       case FunctionalOp::AddScalar:
         s.magnitude = std::abs(a) + std::abs(c) + std::abs(a + c);
         s.design_quanta = std::abs(c - c_q * q[0]->qparams.scale()) / out.scale();

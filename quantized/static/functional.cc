@@ -44,7 +44,9 @@ void check_operands(const FunctionalOptions& o, const std::vector<const QTensor*
     if (x[1]->qparams.dtype != x[0]->qparams.dtype)
       throw Error(add ? "Add operands should have same data type." : "Mul operands should have same data type.");
     const Shape shape = broadcast_shape(x[0]->sizes, x[1]->sizes);  // PyTorch's message when they do not fit
-    if (x[0]->sizes != x[1]->sizes || shape != x[0]->sizes)
+    // mul's per-element arithmetic is the same in ATen's vector and scalar loops, so the
+    // element order a broadcast gives does not matter; add's loops differ (see kernels).
+    if (add && (x[0]->sizes != x[1]->sizes || shape != x[0]->sizes))
       throw Error(name + "." + o.method() + ": operands of shapes " + shape_to_string(x[0]->sizes) + " and " +
                   shape_to_string(x[1]->sizes) + " broadcast; the integer model covers operands of one shape");
   }
@@ -137,6 +139,18 @@ ModuleOutput QuantizedFunctional::forward(const ModuleInput& input) {
   const QuantParams out = options_.with_scalar() ? scalar_op_output_qparams(options_, x[0]->qparams) : output_;
   QTensor y{x[0]->sizes, std::vector<int32_t>(x[0]->values.size()), out};
   const int64_t n = static_cast<int64_t>(y.values.size());
+  if (options_.op == FunctionalOp::Mul && x[0]->sizes != x[1]->sizes) {  // broadcast (checked above)
+    const Shape shape = broadcast_shape(x[0]->sizes, x[1]->sizes);
+    std::vector<int32_t> a(numel_of(shape)), b(a.size());
+    for (int64_t i = 0; i < static_cast<int64_t>(a.size()); ++i) {
+      a[i] = x[0]->values[broadcast_index(shape, x[0]->sizes, i)];
+      b[i] = x[1]->values[broadcast_index(shape, x[1]->sizes, i)];
+    }
+    y = QTensor{shape, std::vector<int32_t>(a.size()), out};
+    kernels::aten_mul(a.data(), b.data(), static_cast<int64_t>(a.size()), affine(x[0]->qparams), affine(x[1]->qparams),
+                      affine(out), y.values.data());
+    return {y, std::nullopt};
+  }
   switch (options_.op) {
     case FunctionalOp::Add:
     case FunctionalOp::AddRelu: {

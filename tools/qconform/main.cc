@@ -26,6 +26,9 @@
 #include "reports/report.h"
 #include "quantized/libtorch/engine.h"
 #include "oracles/fixture_import.h"
+#include "oracles/model_import.h"
+#include "oracles/model_replay.h"
+#include "core/model_record.h"
 #include "oracles/tolerance.h"
 
 namespace {
@@ -376,6 +379,20 @@ int run_fixture_add(const Options& options) {
   check_fixture_name(request.name);
   const std::string store = options.value("--store").value_or(kDefaultStore);
   refuse_existing_fixture(store, request.name, options.flag("--force"));
+  if (archive_is_model(request.module_path)) {
+    const ModelImportResult imported = import_model(request, store, options.flag("--force"));
+    const ModelRecord& record = imported.record;
+    size_t covered = 0;
+    for (const ModelLayer& l : record.layers) covered += l.covered();
+    std::cout << "wrote " << imported.directory << ": model " << record.pytorch_type << " recorded on "
+              << record.engine.label() << ", " << record.layers.size() << " layer calls, " << covered
+              << " of them as layer fixtures" << (record.fully_covered() ? " (fully covered)" : "") << "\n";
+    for (const auto& [type, count] : record.uncovered_types())
+      std::cout << "  not covered: " << type << " x" << count << "\n";
+    const ModelVerdict verdict = replay_model(imported.directory);
+    std::cout << "check: " << verdict.line() << "\n" << verdict.details();
+    return 0;
+  }
   const Fixture fixture = import_fixture(request);
   const std::string path = store_fixture(fixture, store, options.flag("--force"));
   std::cout << "wrote " << path << ": " << fixture.module.kind << " recorded on " << fixture.engine.label() << "\n";
@@ -390,20 +407,30 @@ int run_check(const Options& options) {
     return 0;
   }
   const std::string store = options.value("--store").value_or(kDefaultStore);
-  std::vector<std::string> paths;
-  for (const std::string& item : options.positionals({})) {
+  std::vector<std::string> paths, models;
+  for (const std::string& item : options.positionals({"--layers"})) {
     const bool is_path =
         item.find('/') != std::string::npos || (item.size() > 5 && item.substr(item.size() - 5) == ".json");
+    // A model: its directory, or its name.
+    const std::string model = is_path ? item : model_directory(store, item);
+    if (std::filesystem::is_regular_file(std::filesystem::path(model) / kModelRecordFile)) {
+      models.push_back(model);
+      continue;
+    }
     std::string path = is_path ? item : "";
     if (!is_path)
       for (const std::string& candidate : list_fixtures(store))
         if (std::filesystem::path(candidate).filename() == item + kFixtureSuffix) path = candidate;
     if (path.empty() || !std::filesystem::is_regular_file(path))
-      throw Error("no fixture " + (is_path ? item : item + kFixtureSuffix + " under " + store));
+      throw Error("no fixture " + (is_path ? item : item + kFixtureSuffix + " or model " + item + kModelSuffix +
+                                                        " under " + store));
     paths.push_back(path);
   }
-  if (paths.empty()) paths = list_fixtures(store);
-  if (paths.empty()) throw Error("no fixtures in " + store);
+  if (paths.empty() && models.empty()) {
+    paths = list_fixtures(store);
+    models = list_models(store);
+  }
+  if (paths.empty() && models.empty()) throw Error("no fixtures in " + store);
   std::vector<FixtureVerdict> verdicts;
   int failed = 0;
   for (const std::string& path : paths) {
@@ -411,14 +438,30 @@ int run_check(const Options& options) {
     std::cout << verdicts.back().line() << "\n";
     failed += verdicts.back().passed ? 0 : 1;
   }
+  std::vector<ModelVerdict> model_verdicts;
+  for (const std::string& directory : models) {
+    model_verdicts.push_back(replay_model(directory));
+    std::cout << model_verdicts.back().line() << "\n";
+    if (options.flag("--layers")) std::cout << model_verdicts.back().table();
+    failed += model_verdicts.back().passed ? 0 : 1;
+  }
+  const size_t total = verdicts.size() + model_verdicts.size();
   if (failed) {
-    std::cout << "\n" << failed << " of " << verdicts.size() << " fixtures fail:\n";
+    std::cout << "\n" << failed << " of " << total << " fixtures and models fail:\n";
     for (const auto& v : verdicts)
       if (!v.passed) std::cout << (v.error.empty() ? v.details() : "  " + v.path + ": " + v.error + "\n");
+    for (const auto& v : model_verdicts)
+      if (!v.passed) std::cout << (v.error.empty() ? v.details() : "  " + v.directory + ": " + v.error + "\n");
   } else {
-    std::cout << verdicts.size() << " fixtures pass\n";
+    std::cout << verdicts.size() << " fixtures" << (model_verdicts.empty() ? "" : " and " + std::to_string(model_verdicts.size()) + " models") << " pass\n";
   }
   if (const auto out = options.value("--json")) write_file_atomically(*out, verdicts_json(verdicts), "verdicts");
+  if (const auto out = options.value("--models-json"))
+    write_file_atomically(*out, model_verdicts_json(model_verdicts), "model verdicts");
+  if (const auto out = options.value("--report")) {
+    write_model_report(nlohmann::json::parse(model_verdicts_json(model_verdicts)), *out);
+    std::cout << "report: " << std::filesystem::absolute(*out).string() << "\n";
+  }
   return failed ? 1 : 0;
 }
 

@@ -1,0 +1,232 @@
+#include "oracles/model_import.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "oracles/kinds/registry.h"
+#include "oracles/model_calls.h"
+#include "oracles/torchscript_module.h"
+#include "quantized/libtorch/engine.h"
+
+namespace qconform {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One leaf call as LibTorch ran it.
+struct RecordedCall {
+  LeafCall call;
+  c10::IValue result;
+};
+
+// Modules that only pass values on: no arithmetic, nothing to check.
+bool passes_values_on(const std::string& type) {
+  return type == "torch.nn.modules.linear.Identity" || type == "torch.nn.modules.flatten.Flatten";
+}
+
+bool is_qfunctional(const std::string& type) {
+  return class_name(type) == "QFunctional" && type.find(".quantized.") != std::string::npos;
+}
+
+std::vector<c10::IValue> forward_arguments(const std::string& inputs_path) {
+  const c10::IValue loaded = load_pickle(inputs_path, "inputs file");
+  if (loaded.isTuple()) return loaded.toTupleRef().elements().vec();
+  if (loaded.isTensor()) return {loaded};
+  if (loaded.isList()) return loaded.toListRef().vec();
+  throw Error(inputs_path + ": the inputs must be a tensor or a tuple of forward's arguments, not " + loaded.tagKind());
+}
+
+// "layer1.0.conv1" -> "layer1.0.conv1"; characters a fixture name cannot hold become '_'.
+std::string name_part(const ModelLayer& layer) {
+  std::string text = layer.path;
+  if (layer.method != "forward") text += "." + layer.method;
+  if (layer.call > 1) text += "-call" + std::to_string(layer.call);
+  for (char& c : text)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  return text;
+}
+
+// The layer's fixture: its module as the archive holds it, the input it received and the
+// output LibTorch gave, on the request's engine.
+Fixture layer_fixture(const FixtureImport& request, const RecordedCall& recorded, const ModuleKind& kind,
+                      const std::string& name, const std::string& where) {
+  const Archive archive{request.module_path};
+  const std::string type = python_type(recorded.call.module);
+  Fixture f;
+  f.name = name;
+  f.engine = request.engine;
+  f.module = is_qfunctional(type) ? functional_spec(archive, recorded.call.module, recorded.call.method, {}, {})
+                                  : read_module(archive, recorded.call.module);
+  f.input = layer_input(where, kind, recorded.call.method, recorded.call.args, &f.module);
+  f.expected = module_output(where, kind, recorded.result);
+  try {
+    kind.reference_from_spec(f.module);  // what was read rebuilds
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());
+  }
+  json provenance = {{"model_file", fs::path(request.module_path).filename().string()},
+                     {"inputs_file", fs::path(request.inputs_path).filename().string()},
+                     {"pytorch_type", type},
+                     {"model_layer", recorded.call.path},
+                     {"model_method", recorded.call.method},
+                     {"recorded_by", "LibTorch " + libtorch_version() + " in-process, inside the model"}};
+  if (request.engine.engine == Engine::ONEDNN) provenance["onednn_isa"] = onednn_isa().name;
+  f.provenance = std::make_shared<json>(provenance);
+  return f;
+}
+
+void copy_file(const std::string& from, const fs::path& to) {
+  std::error_code error;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, error);
+  if (error) throw Error(to.string() + ": could not copy " + from + " there: " + error.message());
+}
+
+// Writes the model directory beside its final place and renames it there: the store holds
+// the whole model or nothing of it (a replaced one is moved aside first, removed last).
+std::string store_model(const FixtureImport& request, const ModelRecord& record, const std::vector<Fixture>& layers,
+                        const std::vector<std::string>& layer_files, const std::string& store, bool force) {
+  if (!fs::is_directory(store)) throw Error("fixture store " + store + " is not a directory");
+  const fs::path final_dir = model_directory(store, record.name);
+  if (fs::exists(final_dir) && !force)
+    throw Error(final_dir.string() + " exists; pass --force to replace it, or --name to choose another name");
+  const std::string pid = std::to_string(::getpid());
+  const fs::path partial = fs::path(store) / ("." + record.name + kModelSuffix + ".partial-" + pid);
+  const fs::path old = fs::path(store) / ("." + record.name + kModelSuffix + ".old-" + pid);
+  try {
+    fs::remove_all(partial);
+    fs::create_directories(partial / "layers");
+    copy_file(request.module_path, partial / kModelArchiveFile);
+    copy_file(request.inputs_path, partial / kModelInputsFile);
+    for (size_t i = 0; i < layers.size(); ++i)
+      write_file_atomically((partial / layer_files[i]).string(), fixture_to_json(layers[i]), "layer fixture");
+    write_file_atomically((partial / kModelRecordFile).string(), model_record_to_json(record), "model record");
+    if (fs::exists(final_dir)) fs::rename(final_dir, old);
+    fs::rename(partial, final_dir);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ignored;
+    fs::remove_all(partial, ignored);
+    if (fs::exists(old, ignored) && !fs::exists(final_dir, ignored)) fs::rename(old, final_dir, ignored);
+    throw Error(final_dir.string() + ": could not write the model: " + e.what());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(partial, ignored);
+    throw;
+  }
+  std::error_code ignored;
+  fs::remove_all(old, ignored);
+  return final_dir.string();
+}
+
+}  // namespace
+
+ModelImportResult import_model(const FixtureImport& request, const std::string& store, bool force) {
+  const std::string& model_path = request.module_path;
+  if (!libtorch_has_engine(request.engine.engine))
+    throw Error("engine " + to_string(request.engine.engine) + " is not in this LibTorch: a model's layers are "
+                "recorded in-process, on an engine it has (qconform engines)");
+  check_fixture_name(request.name);
+  if (fs::exists(model_directory(store, request.name)) && !force)
+    throw Error(model_directory(store, request.name) + " exists; pass --force to replace it, or --name to choose "
+                "another name");
+  libtorch::EngineGuard guard(request.engine);
+  const std::vector<c10::IValue> args = forward_arguments(request.inputs_path);
+
+  // The model as the archive runs it, untouched: the outputs every other run is held to.
+  torch::jit::Module plain = load_archive(model_path, request.engine.engine);
+  c10::IValue plain_result;
+  try {
+    std::vector<c10::IValue> a = args;
+    plain_result = plain.forward(std::move(a));
+  } catch (const std::exception& e) {
+    throw Error(request.inputs_path + ": the inputs do not fit the model's forward: LibTorch says: " +
+                script_error(e.what()));
+  }
+
+  // Again, with every leaf call recorded.
+  InstrumentedModel model(model_path, request.engine.engine);
+  std::vector<RecordedCall> calls;
+  const c10::IValue result = model.run(args, [&](const LeafCall& call) {
+    c10::IValue r = InstrumentedModel::original(call);
+    calls.push_back({call, r});
+    return r;
+  });
+  const std::vector<at::Tensor> outputs = result_tensors(result), plain_outputs = result_tensors(plain_result);
+  bool same = outputs.size() == plain_outputs.size();
+  for (size_t i = 0; same && i < outputs.size(); ++i) same = bit_identical(outputs[i], plain_outputs[i]);
+  if (!same)
+    throw Error(model_path + ": the model gives other outputs when its layers are recorded (a model whose outputs "
+                "depend on earlier calls?); nothing recorded");
+  const bool any_quantized = std::any_of(calls.begin(), calls.end(), [](const RecordedCall& c) {
+    return python_type(c.call.module).find(".quantized.") != std::string::npos;
+  });
+  if (!any_quantized)
+    throw Error(model_path + ": " + python_type(model.root()) + " has no quantized layer (" +
+                std::to_string(calls.size()) + " layer calls, none of a quantized module): a float model? Prepare, "
+                "calibrate and convert it (torch.ao.quantization) before torch.jit.script");
+
+  ModelRecord record;
+  record.name = request.name;
+  record.engine = request.engine;
+  record.pytorch_type = python_type(model.root());
+  std::vector<Fixture> fixtures;
+  std::vector<std::string> files;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const RecordedCall& c = calls[i];
+    ModelLayer layer;
+    layer.path = c.call.path;
+    layer.method = c.call.method;
+    layer.call = c.call.call;
+    layer.pytorch_type = python_type(c.call.module);
+    const ModuleKind* kind = registered_kind(layer.pytorch_type);
+    if (is_qfunctional(layer.pytorch_type))
+      for (const ModuleKind& k : registry())
+        if (k.key == "static." + c.call.method) kind = &k;
+    if (!kind) {
+      layer.computes = !passes_values_on(layer.pytorch_type);
+      layer.uncovered = layer.computes ? "no registered kind" : "passes values on";
+    } else {
+      char index[8];
+      std::snprintf(index, sizeof index, "%03zu", i);
+      const std::string name = request.name + "." + index + "." + name_part(layer);
+      fixtures.push_back(layer_fixture(request, c, *kind, name,
+                                       model_path + ": layer " + layer.label() + " (" + layer.pytorch_type + ")"));
+      layer.kind = kind->key;
+      layer.fixture = "layers/" + name + kFixtureSuffix;
+      files.push_back(layer.fixture);
+    }
+    record.layers.push_back(layer);
+  }
+  // The model's outputs: LibTorch's here, or the ones recorded elsewhere, which must agree.
+  if (request.expected_path) {
+    const std::vector<at::Tensor> expected = result_tensors(load_pickle(*request.expected_path, "expected outputs file"));
+    bool agree = expected.size() == outputs.size();
+    for (size_t i = 0; agree && i < outputs.size(); ++i) agree = bit_identical(expected[i], outputs[i]);
+    if (!agree)
+      throw Error(*request.expected_path + ": not the outputs this LibTorch gives for the model on " +
+                  request.engine.label() + " (a model's layers are recorded here, so its outputs must be too)");
+  }
+  for (const at::Tensor& t : outputs) {
+    if (t.is_quantized()) record.outputs.push_back(libtorch::from_aten_quantized(t));
+    else if (t.scalar_type() == at::kFloat) record.outputs.push_back(libtorch::from_aten(t));
+    else record.outputs.push_back(integer_tensor(model_path, t, "an output"));
+  }
+  json provenance = {{"model_file", fs::path(model_path).filename().string()},
+                     {"inputs_file", fs::path(request.inputs_path).filename().string()},
+                     {"instrumented_call_sites", model.instrumented_calls()},
+                     {"recorded_by", "LibTorch " + libtorch_version() + " in-process"}};
+  if (request.engine.engine == Engine::ONEDNN) provenance["onednn_isa"] = onednn_isa().name;
+  record.provenance = std::make_shared<json>(provenance);
+  ModelImportResult out;
+  out.directory = store_model(request, record, fixtures, files, store, force);
+  out.record = record;
+  return out;
+}
+
+}  // namespace qconform

@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""Whole-model archives for tests/model_cli.sh, made with nothing but torch: the bad inputs
+`qconform fixture add MODEL.pt` must refuse (a float model, inputs forward does not take, a
+layer call the harness cannot carry) and their inputs.
+
+usage: model_inputs.py OUT_DIR
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+from torch.ao.quantization import float_qparams_weight_only_qconfig, quantize_dynamic
+
+out = sys.argv[1]
+torch.manual_seed(0)
+
+
+def save(name, module, inputs):
+    torch.jit.save(torch.jit.script(module), os.path.join(out, name + ".pt"))
+    torch.save(inputs, os.path.join(out, name + ".inputs.pt"))
+
+
+class FloatNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.conv(x)).mean((2, 3)))
+
+
+save("float_model", FloatNet().eval(), torch.randn(1, 3, 8, 8))
+torch.save(torch.randn(1, 5, 8, 8), os.path.join(out, "wrong_channels.inputs.pt"))
+
+
+class BagWithoutOffsets(nn.Module):
+    """A 2-d EmbeddingBag call with per_sample_weights and no offsets: PyTorch takes it, the
+    harness's calls cannot carry it yet."""
+
+    def __init__(self):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(20, 6, mode="sum")
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bag(indices, per_sample_weights=weights))
+
+
+bag = quantize_dynamic(BagWithoutOffsets().eval(),
+                       {nn.EmbeddingBag: float_qparams_weight_only_qconfig, nn.Linear: torch.ao.quantization.default_dynamic_qconfig},
+                       dtype=torch.qint8)
+save("bag_without_offsets", bag, (torch.randint(0, 20, (2, 4)), torch.rand(2, 4)))
+with open(os.path.join(out, "not_a_zip.pt"), "w") as f:
+    f.write("not a zip archive\n")
