@@ -89,6 +89,7 @@ json qtensor_json(const QTensor& q) {
               {"zero_point", zero_points},
               {"int_repr", q.values}};
   if (q.qparams.per_channel()) out["axis"] = q.qparams.axis;
+  if (q.channels_last) out["memory_format"] = "channels_last";
   return out;
 }
 
@@ -100,6 +101,7 @@ json value_json(const StateValue& v) {
 }
 
 json module_value_json(const Value& v) {
+  if (std::holds_alternative<AbsentOperand>(v)) return {{"kind", "none"}};
   if (const auto* t = std::get_if<Tensor>(&v)) return tensor_json(*t);
   if (const auto* q = std::get_if<QTensor>(&v)) return qtensor_json(*q);
   if (const auto* i = std::get_if<IntTensor>(&v))
@@ -232,6 +234,12 @@ struct Reader {
                                      "]");
       q.values.push_back(static_cast<int32_t>(v));
     }
+    if (object.contains("memory_format")) {
+      const std::string format = text(object, path, "memory_format");
+      if (format != "channels_last") fail(path + ".memory_format", "must be \"channels_last\" or absent");
+      if (q.sizes.size() != 4) fail(path + ".memory_format", "channels_last needs a 4-d tensor");
+      q.channels_last = true;
+    }
     return q;
   }
 
@@ -259,8 +267,9 @@ struct Reader {
                                    shape_to_string(t.sizes));
       return t;
     }
+    if (kind == "none") return AbsentOperand{};  // an operand passed as None (core/module.h)
     if (kind != "packed_sequence")
-      fail(path, "kind must be tensor, quantized_tensor, index_tensor or packed_sequence");
+      fail(path, "kind must be tensor, quantized_tensor, index_tensor, packed_sequence or none");
     PackedSequence p;
     p.data = tensor(field(object, path, "data"), path + ".data");
     p.batch_sizes = integers(field(object, path, "batch_sizes"), path + ".batch_sizes");

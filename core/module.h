@@ -37,8 +37,15 @@ struct HiddenState {
   std::optional<Tensor> c;
 };
 
+// An optional operand given as None because a later one is given: an EmbeddingBag's offsets
+// when 2-d indices come with a compressed_indices_mapping (pruned weights), which PyTorch
+// passes positionally after them.
+struct AbsentOperand {
+  bool operator==(const AbsentOperand&) const { return true; }
+};
+
 // IntTensor: integer indices and offsets (an Embedding's or EmbeddingBag's input).
-using Value = std::variant<Tensor, QTensor, PackedSequence, IntTensor>;
+using Value = std::variant<Tensor, QTensor, PackedSequence, IntTensor, AbsentOperand>;
 
 struct ModuleInput {
   Value input;

@@ -45,8 +45,12 @@ struct Tensor {
 // For float16 "quantization" `values` is unused and `half_bits` holds the raw halves.
 struct QTensor {
   Shape sizes;
-  std::vector<int32_t> values;
+  std::vector<int32_t> values;  // row-major, whatever the memory format
   QuantParams qparams;
+  // A 4-d tensor LibTorch held channels-last (NHWC in memory) and not also contiguous: some
+  // of ATen's kernels choose by it (average pooling, cat along channels, add's vector blocks).
+  // Not part of equality: the values are the same.
+  bool channels_last = false;
 
   int64_t numel() const { return numel_of(sizes); }
   int64_t dim() const { return static_cast<int64_t>(sizes.size()); }

@@ -57,7 +57,7 @@ std::string name_part(const ModelLayer& layer) {
 // output LibTorch gave, on the request's engine.
 Fixture layer_fixture(const FixtureImport& request, const RecordedCall& recorded, const ModuleKind& kind,
                       const std::string& name, const std::string& where) {
-  const Archive archive{request.module_path};
+  const Archive archive{where};  // its errors name the model and the layer
   const std::string type = python_type(recorded.call.module);
   Fixture f;
   f.name = name;

@@ -614,11 +614,7 @@ ModuleInput layer_input(const std::string& where, const ModuleKind& kind, const 
       if (!arg(3).isNone())
         throw Error(where + ": a compressed_indices_mapping is passed (pruned weights): not read from models yet");
       if (!arg(1).isNone()) in.others.push_back(integer_tensor(where, arg(1).toTensor(), "the offsets"));
-      if (!arg(2).isNone()) {
-        if (arg(1).isNone())
-          throw Error(where + ": per_sample_weights without offsets: the harness's calls cannot carry that yet");
-        in.others.push_back(float_argument(where, arg(2), "per_sample_weights"));
-      }
+      if (!arg(2).isNone()) in.others.push_back(float_argument(where, arg(2), "per_sample_weights"));
     }
     return in;
   }
@@ -665,13 +661,19 @@ std::vector<at::Tensor> result_tensors(const c10::IValue& result) {
 c10::IValue result_value(const std::string& where, const ModuleKind& kind, const ModuleOutput& ours,
                          const ModuleOutput& recorded) {
   const auto tensor = [&](const Value& mine, const Value& like) -> c10::IValue {
-    if (const auto* q = std::get_if<QTensor>(&mine)) return libtorch::to_aten(*q);
+    if (const auto* q = std::get_if<QTensor>(&mine)) {
+      // Held in memory as LibTorch held its output, for the kernels after it that choose by it.
+      QTensor held = *q;
+      if (const auto* r = std::get_if<QTensor>(&like)) held.channels_last = r->channels_last;
+      return libtorch::to_aten(held);
+    }
     const auto* f = std::get_if<Tensor>(&mine);
     if (!f) throw Error(where + ": the implementation's output is not a tensor");
     if (const auto* q = std::get_if<QTensor>(&like)) {
       if (q->qparams.per_channel()) throw Error(where + ": LibTorch's output is quantized per channel");
-      return at::quantize_per_tensor(libtorch::to_aten(*f), q->qparams.scales.at(0),
-                                     static_cast<int64_t>(q->qparams.zero_points.at(0)), at::kQUInt8);
+      const at::Tensor y = at::quantize_per_tensor(libtorch::to_aten(*f), q->qparams.scales.at(0),
+                                                   static_cast<int64_t>(q->qparams.zero_points.at(0)), at::kQUInt8);
+      return q->channels_last ? y.contiguous(at::MemoryFormat::ChannelsLast) : y;
     }
     return libtorch::to_aten(*f);
   };

@@ -5,8 +5,9 @@
 #     EmbeddingBag -> Linear quantized dynamically) import on qnnpack and onednn, fully
 #     covered, and replay: every layer within its bound, the integer chain exact;
 #   - bad input (a float model, inputs forward does not take, an unreadable archive, a layer
-#     call the harness cannot carry, an existing name) exits 2 with its reason and leaves the
-#     store byte-for-byte as it was;
+#     the harness cannot read (an Embedding as a 4-bit quantize_dynamic leaves it), an existing name) exits 2 with its
+#     reason and leaves the store byte-for-byte as it was;
+#   - a 2-d EmbeddingBag call with per_sample_weights and no offsets imports and replays;
 #   - a layer whose recording is altered by one quantum is named as the first failing layer;
 #   - `check --report` writes the model report; with chromium, its screenshot lands in
 #     ARTIFACTS/model_report.png.
@@ -57,11 +58,16 @@ cases=(
   "float_model.pt|float_model.inputs.pt|has no quantized layer|"
   "float_model.pt|wrong_channels.inputs.pt|the inputs do not fit the model's forward: LibTorch says: Given groups=1|"
   "not_a_zip.pt|float_model.inputs.pt|not_a_zip.pt: not a zip archive|"
-  "bag_without_offsets.pt|bag_without_offsets.inputs.pt|layer bag (torch.ao.nn.quantized.modules.embedding_ops.EmbeddingBag): per_sample_weights without offsets|"
+  "embedding_4bit.pt|embedding_4bit.inputs.pt|layer embedding (torch.ao.nn.quantized.modules.embedding_ops.Embedding): |"
   "mobilenet_v2-qnnpack.pt|mobilenet_v2-qnnpack.inputs.pt|mobilenet_v2-qnnpack.model exists; pass --force|"
   "mobilenet_v2-qnnpack.pt|embeddingbag_linear-qnnpack.inputs.pt|the inputs do not fit the model's forward|--name other"
 )
 check_refusals "${cases[@]}"
+
+# A 2-d EmbeddingBag call given per_sample_weights and no offsets.
+out=$("$tool" fixture add "$work/bag_without_offsets.pt" --inputs "$work/bag_without_offsets.inputs.pt" \
+      --engine qnnpack --store "$store" 2>&1) || fail "fixture add bag_without_offsets: $out"
+grep -q "^check: PASS  bag_without_offsets .*(fully covered)" <<<"$out" || fail "bag_without_offsets: $out"
 
 # One quantum off in one layer's recording: that layer is the first failing one.
 model="$store/mobilenet_v2-qnnpack.model"

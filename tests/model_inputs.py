@@ -37,8 +37,7 @@ torch.save(torch.randn(1, 5, 8, 8), os.path.join(out, "wrong_channels.inputs.pt"
 
 
 class BagWithoutOffsets(nn.Module):
-    """A 2-d EmbeddingBag call with per_sample_weights and no offsets: PyTorch takes it, the
-    harness's calls cannot carry it yet."""
+    """A 2-d EmbeddingBag call with per_sample_weights and no offsets, then a Linear."""
 
     def __init__(self):
         super().__init__()
@@ -53,5 +52,22 @@ bag = quantize_dynamic(BagWithoutOffsets().eval(),
                        {nn.EmbeddingBag: float_qparams_weight_only_qconfig, nn.Linear: torch.ao.quantization.default_dynamic_qconfig},
                        dtype=torch.qint8)
 save("bag_without_offsets", bag, (torch.randint(0, 20, (2, 4)), torch.rand(2, 4)))
+
+# A layer of a registered kind the harness cannot read: an Embedding as PyTorch 1.13's
+# quantize_dynamic leaves it with a 4-bit qconfig (a quint8 module around 4-bit rows).
+class EmbeddingLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embedding(indices))
+
+
+four_bit = quantize_dynamic(EmbeddingLinear().eval(),
+                            {nn.Embedding: torch.ao.quantization.float_qparams_weight_only_qconfig_4bit,
+                             nn.Linear: torch.ao.quantization.default_dynamic_qconfig}, dtype=torch.qint8)
+save("embedding_4bit", four_bit, torch.randint(0, 20, (5,)))
 with open(os.path.join(out, "not_a_zip.pt"), "w") as f:
     f.write("not a zip archive\n")

@@ -180,5 +180,18 @@ BOOST_AUTO_TEST_CASE(pruned_weights_map_indices_onto_the_kept_rows) {
       BOOST_TEST((run(*q, IntTensor{{2}, {0, 1}, false}, {IntTensor{{1}, {0}, false}, IntTensor{{1}, {0}, true}}) ==
                   kept));
     }
+    // 2-d indices: PyTorch passes offsets as None before the mapping (and per_sample_weights
+    // beside them); the two rows are the two bags above.
+    const IntTensor rows{{2, 3}, {0, 1, 2, 11, 4, 8}, false};
+    const Tensor weights(Shape{2, 3}, {0.5f, -1.0f, 2.0f, 1.5f, 0.25f, -0.75f});
+    const Tensor c = run(*integer, rows, {AbsentOperand{}, mapping}), d = run(*libtorch, rows, {AbsentOperand{}, mapping});
+    BOOST_TEST((c == d));
+    BOOST_TEST((c == a), "2-d rows give the bags of the offsets [0, 3]");
+    const Tensor e = run(*integer, rows, {AbsentOperand{}, weights, mapping});
+    BOOST_TEST((e == run(*libtorch, rows, {AbsentOperand{}, weights, mapping})));
+    BOOST_TEST(!(e == c), "per_sample_weights change the sums");
+    for (Module* q : {static_cast<Module*>(integer.get()), libtorch.get()})
+      testing::expect_error([&] { run(*q, rows, {mapping, AbsentOperand{}}); },
+                            "its integer operands are offsets (or None) and a compressed_indices_mapping");
   }
 }

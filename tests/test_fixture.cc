@@ -190,3 +190,13 @@ BOOST_AUTO_TEST_CASE(a_calls_further_operands_replay_and_are_checked) {
   BOOST_TEST(!bad.passed);
   BOOST_TEST(bad.details().find("shape") != std::string::npos, bad.details());  // the cat comes out shorter
 }
+
+// An operand passed as None before a later one (an EmbeddingBag's offsets before the mapping
+// of pruned weights) is "none" in the file, and reads back as absent, not as a missing value.
+BOOST_AUTO_TEST_CASE(an_absent_operand_round_trips) {
+  const json none = value_to_json(AbsentOperand{});
+  BOOST_TEST(none.dump() == R"({"kind":"none"})");
+  BOOST_TEST(std::holds_alternative<AbsentOperand>(value_from_json(none, "f", "input.others[0]")));
+  expect_error([&] { value_from_json(json{{"kind", "nothing"}}, "f", "input.others[0]"); },
+               "f: input.others[0]: kind must be tensor, quantized_tensor, index_tensor, packed_sequence or none");
+}

@@ -286,3 +286,56 @@ BOOST_AUTO_TEST_CASE(mul_broadcasts_as_libtorch) {
   BOOST_TEST(outcome(add, tensor({2, 4, 1}, qp(0.02, 1)), {tensor({2, 4, 3}, qp(0.02, 1))}).find(
                  "the integer model covers operands of one shape") != std::string::npos);
 }
+
+// Operands held channels-last (a model's convolutions leave them so): ATen's add walks them in
+// memory order, so its scalar tail is the last elements in NHWC order, not in row-major order.
+// The level pairs whose two forms differ are placed there; LibTorch's integers are the model's
+// told the memory format, and not the model's told row-major order.
+BOOST_AUTO_TEST_CASE(aten_add_walks_channels_last_operands_in_memory_order) {
+  const kernels::AtenVectorLoop loop = kernels::AtenVectorLoop::of();
+  if (!loop.simd) return;  // one form only: nothing to tell apart
+  const Shape shape{1, 10, 66, 100};  // 66,000 elements: a tail of 66,000 mod the block
+  const int64_t n = 66000, c = 10, hw = 6600, tail = n % loop.block;
+  BOOST_REQUIRE(tail > 0);
+  std::mt19937_64 rng(20261207);
+  std::uniform_real_distribution<double> scale(0.001, 0.2);
+  std::uniform_int_distribution<int32_t> level(0, 255);
+  int parted = 0;
+  int64_t placed = 0;
+  for (int draw = 0; draw < 400 && parted < 3; ++draw) {
+    const QuantParams qa = qp(scale(rng), level(rng)), qb = qp(scale(rng), level(rng)), out = qp(scale(rng), level(rng));
+    const AllPairs grid = all_pairs(qa, qb, {});
+    std::vector<int32_t> vector_forms(65536), scalar_forms(65536);
+    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
+                      {1, loop.simd}, vector_forms.data());
+    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
+                      kernels::AtenVectorLoop::scalar_only(), scalar_forms.data());
+    // Memory order: the pairs whose forms differ in the tail (from its start: the last element
+    // is in the row-major tail too), everything else before it.
+    std::vector<int32_t> a_memory(n, 0), b_memory(n, 0);
+    int64_t at = 0, in_tail = n - tail;
+    for (int64_t i = 0; i < 65536 && at < n - tail; ++i) {
+      const bool differs = vector_forms[i] != scalar_forms[i];
+      const int64_t slot = differs && in_tail < n - 1 ? (++placed, in_tail++) : at++;
+      a_memory[slot] = static_cast<int32_t>(i / 256);
+      b_memory[slot] = static_cast<int32_t>(i % 256);
+    }
+    QTensor a{shape, std::vector<int32_t>(n), qa}, b{shape, std::vector<int32_t>(n), qb};
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t k = 0; k < hw; ++k) {
+        a.values[ch * hw + k] = a_memory[k * c + ch];
+        b.values[ch * hw + k] = b_memory[k * c + ch];
+      }
+    a.channels_last = b.channels_last = true;
+    QuantizedFunctional integer(op(FunctionalOp::Add), out, Engine::ONEDNN);
+    auto libtorch = make_libtorch_static_functional(op(FunctionalOp::Add), out, Engine::ONEDNN);
+    const QTensor theirs = call(*libtorch, a, {b}), ours = call(integer, a, {b});
+    BOOST_TEST(ours.values == theirs.values, "draw " << draw);
+    BOOST_TEST(ours.channels_last);
+    QTensor a_rows = a, b_rows = b;
+    a_rows.channels_last = b_rows.channels_last = false;
+    if (call(integer, a_rows, {b_rows}).values != theirs.values) ++parted;
+  }
+  BOOST_TEST_MESSAGE(placed << " pairs whose forms differ placed in the tails");
+  BOOST_TEST(parted > 0, "no draw tells memory order from row-major order");
+}

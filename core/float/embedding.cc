@@ -37,10 +37,20 @@ BagCall bag_operands(const ModuleInput& input, const std::string& module_name) {
   BagCall call;
   call.indices = std::get_if<IntTensor>(&input.input);
   if (!call.indices) throw Error(module_name + ": expects integer indices (an index tensor)");
+  // Integer operands in order: offsets (or None before a mapping), then the mapping.
+  size_t integer_operands = 0;
   for (const Value& v : input.others) {
-    if (const auto* ints = std::get_if<IntTensor>(&v)) (call.offsets ? call.compressed_indices_mapping : call.offsets) = ints;
-    else if (const auto* weights = std::get_if<Tensor>(&v)) call.per_sample_weights = weights;
-    else throw Error(module_name + ": its operands after the indices are offsets and per_sample_weights");
+    const bool absent = std::holds_alternative<AbsentOperand>(v);
+    if (const auto* ints = std::get_if<IntTensor>(&v); ints || absent) {
+      if (integer_operands == 2 || (absent && integer_operands == 1))
+        throw Error(module_name + ": its integer operands are offsets (or None) and a compressed_indices_mapping");
+      (integer_operands++ == 0 ? call.offsets : call.compressed_indices_mapping) = ints;
+    } else if (const auto* weights = std::get_if<Tensor>(&v)) {
+      call.per_sample_weights = weights;
+    } else {
+      throw Error(module_name + ": its operands after the indices are offsets, per_sample_weights and a "
+                  "compressed_indices_mapping");
+    }
   }
   return call;
 }

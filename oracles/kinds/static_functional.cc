@@ -51,7 +51,14 @@ Case make_functional_case(const CaseConfig& config, FunctionalOp op) {
       operands.push_back(random_input(other, config.style, rng));
     }
   }
-  return calibrated_operands_case(std::make_unique<FloatFunctionalOp>(o), config, operands, observes_output(op));
+  Case c = calibrated_operands_case(std::make_unique<FloatFunctionalOp>(o), config, operands, observes_output(op));
+  // Operands held channels-last, as a model's convolutions leave them: ATen's add walks them
+  // in memory order, its cat takes the NHWC kernel on dim 1.
+  if (has_parameter(config, "channels_last") && config.get("channels_last")) {
+    std::get<QTensor>(c.input.input).channels_last = true;
+    for (Value& v : c.input.others) std::get<QTensor>(v).channels_last = true;
+  }
+  return c;
 }
 
 std::unique_ptr<Module> reference_functional(const FloatFunctionalOp& float_module) {
@@ -277,6 +284,8 @@ ModuleKind static_functional_kind(FunctionalOp op) {
         {"width", 1, 40, "k: the products summed per output"},
         {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
     };
+  if (named.binary() || op == FunctionalOp::Cat)
+    kind.case_parameters.push_back({"channels_last", 0, 1, "1: operands held channels-last (as convolutions leave them)"});
   if (named.with_scalar()) {
     kind.case_parameters.push_back({"scalar_mantissa", -9, 9, "the scalar: mantissa x 0.37 x 10^exponent"});
     kind.case_parameters.push_back({"scalar_exponent", -3, 2, "the scalar's exponent"});

@@ -89,7 +89,11 @@ Case make_pooling_case(const CaseConfig& config, PoolingOp op) {
   std::mt19937_64 rng(config.data_seed);
   const PoolingOptions options = case_options(op, config);
   const Tensor x = random_input(case_input_shape(options, config), config.style, rng);
-  return calibrated_static_case(std::make_unique<FloatPooling>(options), config, x);
+  Case c = calibrated_static_case(std::make_unique<FloatPooling>(options), config, x);
+  // Held channels-last, as a model's convolutions leave it: ATen's NHWC kernels.
+  auto& q = std::get<QTensor>(c.input.input);
+  if (config.get("channels_last") && q.sizes.size() == 4) q.channels_last = true;
+  return c;
 }
 
 const PoolingOptions& reference_options(const Module& reference) {
@@ -148,8 +152,9 @@ std::vector<OutputSensitivity> pooling_sensitivity(const Module& reference, cons
 // computes PyTorch's answer there; LibTorch's is classed engine-defect, not compared.
 std::optional<std::string> pooling_libtorch_defect(const Module& reference, const ModuleInput& input, Engine engine) {
   const PoolingOptions& o = reference_options(reference);
-  const Shape& in = std::get<QTensor>(input.input).sizes;
-  const kernels::PoolingKernel kernel = kernels::pooling_kernel(o, engine, in);
+  const QTensor& x = std::get<QTensor>(input.input);
+  const Shape& in = x.sizes;
+  const kernels::PoolingKernel kernel = kernels::pooling_kernel(o, engine, in, x.channels_last);
   const Shape out = float_pooled_shape(o, in);
   const int64_t oh = out[out.size() - 2], ow = out.back();
   // ATen's max pooling has an NHWC kernel too (the same integer max, so not modelled apart).
@@ -261,6 +266,7 @@ ModuleKind static_pooling_kind(PoolingOp op) {
       {"extra_w", 0, 5, "input columns likewise"},
       {"pair_arguments", 0, 1, "1: sizes given as (h, w) pairs, else one int for both"},
       {"full_range", 0, 1, "1: activations observed on all 8 bits, else 7 (default_qconfig)"},
+      {"channels_last", 0, 1, "1: the input held channels-last (as convolutions leave it: ATen's NHWC kernels)"},
   };
   if (op == PoolingOp::AdaptiveAvgPool2d) {
     kind.case_parameters.push_back({"output_h", 0, 4, "output rows (0: None, the input's)"});

@@ -56,7 +56,7 @@ Case make_embedding_case(const CaseConfig& config, bool bag) {
     return Case{std::move(module), input};
   }
   // Pruned weights: indices into an uncompressed range a mapping sends to the kept rows (-1:
-  // pruned). 1-d only: a 2-d call cannot give the mapping without offsets here.
+  // pruned). A 2-d call passes offsets as None before the mapping.
   IntTensor mapping{{}, {}, /*is_int32=*/true};
   int64_t index_range = o.num_embeddings;
   if (o.pruned_weights) {
@@ -66,8 +66,9 @@ Case make_embedding_case(const CaseConfig& config, bool bag) {
     mapping.sizes = {uncompressed};
     index_range = uncompressed;
   }
-  if (config.get("two_d") && !o.pruned_weights) {
-    input.input = random_indices({bags, per_bag}, o.num_embeddings, rng);
+  if (config.get("two_d")) {
+    input.input = random_indices({bags, per_bag}, index_range, rng);
+    if (o.pruned_weights) input.others = {AbsentOperand{}, mapping};
   } else {
     // Bags of 0 to 2 per_bag indices, some empty: offsets from 0, non-decreasing.
     std::uniform_int_distribution<int64_t> length(0, 2 * per_bag);

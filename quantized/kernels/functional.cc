@@ -121,8 +121,10 @@ void scalar_op(const FunctionalOptions& o, const int32_t* a, int64_t n, AffineQP
 
 bool cat_takes_nhwc_kernel(const std::vector<const QTensor*>& operands, int64_t dim) {
   if (dim != 1) return false;  // as given: -3 takes the generic path
+  // quantized_cat_impl's is_cat_nhwc_fast_path: every operand channels-last contiguous (held
+  // so, or with one channel or one pixel, which c10 counts as such).
   for (const QTensor* q : operands)
-    if (q->sizes.size() != 4 || !(q->sizes[1] == 1 || q->sizes[2] * q->sizes[3] == 1)) return false;
+    if (q->sizes.size() != 4 || !(q->channels_last || q->sizes[1] == 1 || q->sizes[2] * q->sizes[3] == 1)) return false;
   return true;
 }
 

@@ -40,14 +40,14 @@ std::string to_string(PoolingKernel kernel) {
   return "?";
 }
 
-PoolingKernel pooling_kernel(const PoolingOptions& o, Engine engine, const Shape& input) {
+PoolingKernel pooling_kernel(const PoolingOptions& o, Engine engine, const Shape& input, bool channels_last) {
   const bool qnnpack = engine == Engine::QNNPACK;  // and the input is quint8 (the harness's activations)
   switch (o.op) {
     case PoolingOp::MaxPool2d: return qnnpack && !o.ceil_mode ? PoolingKernel::QnnpackMax : PoolingKernel::Max;
     case PoolingOp::AvgPool2d:
       // quantized_avg_pool2d: QNNPACK whenever the engine is qnnpack (ceil mode aside).
       if (qnnpack && !o.ceil_mode) return PoolingKernel::AvgQnnpack;
-      return channels_last_contiguous(input) ? PoolingKernel::AvgNhwc : PoolingKernel::AvgNchw;
+      return channels_last || channels_last_contiguous(input) ? PoolingKernel::AvgNhwc : PoolingKernel::AvgNchw;
     case PoolingOp::AdaptiveAvgPool2d: {
       if (qnnpack && input.size() >= 2) {
         const int64_t h = input[input.size() - 2], w = input.back();
@@ -58,7 +58,7 @@ PoolingKernel pooling_kernel(const PoolingOptions& o, Engine engine, const Shape
         if (oh > 0 && ow > 0 && !(h == oh && w == ow) && h % oh == 0 && w % ow == 0)
           return PoolingKernel::AdaptiveQnnpack;
       }
-      return channels_last_contiguous(input) ? PoolingKernel::AdaptiveNhwc : PoolingKernel::AdaptiveNchw;
+      return channels_last || channels_last_contiguous(input) ? PoolingKernel::AdaptiveNhwc : PoolingKernel::AdaptiveNchw;
     }
   }
   return PoolingKernel::Max;

@@ -46,8 +46,9 @@ namespace qconform::kernels {
 enum class PoolingKernel { Max, QnnpackMax, AvgNchw, AvgNhwc, AvgQnnpack, AdaptiveNchw, AdaptiveNhwc, AdaptiveQnnpack };
 std::string to_string(PoolingKernel kernel);  // "qnnpack-max", "avg-nhwc", ...
 
-// The kernel ATen 1.13 dispatches the op on `input` (quint8) to under `engine`.
-PoolingKernel pooling_kernel(const PoolingOptions& options, Engine engine, const Shape& input);
+// The kernel ATen 1.13 dispatches the op on `input` (quint8) to under `engine`; its NHWC
+// kernels take an input held channels-last, or one that is channels-last contiguous too.
+PoolingKernel pooling_kernel(const PoolingOptions& options, Engine engine, const Shape& input, bool channels_last);
 
 // The output shape, with the checks of that kernel's path in its order and PyTorch's
 // messages (they differ between paths: the float module's are core/float/pooling.h's).

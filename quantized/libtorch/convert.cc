@@ -60,8 +60,10 @@ at::Tensor to_aten(const QTensor& q) {
   const QuantParams& qp = q.qparams;
   at::Tensor ints = at::from_blob(const_cast<int32_t*>(q.values.data()), q.sizes, at::kInt)
                         .to(int_repr_type(qp.dtype), /*non_blocking=*/false, /*copy=*/true);
-  if (!qp.per_channel())
-    return at::_make_per_tensor_quantized_tensor(ints, qp.scale(), qp.zero_point());
+  if (!qp.per_channel()) {
+    const at::Tensor out = at::_make_per_tensor_quantized_tensor(ints, qp.scale(), qp.zero_point());
+    return q.channels_last && q.sizes.size() == 4 ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
+  }
   at::Tensor scales = at::tensor(qp.scales, at::kDouble);
   std::vector<int64_t> zps(qp.zero_points.begin(), qp.zero_points.end());
   at::Tensor zero_points = at::tensor(zps, at::kLong);
@@ -73,6 +75,7 @@ at::Tensor to_aten(const QTensor& q) {
 QTensor from_aten_quantized(const at::Tensor& q) {
   QTensor out;
   out.sizes = q.sizes().vec();
+  out.channels_last = q.dim() == 4 && !q.is_contiguous() && q.is_contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor ints = q.int_repr().to(at::kInt).contiguous();
   if (q.scalar_type() == at::kQUInt4x2) {
     // Two values per byte along the last dimension: element j in bits 4 (j % 2) of byte j / 2.

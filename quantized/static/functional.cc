@@ -11,6 +11,24 @@ namespace {
 
 kernels::AffineQParams affine(const QuantParams& q) { return {q.scale(), static_cast<int32_t>(q.zero_point())}; }
 
+// An (N, C, H, W) tensor's integers in NHWC order (memory order when it is held
+// channels-last), and back.
+std::vector<int32_t> nhwc_order(const QTensor& q) {
+  const int64_t n = q.sizes[0], c = q.sizes[1], hw = q.sizes[2] * q.sizes[3];
+  std::vector<int32_t> out(q.values.size());
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t k = 0; k < hw; ++k) out[(b * hw + k) * c + ch] = q.values[(b * c + ch) * hw + k];
+  return out;
+}
+
+void from_nhwc_order(const std::vector<int32_t>& nhwc, QTensor& q) {
+  const int64_t n = q.sizes[0], c = q.sizes[1], hw = q.sizes[2] * q.sizes[3];
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t k = 0; k < hw; ++k) q.values[(b * c + ch) * hw + k] = nhwc[(b * hw + k) * c + ch];
+}
+
 // PyTorch's checks of the op's operands, in its order and words (qadd.cpp's and qmul.cpp's
 // check_inputs keep their spelling), then what the model covers.
 void check_operands(const FunctionalOptions& o, const std::vector<const QTensor*>& x, const std::string& name) {
@@ -156,12 +174,22 @@ ModuleOutput QuantizedFunctional::forward(const ModuleInput& input) {
     case FunctionalOp::AddRelu: {
       const bool relu = options_.op == FunctionalOp::AddRelu;
       // quantized::add: QNNPACK's operator on the qnnpack engine (quint8, one shape).
-      if (engine_.engine == Engine::QNNPACK)
+      if (engine_.engine == Engine::QNNPACK) {
         kernels::qnnpack_add(x[0]->values.data(), x[1]->values.data(), n, affine(x[0]->qparams),
                              affine(x[1]->qparams), affine(out), relu, y.values.data());
-      else
+      } else if (x[0]->channels_last && x[1]->channels_last) {
+        // ATen walks both in memory order, so its vector blocks and scalar tail are NHWC's;
+        // its output is held as the first operand is (suggest_memory_format).
+        const std::vector<int32_t> a = nhwc_order(*x[0]), b = nhwc_order(*x[1]);
+        std::vector<int32_t> sum(a.size());
+        kernels::aten_add(a.data(), b.data(), n, affine(x[0]->qparams), affine(x[1]->qparams), affine(out), relu, loop,
+                          sum.data());
+        from_nhwc_order(sum, y);
+        y.channels_last = true;
+      } else {
         kernels::aten_add(x[0]->values.data(), x[1]->values.data(), n, affine(x[0]->qparams), affine(x[1]->qparams),
                           affine(out), relu, loop, y.values.data());
+      }
       break;
     }
     case FunctionalOp::Mul:

@@ -17,7 +17,7 @@ std::unique_ptr<QuantizedPooling> QuantizedPooling::from_reference(const StaticR
 
 ModuleOutput QuantizedPooling::forward(const ModuleInput& input) {
   const QTensor& x = expect_quint8_input(input, name());
-  const kernels::PoolingKernel kernel = kernels::pooling_kernel(options_, engine_.engine, x.sizes);
+  const kernels::PoolingKernel kernel = kernels::pooling_kernel(options_, engine_.engine, x.sizes, x.channels_last);
   const Shape out_shape = kernels::quantized_pooled_shape(options_, kernel, x.sizes);
   QTensor y{out_shape, std::vector<int32_t>(numel_of(out_shape)), x.qparams};
   kernels::quantized_pool(options_, kernel, x.values.data(), x.sizes, x.qparams.scale(),
