@@ -63,6 +63,19 @@ AllPairs all_pairs(const QuantParams& qa, const QuantParams& qb, const std::vect
 
 kernels::AffineQParams affine(const QuantParams& q) { return {q.scale(), static_cast<int32_t>(q.zero_point())}; }
 
+// ATen's add of every level pair (a = i / 256, b = i % 256) in its vector forms and in its
+// scalar forms.
+std::pair<std::vector<int32_t>, std::vector<int32_t>> add_forms(const QuantParams& qa, const QuantParams& qb,
+                                                                const QuantParams& out, kernels::AtenVectorLoop loop) {
+  const AllPairs grid = all_pairs(qa, qb, {});
+  std::vector<int32_t> vector_forms(65536), scalar_forms(65536);
+  kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
+                    {1, loop.simd}, vector_forms.data());
+  kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
+                    kernels::AtenVectorLoop::scalar_only(), scalar_forms.data());
+  return {vector_forms, scalar_forms};
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(aten_add_takes_the_vector_forms_on_its_blocks) {
@@ -74,12 +87,7 @@ BOOST_AUTO_TEST_CASE(aten_add_takes_the_vector_forms_on_its_blocks) {
   for (int draw = 0; draw < 20; ++draw) {
     const QuantParams qa = qp(scale(rng), level(rng)), qb = qp(scale(rng), level(rng)), out = qp(scale(rng), level(rng));
     // The pairs whose forms differ, to place in the tail (scalar forms there).
-    const AllPairs grid = all_pairs(qa, qb, {});
-    std::vector<int32_t> vector_forms(65536), scalar_forms(65536);
-    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
-                      {1, loop.simd}, vector_forms.data());
-    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
-                      kernels::AtenVectorLoop::scalar_only(), scalar_forms.data());
+    const auto [vector_forms, scalar_forms] = add_forms(qa, qb, out, loop);
     std::vector<std::pair<int32_t, int32_t>> tail;
     for (int64_t i = 0; i < 65536; ++i)
       if (vector_forms[i] != scalar_forms[i]) {
@@ -304,12 +312,7 @@ BOOST_AUTO_TEST_CASE(aten_add_walks_channels_last_operands_in_memory_order) {
   int64_t placed = 0;
   for (int draw = 0; draw < 400 && parted < 3; ++draw) {
     const QuantParams qa = qp(scale(rng), level(rng)), qb = qp(scale(rng), level(rng)), out = qp(scale(rng), level(rng));
-    const AllPairs grid = all_pairs(qa, qb, {});
-    std::vector<int32_t> vector_forms(65536), scalar_forms(65536);
-    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
-                      {1, loop.simd}, vector_forms.data());
-    kernels::aten_add(grid.a.values.data(), grid.b.values.data(), 65536, affine(qa), affine(qb), affine(out), false,
-                      kernels::AtenVectorLoop::scalar_only(), scalar_forms.data());
+    const auto [vector_forms, scalar_forms] = add_forms(qa, qb, out, loop);
     // Memory order: the pairs whose forms differ in the tail (from its start: the last element
     // is in the row-major tail too), everything else before it.
     std::vector<int32_t> a_memory(n, 0), b_memory(n, 0);
