@@ -16,6 +16,7 @@ std::string to_string(Implementation implementation) {
     case Implementation::Reference: return "reference";
     case Implementation::Quantized: return "quantized";
     case Implementation::LibTorch: return "libtorch";
+    case Implementation::Plugin: return "plugin";
   }
   return "?";
 }

@@ -66,8 +66,9 @@ struct ModuleOutput {
   std::optional<QuantizedHiddenState> quantized_hidden = std::nullopt;
 };
 
-// Which implementation a module belongs to; "float" is the unconverted nn module.
-enum class Implementation { Float, Reference, Quantized, LibTorch };
+// Which implementation a module belongs to; "float" is the unconverted nn module; "plugin"
+// an implementation registered from outside (oracles/plugin.h), named by its plug-in.
+enum class Implementation { Float, Reference, Quantized, LibTorch, Plugin };
 std::string to_string(Implementation implementation);  // "float", "reference", ...
 Implementation implementation_from_string(const std::string& name);
 

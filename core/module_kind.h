@@ -214,6 +214,10 @@ struct ModuleKind {
   // integer module gets the integers themselves. Error names what the spec lacks.
   std::function<std::unique_ptr<Module>(const ModuleSpec&)> reference_from_spec;
   std::function<std::unique_ptr<Module>(const ModuleSpec&, const EngineProfile&)> quantized_from_spec;
+  // The inverse: the kind's parameters (constructor arguments, integer weights, bias, output
+  // qparams) as a fixture would hold them, from a reference module. What a plug-in's factory
+  // is given (oracles/plugin.h). Empty: plug-ins cannot implement the kind yet.
+  std::function<ModuleSpec(const Module& reference)> spec_from_reference;
 
   const ImplementationEntry* find(Implementation implementation) const;
   bool supports(Implementation implementation, Engine engine) const;

@@ -1,5 +1,7 @@
 #include "oracles/agreement.h"
 
+#include "oracles/plugin.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +19,7 @@
 namespace qconform {
 
 Side parse_side(const std::string& text) {
+  if (const Plugin* plugin = find_plugin(text)) return plugin_side(*plugin);
   const auto open = text.find('[');
   Side side{implementation_from_string(text.substr(0, open)), std::nullopt};
   if (open != std::string::npos) {
@@ -32,6 +35,7 @@ namespace {
 bool bit_equal(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 std::unique_ptr<Module> build(const ModuleKind& kind, const Module& float_module, const Side& side) {
+  if (side.implementation == Implementation::Plugin) return build_plugin_module(kind, side, float_module);
   return convert_from_float(kind, float_module,
                             ConversionTarget{side.implementation, side.engine.value_or(Engine::QNNPACK)});
 }
@@ -340,32 +344,30 @@ CaseResult check_agreement(const ModuleKind& kind, const Pair& pair, const CaseC
            rerun_command(kind, pair, config);
   };
 
-  // A configuration both sides refuse identically is the rejection oracle's business.
+  // A configuration both sides refuse identically is the rejection oracle's business; one a
+  // plug-in declines (PluginDeclines) is counted, not compared.
   std::unique_ptr<Module> module_a, module_b;
   std::string refused_a, refused_b;
-  try {
-    module_a = build(kind, *c.float_module, pair.a);
-  } catch (const Error& e) {
-    refused_a = e.what();
-  }
-  try {
-    module_b = build(kind, *c.float_module, pair.b);
-  } catch (const Error& e) {
-    refused_b = e.what();
-  }
+  const auto attempt = [&](const std::function<void()>& step, std::string& refused) {
+    try {
+      step();
+    } catch (const PluginDeclines& e) {
+      result.declined = e.what();
+    } catch (const Error& e) {
+      refused = e.what();
+    }
+  };
+  attempt([&] { module_a = build(kind, *c.float_module, pair.a); }, refused_a);
+  attempt([&] { module_b = build(kind, *c.float_module, pair.b); }, refused_b);
   // The call itself may be refused too (an engine's check of the operands).
   ModuleOutput out_a, out_b;
-  if (refused_a.empty() && refused_b.empty()) {
-    try {
-      out_a = (*module_a)(c.input);
-    } catch (const Error& e) {
-      refused_a = e.what();
-    }
-    try {
-      out_b = (*module_b)(c.input);
-    } catch (const Error& e) {
-      refused_b = e.what();
-    }
+  if (result.declined.empty() && refused_a.empty() && refused_b.empty()) {
+    attempt([&] { out_a = (*module_a)(c.input); }, refused_a);
+    attempt([&] { out_b = (*module_b)(c.input); }, refused_b);
+  }
+  if (!result.declined.empty()) {
+    result.rejected = result.passed = true;
+    return result;
   }
   if (!refused_a.empty() || !refused_b.empty()) {
     // Both refuse alike, or only an engine side refuses, with its own rejection from the
@@ -565,6 +567,13 @@ CaseConfig parse_case_config(const ModuleKind& kind, const std::string& text) {
   return config;
 }
 
+namespace {
+std::string& rerun_program() {
+  static std::string program = "build/qconform";
+  return program;
+}
+}  // namespace
+
 std::string rerun_command(const ModuleKind& kind, const Pair& pair, const CaseConfig& config) {
   // LibTorch's onednn answers on the avx2 path only with oneDNN held to AVX2; otherwise a
   // process held to an instruction set answers as this one only under the same setting.
@@ -576,8 +585,10 @@ std::string rerun_command(const ModuleKind& kind, const Pair& pair, const CaseCo
   if (environment.empty())
     for (const char* name : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"})
       if (const char* value = std::getenv(name); value && *value) environment += std::string(name) + "=" + value + " ";
-  return environment + "build/qconform case --kind " + kind.key + " --pair '" + pair.a.label() + "," +
+  return environment + rerun_program() + " case --kind " + kind.key + " --pair '" + pair.a.label() + "," +
          pair.b.label() + "' --case '" + config.to_string() + "'";
 }
+
+void set_rerun_program(const std::string& program) { rerun_program() = program; }
 
 }  // namespace qconform

@@ -91,6 +91,7 @@ struct CaseResult {
   // which an output element differs, in the order the recurrence runs; -1 when none differs.
   int64_t first_differing_step = -1;
   std::string failure;             // what differs, where, and how to rerun
+  std::string declined;            // a plug-in declined the configuration (PluginDeclines): its reason
 };
 
 // How many times one cell (a kind x pair, or one property) may recompute a disagreeing
@@ -171,5 +172,8 @@ CaseConfig parse_case_config(const ModuleKind& kind, const std::string& text);
 
 // The command that reruns exactly one case.
 std::string rerun_command(const ModuleKind& kind, const Pair& pair, const CaseConfig& config);
+// The program rerun_command names ("build/qconform" unless set): a plug-in's test program
+// sets its own (properties/plugin_test.h), whose `case` subcommand reruns one case.
+void set_rerun_program(const std::string& program);
 
 }  // namespace qconform

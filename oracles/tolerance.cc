@@ -1,5 +1,7 @@
 #include "oracles/tolerance.h"
 
+#include "oracles/plugin.h"
+
 #include <cfloat>
 #include <cmath>
 #include <limits>
@@ -215,10 +217,12 @@ std::vector<ToleranceRow> make_table() {
 }  // namespace
 
 bool SidePattern::matches(const Side& side) const {
+  if (implementation == Implementation::Plugin) return side.implementation == Implementation::Plugin && side.plugin == plugin;
   return implementation == side.implementation && (!engine || (side.engine && *engine == side.engine->engine));
 }
 
 std::string SidePattern::label() const {
+  if (implementation == Implementation::Plugin) return plugin;
   return to_string(implementation) + (engine ? "[" + to_string(*engine) + "]" : "");
 }
 
@@ -234,6 +238,7 @@ std::string to_string(BoundKind kind) {
 }
 
 std::string Side::label() const {
+  if (implementation == Implementation::Plugin) return plugin;
   return to_string(implementation) + (engine ? "[" + engine->label() + "]" : "");
 }
 
@@ -243,6 +248,21 @@ const std::vector<ToleranceRow>& tolerance_table() {
 }
 
 const ToleranceRow& tolerance_for(Family family, Structure structure, const Side& a, const Side& b) {
+  for (const Plugin& plugin : plugins())
+    for (const auto& row : plugin.tolerance_rows) {
+      if (row.family != family || row.structure != structure) continue;
+      if ((row.a.matches(a) && row.b.matches(b)) || (row.a.matches(b) && row.b.matches(a))) return row;
+    }
+  // A plug-in's pair without a row of its own: the row of the integer side it declares its
+  // numerics like.
+  const auto as_integer = [](const Side& s) {
+    if (s.implementation != Implementation::Plugin) return s;
+    const Plugin* plugin = find_plugin(s.plugin);
+    if (!plugin) throw Error("no plug-in named '" + s.plugin + "' is registered");
+    return Side{Implementation::Quantized, plugin->numerics_like};
+  };
+  if (a.implementation == Implementation::Plugin || b.implementation == Implementation::Plugin)
+    return tolerance_for(family, structure, as_integer(a), as_integer(b));
   for (const auto& row : tolerance_table()) {
     if (row.family != family || row.structure != structure) continue;
     if (row.same_engine && (!a.engine || !b.engine || a.engine->engine != b.engine->engine)) continue;

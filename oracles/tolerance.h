@@ -29,12 +29,16 @@ enum class BoundKind { Exact, EpilogueRoundings, ActivationRounding, Propagated,
 std::string to_string(BoundKind kind);
 
 // One side of a comparison: an implementation, on an engine profile where it has one.
+// A plug-in's side (Implementation::Plugin) is named by the plug-in, and its `engine` is the
+// engine whose engine-table rules its bounds take (how it rounds its bias, whether it may
+// saturate: oracles/plugin.h).
 struct Side {
   Implementation implementation;
   std::optional<EngineProfile> engine;
-  std::string label() const;  // "reference", "quantized[qnnpack]", "libtorch[onednn:vnni]"
+  std::string plugin = {};  // the plug-in's name, for Implementation::Plugin
+  std::string label() const;  // "reference", "quantized[qnnpack]", "libtorch[onednn:vnni]", "xnnpack"
   bool operator==(const Side& other) const {
-    return implementation == other.implementation && engine == other.engine;
+    return implementation == other.implementation && engine == other.engine && plugin == other.plugin;
   }
 };
 
@@ -44,7 +48,8 @@ struct Side {
 struct SidePattern {
   Implementation implementation;
   std::optional<Engine> engine;  // nullopt: any engine
-  std::string label() const;     // "quantized[onednn]", "libtorch"
+  std::string plugin = {};       // Implementation::Plugin: the plug-in's name
+  std::string label() const;     // "quantized[onednn]", "libtorch", "xnnpack"
   bool matches(const Side& side) const;
 };
 
@@ -61,8 +66,8 @@ struct ToleranceRow {
 };
 
 const std::vector<ToleranceRow>& tolerance_table();
-// The row governing (a, b) for a family, or Error if the table has none (a missing row is
-// a defect of the table, not something to default).
+// The row governing (a, b) for a family — a registered plug-in's own rows first — or Error if
+// there is none (a missing row is a defect of the table, not something to default).
 const ToleranceRow& tolerance_for(Family family, Structure structure, const Side& a, const Side& b);
 
 // The per-element bound of `row` for a case.

@@ -1,5 +1,7 @@
 #include "oracles/kinds/case_helpers.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -296,6 +298,13 @@ std::optional<Tensor> spec_bias(const ModuleSpec& spec, const std::string& name)
   const StateValue& v = spec.parameters.at(name);
   if (v.is<NoneValue>()) return std::nullopt;
   return v.as<Tensor>(spec.kind + " fixture parameter '" + name + "'");
+}
+
+ModuleSpec output_qparams_spec(const QuantParams& output) {
+  ModuleSpec spec;
+  spec.config = std::make_shared<nlohmann::json>(nlohmann::json{{"scale", output.scale()},
+                                                                 {"zero_point", output.zero_point()}});
+  return spec;
 }
 
 QuantParams spec_output_qparams(const ModuleSpec& spec) {

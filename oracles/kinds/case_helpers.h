@@ -86,6 +86,9 @@ QTensor spec_weight(const ModuleSpec& spec, const std::string& name);
 std::optional<Tensor> spec_bias(const ModuleSpec& spec, const std::string& name);
 // A static module's output qparams (nnq modules' `scale` and `zero_point` attributes).
 QuantParams spec_output_qparams(const ModuleSpec& spec);
+// A spec of `kind` holding the output qparams as a fixture does ("scale", "zero_point"), for
+// ModuleKind::spec_from_reference to fill in.
+ModuleSpec output_qparams_spec(const QuantParams& output);
 // Error unless a weight's shape is what the constructor arguments imply.
 void check_spec_shape(const ModuleSpec& spec, const std::string& name, const Shape& actual, const Shape& expected);
 // A Linear's weight from a fixture, against in_features and out_features.

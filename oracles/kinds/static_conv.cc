@@ -1,6 +1,8 @@
 // static.Conv{1,2,3}d, static.ConvReLU{1,2,3}d and static.ConvTranspose{1,2,3}d: random cases,
 // bounds (with the int16 pair order of the engines that sum pairs) and fixture readers
 // (torch.ao.nn.quantized.Conv*d / ConvTranspose*d, torch.ao.nn.intrinsic.quantized.ConvReLU*d).
+#include <nlohmann/json.hpp>
+
 #include "oracles/kinds/families.h"
 
 #include <algorithm>
@@ -283,6 +285,27 @@ ModuleKind static_conv_kind(int64_t dims, bool relu, bool transposed) {
     const ConvOptions o = spec_conv_options(spec, name);
     const QuantParams out = spec_output_qparams(spec);
     return std::make_unique<QuantizedConv>(o, spec_conv_weight(spec, o), spec_bias(spec, "bias"), out.scale(), out.zero_point(), engine, relu);
+  };
+  kind.spec_from_reference = [key = kind.key](const Module& reference) {
+    const auto& wrapper = dynamic_cast<const StaticReference&>(reference);
+    const auto& conv = dynamic_cast<const ReferenceConv&>(wrapper.module());
+    const ConvOptions& o = conv.options();
+    ModuleSpec spec = output_qparams_spec(wrapper.output_qparams());
+    spec.kind = key;
+    nlohmann::json& c = *spec.config;
+    c["in_channels"] = o.in_channels;
+    c["out_channels"] = o.out_channels;
+    c["kernel_size"] = o.kernel_size;
+    c["stride"] = o.stride;
+    c["padding"] = o.padding;
+    c["dilation"] = o.dilation;
+    c["groups"] = o.groups;
+    c["padding_mode"] = o.padding_mode;
+    c["transposed"] = o.transposed;
+    c["output_padding"] = o.output_padding_or_zeros();
+    spec.parameters.set("weight", conv.get_quantized_weight());
+    spec.parameters.set("bias", conv.bias() ? StateValue(*conv.bias()) : StateValue(NoneValue{}));
+    return spec;
   };
   return kind;
 }

@@ -1,5 +1,7 @@
 // static.Linear and static.LinearReLU: random cases, bounds and fixture readers
 // (torch.ao.nn.quantized.Linear, torch.ao.nn.intrinsic.quantized.LinearReLU).
+#include <nlohmann/json.hpp>
+
 #include "oracles/kinds/families.h"
 
 #include <random>
@@ -89,6 +91,17 @@ ModuleKind static_linear_kind(bool relu) {
     const QuantParams out = spec_output_qparams(spec);
     return std::make_unique<QuantizedLinear>(spec_linear_weight(spec), spec_bias(spec, "bias"), out.scale(),
                                              out.zero_point(), engine, relu);
+  };
+  kind.spec_from_reference = [key = kind.key](const Module& reference) {
+    const auto& wrapper = dynamic_cast<const StaticReference&>(reference);
+    const auto& linear = dynamic_cast<const ReferenceLinear&>(wrapper.module());
+    ModuleSpec spec = output_qparams_spec(wrapper.output_qparams());
+    spec.kind = key;
+    (*spec.config)["in_features"] = linear.in_features();
+    (*spec.config)["out_features"] = linear.weight().sizes.at(0);
+    spec.parameters.set("weight", linear.get_quantized_weight());
+    spec.parameters.set("bias", linear.bias() ? StateValue(*linear.bias()) : StateValue(NoneValue{}));
+    return spec;
   };
   return kind;
 }

@@ -176,9 +176,15 @@ QTensor cat(const std::vector<const QTensor*>& operands, int64_t dim, const Quan
     const bool same_qparams = q->qparams.scale() == out.scale() && q->qparams.zero_point() == out.zero_point();
     const float s = static_cast<float>(q->qparams.scale()), z = static_cast<float>(q->qparams.zero_point());
     const float premultiplied = s * -z;
+    // The operand in memory order, NHWC: position p's channels at p * c_in (the identity for
+    // one channel or one pixel).
+    std::vector<int32_t> held(q->values.size());
+    const int64_t plane = q->sizes[2] * q->sizes[3];
+    for (int64_t b = 0; b < q->sizes[0]; ++b)
+      for (int64_t c = 0; c < c_in; ++c)
+        for (int64_t k = 0; k < plane; ++k) held[(b * plane + k) * c_in + c] = q->values[(b * c_in + c) * plane + k];
     for (int64_t p = 0; p < positions; ++p) {
-      // An operand that is channels-last contiguous holds position p's channels at p * c_in.
-      const int32_t* in = q->values.data() + p * c_in;
+      const int32_t* in = held.data() + p * c_in;
       int32_t* o = nhwc.data() + p * c_out + offset;
       if (same_qparams) {
         std::copy(in, in + c_in, o);
@@ -203,6 +209,7 @@ QTensor cat(const std::vector<const QTensor*>& operands, int64_t dim, const Quan
   for (int64_t b = 0; b < out_shape[0]; ++b)
     for (int64_t c = 0; c < c_out; ++c)
       for (int64_t k = 0; k < hw; ++k) y.values[(b * c_out + c) * hw + k] = nhwc[(b * hw + k) * c_out + c];
+  y.channels_last = std::any_of(operands.begin(), operands.end(), [](const QTensor* q) { return q->channels_last; });
   return y;
 }
 
