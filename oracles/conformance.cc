@@ -13,6 +13,7 @@
 #include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/checks.h"
+#include "oracles/plugin.h"
 #include "quantized/libtorch/engine.h"
 #include "oracles/tolerance.h"
 
@@ -54,7 +55,10 @@ json cpu_description() {
 
 json tolerance_rows() {
   json rows = json::array();
-  for (const auto& row : tolerance_table())
+  std::vector<ToleranceRow> all;
+  for (const Plugin& plugin : plugins()) all.insert(all.end(), plugin.tolerance_rows.begin(), plugin.tolerance_rows.end());
+  all.insert(all.end(), tolerance_table().begin(), tolerance_table().end());
+  for (const auto& row : all)
     rows.push_back({{"id", row.id}, {"family", to_string(row.family)}, {"structure", to_string(row.structure)}, {"a", row.a.label()}, {"b", row.b.label()},
                     {"same_engine", row.same_engine}, {"kind", to_string(row.kind)}, {"roundings", row.roundings},
                     {"reason", row.reason}});
@@ -112,7 +116,14 @@ json run_conformance(const ConformanceOptions& options) {
 
   int64_t total_cases = 0;
   for (const auto& kind : registry()) {
-    for (const auto& pair : agreement_pairs(kind, options.integer_overrides)) {
+    // A plug-in's run checks its pairs only; any other run adds the registered plug-ins' pairs.
+    std::vector<Pair> pairs = plugin_pairs(kind);
+    if (options.plugins_only && pairs.empty()) continue;
+    if (!options.plugins_only) {
+      std::vector<Pair> built_in = agreement_pairs(kind, options.integer_overrides);
+      pairs.insert(pairs.begin(), built_in.begin(), built_in.end());
+    }
+    for (const auto& pair : pairs) {
       const uint64_t cell_seed = options.seed ^ std::hash<std::string>{}(kind.key + "|" + pair.label());
       std::mt19937_64 rng(cell_seed);
       int64_t passed = 0, rejected = 0, exact = 0, elements = 0, unstable = 0, history_dependent = 0, defect = 0,
@@ -199,6 +210,7 @@ json run_conformance(const ConformanceOptions& options) {
     }
 
     // The other oracles, once per kind on a few configurations.
+    if (options.plugins_only) continue;
     std::mt19937_64 rng(options.seed ^ std::hash<std::string>{}(kind.key + "|checks"));
     const std::string scratch = options.scratch_directory.empty() ? "/tmp/qconform-conform" : options.scratch_directory;
     for (const std::string name : {"state_dict_round_trip", "hook_preservation", "rejection_parity"}) {

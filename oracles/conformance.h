@@ -20,6 +20,9 @@ struct ConformanceOptions {
   // Integer models compared with LibTorch on another int8 path than LibTorch's here
   // (agreement_pairs' integer_overrides); recorded in the results.
   std::vector<EngineProfile> integer_overrides;
+  // Only the registered plug-ins' pairs (oracles/plugin.h), and not the kinds' other oracles:
+  // a plug-in's own run.
+  bool plugins_only = false;
 };
 
 int64_t cases_for_profile(const std::string& profile);  // throws Error for unknown names

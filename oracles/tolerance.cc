@@ -281,7 +281,11 @@ std::vector<double> element_bounds(const ToleranceRow& row, const BoundInputs& i
   for (size_t i = 0; i < sensitivity.size(); ++i) {
     const double magnitude = sensitivity[i].magnitude + half_quantum * sensitivity[i].weight_l1;
     switch (row.kind) {
-      case BoundKind::Exact: bounds[i] = 0.0; break;
+      case BoundKind::Exact:
+        bounds[i] = row.unbounded_where_bias_overflows && sensitivity[i].int32_bias_overflow
+                        ? std::numeric_limits<double>::infinity()
+                        : 0.0;
+        break;
       case BoundKind::EpilogueRoundings:
         bounds[i] = row.roundings * eps * magnitude + sensitivity[i].design_quanta;  // design: absolute here
         break;

@@ -63,6 +63,10 @@ struct ToleranceRow {
   BoundKind kind;
   double roundings;  // r for EpilogueRoundings; ulps per side of sigmoid/tanh for Propagated
   std::string reason;
+  // Static reductions: no bound on an element whose int32 bias overflows (bias / (s_x s_w)
+  // beyond int32), which two engines may handle differently on purpose (classed
+  // accumulator-overflow). The OutputQuanta rows do so wherever the engine rounds its bias.
+  bool unbounded_where_bias_overflows = false;
 };
 
 const std::vector<ToleranceRow>& tolerance_table();

@@ -69,7 +69,7 @@ at::Tensor to_aten(const QTensor& q) {
   at::Tensor zero_points = at::tensor(zps, at::kLong);
   at::Tensor out = at::_make_per_channel_quantized_tensor(ints, scales, zero_points, qp.axis);
   TORCH_CHECK(out.scalar_type() == quantized_type(qp.dtype));
-  return out;
+  return q.channels_last && q.sizes.size() == 4 ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
 }
 
 QTensor from_aten_quantized(const at::Tensor& q) {
