@@ -289,19 +289,30 @@ Fixture import_fixture(const FixtureImport& request) {
     archive.fail(e.what());
   }
 
-  // The inputs, in the module's terms.
-  const Arguments args = split_inputs(inputs_path, load_pickle(inputs_path, "inputs file"));
+  // The inputs, in the module's terms. An embedding's are forward's arguments as they are,
+  // None included (a pruned bag's offsets before its mapping, per_sample_weights).
+  const c10::IValue loaded_inputs = load_pickle(inputs_path, "inputs file");
+  const bool weight_only = kind.family == Family::WeightOnly;
+  std::vector<c10::IValue> weight_only_args;
+  if (weight_only) {
+    const bool bag = kind.key == "weight_only.EmbeddingBag";
+    weight_only_args = loaded_inputs.isTuple()  ? loaded_inputs.toTupleRef().elements().vec()
+                       : loaded_inputs.isList() ? loaded_inputs.toListRef().vec()
+                                                : std::vector<c10::IValue>{loaded_inputs};
+    if (weight_only_args.empty() || weight_only_args.size() > (bag ? 4u : 1u))
+      throw Error(inputs_path + ": " + kind.key + " takes " +
+                  (bag ? "(indices[, offsets[, per_sample_weights[, compressed_indices_mapping]]]), None where absent"
+                       : "the indices") +
+                  "; found " + std::to_string(weight_only_args.size()) + " values");
+    if (!weight_only_args[0].isTensor()) throw Error(inputs_path + ": the indices must be a tensor");
+  }
+  const Arguments args = weight_only ? Arguments{weight_only_args[0], {}} : split_inputs(inputs_path, loaded_inputs);
   const bool sequence = kind.key == "dynamic.LSTM" || kind.key == "dynamic.GRU";
   const bool recurrent = kind.structure == Structure::Recurrent;
   const size_t hidden_count = kind.key == "dynamic.LSTM" || kind.key == "dynamic.LSTMCell" ? 2 : recurrent ? 1 : 0;
   if (kind.key == "static.LSTM" && !args.hidden.empty())
     throw Error(inputs_path + ": static.LSTM fixtures take the quantized input alone (the harness's static LSTM "
                 "starts from PyTorch's zero state; an initial (h0, c0) is not supported)");
-  const bool weight_only = kind.family == Family::WeightOnly;
-  if (weight_only && args.hidden.size() > (kind.key == "weight_only.EmbeddingBag" ? 2u : 0u))
-    throw Error(inputs_path + ": " + kind.key + " takes " +
-                (kind.key == "weight_only.EmbeddingBag" ? "(indices, offsets[, per_sample_weights])" : "the indices") +
-                "; found " + std::to_string(1 + args.hidden.size()) + " tensors");
   if (!weight_only && !args.hidden.empty() && args.hidden.size() != hidden_count)
     throw Error(inputs_path + ": " + kind.key + " takes " +
                 (hidden_count == 0 ? std::string("one input tensor")
@@ -340,15 +351,9 @@ Fixture import_fixture(const FixtureImport& request) {
     call_args = {c10::ivalue::Tuple::createNamed({e[0], e[1], e[2], e[3]}, tuple_type), hx};
   } else {
     const at::Tensor x = args.primary.toTensor();
-    if (weight_only) {  // indices, then offsets and per_sample_weights
-      fixture.input.input = integer_tensor(inputs_path, x, "the indices");
-      call_args = {x};
-      for (size_t i = 0; i < args.hidden.size(); ++i) {
-        const at::Tensor& t = args.hidden[i];
-        fixture.input.others.push_back(i == 0 ? Value(integer_tensor(inputs_path, t, "the offsets"))
-                                              : Value(float_tensor(inputs_path, t, "per_sample_weights")));
-        call_args.push_back(t);
-      }
+    if (weight_only) {  // indices, then offsets, per_sample_weights and the mapping
+      fixture.input = layer_input(inputs_path, kind, method, weight_only_args, nullptr);
+      call_args = weight_only_args;
     } else if (kind.key == "static.Quantize") {  // nnq.Quantize alone takes floats
       fixture.input.input = float_tensor(inputs_path, x, "the input");
     } else if (kind.family == Family::Static && !wrapped) {

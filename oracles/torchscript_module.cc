@@ -333,9 +333,7 @@ void read_embedding(const Archive& a, const torch::jit::Module& m, bool bag, Mod
     if (!mode.isString()) a.fail(python_type(m) + ".mode is not a string");
     c["mode"] = mode.toStringRef();
     c["include_last_offset"] = a.flag(m, "include_last_offset");
-    if (a.flag(m, "pruned_weights"))
-      a.fail(python_type(m) + " has pruned_weights=True: fixtures of pruned embeddings (whose calls pass a "
-             "compressed_indices_mapping) are not read yet");
+    c["pruned_weights"] = a.flag(m, "pruned_weights");
   }
   const c10::IValue holder = a.attr(m, "_packed_params");
   if (!holder.isModule()) a.fail(python_type(m) + "._packed_params is not an EmbeddingPackedParams module");
@@ -354,6 +352,9 @@ void read_embedding(const Archive& a, const torch::jit::Module& m, bool bag, Mod
            " but packs a " + to_string(weight.qparams.dtype) + " weight (PyTorch 1.13's nnq.Embedding.from_float "
            "drops a 4-bit qconfig's dtype, and the module then runs the 8-bit kernel on 4-bit rows): build it with "
            "nnq.Embedding(..., dtype=torch.quint4x2) and set_weight");
+  // A pruned module's rows are the kept ones, whatever num_embeddings it was built with; its
+  // calls' indices range over the mapping.
+  if (c.value("pruned_weights", false)) c["num_embeddings"] = weight.sizes.at(0);
   spec.parameters.set("weight", weight);
 }
 
@@ -611,10 +612,15 @@ ModuleInput layer_input(const std::string& where, const ModuleKind& kind, const 
     if (!arg(0).isTensor()) throw Error(where + ": the indices are not a tensor");
     in.input = integer_tensor(where, arg(0).toTensor(), "the indices");
     if (kind.key == "weight_only.EmbeddingBag") {
-      if (!arg(3).isNone())
-        throw Error(where + ": a compressed_indices_mapping is passed (pruned weights): not read from models yet");
+      // offsets (None before a mapping: an absent operand), per_sample_weights, the mapping.
+      const bool mapped = !arg(3).isNone();
       if (!arg(1).isNone()) in.others.push_back(integer_tensor(where, arg(1).toTensor(), "the offsets"));
+      else if (mapped) in.others.push_back(AbsentOperand{});
       if (!arg(2).isNone()) in.others.push_back(float_argument(where, arg(2), "per_sample_weights"));
+      if (mapped) {
+        if (!arg(3).isTensor()) throw Error(where + ": compressed_indices_mapping is not a tensor");
+        in.others.push_back(integer_tensor(where, arg(3).toTensor(), "compressed_indices_mapping"));
+      }
     }
     return in;
   }

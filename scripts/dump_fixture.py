@@ -82,8 +82,10 @@ DEFAULTS = {
     # nnq.Embedding / EmbeddingBag built as the seeds build them (nnq.Embedding with the 4-bit
     # dtype directly: 1.13's from_float drops it); bags of offsets (0 .. n), include_last_offset,
     # mode (0 sum, 1 mean, 2 max), per_sample_weights.
+    # pruned: EmbeddingBag with pruned_weights, indices into 3 more rows than kept through an int32
+    # compressed_indices_mapping (-1: pruned), passed after offsets (None for 2-d indices).
     "embedding": dict(num_embeddings=10, embedding_dim=12, four_bit=0, indices=16, bags=4, two_d=0,
-                      include_last_offset=0, mode=0, per_sample_weights=0),
+                      include_last_offset=0, mode=0, per_sample_weights=0, pruned=0),
 }
 
 
@@ -288,7 +290,8 @@ def functional_inputs(method, c):
 
 def embedding_module(kind, c):
     """nnq.Embedding / EmbeddingBag with a weight quantized per row with float qparams, and its
-    inputs: (indices,) or (indices, offsets[, per_sample_weights])."""
+    inputs: (indices,), (indices, offsets[, per_sample_weights]), or for pruned weights
+    (indices, offsets or None, per_sample_weights or None, compressed_indices_mapping)."""
     from torch.ao.quantization.observer import PerChannelMinMaxObserver
     bag = kind.endswith("Bag")
     dtype = torch.quint4x2 if c["four_bit"] else torch.quint8
@@ -304,6 +307,19 @@ def embedding_module(kind, c):
         m = nnq.Embedding(c["num_embeddings"], c["embedding_dim"], dtype=dtype)
     m.set_weight(qweight)
     n = c["indices"]
+    if c["pruned"]:
+        # The rows kept are the weight's; an index u of the uncompressed range reads row
+        # mapping[u], -1 reads nothing.
+        m.pruned_weights = True
+        uncompressed = c["num_embeddings"] + 3
+        mapping = torch.randint(-1, c["num_embeddings"], (uncompressed,), dtype=torch.int32)
+        weights = torch.rand(n) if c["per_sample_weights"] else None
+        if c["two_d"]:
+            indices = torch.randint(0, uncompressed, (c["bags"], n // c["bags"]))
+            return m, (indices, None, weights.reshape(indices.shape) if weights is not None else None, mapping)
+        indices = torch.randint(0, uncompressed, (n,))
+        cuts = sorted(torch.randint(0, n + 1, (c["bags"] - 1,)).tolist())
+        return m, (indices, torch.tensor([0] + cuts), weights, mapping)
     if c["two_d"]:
         indices = torch.randint(0, c["num_embeddings"], (c["bags"], n // c["bags"]))
         return m, (indices,)

@@ -193,6 +193,7 @@ EmbeddingOptions spec_options(bool bag, const ModuleSpec& spec) {
     else if (mode == "max") o.mode = EmbeddingBagMode::Max;
     else throw Error(spec.kind + " fixture: mode must be sum, mean or max, not '" + mode + "'");
     o.include_last_offset = spec.flag("include_last_offset");
+    o.pruned_weights = spec.has("pruned_weights") && spec.flag("pruned_weights");
   }
   return o;
 }
@@ -253,7 +254,7 @@ ModuleKind weight_only_embedding_kind(bool bag) {
     kind.case_parameters.push_back({"include_last_offset", 0, 1, "1: offsets end with the indices' length"});
     kind.case_parameters.push_back({"per_sample_weights", 0, 1, "1: per_sample_weights (mode sum only)"});
     kind.case_parameters.push_back({"padding_idx", 0, 3, "0: none, else a row index"});
-    kind.case_parameters.push_back({"pruned", 0, 1, "1: pruned_weights, with a compressed_indices_mapping (1-d)"});
+    kind.case_parameters.push_back({"pruned", 0, 1, "1: pruned_weights, with a compressed_indices_mapping"});
     // PyTorch 1.13's nnq.EmbeddingBag passes mode 0 and no padding_idx to its op.
     kind.engine_deviation = [](const Module& reference, Engine) -> std::optional<std::string> {
       const EmbeddingOptions& o = dynamic_cast<const ReferenceEmbedding&>(reference).options();

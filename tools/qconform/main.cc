@@ -58,8 +58,8 @@ commands:
               [--store DIR] [--force]
                           a fixture from a scripted quantized module and its inputs
                           (qconform fixture add --help)
-  check [NAME|PATH ...] [--store DIR] [--json OUT]
-                          replay fixtures against their recorded LibTorch outputs
+  check [NAME|PATH ...] [--store DIR] [--json OUT] [--layers] [--report OUT.html]
+                          replay fixtures and models against their recorded LibTorch outputs
                           (qconform check --help)
   bench [--variants LIST] [--batch LIST] [--threads LIST] [--impl LIST] [--json OUT] ...
                           forward time of the dynamic modules: integer, reference, plain
@@ -75,7 +75,12 @@ constexpr const char* kFixtureAddUsage = R"(usage: qconform fixture add MODULE.p
 Make a fixture from what PyTorch writes:
   torch.jit.save(torch.jit.script(qmodule), "MODULE.pt")
   torch.save(inputs, "INPUTS.pt")     # a tensor, or a tuple of tensors: (x, h0[, c0]);
-                                      # a packed input as tuple(packed)
+                                      # a packed input as tuple(packed); an embedding's
+                                      # (indices[, offsets[, per_sample_weights[,
+                                      # compressed_indices_mapping]]]), None where absent
+MODULE.pt may also hold a whole converted model (a torchvision quantizable ResNet, ...):
+every layer's call is then recorded as one fixture plus a model record, STORE/NAME.model
+(docs/models.md).
 MODULE.pt holds one quantized module of a registered kind (qconform modules), or
 Quantize -> one such module -> DeQuantize (eager convert of QuantStub/DeQuantStub). The
 float modules eager convert leaves to run on quantized tensors (ReLU, Sigmoid, Hardsigmoid,
@@ -97,25 +102,35 @@ holds forward's arguments.
   --store DIR            where fixtures live (default: fixtures)
   --force                replace an existing fixture of that name
 
-Writes DIR/NAME.fixture.json atomically (format: fixtures/README.md) and replays it once.
+Writes DIR/NAME.fixture.json (or the directory DIR/NAME.model) atomically (format:
+fixtures/README.md) and replays it once.
 Exit status: 0 written; 2 bad input (the message names the file and what is wrong), and
 nothing is written.
 )";
 
-constexpr const char* kCheckUsage = R"(usage: qconform check [NAME|PATH ...] [--store DIR] [--json OUT]
+constexpr const char* kCheckUsage = R"(usage: qconform check [NAME|PATH ...] [--store DIR] [--json OUT] [--layers]
+                      [--models-json OUT] [--report OUT.html]
 
 Replay fixtures: rebuild each module as the reference and as the integer implementation on
 the fixture's engine, run both on the fixture's input, and compare each with the outputs
 LibTorch recorded and with each other under the tolerance table (qconform tolerances).
 Prints one line per fixture with its verdict and worst error, then every failure's details.
+A model record (STORE/NAME.model, from `fixture add MODEL.pt`) replays each layer alone, then
+the model with every covered layer replaced by the integer implementation and by the
+reference, judging each layer's output against LibTorch's recording (docs/models.md).
 
-  NAME|PATH ...          fixtures by name (NAME.fixture.json anywhere under the store) or
-                         by path (default: every *.fixture.json under the store; the
-                         bundled corpus is fixtures/modules)
+  NAME|PATH ...          fixtures or models by name (NAME.fixture.json anywhere under the
+                         store, or NAME.model) or by path (default: every *.fixture.json and
+                         every model under the store; the bundled corpora are fixtures/modules
+                         and fixtures/models)
   --store DIR            where fixtures live (default: fixtures)
-  --json OUT             also write the verdicts as JSON
+  --json OUT             also write the fixtures' verdicts as JSON
+  --layers               a model's per-layer table: isolated and chained errors
+  --models-json OUT      the models' verdicts as JSON, layer by layer
+  --report OUT.html      the models' report: each model's layer chain plotted, each layer with
+                         its fixture and rerun command
 
-Exit status: 0 every fixture passes; 1 any fails; 2 bad usage.
+Exit status: 0 every fixture and model passes; 1 any fails; 2 bad usage.
 )";
 
 // Options after the command: --name value pairs and bare --flags.
