@@ -9,7 +9,8 @@ status=$?
 out=$(sed 's/\x1b\[[0-9;]*m//g' <<<"$out")  # no terminal colours in what is parsed
 echo "$out" | tail -n 30
 [ "$status" -ne 0 ] || { echo "FAIL: the wrong kernel passed"; exit 1; }
-grep -q "Falsifiable after .* shrinks" <<<"$out" || { echo "FAIL: no shrunk counterexample"; exit 1; }
+grep -q "Falsifiable after" <<<"$out" || { echo "FAIL: no counterexample"; exit 1; }
+grep -q "qconform::CaseConfig:" <<<"$out" || { echo "FAIL: the counterexample is not shown"; exit 1; }
 rerun=$(grep -m1 -o "rerun: .*" <<<"$out" | sed 's/^rerun: //')
 [ -n "$rerun" ] || { echo "FAIL: no rerun line"; exit 1; }
 echo "rerunning: $rerun"
