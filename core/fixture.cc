@@ -454,6 +454,7 @@ std::string store_fixture(const Fixture& fixture, const std::string& store, bool
   const std::string path = fixture_path(store, fixture.name);
   if (!std::filesystem::is_directory(store)) throw Error("fixture store " + store + " is not a directory");
   refuse_existing_fixture(store, fixture.name, force);
+  remove_stale_temporaries(store);  // what killed writers left
   write_file_atomically(path, fixture_to_json(fixture), "fixture");
   return path;
 }

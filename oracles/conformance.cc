@@ -287,18 +287,5 @@ std::string conformance_summary(const json& results) {
   return out.str();
 }
 
-json read_results(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open results file");
-  json results;
-  try {
-    results = json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON: " + e.what());
-  }
-  if (results.value("format", "") != "qconform-results/1")
-    throw Error(path + ": not a qconform results file (format is '" + results.value("format", "") + "')");
-  return results;
-}
 
 }  // namespace qconform

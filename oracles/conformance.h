@@ -31,7 +31,6 @@ int64_t cases_for_profile(const std::string& profile);  // throws Error for unkn
 nlohmann::json run_conformance(const ConformanceOptions& options);
 // One line per cell, and a totals line.
 std::string conformance_summary(const nlohmann::json& results);
-// Reads a results file back, checking its format marker; throws Error naming the path.
-nlohmann::json read_results(const std::string& path);
+// Reading a results file back: reports/report.h read_results.
 
 }  // namespace qconform

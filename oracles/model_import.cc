@@ -1,6 +1,11 @@
 #include "oracles/model_import.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -83,44 +88,44 @@ Fixture layer_fixture(const FixtureImport& request, const RecordedCall& recorded
 }
 
 void copy_file(const std::string& from, const fs::path& to) {
-  std::error_code error;
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing, error);
-  if (error) throw Error(to.string() + ": could not copy " + from + " there: " + error.message());
+  write_file_atomically(to.string(), read_bytes(from, "file to copy"), "copy of " + from);
 }
 
-// Writes the model directory beside its final place and renames it there: the store holds
-// the whole model or nothing of it (a replaced one is moved aside first, removed last).
+// Writes the model directory beside its final place, hidden, and renames it there: the store
+// holds the whole model or nothing of it. A model replaced (--force) is exchanged with the new
+// one in one step (renameat2 RENAME_EXCHANGE), then removed: at no moment is neither there.
 std::string store_model(const FixtureImport& request, const ModelRecord& record, const std::vector<Fixture>& layers,
                         const std::vector<std::string>& layer_files, const std::string& store, bool force) {
   if (!fs::is_directory(store)) throw Error("fixture store " + store + " is not a directory");
   const fs::path final_dir = model_directory(store, record.name);
   if (fs::exists(final_dir) && !force)
     throw Error(final_dir.string() + " exists; pass --force to replace it, or --name to choose another name");
-  const std::string pid = std::to_string(::getpid());
-  const fs::path partial = fs::path(store) / ("." + record.name + kModelSuffix + ".partial-" + pid);
-  const fs::path old = fs::path(store) / ("." + record.name + kModelSuffix + ".old-" + pid);
+  remove_stale_temporaries(store);  // what killed imports left
+  const fs::path partial = hidden_temporary_name(store, final_dir.filename().string());
   try {
-    fs::remove_all(partial);
     fs::create_directories(partial / "layers");
     copy_file(request.module_path, partial / kModelArchiveFile);
     copy_file(request.inputs_path, partial / kModelInputsFile);
     for (size_t i = 0; i < layers.size(); ++i)
       write_file_atomically((partial / layer_files[i]).string(), fixture_to_json(layers[i]), "layer fixture");
     write_file_atomically((partial / kModelRecordFile).string(), model_record_to_json(record), "model record");
-    if (fs::exists(final_dir)) fs::rename(final_dir, old);
-    fs::rename(partial, final_dir);
+    if (fs::exists(final_dir)) {
+      if (::renameat2(AT_FDCWD, partial.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
+        throw Error(final_dir.string() + ": could not put the new model in place: " + std::strerror(errno));
+    } else {
+      fs::rename(partial, final_dir);
+    }
   } catch (const fs::filesystem_error& e) {
     std::error_code ignored;
     fs::remove_all(partial, ignored);
-    if (fs::exists(old, ignored) && !fs::exists(final_dir, ignored)) fs::rename(old, final_dir, ignored);
-    throw Error(final_dir.string() + ": could not write the model: " + e.what());
+    throw Error(final_dir.string() + ": could not write the model: " + e.code().message());
   } catch (...) {
     std::error_code ignored;
     fs::remove_all(partial, ignored);
     throw;
   }
   std::error_code ignored;
-  fs::remove_all(old, ignored);
+  fs::remove_all(partial, ignored);  // the replaced model, if any
   return final_dir.string();
 }
 

@@ -30,8 +30,8 @@ double number(const json& v) {
 // The isolated comparison of one side against LibTorch's recording ("quantized[...] vs libtorch[...]").
 const json* isolated(const json& layer, const std::string& side) {
   if (!layer.contains("isolated")) return nullptr;
-  for (const json& c : layer["isolated"]["comparisons"])
-    if (c["pair"].get<std::string>().rfind(side, 0) == 0 && c["pair"].get<std::string>().find("libtorch") != std::string::npos)
+  for (const json& c : layer.at("isolated").at("comparisons"))
+    if (c.at("pair").get<std::string>().rfind(side, 0) == 0 && c.at("pair").get<std::string>().find("libtorch") != std::string::npos)
       return &c;
   return nullptr;
 }
@@ -46,8 +46,8 @@ double y_of(double quanta, double height) {
 
 std::string chain_svg(const json& model) {
   std::vector<const json*> layers;
-  for (const json& l : model["layers"])
-    if (l["covered"].get<bool>()) layers.push_back(&l);
+  for (const json& l : model.at("layers"))
+    if (l.at("covered").get<bool>()) layers.push_back(&l);
   const double width = std::max<double>(960, 10.0 * layers.size() + 60), height = 240, left = 48;
   const double step = layers.size() > 1 ? (width - left - 12) / (layers.size() - 1) : 0;
   std::ostringstream svg;
@@ -69,14 +69,14 @@ std::string chain_svg(const json& model) {
   const auto chained = [](const char* key) {
     return [key](const json& l) -> std::pair<bool, std::pair<double, bool>> {
       if (!l.contains(key)) return {false, {0, true}};
-      return {true, {number(l[key]["error_quanta"]), l[key]["within_bound"].get<bool>()}};
+      return {true, {number(l.at(key).at("error_quanta")), l.at(key).at("within_bound").get<bool>()}};
     };
   };
   const auto alone = [](const char* side) {
     return [side](const json& l) -> std::pair<bool, std::pair<double, bool>> {
       const json* c = isolated(l, side);
       if (!c) return {false, {0, true}};
-      return {true, {number((*c)["error_quanta"]), (*c)["passed"].get<bool>()}};
+      return {true, {number((*c).at("error_quanta")), (*c).at("passed").get<bool>()}};
     };
   };
   const std::vector<Series> series{{"integer, chained", "int", chained("integer_chain"), true},
@@ -90,11 +90,11 @@ std::string chain_svg(const json& model) {
       if (!has) continue;
       const double x = left + step * i, y = y_of(point.first, height);
       if (s.line) path += (path.empty() ? "M" : " L") + general(x) + "," + general(y);
-      svg << "<a href=\"#" << escape(model["name"].get<std::string>()) << "-layer-" << i << "\"><"
+      svg << "<a href=\"#" << escape(model.at("name").get<std::string>()) << "-layer-" << i << "\"><"
           << (s.line ? "circle r=\"3\"" : "rect width=\"5\" height=\"5\"") << " class=\"" << s.css
           << (point.second ? " ok" : " bad") << "\" " << (s.line ? "cx" : "x") << "=\"" << (s.line ? x : x - 2.5)
           << "\" " << (s.line ? "cy" : "y") << "=\"" << (s.line ? y : y - 2.5) << "\"><title>"
-          << escape((*layers[i])["layer"].get<std::string>()) << ": " << s.name << ", " << general(point.first)
+          << escape((*layers[i]).at("layer").get<std::string>()) << ": " << s.name << ", " << general(point.first)
           << " quanta" << (point.second ? "" : ", beyond its bound") << "</title></"
           << (s.line ? "circle" : "rect") << "></a>";
     }
@@ -121,54 +121,54 @@ std::string render_model_report(const json& verdicts) {
           ".bad{stroke:#d00;stroke-width:2}code{font-size:11px}.pass{color:#070}.failtext{color:#b00}"
           "</style></head><body><h1>qconform model replay</h1>";
   for (const json& model : verdicts) {
-    const std::string name = model["name"].get<std::string>();
+    const std::string name = model.at("name").get<std::string>();
     html << "<h2 id=\"" << escape(name) << "\">" << escape(name) << " — " << escape(model.value("pytorch_type", ""))
          << " on " << escape(model.value("engine", "")) << ": <span class=\""
-         << (model["passed"].get<bool>() ? "pass\">every covered layer passes" : "failtext\">layers fail") << "</span></h2>";
+         << (model.at("passed").get<bool>() ? "pass\">every covered layer passes" : "failtext\">layers fail") << "</span></h2>";
     if (model.contains("error")) {
-      html << "<p class=\"failtext\">cannot replay: " << escape(model["error"].get<std::string>()) << "</p>";
+      html << "<p class=\"failtext\">cannot replay: " << escape(model.at("error").get<std::string>()) << "</p>";
       continue;
     }
-    html << "<p>" << (model["fully_covered"].get<bool>() ? "Fully covered." : "Not covered:");
-    for (const json& u : model["uncovered"])
-      html << " " << escape(u["pytorch_type"].get<std::string>()) << " ×" << u["count"];
+    html << "<p>" << (model.at("fully_covered").get<bool>() ? "Fully covered." : "Not covered:");
+    for (const json& u : model.at("uncovered"))
+      html << " " << escape(u.at("pytorch_type").get<std::string>()) << " ×" << u.at("count");
     const auto at = [&](const char* key) {
-      return model[key].is_null() ? std::string("nowhere") : escape(model[key].get<std::string>());
+      return model.at(key).is_null() ? std::string("nowhere") : escape(model.at(key).get<std::string>());
     };
     html << " First failing layer: " << at("first_failing_layer") << ". The integer chain leaves its bound: "
          << at("integer_chain_leaves_bound_at") << " (model output max |diff| "
-         << general(model["integer_chain_output_max_abs_error"].get<double>()) << "); the reference chain: "
+         << general(model.at("integer_chain_output_max_abs_error").get<double>()) << "); the reference chain: "
          << at("reference_chain_leaves_bound_at") << " (model output max |diff| "
-         << general(model["reference_chain_output_max_abs_error"].get<double>()) << ").";
-    if (model.contains("chain_note")) html << " Chained runs: " << escape(model["chain_note"].get<std::string>());
-    const json& seconds = model["seconds"];
-    html << " Time: isolated layers " << general(seconds["isolated_layers"].get<double>()) << " s, integer chain "
-         << general(seconds["integer_chain"].get<double>()) << " s, reference chain "
-         << general(seconds["reference_chain"].get<double>()) << " s; LibTorch's forward "
-         << general(seconds["libtorch_forward"].get<double>()) << " s.</p>";
+         << general(model.at("reference_chain_output_max_abs_error").get<double>()) << ").";
+    if (model.contains("chain_note")) html << " Chained runs: " << escape(model.at("chain_note").get<std::string>());
+    const json& seconds = model.at("seconds");
+    html << " Time: isolated layers " << general(seconds.at("isolated_layers").get<double>()) << " s, integer chain "
+         << general(seconds.at("integer_chain").get<double>()) << " s, reference chain "
+         << general(seconds.at("reference_chain").get<double>()) << " s; LibTorch's forward "
+         << general(seconds.at("libtorch_forward").get<double>()) << " s.</p>";
     html << chain_svg(model);
     html << "<table><tr><th>#</th><th>layer</th><th>kind</th><th>isolated</th><th>integer chain: quanta, of bound</th>"
             "<th>reference chain: quanta, of bound</th><th>fixture (rerun)</th></tr>";
     size_t covered_index = 0;
-    for (size_t i = 0; i < model["layers"].size(); ++i) {
-      const json& l = model["layers"][i];
-      if (!l["covered"].get<bool>()) continue;
-      const bool ok = l["isolated"]["passed"].get<bool>();
+    for (size_t i = 0; i < model.at("layers").size(); ++i) {
+      const json& l = model.at("layers")[i];
+      if (!l.at("covered").get<bool>()) continue;
+      const bool ok = l.at("isolated").at("passed").get<bool>();
       html << "<tr id=\"" << escape(name) << "-layer-" << covered_index++ << "\" class=\"" << (ok ? "" : "fail")
-           << "\"><td>" << i << "</td><td>" << escape(l["layer"].get<std::string>()) << "</td><td>"
-           << escape(l["kind"].get<std::string>()) << "</td><td>" << (ok ? "pass" : "FAIL") << ", worst "
-           << general(number(l["isolated"]["worst_bound_fraction"])) << " of bound";
-      if (l["isolated"].contains("failure"))
-        html << "<br><code>" << escape(l["isolated"]["failure"].get<std::string>()) << "</code>";
+           << "\"><td>" << i << "</td><td>" << escape(l.at("layer").get<std::string>()) << "</td><td>"
+           << escape(l.at("kind").get<std::string>()) << "</td><td>" << (ok ? "pass" : "FAIL") << ", worst "
+           << general(number(l.at("isolated").at("worst_bound_fraction"))) << " of bound";
+      if (l.at("isolated").contains("failure"))
+        html << "<br><code>" << escape(l.at("isolated").at("failure").get<std::string>()) << "</code>";
       html << "</td>";
       for (const char* key : {"integer_chain", "reference_chain"}) {
         html << "<td>";
         if (l.contains(key))
-          html << (l[key]["within_bound"].get<bool>() ? "" : "<b class=\"failtext\">beyond</b> ")
-               << general(number(l[key]["error_quanta"])) << ", " << general(number(l[key]["bound_fraction"]));
+          html << (l.at(key).at("within_bound").get<bool>() ? "" : "<b class=\"failtext\">beyond</b> ")
+               << general(number(l.at(key).at("error_quanta"))) << ", " << general(number(l.at(key).at("bound_fraction")));
         html << "</td>";
       }
-      html << "<td><code>" << escape(l["isolated"]["rerun"].get<std::string>()) << "</code></td></tr>";
+      html << "<td><code>" << escape(l.at("isolated").at("rerun").get<std::string>()) << "</code></td></tr>";
     }
     html << "</table>";
   }

@@ -7,7 +7,12 @@
 
 namespace qconform {
 
+// Error (not a JSON exception) for a results document missing a field or holding another type.
 std::string render_report(const nlohmann::json& results);
+// A results file's text, checked for its format marker; Error naming `origin`.
+nlohmann::json parse_results(const std::string& text, const std::string& origin);
+// The same from a file; Error naming the path.
+nlohmann::json read_results(const std::string& path);
 // Writes atomically (temporary file renamed into place); throws Error naming the path.
 void write_report(const nlohmann::json& results, const std::string& path);
 

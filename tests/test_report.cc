@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "oracles/kinds/registry.h"
 #include "oracles/conformance.h"
+#include "core/error.h"
 #include "reports/report.h"
 
 using namespace qconform;
@@ -87,4 +89,28 @@ BOOST_AUTO_TEST_CASE(the_full_matrix_stays_small) {
   const std::string html = render_report(results);
   BOOST_TEST_MESSAGE("report size at " << results["cells"].size() << " cells: " << html.size() << " bytes");
   BOOST_CHECK_LT(html.size(), 2'000'000u);
+}
+
+// A results file missing a field the report reads, or holding another type there, is refused
+// with an Error saying so; it is not read past (fuzzing found a rejection row without its
+// "quantized" side crashing the report: fixtures/fuzz/results/regression-*).
+BOOST_AUTO_TEST_CASE(a_malformed_results_file_is_refused_not_read_past) {
+  const std::string dir = std::string(QCONFORM_SOURCE_DIR) + "/fixtures/fuzz/results/";
+  std::ifstream seed(dir + "small-run.json"), crash(dir + "regression-rejection-without-a-side.json");
+  std::stringstream seed_text, crash_text;
+  seed_text << seed.rdbuf();
+  crash_text << crash.rdbuf();
+  const nlohmann::json good = parse_results(seed_text.str(), "small-run.json");
+  BOOST_TEST(render_report(good).find("</html>") != std::string::npos);
+  try {
+    render_report(parse_results(crash_text.str(), "regression.json"));
+    BOOST_FAIL("the malformed results file was rendered");
+  } catch (const Error& e) {
+    BOOST_TEST(std::string(e.what()).rfind("a malformed results file: ", 0) == 0, e.what());
+  }
+  nlohmann::json wrong_type = good;
+  wrong_type["cells"] = 5;
+  BOOST_CHECK_THROW(render_report(wrong_type), Error);
+  BOOST_CHECK_THROW(parse_results("[1, 2]", "list.json"), Error);
+  BOOST_CHECK_THROW(parse_results(R"({"format": 3})", "number.json"), Error);
 }

@@ -8,6 +8,7 @@
 #include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "oracles/conformance.h"
+#include "reports/report.h"
 #include "tests/support.h"
 
 using namespace qconform;

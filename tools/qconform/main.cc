@@ -1,5 +1,6 @@
 // qconform: the harness's command-line tool.
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
@@ -43,13 +44,14 @@ commands:
   host                    this host's CPU, the ISA oneDNN dispatches to, and the int8 path
                           each engine takes here (one "name: value" per line)
   tolerances              the tolerance table, a reason per row
-  conform [--out DIR] [--seed N] [--profile quick|deep] [--integer-path ENGINE:PATH,...]
+  conform [--out DIR] [--seed N] [--profile quick|deep] [--cases N] [--integer-path ENGINE:PATH,...]
                           run the agreement oracle over every registered kind x pair,
                           write DIR/results.json and DIR/summary.txt, print their paths;
                           and DIR/report.html; exit 1 if any case fails (profile also from
                           QCONFORM_PROFILE); --integer-path compares LibTorch with the
                           integer model of another int8 path than the one LibTorch takes
-                          here (e.g. onednn:avx2 on a VNNI host: a deliberately wrong path)
+                          here (e.g. onednn:avx2 on a VNNI host: a deliberately wrong path);
+                          --cases N: N cases per cell instead of the profile's
   report RESULTS.json [--out REPORT.html]
                           render the HTML report of a results file
   case --kind KIND --pair A,B --case 'name=value ... seed=N style=S'
@@ -285,7 +287,7 @@ int run_conform(const Options& options) {
     std::cout << kUsage;
     return 0;
   }
-  options.only({"--out", "--seed", "--profile", "--integer-path"}, {}, "conform");
+  options.only({"--out", "--seed", "--profile", "--integer-path", "--cases"}, {}, "conform");
   const std::string out_dir = options.value("--out").value_or("build/conformance");
   const char* env_profile = std::getenv("QCONFORM_PROFILE");
   const char* env_commit = std::getenv("QCONFORM_COMMIT");
@@ -294,6 +296,10 @@ int run_conform(const Options& options) {
   cases_for_profile(run.profile);  // rejects unknown profiles before any work
   run.seed = options.value("--seed") ? std::stoull(*options.value("--seed")) : std::random_device{}();
   run.commit = env_commit ? env_commit : "";
+  if (const auto cases = options.value("--cases")) {
+    run.cases_override = std::stoll(*cases);
+    if (run.cases_override < 1) throw Error("--cases " + *cases + ": give at least 1");
+  }
   for (const std::string& text : list_option(options, "--integer-path", {})) {
     const EngineProfile profile = engine_profile_from_string(text);
     if (!profile.int8_path) throw Error("--integer-path " + text + ": name an engine and a path, e.g. onednn:avx2");
@@ -304,9 +310,9 @@ int run_conform(const Options& options) {
   const nlohmann::json results = run_conformance(run);
   const std::string json_path = out_dir + "/results.json", text_path = out_dir + "/summary.txt",
                     report_path = out_dir + "/report.html";
-  std::ofstream(json_path) << results.dump(1) << "\n";
+  write_file_atomically(json_path, results.dump(1) + "\n", "results");
   const std::string summary = conformance_summary(results);
-  std::ofstream(text_path) << summary;
+  write_file_atomically(text_path, summary, "summary");
   write_report(results, report_path);
   std::cout << summary << "results: " << std::filesystem::absolute(json_path).string() << "\n"
             << "summary: " << std::filesystem::absolute(text_path).string() << "\n"
@@ -481,6 +487,8 @@ int run_check(const Options& options) {
 }
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) must fail a write with EFBIG and a message, not kill us.
+  std::signal(SIGXFSZ, SIG_IGN);
   const std::string command = argc > 1 ? argv[1] : "help";
   Options options{std::vector<std::string>(argv + std::min(argc, 2), argv + argc)};
   try {
