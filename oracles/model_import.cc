@@ -110,8 +110,16 @@ std::string store_model(const FixtureImport& request, const ModelRecord& record,
       write_file_atomically((partial / layer_files[i]).string(), fixture_to_json(layers[i]), "layer fixture");
     write_file_atomically((partial / kModelRecordFile).string(), model_record_to_json(record), "model record");
     if (fs::exists(final_dir)) {
-      if (::renameat2(AT_FDCWD, partial.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0)
-        throw Error(final_dir.string() + ": could not put the new model in place: " + std::strerror(errno));
+      if (::renameat2(AT_FDCWD, partial.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+          throw Error(final_dir.string() + ": could not put the new model in place: " + std::strerror(errno));
+        // A filesystem without the exchange: the old model aside (hidden), the new one in.
+        // Killed between the two, the old one waits under its hidden name, complete.
+        const fs::path aside = hidden_temporary_name(store, final_dir.filename().string());
+        fs::rename(final_dir, aside);
+        fs::rename(partial, final_dir);
+        fs::rename(aside, partial);
+      }
     } else {
       fs::rename(partial, final_dir);
     }
