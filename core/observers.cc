@@ -385,7 +385,12 @@ QuantParams choose_quantization_params(float min, float max, int64_t qmin, int64
   if (min < 0 && max > 0 && preserve_sparsity)
     initial = static_cast<double>(qmin + qmax) / 2;
   int64_t zero_point;
-  if (initial < qmin) zero_point = qmin;
+  // A NaN range (an interval the recurrent bounds propagate from infinities) leaves `initial`
+  // NaN; PyTorch then converts NaN to int32, which C++ leaves undefined (x86 gives INT32_MIN, out
+  // of range anyway). The harness pins it to qmin: defined, and any scale is as good there
+  // (found by the UBSan build).
+  if (std::isnan(initial)) zero_point = qmin;
+  else if (initial < qmin) zero_point = qmin;
   else if (initial > qmax) zero_point = qmax;
   else zero_point = static_cast<int64_t>(std::nearbyint(initial));
 

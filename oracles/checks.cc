@@ -25,8 +25,9 @@ std::string side_label(Implementation implementation, Engine engine, bool engine
 // Same shapes and bit-identical values, hidden state included.
 bool same_output(const ModuleOutput& a, const ModuleOutput& b) {
   const FlatOutput fa = flatten_output(a), fb = flatten_output(b);
+  // An empty output's data() may be null, which memcmp may not be given (UBSan).
   return fa.parts == fb.parts && fa.values.size() == fb.values.size() &&
-         std::memcmp(fa.values.data(), fb.values.data(), fa.values.size() * sizeof(float)) == 0;
+         (fa.values.empty() || std::memcmp(fa.values.data(), fb.values.data(), fa.values.size() * sizeof(float)) == 0);
 }
 
 // Runs a conversion; an engine's own refusal of the case's weights (engine table) gives

@@ -547,7 +547,8 @@ ModuleOutput module_output(const std::string& origin, const ModuleKind& kind, co
 
 bool bit_identical(const at::Tensor& a, const at::Tensor& b) {
   return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type() &&
-         std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(), a.numel() * a.element_size()) == 0;
+         (a.numel() == 0 || std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(),
+                                        a.numel() * a.element_size()) == 0);
 }
 
 

@@ -52,7 +52,8 @@ at::Tensor to_aten(const Tensor& t) {
 Tensor from_aten(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kFloat).contiguous();
   Tensor out(c.sizes().vec());
-  std::memcpy(out.data.data(), c.data_ptr<float>(), out.data.size() * sizeof(float));
+  // An empty tensor's data pointer may be null, which memcpy may not be given (UBSan).
+  if (!out.data.empty()) std::memcpy(out.data.data(), c.data_ptr<float>(), out.data.size() * sizeof(float));
   return out;
 }
 
