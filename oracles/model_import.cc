@@ -40,13 +40,6 @@ bool is_qfunctional(const std::string& type) {
   return class_name(type) == "QFunctional" && type.find(".quantized.") != std::string::npos;
 }
 
-std::vector<c10::IValue> forward_arguments(const std::string& inputs_path) {
-  const c10::IValue loaded = load_pickle(inputs_path, "inputs file");
-  if (loaded.isTuple()) return loaded.toTupleRef().elements().vec();
-  if (loaded.isTensor()) return {loaded};
-  if (loaded.isList()) return loaded.toListRef().vec();
-  throw Error(inputs_path + ": the inputs must be a tensor or a tuple of forward's arguments, not " + loaded.tagKind());
-}
 
 // "layer1.0.conv1" -> "layer1.0.conv1"; characters a fixture name cannot hold become '_'.
 std::string name_part(const ModelLayer& layer) {

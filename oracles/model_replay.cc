@@ -32,12 +32,6 @@ std::string short_float(double v) {
   return out.str();
 }
 
-std::vector<c10::IValue> forward_arguments(const std::string& path) {
-  const c10::IValue loaded = load_pickle(path, "inputs file");
-  if (loaded.isTuple()) return loaded.toTupleRef().elements().vec();
-  if (loaded.isList()) return loaded.toListRef().vec();
-  return {loaded};
-}
 
 float value_at(const Value& v, size_t i) {
   if (const auto* t = std::get_if<Tensor>(&v)) return t->data.at(i);

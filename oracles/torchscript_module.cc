@@ -68,6 +68,14 @@ c10::IValue load_pickle(const std::string& path, const char* what) {
   }
 }
 
+std::vector<c10::IValue> forward_arguments(const std::string& inputs_path) {
+  const c10::IValue loaded = load_pickle(inputs_path, "inputs file");
+  if (loaded.isTuple()) return loaded.toTupleRef().elements().vec();
+  if (loaded.isTensor()) return {loaded};
+  if (loaded.isList()) return loaded.toListRef().vec();
+  throw Error(inputs_path + ": the inputs must be a tensor or a tuple of forward's arguments, not " + loaded.tagKind());
+}
+
 // --- the module's type and attributes ---------------------------------------------------
 
 // "__torch__.torch.ao.nn.quantized.modules.conv.___torch_mangle_1.Conv2d" ->

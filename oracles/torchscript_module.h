@@ -31,6 +31,8 @@ std::string read_bytes(const std::string& path, const char* what);
 torch::jit::Module load_archive(const std::string& path, Engine engine);
 // A torch.save file; Error naming the file and what LibTorch cannot read.
 c10::IValue load_pickle(const std::string& path, const char* what);
+// A model's inputs file as forward's arguments: a tuple or list of them, or one value.
+std::vector<c10::IValue> forward_arguments(const std::string& inputs_path);
 
 // --- the module's type and attributes ---------------------------------------------------
 
