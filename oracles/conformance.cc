@@ -1,5 +1,6 @@
 #include "oracles/conformance.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -114,8 +115,12 @@ json run_conformance(const ConformanceOptions& options) {
   results["checks"] = json::array();
   results["rejections"] = json::array();
 
+  for (const std::string& key : options.kinds) module_kind(key);  // an unknown kind is an Error, before any work
+  results["kinds"] = options.kinds;
   int64_t total_cases = 0;
   for (const auto& kind : registry()) {
+    if (!options.kinds.empty() && std::find(options.kinds.begin(), options.kinds.end(), kind.key) == options.kinds.end())
+      continue;
     // A plug-in's run checks its pairs only; any other run adds the registered plug-ins' pairs.
     std::vector<Pair> pairs = plugin_pairs(kind);
     if (options.plugins_only && pairs.empty()) continue;
@@ -136,6 +141,7 @@ json run_conformance(const ConformanceOptions& options) {
       CaseResult worst;
       CaseConfig worst_config;
       std::vector<double> fractions;  // per case, for the report's histogram
+      const auto cell_start = std::chrono::steady_clock::now();
       for (int64_t i = 0; i < cases; ++i) {
         const CaseConfig config = random_case_config(kind, rng);
         CaseResult r;
@@ -185,6 +191,7 @@ json run_conformance(const ConformanceOptions& options) {
           {"tolerance_row", row.id},
           {"cell_seed", cell_seed},
           {"cases", cases},
+          {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - cell_start).count()},
           {"passed", passed},
           {"rejected", rejected},
           {"libtorch_unstable", unstable},

@@ -23,6 +23,8 @@ struct ConformanceOptions {
   // Only the registered plug-ins' pairs (oracles/plugin.h), and not the kinds' other oracles:
   // a plug-in's own run.
   bool plugins_only = false;
+  // Only these kinds (registry keys); empty: every kind. Unknown keys are an Error.
+  std::vector<std::string> kinds;
 };
 
 int64_t cases_for_profile(const std::string& profile);  // throws Error for unknown names

@@ -1,9 +1,11 @@
 #include "oracles/model_replay.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -147,6 +149,87 @@ class Chain {
 };
 
 }  // namespace
+
+namespace {
+
+// max |ours - recorded| over every output element, in the layer's quanta.
+double quanta_apart(const ModuleOutput& ours, const ModuleOutput& recorded, double quantum) {
+  const FlatOutput a = flatten_output(ours), b = flatten_output(recorded);
+  if (a.values.size() != b.values.size()) return std::numeric_limits<double>::infinity();
+  double worst = 0;
+  for (size_t i = 0; i < a.values.size(); ++i) worst = std::max(worst, double(std::fabs(a.values[i] - b.values[i])));
+  return worst / quantum;
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+ModelReplayTiming time_model_replay(const std::string& directory, int repetitions) {
+  const ModelRecord record = read_model_record(directory);
+  if (!libtorch_has_engine(record.engine.engine))
+    throw Error(directory + ": LibTorch here has no " + to_string(record.engine.engine) + " engine");
+  libtorch::EngineGuard guard(record.engine.engine);
+  struct Layer {
+    Fixture fixture;
+    std::unique_ptr<Module> module;
+    double quantum = 1;
+  };
+  std::vector<std::optional<Layer>> layers(record.layers.size());
+  ModelReplayTiming t;
+  for (size_t i = 0; i < record.layers.size(); ++i) {
+    if (!record.layers[i].covered()) continue;
+    Fixture fixture = read_fixture((fs::path(directory) / record.layers[i].fixture).string());
+    const ModuleKind& kind = module_kind(fixture.module.kind);
+    if (!(kind.supports(Implementation::Quantized, fixture.engine.engine) && kind.quantized_from_spec)) continue;
+    Layer layer{std::move(fixture), nullptr, 1};
+    layer.module = kind.quantized_from_spec(layer.fixture.module, layer.fixture.engine);
+    layer.quantum = quantum(layer.fixture);
+    layers[i] = std::move(layer);
+    ++t.layers;
+  }
+  const std::vector<c10::IValue> args = forward_arguments((fs::path(directory) / kModelInputsFile).string());
+  torch::jit::Module plain = load_archive((fs::path(directory) / kModelArchiveFile).string(), record.engine.engine);
+  InstrumentedModel model((fs::path(directory) / kModelArchiveFile).string(), record.engine.engine);
+  const auto chain_call = [&](const LeafCall& call, size_t index) {
+    if (!layers[index]) return InstrumentedModel::original(call);
+    Layer& layer = *layers[index];
+    const ModuleKind& kind = module_kind(layer.fixture.module.kind);
+    const std::string where = directory + ": layer " + record.layers[index].label();
+    const ModuleOutput output = (*layer.module)(layer_input(where, kind, call.method, call.args, nullptr));
+    t.max_quanta_chain = std::max(t.max_quanta_chain, quanta_apart(output, layer.fixture.expected, layer.quantum));
+    return result_value(where, kind, output, layer.fixture.expected);
+  };
+  std::vector<double> forward, isolated, chained;
+  for (int r = 0; r <= repetitions; ++r) {  // the first round warms up, untimed
+    auto start = std::chrono::steady_clock::now();
+    plain.forward(args);
+    const double forward_ms = seconds_since(start) * 1e3;
+    start = std::chrono::steady_clock::now();
+    for (auto& layer : layers)
+      if (layer) {
+        const ModuleOutput output = (*layer->module)(layer->fixture.input);
+        t.max_quanta_isolated =
+            std::max(t.max_quanta_isolated, quanta_apart(output, layer->fixture.expected, layer->quantum));
+      }
+    const double isolated_ms = seconds_since(start) * 1e3;
+    start = std::chrono::steady_clock::now();
+    size_t next = 0;
+    model.run(args, [&](const LeafCall& call) { return chain_call(call, next++); });
+    const double chain_ms = seconds_since(start) * 1e3;
+    if (r == 0) continue;
+    forward.push_back(forward_ms);
+    isolated.push_back(isolated_ms);
+    chained.push_back(chain_ms);
+  }
+  t.libtorch_forward_ms = median_of(forward);
+  t.isolated_layers_ms = median_of(isolated);
+  t.integer_chain_ms = median_of(chained);
+  return t;
+}
 
 ModelVerdict replay_model(const std::string& directory) {
   ModelVerdict v;

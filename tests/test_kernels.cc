@@ -1,6 +1,7 @@
-// The integer kernels' two paths (quantized/kernels/dynamic_gemm.h): the AVX2 path must give
-// the portable path's accumulators and outputs bit for bit, at any shape and at the extremes
-// of the integer ranges. And the recurrent cells' vectorised sigmoid and tanh
+// The integer kernels' paths (quantized/kernels/dynamic_gemm.h): every SIMD path this CPU has
+// (avx2-int16, avx2-int8, avx-vnni, avx512-vnni, and the saturating avx2-int8 for (1')) must
+// give the portable path's accumulators and outputs bit for bit, at any shape and at the
+// extremes of the integer ranges, on one kernel thread or two. And the recurrent cells' vectorised sigmoid and tanh
 // (core/float/rnn_gates.cc) stay within the tolerance table's ulps of the exact functions
 // (2; 2.45 for the integer implementation's faster forms).
 // rapidcheck prints the shrunk case and RC_PARAMS to rerun it.
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "core/cpu.h"
+#include "quantized/kernels/threads.h"
 #include "core/float/rnn_runner.h"
 #include "core/quantize.h"
 #include "oracles/tolerance.h"
@@ -21,6 +23,8 @@
 
 using namespace qconform::kernels;
 using qconform::cpu_has_avx2;
+using qconform::cpu_has_avx512_vnni;
+using qconform::cpu_has_avx_vnni;
 
 namespace {
 
@@ -61,8 +65,11 @@ void check_paths_agree(const GemmCase& c, bool seven_bit) {
   const auto portable = dynamic_linear_accumulators(x, c.w, KernelPath::Portable);
   RC_ASSERT(portable == dynamic_linear_accumulators(x, c.w, KernelPath::Avx2Int16));
   if (seven_bit) RC_ASSERT(portable == dynamic_linear_accumulators(x, c.w, KernelPath::Avx2Int8));
-  // The whole kernel: dynamic_linear takes an AVX2 path with packed weights (avx2-int8 for
-  // 7-bit activations), the portable one without; the floats must be the same bits.
+  // VNNI sums u8 x s8 quads in int32 directly: 8-bit activations too.
+  if (cpu_has_avx_vnni()) RC_ASSERT(portable == dynamic_linear_accumulators(x, c.w, KernelPath::AvxVnni));
+  if (cpu_has_avx512_vnni()) RC_ASSERT(portable == dynamic_linear_accumulators(x, c.w, KernelPath::Avx512Vnni));
+  // The whole kernel: dynamic_linear takes the fastest path here with packed weights, the
+  // portable one without; the floats must be the same bits.
   DynamicLinearWeights unpacked = c.w;
   unpacked.packed = {};
   const bool with_bias = *rc::gen::arbitrary<bool>(), relu = *rc::gen::arbitrary<bool>();
@@ -90,6 +97,53 @@ RC_BOOST_PROP(avx2_equals_portable_at_the_range_ends, ()) {
                 n = *rc::gen::inRange<int64_t>(1, 20);
   const bool seven_bit = *rc::gen::arbitrary<bool>();
   check_paths_agree(gemm_case(rows, k, n, /*extreme=*/true, seven_bit), seven_bit);
+}
+
+// (1'), the engines' saturating int16 pair sums: avx2-int8 run on 8-bit activations is that
+// accumulation (vpmaddubsw saturates as theirs does), for symmetric weights.
+RC_BOOST_PROP(saturating_avx2_int8_equals_portable_saturating_sums, ()) {
+  if (!cpu_has_avx2()) RC_DISCARD("no AVX2 on this CPU");
+  const int64_t rows = *rc::gen::inRange<int64_t>(0, 14), k = *rc::gen::inRange<int64_t>(1, 70),
+                n = *rc::gen::inRange<int64_t>(1, 40);
+  const bool extreme = *rc::gen::arbitrary<bool>();
+  GemmCase c = gemm_case(rows, k, n, extreme, /*seven_bit=*/false);
+  c.w.zero_points.assign(n, 0);
+  pack_weights(c.w);
+  const DynamicLinearActivation x{c.x.data(), c.rows, 0.05f, c.x_zero_point, Accumulation::PairwiseInt16Saturation};
+  RC_TAG(extreme ? "range ends (pairs saturate)" : "anywhere");
+  RC_ASSERT(dynamic_linear_accumulators(x, c.w, KernelPath::Portable) ==
+            dynamic_linear_accumulators(x, c.w, KernelPath::Avx2Int8));
+  // Exact-only paths refuse (1') rather than compute the exact sum.
+  RC_ASSERT_THROWS_AS(dynamic_linear_accumulators(x, c.w, KernelPath::Avx2Int16), std::logic_error);
+  std::vector<float> fast(c.rows * n), slow(fast.size());
+  DynamicLinearWeights unpacked = c.w;
+  unpacked.packed = {};
+  dynamic_linear(x, c.w, nullptr, false, fast.data());
+  dynamic_linear(x, unpacked, nullptr, false, slow.data());
+  const bool same_bits = fast.empty() || std::memcmp(fast.data(), slow.data(), fast.size() * sizeof(float)) == 0;
+  RC_ASSERT(same_bits);
+}
+
+// Two kernel threads split a GEMM by output tiles: the same bits as one thread (the shapes
+// are large enough to pass the parallel threshold, 2^20 multiply-accumulates).
+RC_BOOST_PROP(two_threads_give_one_threads_bits, ()) {
+  const int64_t rows = *rc::gen::inRange<int64_t>(40, 130), k = *rc::gen::inRange<int64_t>(200, 400),
+                n = *rc::gen::inRange<int64_t>(60, 140);
+  const bool seven_bit = *rc::gen::arbitrary<bool>();
+  const GemmCase c = gemm_case(rows, k, n, /*extreme=*/false, seven_bit);
+  const DynamicLinearActivation x{c.x.data(), c.rows, 0.05f, c.x_zero_point};
+  std::vector<int32_t> one(rows * n), two(one.size());
+  std::vector<float> one_y(rows * n), two_y(one_y.size());
+  set_kernel_threads(1);
+  fast_accumulators(x, c.w, one.data());
+  dynamic_linear(x, c.w, nullptr, true, one_y.data());
+  set_kernel_threads(2);
+  fast_accumulators(x, c.w, two.data());
+  dynamic_linear(x, c.w, nullptr, true, two_y.data());
+  set_kernel_threads(1);
+  RC_ASSERT(one == two);
+  RC_ASSERT(std::memcmp(one_y.data(), two_y.data(), one_y.size() * sizeof(float)) == 0);
+  RC_ASSERT(one == dynamic_linear_accumulators(x, c.w, KernelPath::Portable));
 }
 
 // avx2-int8 refuses 8-bit activations rather than let vpmaddubsw saturate, and
@@ -122,9 +176,12 @@ BOOST_AUTO_TEST_CASE(the_avx2_paths_do_not_saturate_where_vpmaddubsw_would) {
       const std::vector<int32_t> x(3 * k, x_value);
       const DynamicLinearActivation exact{x.data(), 3, 1.0f, 0};
       const int64_t expected = int64_t{x_value} * (w_value - w_zero_point) * k;
-      const KernelPath path = x_value == 127 ? KernelPath::Avx2Int8 : KernelPath::Avx2Int16;
-      for (int32_t acc : dynamic_linear_accumulators(exact, w, path))
-        BOOST_TEST(acc == expected, "x=" << x_value << " w=" << w_value << " w_zp=" << w_zero_point);
+      std::vector<KernelPath> paths{x_value == 127 ? KernelPath::Avx2Int8 : KernelPath::Avx2Int16};
+      if (cpu_has_avx_vnni()) paths.push_back(KernelPath::AvxVnni);
+      if (cpu_has_avx512_vnni()) paths.push_back(KernelPath::Avx512Vnni);
+      for (const KernelPath path : paths)
+        for (int32_t acc : dynamic_linear_accumulators(exact, w, path))
+          BOOST_TEST(acc == expected, to_string(path) << " x=" << x_value << " w=" << w_value << " w_zp=" << w_zero_point);
       if (w_zero_point == 0 && x_value == 255) {  // the engine-emulating saturating accumulation differs there
         const DynamicLinearActivation saturating{x.data(), 3, 1.0f, 0, Accumulation::PairwiseInt16Saturation};
         const auto saturated = dynamic_linear_accumulators(saturating, w, KernelPath::Portable);

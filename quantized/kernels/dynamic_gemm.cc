@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 #include "core/cpu.h"
+#include "quantized/kernels/threads.h"
 
 namespace qconform::kernels {
 namespace {
@@ -79,260 +82,6 @@ __attribute__((target("avx2"))) void subtract_centered_terms(int64_t rows, int32
   }
 }
 
-// ---- avx2-int8 ----------------------------------------------------------------------
-
-struct Int8Activations {
-  const uint8_t* values = nullptr;  // rows x k_quads * 4, zero-padded
-  const int32_t* row_terms = nullptr;  // per row: sum_k xq[k] - K x_zp
-};
-
-// The first multiple of 32 of a row of int32 activations to u8, 32 at a time; returns how
-// many it converted. Sets a bit of *outside if any of them lies outside 0..127 and adds
-// them to *sum. Packing with unsigned saturation is exact for values in 0..127, and only
-// then is the row used.
-__attribute__((target("avx2"))) int64_t int8_row_prefix(const int32_t* in, int64_t k, uint8_t* out, uint32_t* outside,
-                                                        int32_t* sum) {
-  // The lambda needs the target too: it does not inherit the function's (an AVX2-less build).
-  const auto load = [&](int64_t i) __attribute__((target("avx2"))) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
-  };
-  const __m256i high_bits = _mm256_set1_epi32(~127);
-  __m256i any_high = _mm256_setzero_si256(), sums = _mm256_setzero_si256();
-  int64_t i = 0;
-  for (; i + 32 <= k; i += 32) {
-    const __m256i a = load(i), b = load(i + 8), c = load(i + 16), d = load(i + 24);
-    any_high = _mm256_or_si256(any_high, _mm256_and_si256(_mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)),
-                                                          high_bits));
-    sums = _mm256_add_epi32(sums, _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d)));
-    // packus works within 128-bit lanes: a0 b0 c0 d0 a1 b1 c1 d1 (4 values each); the
-    // permutation restores a b c d.
-    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
-                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-  }
-  alignas(32) int32_t lanes[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sums);
-  for (int32_t lane : lanes) *sum += lane;
-  *outside |= _mm256_movemask_epi8(_mm256_cmpeq_epi32(any_high, _mm256_setzero_si256())) != -1 ? 1u << 31 : 0u;
-  return i;
-}
-
-// The activations as u8, K padded to a multiple of 4 with zeros, and each row's
-// sum_k xq[k] - K x_zp; nullopt if a value lies outside 0..127 (avx2-int8 does not apply).
-// Scratch that only grows, as for int16.
-std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x, int64_t k, int64_t k_quads) {
-  thread_local std::vector<uint8_t> scratch;
-  thread_local std::vector<int32_t> row_terms;
-  const size_t needed = static_cast<size_t>(x.rows * k_quads * 4);
-  if (scratch.size() < needed) scratch.resize(needed);
-  if (row_terms.size() < static_cast<size_t>(x.rows)) row_terms.resize(x.rows);
-  for (int64_t row = 0; row < x.rows; ++row) {
-    uint8_t* out = scratch.data() + row * k_quads * 4;
-    const int32_t* in = x.values + row * k;
-    int32_t sum = 0;  // |.| <= 255 K: int32 (K <= kMaxDynamicLinearK)
-    uint32_t outside = 0;  // any bit above the low 7: a value outside 0..127
-    int64_t i = int8_row_prefix(in, k, out, &outside, &sum);
-    for (; i < k; ++i) {
-      outside |= static_cast<uint32_t>(in[i]) & ~uint32_t{127};
-      out[i] = static_cast<uint8_t>(in[i]);
-      sum += in[i];
-    }
-    // 8-bit activations usually show in the first row: stop there rather than convert all.
-    if (outside) return std::nullopt;
-    for (int64_t i = k; i < k_quads * 4; ++i) out[i] = 0;
-    row_terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;
-  }
-  return Int8Activations{scratch.data(), row_terms.data()};
-}
-
-// The zero-point terms of (1) expanded, for one block of 16 channels:
-//   column[j] = -x_zp sum_k wq[j][k]   and, when weights have zero points, -w_zp[j] row_term[r].
-// avx2-int8 starts its accumulators from them, so that a tile's registers hold the corrected
-// sum when its multiply loop ends (wrapping int32: the order of the additions does not
-// change the result, see the header).
-struct Int8Corrections {
-  const int32_t* column;          // 16 values for the block
-  const int32_t* weight_zero_points;  // 16 values, or null for symmetric weights
-  const int32_t* row_terms;       // one per tile row: sum_k xq[k] - K x_zp
-};
-
-// Where a tile's corrected accumulators go: `channels` of the 16 lanes of row r to
-// row_start + r * stride, as int32 (dynamic_linear_accumulators) or through steps (3)-(4) as
-// floats (dynamic_linear). Exactly one of accumulators and y is set.
-struct TileOutput {
-  int32_t* accumulators = nullptr;
-  float* y = nullptr;
-  int64_t stride = 0;
-  int64_t channels = 16;
-  const float* multiplier = nullptr;  // 16 values, zero-padded past N (floats only)
-  const float* bias = nullptr;        // 16 values, zero-padded past N; null for none
-  bool relu = false;
-};
-
-// Stores the first `channels` of a row's 16 lanes (all of them with two stores when the
-// block is whole; the last block of an N that is not a multiple of 16 goes through a copy).
-template <typename Element, typename Vector>
-__attribute__((target("avx2"))) inline void store_lanes(Element* out, Vector low, Vector high, int64_t channels) {
-  static_assert(sizeof(Vector) == 32 && sizeof(Element) == 4, "8 lanes of 4 bytes");
-  alignas(32) Element lanes[kBlock];
-  Element* target = channels == kBlock ? out : lanes;
-  std::memcpy(target, &low, 32);
-  std::memcpy(target + 8, &high, 32);
-  if (target == lanes) std::memcpy(out, lanes, channels * sizeof(Element));
-}
-
-// Steps (3) and (4) for 8 channels at once: the same operations as the scalar epilogue,
-// each rounded once (int32 -> float conversion, product, sum), so the same floats. ReLU as
-// max(0, y), which keeps NaN and -0 as the scalar `y < 0 ? 0 : y` does.
-__attribute__((target("avx2"))) inline __m256 epilogue8(__m256i acc, const float* multiplier, const float* bias,
-                                                        bool relu) {
-  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(multiplier));
-  if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
-  if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
-  return v;
-}
-__attribute__((target("avx2"))) inline void epilogue8(const int32_t* acc, const float* multiplier, const float* bias,
-                                                      bool relu, float* y) {
-  _mm256_storeu_ps(y, epilogue8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc)), multiplier, bias, relu));
-}
-
-// Step (1) for Rows rows and one block of 16 channels, 4 K per step, then the output.
-// Rows x 2 accumulators, 2 weight vectors, the broadcast and the ones: 6 rows would need
-// 17 registers, so 5. The loop is the kernel's hot path (vpbroadcastd, then per weight
-// vector vpmaddubsw, vpmaddwd, vpaddd); everything else runs once per tile.
-constexpr int kInt8Rows = 5;
-template <int Rows>
-__attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
-                                               const Int8Corrections& corrections, const TileOutput& output) {
-  const auto load = [](const int32_t* p) __attribute__((target("avx2"))) {  // (as in int8_row_prefix)
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  };
-  __m256i acc[Rows][2];
-  const __m256i column0 = load(corrections.column), column1 = load(corrections.column + 8);
-#pragma GCC unroll 8
-  for (int r = 0; r < Rows; ++r) {
-    acc[r][0] = column0;
-    acc[r][1] = column1;
-    if (corrections.weight_zero_points) {
-      const __m256i row_term = _mm256_set1_epi32(corrections.row_terms[r]);
-      acc[r][0] = _mm256_sub_epi32(acc[r][0], _mm256_mullo_epi32(load(corrections.weight_zero_points), row_term));
-      acc[r][1] = _mm256_sub_epi32(acc[r][1], _mm256_mullo_epi32(load(corrections.weight_zero_points + 8), row_term));
-    }
-  }
-  const __m256i ones = _mm256_set1_epi16(1);
-  const int64_t stride = k_quads * 4;
-  // Two K-steps per iteration: 2-5 % faster over whole GEMMs (paired runs against the loop
-  // taken one step at a time, 64 and 6400 rows x 512 -> 2048); four gained nothing more.
-#pragma GCC unroll 2
-  for (int64_t q = 0; q < k_quads; ++q) {
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
-    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
-#pragma GCC unroll 8
-    for (int r = 0; r < Rows; ++r) {
-      int32_t quad;  // x[r][4q .. 4q+3]
-      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
-      const __m256i xr = _mm256_set1_epi32(quad);
-      // u8 x s8 pairs into int16 (no saturation at 7 bits), then pairs of those into int32.
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w0), ones));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w1), ones));
-    }
-  }
-  const float* bias1 = output.bias ? output.bias + 8 : nullptr;
-#pragma GCC unroll 8
-  for (int r = 0; r < Rows; ++r) {
-    if (output.accumulators) {
-      store_lanes(output.accumulators + r * output.stride, acc[r][0], acc[r][1], output.channels);
-    } else {
-      store_lanes(output.y + r * output.stride, epilogue8(acc[r][0], output.multiplier, output.bias, output.relu),
-                  epilogue8(acc[r][1], output.multiplier + 8, bias1, output.relu), output.channels);
-    }
-  }
-}
-
-// ---- both AVX2 paths ----------------------------------------------------------------
-
-// Every (row, block) tile: rows in chunks, then blocks, so that one block's weights stay in
-// L1 while the chunk's rows pass. Calls `tile(first_row, rows, block)`. A chunk's
-// activations and one block's weights fill L1 (32 KB) where the block leaves room for two
-// tiles' rows there; otherwise the activations stay in L2 (128 KB). Measured in paired runs
-// (6400 rows x 512 -> 2048, the LSTM's input projection): 24 KB chunks for int8 and 16 KB
-// for int16 took 0.95-0.96 and 0.95-0.97 of the time that 128 KB chunks took; at 64 rows (a
-// hidden projection) no difference (0.98-1.03 with chunks of 16 to 24 KB).
-template <typename Tile>
-void for_each_tile(int64_t rows, int64_t row_bytes, int64_t block_bytes, int64_t tile_rows, int64_t blocks,
-                   Tile&& tile) {
-  constexpr int64_t kL1Bytes = 32768, kL2ChunkBytes = 131072;
-  row_bytes = std::max<int64_t>(1, row_bytes);
-  const int64_t l1_rows = (kL1Bytes - block_bytes) / row_bytes / tile_rows * tile_rows;
-  const int64_t chunk = l1_rows >= 2 * tile_rows ? l1_rows
-                                                 : std::max<int64_t>(tile_rows, kL2ChunkBytes / row_bytes / tile_rows * tile_rows);
-  for (int64_t chunk_start = 0; chunk_start < rows; chunk_start += chunk) {
-    const int64_t chunk_end = std::min(rows, chunk_start + chunk);
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t row = chunk_start; row < chunk_end; row += tile_rows)
-        tile(row, std::min(tile_rows, chunk_end - row), b);
-  }
-}
-
-// avx2-int16's corrected accumulators, tile by tile, to `emit(row, first_channel, channels, acc)`.
-template <typename Emit>
-void avx2_int16_accumulate(const DynamicLinearActivation& x, const DynamicLinearWeights& w, Emit&& emit) {
-  const PackedDynamicWeights& packed = w.packed;
-  const int16_t* xs = widened_activations(x, w.in_features, packed.k_pairs);
-  const int64_t row_elements = packed.k_pairs * 2;
-  const int64_t block_bytes = packed.k_pairs * kBlock * 2 * sizeof(int16_t);
-  for_each_tile(x.rows, row_elements * 2, block_bytes, kRows, packed.blocks, [&](int64_t row, int64_t n, int64_t b) {
-    alignas(32) int32_t out[kRows * kBlock];
-    const int16_t* block = packed.values.data() + b * packed.k_pairs * kBlock * 2;
-    const int16_t* rows = xs + row * row_elements;
-    switch (n) {
-      case 1: int16_tile<1>(rows, block, packed.k_pairs, out); break;
-      case 2: int16_tile<2>(rows, block, packed.k_pairs, out); break;
-      case 3: int16_tile<3>(rows, block, packed.k_pairs, out); break;
-      case 4: int16_tile<4>(rows, block, packed.k_pairs, out); break;
-      case 5: int16_tile<5>(rows, block, packed.k_pairs, out); break;
-      default: int16_tile<kRows>(rows, block, packed.k_pairs, out); break;
-    }
-    subtract_centered_terms(n, x.zero_point, packed.centered_sums.data() + b * kBlock, out);
-    const int64_t first = b * kBlock, channels = std::min(kBlock, w.out_features - first);
-    for (int64_t r = 0; r < n; ++r) emit(row + r, first, channels, out + r * kBlock);
-  });
-}
-
-// avx2-int8 over every tile of the rows x N output whose row 0 starts at `output.y` or
-// `output.accumulators`; `output` says what each tile writes (its pointers are offset per tile).
-void avx2_int8(const DynamicLinearActivation& x, const Int8Activations& xs, const DynamicLinearWeights& w,
-               const TileOutput& output) {
-  const PackedDynamicWeights& packed = w.packed;
-  // -x_zp sum_k wq[n][k] per channel, once per call (zero past N, as sums is).
-  thread_local std::vector<int32_t> column;
-  column.resize(packed.sums.size());
-  for (size_t n = 0; n < column.size(); ++n)
-    column[n] = static_cast<int32_t>(0u - static_cast<uint32_t>(x.zero_point) * static_cast<uint32_t>(packed.sums[n]));
-  const int64_t row_bytes = packed.k_quads * 4;
-  const int64_t block_bytes = packed.k_quads * kBlock * 4;
-  for_each_tile(x.rows, row_bytes, block_bytes, kInt8Rows, packed.blocks, [&](int64_t row, int64_t n, int64_t b) {
-    const int8_t* block = packed.int8_values.data() + b * packed.k_quads * kBlock * 4;
-    const uint8_t* rows = xs.values + row * row_bytes;
-    const Int8Corrections corrections{column.data() + b * kBlock,
-                                      packed.has_weight_zero_points ? packed.zero_points.data() + b * kBlock : nullptr,
-                                      xs.row_terms + row};
-    const int64_t first = b * kBlock, offset = row * output.stride + first;
-    TileOutput tile = output;
-    tile.channels = std::min(kBlock, w.out_features - first);
-    if (tile.accumulators) tile.accumulators += offset;
-    if (tile.y) tile.y += offset;
-    if (tile.multiplier) tile.multiplier += first;
-    if (tile.bias) tile.bias += first;
-    switch (n) {
-      case 1: int8_tile<1>(rows, block, packed.k_quads, corrections, tile); break;
-      case 2: int8_tile<2>(rows, block, packed.k_quads, corrections, tile); break;
-      case 3: int8_tile<3>(rows, block, packed.k_quads, corrections, tile); break;
-      case 4: int8_tile<4>(rows, block, packed.k_quads, corrections, tile); break;
-      default: int8_tile<kInt8Rows>(rows, block, packed.k_quads, corrections, tile); break;
-    }
-  });
-}
 
 // Step (1) for one (row, output channel) pair.
 inline int32_t accumulate(const int32_t* xq, int32_t x_zero_point, const int32_t* wq,
@@ -374,6 +123,478 @@ inline int32_t accumulate_as(const DynamicLinearActivation& x, const int32_t* x_
   return accumulate(x_row, x.zero_point, w_row, w_zero_point, k_size);
 }
 
+// Step (1) or (1') for every (row, output channel) pair: the specification.
+void portable_accumulators(const DynamicLinearActivation& x, const DynamicLinearWeights& w, int32_t* acc) {
+  for (int64_t row = 0; row < x.rows; ++row)
+    for (int64_t out_channel = 0; out_channel < w.out_features; ++out_channel)
+      acc[row * w.out_features + out_channel] =
+          accumulate_as(x, x.values + row * w.in_features, w.values.data() + out_channel * w.in_features,
+                        w.zero_points[out_channel], w.in_features);
+}
+
+}  // namespace
+
+namespace {
+
+// ---- u8 activations: avx2-int8 and the VNNI paths ------------------------------------
+
+struct Int8Activations {
+  const uint8_t* values = nullptr;  // rows x k_quads * 4, zero-padded
+  const int32_t* row_terms = nullptr;  // per row: sum_k xq[k] - K x_zp
+};
+
+// The first multiple of 32 of a row of int32 activations to u8, 32 at a time; returns how
+// many it converted. Sets a bit of *outside if any of them lies outside 0..max_value (127 or
+// 255) and adds them to *sum. Packing with unsigned saturation is exact for values in 0..255,
+// and only then is the row used.
+__attribute__((target("avx2"))) int64_t int8_row_prefix(const int32_t* in, int64_t k, int32_t max_value, uint8_t* out,
+                                                        uint32_t* outside, int32_t* sum) {
+  // The lambda needs the target too: it does not inherit the function's (an AVX2-less build).
+  const auto load = [&](int64_t i) __attribute__((target("avx2"))) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
+  };
+  const __m256i high_bits = _mm256_set1_epi32(~max_value);
+  __m256i any_high = _mm256_setzero_si256(), sums = _mm256_setzero_si256();
+  int64_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    const __m256i a = load(i), b = load(i + 8), c = load(i + 16), d = load(i + 24);
+    any_high = _mm256_or_si256(any_high, _mm256_and_si256(_mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)),
+                                                          high_bits));
+    sums = _mm256_add_epi32(sums, _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d)));
+    // packus works within 128-bit lanes: a0 b0 c0 d0 a1 b1 c1 d1 (4 values each); the
+    // permutation restores a b c d.
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  alignas(32) int32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sums);
+  for (int32_t lane : lanes) *sum += lane;
+  *outside |= _mm256_movemask_epi8(_mm256_cmpeq_epi32(any_high, _mm256_setzero_si256())) != -1 ? 1u << 31 : 0u;
+  return i;
+}
+
+// The activations as u8, K padded to a multiple of 4 with zeros, and each row's
+// sum_k xq[k] - K x_zp; nullopt if a value lies outside 0..max_value (127 where vpmaddubsw
+// must not saturate, 255 for the VNNI paths and the saturating emulation). Scratch that only
+// grows, as for int16.
+std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x, int64_t k, int64_t k_quads,
+                                                int32_t max_value) {
+  thread_local std::vector<uint8_t> scratch;
+  thread_local std::vector<int32_t> row_terms;
+  const size_t needed = static_cast<size_t>(x.rows * k_quads * 4);
+  if (scratch.size() < needed) scratch.resize(needed);
+  if (row_terms.size() < static_cast<size_t>(x.rows)) row_terms.resize(x.rows);
+  const uint32_t high_bits = ~static_cast<uint32_t>(max_value);
+  for (int64_t row = 0; row < x.rows; ++row) {
+    uint8_t* out = scratch.data() + row * k_quads * 4;
+    const int32_t* in = x.values + row * k;
+    int32_t sum = 0;  // |.| <= 255 K: int32 (K <= kMaxDynamicLinearK)
+    uint32_t outside = 0;  // any bit above max_value's: a value outside 0..max_value
+    int64_t i = int8_row_prefix(in, k, max_value, out, &outside, &sum);
+    for (; i < k; ++i) {
+      outside |= static_cast<uint32_t>(in[i]) & high_bits;
+      out[i] = static_cast<uint8_t>(in[i]);
+      sum += in[i];
+    }
+    // 8-bit activations usually show in the first row: stop there rather than convert all.
+    if (outside) return std::nullopt;
+    for (int64_t i = k; i < k_quads * 4; ++i) out[i] = 0;
+    row_terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;
+  }
+  return Int8Activations{scratch.data(), row_terms.data()};
+}
+
+// The zero-point terms of (1) expanded, for one block of 16 channels (two adjacent blocks for
+// the zmm tile: the arrays are whole blocks long):
+//   column[j] = -x_zp sum_k wq[j][k]   and, when weights have zero points, -w_zp[j] row_term[r].
+// A tile's accumulators start from them, so that its registers hold the corrected sum when
+// its multiply loop ends (wrapping int32: the order of the additions does not change the
+// result, see the header).
+struct Int8Corrections {
+  const int32_t* column;          // 16 values per block
+  const int32_t* weight_zero_points;  // 16 values per block, or null for symmetric weights
+  const int32_t* row_terms;       // one per tile row: sum_k xq[k] - K x_zp
+};
+
+// Where a tile's corrected accumulators go: `channels` of the tile's lanes of row r to
+// row_start + r * stride, as int32 (dynamic_linear_accumulators, the static kernels) or
+// through steps (3)-(4) as floats (dynamic_linear). Exactly one of accumulators and y is set.
+struct TileOutput {
+  int32_t* accumulators = nullptr;
+  float* y = nullptr;
+  int64_t stride = 0;
+  int64_t channels = 16;
+  const float* multiplier = nullptr;  // one per channel, zero-padded to whole blocks (floats only)
+  const float* bias = nullptr;        // the same; null for none
+  bool relu = false;
+};
+
+// Stores the first `channels` of a row's 16 lanes (all of them with two stores when the
+// block is whole; the last block of an N that is not a multiple of 16 goes through a copy).
+template <typename Element, typename Vector>
+__attribute__((target("avx2"))) inline void store_lanes(Element* out, Vector low, Vector high, int64_t channels) {
+  static_assert(sizeof(Vector) == 32 && sizeof(Element) == 4, "8 lanes of 4 bytes");
+  alignas(32) Element lanes[kBlock];
+  Element* target = channels == kBlock ? out : lanes;
+  std::memcpy(target, &low, 32);
+  std::memcpy(target + 8, &high, 32);
+  if (target == lanes) std::memcpy(out, lanes, channels * sizeof(Element));
+}
+
+// Steps (3) and (4) for 8 channels at once: the same operations as the scalar epilogue,
+// each rounded once (int32 -> float conversion, product, sum), so the same floats. ReLU as
+// max(0, y), which keeps NaN and -0 as the scalar `y < 0 ? 0 : y` does.
+__attribute__((target("avx2"))) inline __m256 epilogue8(__m256i acc, const float* multiplier, const float* bias,
+                                                        bool relu) {
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(multiplier));
+  if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
+  if (relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);
+  return v;
+}
+
+// One row of a 16-channel block's accumulators to the tile's output (the int16 path's
+// tiles, which leave their sums in memory).
+__attribute__((target("avx2"))) void emit_block_row(const int32_t* acc, const TileOutput& output, int64_t r) {
+  const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
+  const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8));
+  if (output.accumulators) {
+    store_lanes(output.accumulators + r * output.stride, low, high, output.channels);
+  } else {
+    const float* bias1 = output.bias ? output.bias + 8 : nullptr;
+    store_lanes(output.y + r * output.stride, epilogue8(low, output.multiplier, output.bias, output.relu),
+                epilogue8(high, output.multiplier + 8, bias1, output.relu), output.channels);
+  }
+}
+
+// A tile's starting accumulators for one block of 16 channels and row r, as two ymm.
+template <typename Load>
+__attribute__((target("avx2"))) inline void int8_start(const Int8Corrections& c, int r, int64_t block, Load load,
+                                                        __m256i* low, __m256i* high) {
+  *low = load(c.column + block * kBlock);
+  *high = load(c.column + block * kBlock + 8);
+  if (c.weight_zero_points) {
+    const __m256i row_term = _mm256_set1_epi32(c.row_terms[r]);
+    *low = _mm256_sub_epi32(*low, _mm256_mullo_epi32(load(c.weight_zero_points + block * kBlock), row_term));
+    *high = _mm256_sub_epi32(*high, _mm256_mullo_epi32(load(c.weight_zero_points + block * kBlock + 8), row_term));
+  }
+}
+
+// A ymm tile's Rows x 16 corrected accumulators to its output (int32, or floats through (3)-(4)).
+template <int Rows>
+__attribute__((target("avx2"))) inline void store_tile(const __m256i (&acc)[Rows][2], const TileOutput& output) {
+  const float* bias1 = output.bias ? output.bias + 8 : nullptr;
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) {
+    if (output.accumulators) {
+      store_lanes(output.accumulators + r * output.stride, acc[r][0], acc[r][1], output.channels);
+    } else {
+      store_lanes(output.y + r * output.stride, epilogue8(acc[r][0], output.multiplier, output.bias, output.relu),
+                  epilogue8(acc[r][1], output.multiplier + 8, bias1, output.relu), output.channels);
+    }
+  }
+}
+
+// Step (1) (or (1')) for Rows rows and one block of 16 channels, 4 K per step, then the
+// output. Rows x 2 accumulators, 2 weight vectors, the broadcast and the ones: 6 rows would
+// need 17 registers, so 5. The loop is the kernel's hot path (vpbroadcastd, then per weight
+// vector vpmaddubsw, vpmaddwd, vpaddd); everything else runs once per tile.
+constexpr int kInt8Rows = 5;
+template <int Rows>
+__attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
+                                               const Int8Corrections& corrections, const TileOutput& output) {
+  const auto load = [](const int32_t* p) __attribute__((target("avx2"))) {  // (as in int8_row_prefix)
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  };
+  __m256i acc[Rows][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) int8_start(corrections, r, 0, load, &acc[r][0], &acc[r][1]);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t stride = k_quads * 4;
+  // Two K-steps per iteration: 2-5 % faster over whole GEMMs (paired runs against the loop
+  // taken one step at a time, 64 and 6400 rows x 512 -> 2048); four gained nothing more.
+#pragma GCC unroll 2
+  for (int64_t q = 0; q < k_quads; ++q) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+      int32_t quad;  // x[r][4q .. 4q+3]
+      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
+      const __m256i xr = _mm256_set1_epi32(quad);
+      // u8 x s8 pairs into int16 (saturating only where (1') asks it), then pairs of those into int32.
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w0), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w1), ones));
+    }
+  }
+  store_tile<Rows>(acc, output);
+}
+
+// avx-vnni: int8_tile's shape with one vpdpbusd (VEX) per weight vector instead of the three
+// instructions; 6 rows (12 accumulators, 2 weight vectors, the broadcast: 15 registers).
+constexpr int kAvxVnniRows = 6;
+template <int Rows>
+__attribute__((target("avx2,avxvnni"))) void avx_vnni_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
+                                                          const Int8Corrections& corrections,
+                                                          const TileOutput& output) {
+  const auto load = [](const int32_t* p) __attribute__((target("avx2"))) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  };
+  __m256i acc[Rows][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) int8_start(corrections, r, 0, load, &acc[r][0], &acc[r][1]);
+  const int64_t stride = k_quads * 4;
+#pragma GCC unroll 2
+  for (int64_t q = 0; q < k_quads; ++q) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+      int32_t quad;  // x[r][4q .. 4q+3]
+      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
+      const __m256i xr = _mm256_set1_epi32(quad);
+      acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], xr, w0);  // four u8 x s8 products, exact
+      acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], xr, w1);
+    }
+  }
+  store_tile<Rows>(acc, output);
+}
+
+// avx512-vnni: Rows rows x Blocks blocks of 16 channels, one zmm accumulator each (8 x 2:
+// 16 accumulators, 2 weight vectors, the broadcast, of 32 registers). Per K quad: Blocks
+// weight loads and Rows broadcasts for Rows x Blocks vpdpbusd. A partial last block is
+// written with a lane mask.
+constexpr int kVnni512Rows = 8, kVnni512Blocks = 2;
+// GCC 12 warns that _mm512_cvtepi32_ps and _mm512_max_ps read an uninitialised vector: their
+// headers pass _mm512_undefined_ps() as the unused merge source (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int Rows, int Blocks>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void avx512_vnni_tile(const uint8_t* x, const int8_t* block,
+                                                                             int64_t k_quads,
+                                                                             const Int8Corrections& c,
+                                                                             const TileOutput& output) {
+  __m512i acc[Rows][Blocks];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 2
+    for (int b = 0; b < Blocks; ++b) {
+      acc[r][b] = _mm512_loadu_si512(c.column + b * kBlock);
+      if (c.weight_zero_points)
+        acc[r][b] = _mm512_sub_epi32(acc[r][b], _mm512_mullo_epi32(_mm512_loadu_si512(c.weight_zero_points + b * kBlock),
+                                                                   _mm512_set1_epi32(c.row_terms[r])));
+    }
+  const int64_t stride = k_quads * 4, block_bytes = k_quads * 64;
+#pragma GCC unroll 2
+  for (int64_t q = 0; q < k_quads; ++q) {
+    __m512i w[Blocks];
+#pragma GCC unroll 2
+    for (int b = 0; b < Blocks; ++b) w[b] = _mm512_loadu_si512(block + b * block_bytes + q * 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+      int32_t quad;  // x[r][4q .. 4q+3]
+      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
+      const __m512i xr = _mm512_set1_epi32(quad);
+#pragma GCC unroll 2
+      for (int b = 0; b < Blocks; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], xr, w[b]);  // exact
+    }
+  }
+#pragma GCC unroll 2
+  for (int b = 0; b < Blocks; ++b) {
+    const int64_t channels = std::min<int64_t>(kBlock, output.channels - b * kBlock);
+    if (channels <= 0) break;
+    const __mmask16 lanes = static_cast<__mmask16>((1u << channels) - 1);
+    const __m512 multiplier = output.y ? _mm512_loadu_ps(output.multiplier + b * kBlock) : _mm512_setzero_ps();
+    const __m512 bias = output.bias ? _mm512_loadu_ps(output.bias + b * kBlock) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+      if (output.accumulators) {
+        _mm512_mask_storeu_epi32(output.accumulators + r * output.stride + b * kBlock, lanes, acc[r][b]);
+      } else {  // (3), (4): as epilogue8, 16 lanes
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), multiplier);
+        if (output.bias) v = _mm512_add_ps(v, bias);
+        if (output.relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
+        _mm512_mask_storeu_ps(output.y + r * output.stride + b * kBlock, lanes, v);
+      }
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// ---- every SIMD path ----------------------------------------------------------------
+
+// Every (row, column) tile, a column being `block_bytes` of weights (one block, or the zmm
+// tile's two): rows in chunks, then columns, so that one column's weights stay in L1 while
+// the chunk's rows pass. Calls `tile(first_row, rows, column)`. A chunk's activations and
+// one column's weights fill L1 (32 KB) where the column leaves room for two tiles' rows
+// there; otherwise the activations stay in L2 (128 KB). Measured in paired runs (6400 rows
+// x 512 -> 2048, the LSTM's input projection): 24 KB chunks for int8 and 16 KB for int16
+// took 0.95-0.96 and 0.95-0.97 of the time that 128 KB chunks took; at 64 rows (a hidden
+// projection) no difference (0.98-1.03 with chunks of 16 to 24 KB).
+//
+// The (chunk, column) pairs are the units the kernel threads share (threads.h); one thread
+// takes them in the order a single thread would. Below kMinParallelMacs a call stays on the
+// calling thread: waking the pool costs more than it saves (an LSTM step at miniBatch 1).
+constexpr int64_t kMinParallelMacs = int64_t{1} << 20;
+template <typename Tile>
+void for_each_tile(int64_t rows, int64_t row_bytes, int64_t block_bytes, int64_t tile_rows, int64_t columns,
+                   int64_t macs, Tile&& tile) {
+  constexpr int64_t kL1Bytes = 32768, kL2ChunkBytes = 131072;
+  row_bytes = std::max<int64_t>(1, row_bytes);
+  const int64_t l1_rows = (kL1Bytes - block_bytes) / row_bytes / tile_rows * tile_rows;
+  const int64_t chunk = l1_rows >= 2 * tile_rows ? l1_rows
+                                                 : std::max<int64_t>(tile_rows, kL2ChunkBytes / row_bytes / tile_rows * tile_rows);
+  const int64_t chunks = (rows + chunk - 1) / chunk;
+  const auto unit = [&](int64_t u) {
+    const int64_t chunk_start = u / columns * chunk, column = u % columns;
+    const int64_t chunk_end = std::min(rows, chunk_start + chunk);
+    for (int64_t row = chunk_start; row < chunk_end; row += tile_rows)
+      tile(row, std::min(tile_rows, chunk_end - row), column);
+  };
+  if (macs < kMinParallelMacs) {
+    for (int64_t u = 0; u < chunks * columns; ++u) unit(u);
+  } else {
+    parallel_for(chunks * columns, unit);
+  }
+}
+
+// avx2-int16's corrected accumulators, tile by tile, to `output` (row 0 at its pointers).
+void avx2_int16(const DynamicLinearActivation& x, const DynamicLinearWeights& w, const TileOutput& output) {
+  const PackedDynamicWeights& packed = w.packed;
+  const int16_t* xs = widened_activations(x, w.in_features, packed.k_pairs);
+  const int64_t row_elements = packed.k_pairs * 2;
+  const int64_t block_bytes = packed.k_pairs * kBlock * 2 * sizeof(int16_t);
+  const int64_t macs = x.rows * w.in_features * w.out_features;
+  for_each_tile(x.rows, row_elements * 2, block_bytes, kRows, packed.blocks, macs, [&](int64_t row, int64_t n, int64_t b) {
+    alignas(32) int32_t out[kRows * kBlock];
+    const int16_t* block = packed.values.data() + b * packed.k_pairs * kBlock * 2;
+    const int16_t* rows = xs + row * row_elements;
+    switch (n) {
+      case 1: int16_tile<1>(rows, block, packed.k_pairs, out); break;
+      case 2: int16_tile<2>(rows, block, packed.k_pairs, out); break;
+      case 3: int16_tile<3>(rows, block, packed.k_pairs, out); break;
+      case 4: int16_tile<4>(rows, block, packed.k_pairs, out); break;
+      case 5: int16_tile<5>(rows, block, packed.k_pairs, out); break;
+      default: int16_tile<kRows>(rows, block, packed.k_pairs, out); break;
+    }
+    subtract_centered_terms(n, x.zero_point, packed.centered_sums.data() + b * kBlock, out);
+    const int64_t first = b * kBlock, offset = row * output.stride + first;
+    TileOutput tile = output;
+    tile.channels = std::min(kBlock, w.out_features - first);
+    if (tile.accumulators) tile.accumulators += offset;
+    if (tile.y) tile.y += offset;
+    if (tile.multiplier) tile.multiplier += first;
+    if (tile.bias) tile.bias += first;
+    for (int64_t r = 0; r < n; ++r) emit_block_row(out + r * kBlock, tile, r);
+  });
+}
+
+// Calls tile<rows>() for the n in 1..Max rows a tile has (a template argument each, so that
+// the accumulators stay in registers).
+template <int Max, typename Call>
+void with_rows(int64_t n, Call&& call) {
+  if constexpr (Max > 1) {
+    if (n < Max) return with_rows<Max - 1>(n, call);
+  }
+  call(std::integral_constant<int, Max>{});
+}
+
+// avx2-int8, avx-vnni or avx512-vnni over every tile of the rows x N output whose row 0
+// starts at `output.y` or `output.accumulators`; `output` says what each tile writes (its
+// pointers are offset per tile).
+void int8_gemm(KernelPath path, const DynamicLinearActivation& x, const Int8Activations& xs,
+               const DynamicLinearWeights& w, const TileOutput& output) {
+  const PackedDynamicWeights& packed = w.packed;
+  // -x_zp sum_k wq[n][k] per channel, once per call (zero past N, as sums is).
+  thread_local std::vector<int32_t> column;
+  column.resize(packed.sums.size());
+  for (size_t n = 0; n < column.size(); ++n)
+    column[n] = static_cast<int32_t>(0u - static_cast<uint32_t>(x.zero_point) * static_cast<uint32_t>(packed.sums[n]));
+  const int64_t row_bytes = packed.k_quads * 4;
+  const int64_t block_bytes = packed.k_quads * kBlock * 4;
+  const int64_t blocks_per_column = path == KernelPath::Avx512Vnni ? kVnni512Blocks : 1;
+  const int64_t columns = (packed.blocks + blocks_per_column - 1) / blocks_per_column;
+  const int64_t tile_rows = path == KernelPath::Avx512Vnni ? kVnni512Rows
+                            : path == KernelPath::AvxVnni  ? kAvxVnniRows
+                                                           : kInt8Rows;
+  const int64_t macs = x.rows * w.in_features * w.out_features;
+  const int32_t* columns_data = column.data();
+  for_each_tile(x.rows, row_bytes, block_bytes * blocks_per_column, tile_rows, columns, macs,
+                [&](int64_t row, int64_t n, int64_t c) {
+    const int64_t b = c * blocks_per_column, first = b * kBlock;
+    const int8_t* block = packed.int8_values.data() + b * packed.k_quads * kBlock * 4;
+    const uint8_t* rows = xs.values + row * row_bytes;
+    const Int8Corrections corrections{columns_data + first,
+                                      packed.has_weight_zero_points ? packed.zero_points.data() + first : nullptr,
+                                      xs.row_terms + row};
+    const int64_t offset = row * output.stride + first;
+    TileOutput tile = output;
+    tile.channels = std::min(kBlock * blocks_per_column, w.out_features - first);
+    if (tile.accumulators) tile.accumulators += offset;
+    if (tile.y) tile.y += offset;
+    if (tile.multiplier) tile.multiplier += first;
+    if (tile.bias) tile.bias += first;
+    if (path == KernelPath::Avx512Vnni) {
+      const bool pair = b + 1 < packed.blocks;
+      with_rows<kVnni512Rows>(n, [&](auto rows_n) {
+        if (pair)
+          avx512_vnni_tile<decltype(rows_n)::value, 2>(rows, block, packed.k_quads, corrections, tile);
+        else
+          avx512_vnni_tile<decltype(rows_n)::value, 1>(rows, block, packed.k_quads, corrections, tile);
+      });
+    } else if (path == KernelPath::AvxVnni) {
+      with_rows<kAvxVnniRows>(n, [&](auto rows_n) { avx_vnni_tile<decltype(rows_n)::value>(rows, block, packed.k_quads, corrections, tile); });
+    } else {
+      with_rows<kInt8Rows>(n, [&](auto rows_n) { int8_tile<decltype(rows_n)::value>(rows, block, packed.k_quads, corrections, tile); });
+    }
+  });
+}
+
+// Step (1) or (1') on `path` (Portable: the best one that applies) into `output`; false
+// when no SIMD path applies, or, for an explicit path, throws std::logic_error saying why.
+bool simd_sums(const DynamicLinearActivation& x, const DynamicLinearWeights& w, const TileOutput& output,
+               std::optional<KernelPath> explicit_path) {
+  const auto refuse = [&](const std::string& why) {
+    if (explicit_path) throw std::logic_error("dynamic_linear_accumulators: " + to_string(*explicit_path) + " " + why);
+    return false;
+  };
+  if (w.packed.values.empty()) return refuse("needs packed weights (pack_weights)");
+  const bool saturating = x.accumulation == Accumulation::PairwiseInt16Saturation;
+  KernelPath path = explicit_path.value_or(exact_kernel_path());
+  if (explicit_path && !(*explicit_path == KernelPath::AvxVnni ? cpu_has_avx_vnni()
+                         : *explicit_path == KernelPath::Avx512Vnni ? cpu_has_avx512_vnni()
+                                                                    : cpu_has_avx2()))
+    return refuse("needs instructions this CPU does not have");
+  if (path == KernelPath::Portable) return false;
+  if (saturating) {
+    // (1'): vpmaddubsw's own saturation, for symmetric weights (the engines' int16 pairs).
+    if (path != KernelPath::Avx2Int8 && explicit_path) return refuse("does not compute (1')");
+    if (w.packed.has_weight_zero_points) return refuse("computes (1') for symmetric weights only");
+    const auto xs = int8_activations(x, w.in_features, w.packed.k_quads, 255);
+    if (!xs) return refuse("needs activations in 0..255");
+    int8_gemm(KernelPath::Avx2Int8, x, *xs, w, output);
+    return true;
+  }
+  if (path == KernelPath::Avx2Int16 && !explicit_path) {  // 7-bit activations take avx2-int8
+    if (const auto xs = int8_activations(x, w.in_features, w.packed.k_quads, 127)) {
+      int8_gemm(KernelPath::Avx2Int8, x, *xs, w, output);
+      return true;
+    }
+  }
+  if (path == KernelPath::Avx2Int16) {
+    avx2_int16(x, w, output);
+    return true;
+  }
+  const int32_t max_value = path == KernelPath::Avx2Int8 ? 127 : 255;
+  if (const auto xs = int8_activations(x, w.in_features, w.packed.k_quads, max_value)) {
+    int8_gemm(path, x, *xs, w, output);
+    return true;
+  }
+  // Values no u8 tensor holds (none of the modules passes them): the portable loops.
+  return refuse("needs activations in 0.." + std::to_string(max_value));
+}
+
 }  // namespace
 
 void pack_weights(DynamicLinearWeights& w) {
@@ -402,45 +623,99 @@ void pack_weights(DynamicLinearWeights& w) {
   }
 }
 
-bool avx2_kernels_enabled() {
+std::string to_string(KernelPath path) {
+  switch (path) {
+    case KernelPath::Portable: return "portable";
+    case KernelPath::Avx2Int16: return "avx2-int16";
+    case KernelPath::Avx2Int8: return "avx2-int8";
+    case KernelPath::AvxVnni: return "avx-vnni";
+    case KernelPath::Avx512Vnni: return "avx512-vnni";
+  }
+  return "?";
+}
+
+KernelPath exact_kernel_path() {
+  static const KernelPath path = [] {
 #if defined(QCONFORM_MUTATION_DROP_ZERO_POINT) || defined(QCONFORM_MUTATION_ROUND_HALF_AWAY)
-  return false;
-#else
-  return cpu_has_avx2();
+    return KernelPath::Portable;
 #endif
+    KernelPath best = KernelPath::Portable;
+    if (cpu_has_avx2()) best = KernelPath::Avx2Int16;
+    if (cpu_has_avx2() && cpu_has_avx_vnni()) best = KernelPath::AvxVnni;
+    if (cpu_has_avx512_vnni()) best = KernelPath::Avx512Vnni;
+    const char* cap = std::getenv("QCONFORM_KERNEL_ISA");
+    if (!cap || !*cap) return best;
+    const std::string asked = cap;
+    const KernelPath wanted = asked == "portable"      ? KernelPath::Portable
+                              : asked == "avx2"        ? KernelPath::Avx2Int16
+                              : asked == "avx_vnni"    ? KernelPath::AvxVnni
+                              : asked == "avx512_vnni" ? KernelPath::Avx512Vnni
+                                                       : throw std::invalid_argument(
+                                                             "QCONFORM_KERNEL_ISA must be portable, avx2, avx_vnni or "
+                                                             "avx512_vnni, got '" + asked + "'");
+    const bool has = wanted == KernelPath::Portable || (wanted == KernelPath::Avx2Int16 && cpu_has_avx2()) ||
+                     (wanted == KernelPath::AvxVnni && cpu_has_avx2() && cpu_has_avx_vnni()) ||
+                     (wanted == KernelPath::Avx512Vnni && cpu_has_avx512_vnni());
+    if (!has) throw std::invalid_argument("QCONFORM_KERNEL_ISA=" + asked + ": this CPU does not have it");
+    return wanted;
+  }();
+  return path;
 }
 
 std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& x,
                                                  const DynamicLinearWeights& w, KernelPath path) {
   assert(w.in_features <= kMaxDynamicLinearK);
   std::vector<int32_t> acc(x.rows * w.out_features);
-  const auto keep = [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
-    std::copy(t, t + channels, acc.begin() + row * w.out_features + first);
-  };
   if (path != KernelPath::Portable) {
-    // Checked here rather than through avx2_kernels_enabled, so that the tests exercise the
-    // AVX2 paths in mutation builds too.
-    if (w.packed.values.empty() || x.accumulation != Accumulation::Exact || !cpu_has_avx2())
-      throw std::logic_error("dynamic_linear_accumulators: the AVX2 paths need packed weights, exact "
-                             "accumulation and an AVX2 CPU");
-    if (path == KernelPath::Avx2Int16) {
-      avx2_int16_accumulate(x, w, keep);
-    } else {
-      const auto xs = int8_activations(x, w.in_features, w.packed.k_quads);
-      if (!xs) throw std::logic_error("dynamic_linear_accumulators: avx2-int8 needs activations in 0..127");
-      TileOutput output;
-      output.accumulators = acc.data();
-      output.stride = w.out_features;
-      avx2_int8(x, *xs, w, output);
-    }
+    // An explicit path, whatever exact_kernel_path says: the tests exercise every path the
+    // CPU has, in mutation builds too.
+    TileOutput output;
+    output.accumulators = acc.data();
+    output.stride = w.out_features;
+    simd_sums(x, w, output, path);
     return acc;
   }
-  for (int64_t row = 0; row < x.rows; ++row)
-    for (int64_t out_channel = 0; out_channel < w.out_features; ++out_channel)
-      acc[row * w.out_features + out_channel] =
-          accumulate_as(x, x.values + row * w.in_features, w.values.data() + out_channel * w.in_features,
-                        w.zero_points[out_channel], w.in_features);
+  portable_accumulators(x, w, acc.data());
   return acc;
+}
+
+void fast_accumulators(const DynamicLinearActivation& x, const DynamicLinearWeights& w, int32_t* acc) {
+  assert(w.in_features <= kMaxDynamicLinearK);
+  TileOutput output;
+  output.accumulators = acc;
+  output.stride = w.out_features;
+  if (!simd_sums(x, w, output, std::nullopt)) portable_accumulators(x, w, acc);
+}
+
+bool u8_rows_supported(bool seven_bit) {
+  const KernelPath best = exact_kernel_path();
+  return best == KernelPath::Avx512Vnni || best == KernelPath::AvxVnni || (best == KernelPath::Avx2Int16 && seven_bit);
+}
+
+bool u8_accumulators(const U8Rows& x, const DynamicLinearWeights& w, int32_t* acc) {
+  const KernelPath best = exact_kernel_path();
+  KernelPath path = best;
+  if (best == KernelPath::Portable || w.packed.int8_values.empty()) return false;
+  if (best == KernelPath::Avx2Int16) {
+    if (!x.seven_bit) return false;
+    path = KernelPath::Avx2Int8;
+  }
+  // sum_k xq[k] - K x_zp per row, needed only against weight zero points (Int8Corrections).
+  thread_local std::vector<int32_t> row_terms;
+  row_terms.assign(x.rows, 0);
+  const int64_t row_bytes = w.packed.k_quads * 4;
+  if (w.packed.has_weight_zero_points)
+    for (int64_t r = 0; r < x.rows; ++r) {
+      int32_t sum = 0;
+      for (int64_t k = 0; k < row_bytes; ++k) sum += x.values[r * row_bytes + k];  // zero past K
+      row_terms[r] = sum - static_cast<int32_t>(w.in_features) * x.zero_point;
+    }
+  const DynamicLinearActivation activation{nullptr, x.rows, 1.0f, x.zero_point};
+  TileOutput output;
+  output.accumulators = acc;
+  output.stride = w.out_features;
+  int8_gemm(path, activation, Int8Activations{x.values, row_terms.data()}, w, output);
+  return true;
 }
 
 void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights& w,
@@ -448,44 +723,25 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
   assert(w.in_features <= kMaxDynamicLinearK);
   const int64_t n_out = w.out_features;
   // (2) once per output channel: the multiplier does not depend on the row. Zero-padded to
-  // whole blocks for the AVX2 tiles, which read 16 channels at a time. (Scratch that only
+  // whole blocks for the SIMD tiles, which read 16 channels at a time. (Scratch that only
   // grows: nothing is allocated per call once the largest layer has run.)
   thread_local std::vector<float> multiplier;
   multiplier.assign(std::max(n_out, w.packed.blocks * kBlock), 0.0f);
   for (int64_t out_channel = 0; out_channel < n_out; ++out_channel)
     multiplier[out_channel] = w.scales[out_channel] * x.scale;
-  // (3) and (4) on one accumulator.
-  const auto epilogue = [&](int32_t acc, int64_t out_channel) {
-    const float scaled = static_cast<float>(acc) * multiplier[out_channel];
-    const float value = bias ? scaled + bias[out_channel] : scaled;
-    return relu && value < 0.0f ? 0.0f : value;
-  };
-  if (x.accumulation == Accumulation::Exact && !w.packed.values.empty() && avx2_kernels_enabled()) {
-    if (const auto xs = int8_activations(x, w.in_features, w.packed.k_quads)) {
-      // avx2-int8 with (3) and (4) on the tile's registers.
-      thread_local std::vector<float> padded_bias;
-      if (bias) {
-        padded_bias.assign(multiplier.size(), 0.0f);
-        std::copy(bias, bias + n_out, padded_bias.begin());
-      }
-      TileOutput output;
-      output.y = y;
-      output.stride = n_out;
-      output.multiplier = multiplier.data();
-      output.bias = bias ? padded_bias.data() : nullptr;
-      output.relu = relu;
-      avx2_int8(x, *xs, w, output);
-      return;
-    }
-    avx2_int16_accumulate(x, w, [&](int64_t row, int64_t first, int64_t channels, const int32_t* t) {
-      float* y_row = y + row * n_out;
-      int64_t j = 0;
-      for (; j + 8 <= channels; j += 8)
-        epilogue8(t + j, multiplier.data() + first + j, bias ? bias + first + j : nullptr, relu, y_row + first + j);
-      for (; j < channels; ++j) y_row[first + j] = epilogue(t[j], first + j);
-    });
-    return;
+  // The SIMD paths run (3) and (4) on the tile's registers.
+  thread_local std::vector<float> padded_bias;
+  if (bias) {
+    padded_bias.assign(multiplier.size(), 0.0f);
+    std::copy(bias, bias + n_out, padded_bias.begin());
   }
+  TileOutput output;
+  output.y = y;
+  output.stride = n_out;
+  output.multiplier = multiplier.data();
+  output.bias = bias ? padded_bias.data() : nullptr;
+  output.relu = relu;
+  if (simd_sums(x, w, output, std::nullopt)) return;
 
   for (int64_t row = 0; row < x.rows; ++row) {
     const int32_t* x_row = x.values + row * w.in_features;
@@ -493,7 +749,9 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
     for (int64_t out_channel = 0; out_channel < w.out_features; ++out_channel) {
       const int32_t acc = accumulate_as(x, x_row, w.values.data() + out_channel * w.in_features,
                                         w.zero_points[out_channel], w.in_features);  // (1) or (1')
-      y_row[out_channel] = epilogue(acc, out_channel);                            // (3), (4)
+      const float scaled = static_cast<float>(acc) * multiplier[out_channel];     // (3)
+      const float value = bias ? scaled + bias[out_channel] : scaled;
+      y_row[out_channel] = relu && value < 0.0f ? 0.0f : value;                   // (4)
     }
   }
 }

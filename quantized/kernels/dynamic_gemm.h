@@ -24,7 +24,7 @@
 // |wq - w_zp| <= 255, so |acc| <= 65025 K, which fits int32 for K <= 33025; larger K is
 // rejected rather than allowed to wrap.
 //
-// Three paths compute (1), and the tests hold them equal bit for bit (test_kernels):
+// Five paths compute (1), and the tests hold them equal bit for bit (test_kernels):
 //   portable    the loops below, the specification;
 //   avx2-int16  weights prepacked once (pack_weights) as int16 (wq - w_zp) in blocks of 16
 //               output channels x K pairs; activations widened to int16; vpmaddwd
@@ -44,8 +44,22 @@
 //               fits int32 (bound above), so the wrapped sum is that result. A tile's
 //               accumulators start from the two zero-point terms, and dynamic_linear runs
 //               (3)-(4) on them while they are still in registers.
-// dynamic_linear takes avx2-int8 where the activations allow, else avx2-int16, on CPUs with
-// AVX2. (1') has only the portable path: only a version-1 module on onednn asks for it.
+//   avx512-vnni and avx-vnni
+//               the avx2-int8 layout and formula, with VNNI's vpdpbusd (zmm; ymm with the VEX
+//               encoding) summing four u8 x s8 products into each int32 lane exactly: no int16
+//               step, so 8-bit activations too (0 <= xq <= 255). The zmm tile covers two blocks
+//               (32 channels) x 8 rows, the ymm one a block x 6 rows.
+// Where the accumulation is (1') (and the weights symmetric), avx2-int8's instructions are that
+// accumulation itself: vpmaddubsw saturates each pair sum in int16 as the engine's does, and
+// vpmaddwd by ones adds the pairs exactly; the tile runs on 8-bit activations then and the
+// zero-point term is -x_zp sum_k wq[n][k], as in (1'). That is the saturating emulation's own
+// kernel, and no VNNI path computes it (vpdpbusd does not saturate).
+//
+// dynamic_linear and the static kernels take, for (1), the best of avx512-vnni, avx-vnni,
+// avx2-int8 (7-bit activations) and avx2-int16 that the CPU has (exact_kernel_path), and for
+// (1') the saturating avx2-int8; the portable loops without AVX2 or packed weights, and in
+// mutation builds. Every path gives the portable path's int32 sums (test_kernels), so the choice
+// changes speed only. Work is split across kernel_threads() by output tiles (threads.h).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -81,10 +95,15 @@ struct DynamicLinearWeights {
 // Prepares `packed` from values and zero_points, once per module (as engines prepack).
 void pack_weights(DynamicLinearWeights& w);
 
-enum class KernelPath { Portable, Avx2Int16, Avx2Int8 };
-// Whether dynamic_linear may take the AVX2 paths: the CPU has AVX2 and the build is not a
-// mutation build (whose defect lives in the portable loops).
-bool avx2_kernels_enabled();
+enum class KernelPath { Portable, Avx2Int16, Avx2Int8, AvxVnni, Avx512Vnni };
+std::string to_string(KernelPath path);  // "portable", "avx2-int16", "avx2-int8", "avx-vnni", "avx512-vnni"
+
+// The path the kernels take for exact sums (1) of 8-bit activations in this process: the
+// CPU's best (Avx512Vnni, AvxVnni, else Avx2Int16, whose 7-bit activations take Avx2Int8);
+// Portable without AVX2 and in mutation builds (whose defect lives in the portable loops).
+// QCONFORM_KERNEL_ISA=portable|avx2|avx_vnni|avx512_vnni caps it (to time or test a smaller
+// host's path here); asking for more than the CPU has is an error.
+KernelPath exact_kernel_path();
 
 enum class Accumulation {
   Exact,                    // (1)
@@ -104,12 +123,32 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
                     const float* bias, bool relu, float* y);
 
 // The raw int32 accumulators (1), for oracles that compare integers before the epilogue;
-// by default the portable path, the specification. The AVX2 paths throw std::logic_error
-// where they do not apply (no AVX2, weights not packed, (1'), avx2-int8 with an activation
-// outside 0..127).
+// by default the portable path, the specification. The other paths throw std::logic_error
+// where they do not apply: the CPU lacks the instructions, weights not packed, (1') on any
+// path but avx2-int8 (or with weight zero points), activations outside 0..127 for avx2-int8
+// with (1), outside 0..255 for the VNNI paths and for avx2-int8 with (1').
 std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& x,
                                                  const DynamicLinearWeights& w,
                                                  KernelPath path = KernelPath::Portable);
+
+// (1) or (1') into acc (rows x out_features) on the fastest path that applies here (the
+// static kernels' accumulators).
+void fast_accumulators(const DynamicLinearActivation& x, const DynamicLinearWeights& w, int32_t* acc);
+
+// Activations already as u8 rows, for callers that build them so (the convolution's
+// channels-last patches): each row w.packed.k_quads * 4 bytes, zero past K.
+struct U8Rows {
+  const uint8_t* values;
+  int64_t rows;
+  int32_t zero_point;
+  bool seven_bit;  // every value <= 127: avx2-int8 is exact on them (hosts without VNNI)
+};
+// (1) into acc (rows x out_features) on the best exact u8 path here (avx512-vnni, avx-vnni,
+// avx2-int8 for seven_bit rows); false where none applies (8-bit rows on a host without VNNI,
+// no AVX2, unpacked weights, a mutation build): the caller then takes fast_accumulators.
+bool u8_accumulators(const U8Rows& x, const DynamicLinearWeights& w, int32_t* acc);
+// Whether u8_accumulators would run here on packed weights (to skip building the rows).
+bool u8_rows_supported(bool seven_bit);
 
 // The machine's int8 multiply-accumulate ceiling, in GMAC/s on the calling thread, from the
 // host's best exact u8 x s8 -> int32 step in independent register chains, no memory

@@ -1,13 +1,30 @@
 #include "quantized/static/conv.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <sstream>
 
 #include "core/error.h"
+#include "quantized/kernels/threads.h"
 #include "quantized/static/linear.h"
 #include "reference/conv.h"
 #include "reference/static.h"
 
 namespace qconform {
+namespace {
+
+// qnnpack runs 1x1, stride-1, unpadded convolutions as its GEMM, the rest (transposed ones
+// included) on its convolution path; they differ in an overflowing int32 bias
+// (static_gemm.h (2a)).
+kernels::BiasOverflow bias_overflow_of(const ConvOptions& o) {
+  bool pointwise = !o.transposed;
+  for (int64_t d = 0; d < o.spatial_dims; ++d)
+    pointwise = pointwise && o.kernel_size[d] == 1 && o.stride[d] == 1 && o.padding[d] == 0;
+  return pointwise ? kernels::BiasOverflow::Saturate : kernels::BiasOverflow::IntegerIndefinite;
+}
+
+}  // namespace
 
 std::string quantized_conv_extra_repr(const ConvOptions& o, double scale, int64_t zero_point) {
   std::ostringstream qparams;  // nnq's extra_repr puts them right after the stride
@@ -65,6 +82,8 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
     throw Error(name() + ": a patch of " + std::to_string(paired) + " values (channels padded to pairs) exceeds the "
                 "int32 accumulator bound of " + std::to_string(kernels::kMaxDynamicLinearK));
   std::vector<kernels::StaticLinearWeights> groups(options_.groups), paired_groups(pairs ? options_.groups : 0);
+  const bool channels_last = !options.transposed && !pairs;
+  std::vector<kernels::StaticLinearWeights> channels_last_groups(channels_last ? options_.groups : 0);
   for (int64_t g = 0; g < options_.groups; ++g) {
     kernels::StaticLinearWeights& packed = groups[g];
     packed.integers.out_features = out_per_group;
@@ -74,6 +93,16 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
       packed.scales.push_back(weight.qparams.scale(n));
       packed.integers.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
     }
+    kernels::pack_weights(packed.integers);  // the SIMD paths' layouts (dynamic_gemm.h)
+    if (channels_last) {  // K reordered (channel c at kernel position k: c * volume + k -> k * channels + c)
+      kernels::StaticLinearWeights& reordered = channels_last_groups[g];
+      reordered = packed;
+      for (int64_t n = 0; n < out_per_group; ++n)
+        for (int64_t c = 0; c < in_per_group; ++c)
+          for (int64_t k = 0; k < kernel_volume; ++k)
+            reordered.integers.values[n * patch + k * in_per_group + c] = packed.integers.values[n * patch + c * kernel_volume + k];
+      kernels::pack_weights(reordered.integers);
+    }
     if (!pairs) continue;
     kernels::StaticLinearWeights& reordered = paired_groups[g];
     reordered = packed;
@@ -82,6 +111,7 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
     for (int64_t n = 0; n < out_per_group; ++n)
       to_channel_pairs<int32_t>(in_per_group, kernel_volume, packed.integers.values.data() + n * patch, 0,
                                 reordered.integers.values.data() + n * paired);
+    kernels::pack_weights(reordered.integers);
   }
   options_ = std::move(options);
   weight_ = std::move(weight);
@@ -90,6 +120,7 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   zero_point_ = zero_point;
   groups_ = std::move(groups);
   paired_groups_ = std::move(paired_groups);
+  channels_last_groups_ = std::move(channels_last_groups);
   refused_at_forward_ = std::move(refused_at_forward);
 }
 
@@ -117,6 +148,12 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
   // 1. The patches of the input, padded with the input zero point (real zero); a transposed
   //    convolution's input is first stretched with it (core/float/conv.h). An engine that
   //    sums int16 pairs skips where the kernel meets no input value: those read kAbsentInput.
+  if (!channels_last_groups_.empty() && !refused_at_forward_) {
+    const ConvGeometry g = ConvGeometry::make(options_, x->sizes, name());
+    QTensor y{g.output_shape(), std::vector<int32_t>(g.batch * g.out_channels * g.positions()),
+              QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
+    if (forward_channels_last(*x, g, y)) return {y, std::nullopt};
+  }
   const bool pairs = !paired_groups_.empty();
   const int32_t x_zero_point = static_cast<int32_t>(x->qparams.zero_point());
   const int32_t pad = pairs ? kAbsentInput : x_zero_point;
@@ -136,13 +173,7 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
   std::vector<int32_t> patches(positions * g.patch()), out(positions * out_per_group);
   const int64_t paired = pairs ? paired_groups_[0].integers.in_features : 0;
   std::vector<int32_t> pair_values(positions * paired), present(positions * paired);
-  // qnnpack runs 1x1, stride-1, unpadded convolutions as its GEMM, the rest (transposed ones
-  // included) on its convolution path; they differ in an overflowing int32 bias
-  // (static_gemm.h (2a)).
-  bool pointwise = !options_.transposed;
-  for (int64_t d = 0; d < options_.spatial_dims; ++d)
-    pointwise = pointwise && options_.kernel_size[d] == 1 && options_.stride[d] == 1 && options_.padding[d] == 0;
-  const auto bias_overflow = pointwise ? kernels::BiasOverflow::Saturate : kernels::BiasOverflow::IntegerIndefinite;
+  const auto bias_overflow = bias_overflow_of(options_);
   const kernels::StaticOutput output{scale_, static_cast<int32_t>(zero_point_), fused_relu_};
   for (int64_t image = 0; image < g.batch; ++image)
     for (int64_t group = 0; group < g.groups; ++group) {
@@ -153,10 +184,10 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
         //     is: the paired sums over the raw values, the zero-point term over `present`.
         channel_pair_patches(g, patches.data(), pair_values.data(), present.data());
         const kernels::StaticLinearWeights& w = paired_groups_[group];
-        std::vector<int32_t> acc = kernels::dynamic_linear_accumulators(
-            {pair_values.data(), positions, 1.0f, 0, kernels::Accumulation::PairwiseInt16Saturation}, w.integers);
-        const std::vector<int32_t> counted =
-            kernels::dynamic_linear_accumulators({present.data(), positions, 1.0f, 0}, w.integers);
+        std::vector<int32_t> acc(positions * out_per_group), counted(acc.size());
+        kernels::fast_accumulators({pair_values.data(), positions, 1.0f, 0, kernels::Accumulation::PairwiseInt16Saturation},
+                                   w.integers, acc.data());
+        kernels::fast_accumulators({present.data(), positions, 1.0f, 0}, w.integers, counted.data());
         for (size_t i = 0; i < acc.size(); ++i) acc[i] -= x_zero_point * counted[i];
         kernels::static_requantize(acc, positions, x->qparams.scale(), w, bias, output, rule.requantization, out.data(),
                                    bias_overflow);
@@ -173,6 +204,136 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
       }
     }
   return {y, std::nullopt};
+}
+
+bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const {
+  // The same steps as forward's loop (patches padded with the input zero point, one exact
+  // static Linear over them), faster: the input goes to u8 channels-last once, so that a
+  // patch is, per kernel position, one copy of a group's channels; the weights' K is in that
+  // order (channels_last_groups_). Exact int32 sums do not depend on the order of K.
+  const int64_t channels = g.in_channels / g.groups, in_plane = g.in_plane(), positions = g.positions();
+  const int64_t out_per_group = g.out_channels / g.groups, dims = static_cast<int64_t>(g.in_size.size());
+  int64_t kernel_volume = 1;
+  for (int64_t k : g.kernel) kernel_volume *= k;
+  const int32_t x_zero_point = static_cast<int32_t>(x.qparams.zero_point());
+  const int64_t row_bytes = channels_last_groups_[0].integers.packed.k_quads * 4;
+  thread_local std::vector<uint8_t> nhwc;
+  nhwc.resize(g.batch * in_plane * g.in_channels);
+  // Every image to u8 channels-last, in blocks of 16 positions (the reads of each channel's
+  // 16 values contiguous, the writes within one block), watching the values' range.
+  int32_t largest = 0, smallest = 0;
+  {
+    uint8_t* to = nhwc.data();
+    const int32_t* from = x.values.data();
+    const int64_t channels_in = g.in_channels;
+    for (int64_t image = 0; image < g.batch; ++image, to += in_plane * channels_in, from += in_plane * channels_in)
+      for (int64_t i0 = 0; i0 < in_plane; i0 += 16) {
+        const int64_t i1 = std::min(in_plane, i0 + 16);
+        for (int64_t c = 0; c < channels_in; ++c) {
+          const int32_t* plane = from + c * in_plane;
+          for (int64_t i = i0; i < i1; ++i) {
+            const int32_t v = plane[i];
+            largest = std::max(largest, v);
+            smallest = std::min(smallest, v);
+            to[i * channels_in + c] = static_cast<uint8_t>(v);
+          }
+        }
+      }
+  }
+  // Values no quint8 tensor holds, or a host without an exact u8 path for them: the loop.
+  // avx2-int8 (hosts without VNNI) is exact only on 7-bit values, the padding's included.
+  const bool seven_bit = largest <= 127 && x_zero_point <= 127;
+  if (smallest < 0 || largest > 255 || !kernels::u8_rows_supported(seven_bit)) return false;
+  // Each output position's patch row, per kernel position a group's channels (may read the
+  // padding: the input zero point); K's padding to whole quads zero, as the weights'.
+  const auto fill_row = [&](const uint8_t* source, int64_t p, uint8_t* row) {
+    if (dims == 2 && g.dilation[1] == 1) {
+      // Two dimensions, undilated rows: the kernel's row kh is one run of kernel width x
+      // channels bytes where it lies inside the input, copied at once.
+      const int64_t width = g.in_size[1], run_bytes = g.kernel[1] * channels;
+      const int64_t oh = p / g.out_size[1], ow = p % g.out_size[1];
+      const int64_t w0 = ow * g.stride[1] - g.padding[1];
+      const bool row_inside = w0 >= 0 && w0 + g.kernel[1] <= width && channels == g.in_channels;
+      for (int64_t kh = 0; kh < g.kernel[0]; ++kh) {
+        const int64_t ih = oh * g.stride[0] - g.padding[0] + kh * g.dilation[0];
+        uint8_t* run = row + kh * run_bytes;
+        if (ih < 0 || ih >= g.in_size[0]) {
+          std::memset(run, x_zero_point, run_bytes);
+        } else if (row_inside) {
+          std::memcpy(run, source + (ih * width + w0) * g.in_channels, run_bytes);
+        } else {
+          for (int64_t kw = 0; kw < g.kernel[1]; ++kw) {
+            const int64_t iw = w0 + kw;
+            if (iw < 0 || iw >= width)
+              std::memset(run + kw * channels, x_zero_point, channels);
+            else
+              std::memcpy(run + kw * channels, source + (ih * width + iw) * g.in_channels, channels);
+          }
+        }
+      }
+    } else {
+      int64_t rest = p, start[8], kernel_at[8];
+      for (int64_t d = dims - 1; d >= 0; --d) {
+        start[d] = rest % g.out_size[d] * g.stride[d] - g.padding[d];
+        rest /= g.out_size[d];
+      }
+      for (int64_t k = 0; k < kernel_volume; ++k) {
+        int64_t kr = k, offset = 0;
+        bool inside = true;
+        for (int64_t d = dims - 1; d >= 0; --d) {
+          kernel_at[d] = kr % g.kernel[d];
+          kr /= g.kernel[d];
+        }
+        for (int64_t d = 0; d < dims; ++d) {
+          const int64_t at = start[d] + kernel_at[d] * g.dilation[d];
+          inside = inside && at >= 0 && at < g.in_size[d];
+          offset = offset * g.in_size[d] + at;
+        }
+        if (inside)
+          std::memcpy(row + k * channels, source + offset * g.in_channels, channels);
+        else
+          std::memset(row + k * channels, x_zero_point, channels);
+      }
+    }
+    std::memset(row + kernel_volume * channels, 0, row_bytes - kernel_volume * channels);
+  };
+  // Positions in blocks whose patches (about 64 KB) stay in L2 from their copy through the
+  // GEMM; the blocks are the units the kernel threads share (each writes its own outputs).
+  const int64_t block = std::max<int64_t>(16, 65536 / row_bytes / 8 * 8);
+  const int64_t blocks = (positions + block - 1) / block;
+  const kernels::StaticOutput output{scale_, static_cast<int32_t>(zero_point_), fused_relu_};
+  const EngineOpRule& rule = engine_rule(engine_.engine, EngineOp::StaticConv);
+  const kernels::BiasOverflow bias_overflow = bias_overflow_of(options_);
+  std::atomic<bool> computed{true};
+  const uint8_t* nhwc_images = nhwc.data();  // (the workers' own thread_local nhwc is another vector)
+  const auto run_block = [&](int64_t unit) {
+    const int64_t image = unit / (g.groups * blocks), group = unit / blocks % g.groups, p0 = unit % blocks * block;
+    const int64_t rows = std::min(block, positions - p0);
+    thread_local std::vector<uint8_t> patches;
+    thread_local std::vector<int32_t> acc, out;
+    patches.resize(rows * row_bytes);
+    acc.resize(rows * out_per_group);
+    out.resize(rows * out_per_group);
+    const uint8_t* source = nhwc_images + image * in_plane * g.in_channels + group * channels;
+    for (int64_t r = 0; r < rows; ++r) fill_row(source, p0 + r, patches.data() + r * row_bytes);
+    const kernels::StaticLinearWeights& w = channels_last_groups_[group];
+    if (!kernels::u8_accumulators({patches.data(), rows, x_zero_point, seven_bit}, w.integers, acc.data())) {
+      computed = false;  // (cannot happen after u8_rows_supported; the loop would redo it all)
+      return;
+    }
+    const float* bias = bias_ ? bias_->data.data() + group * out_per_group : nullptr;
+    kernels::static_requantize(acc, rows, x.qparams.scale(), w, bias, output, rule.requantization, out.data(),
+                               bias_overflow);
+    // Back to channel-major, 16 positions at a time.
+    int32_t* channels_out = y.values.data() + (image * g.out_channels + group * out_per_group) * positions + p0;
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+      const int64_t r1 = std::min(rows, r0 + 16);
+      for (int64_t j = 0; j < out_per_group; ++j)
+        for (int64_t r = r0; r < r1; ++r) channels_out[j * positions + r] = out[r * out_per_group + j];
+    }
+  };
+  kernels::parallel_for(g.batch * g.groups * blocks, run_block);
+  return computed;
 }
 
 StateDict conv_state_dict(const ConvStateParameters& p) {

@@ -65,6 +65,12 @@ class QuantizedConv : public Module {
   // Where the engine sums int16 pairs channels-last (conv_sums_int16_pairs): the same rows in
   // that order (core/float/conv.h to_channel_pairs); empty otherwise.
   std::vector<kernels::StaticLinearWeights> paired_groups_;
+  // The same rows with K in channels-last order (per kernel position, the group's channels),
+  // for patches copied whole from a channels-last u8 input (forward's fast path); empty for
+  // transposed and paired convolutions.
+  std::vector<kernels::StaticLinearWeights> channels_last_groups_;
+  // Forward's fast path: true when it computed every output (else forward takes the im2col loop).
+  bool forward_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const;
   std::optional<std::string> refused_at_forward_;
 };
 

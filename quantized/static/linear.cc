@@ -52,6 +52,7 @@ void QuantizedLinear::set_parameters(QTensor weight, std::optional<Tensor> bias,
     packed.scales.push_back(weight.qparams.scale(n));  // integers.scales stay empty: only the sums are used
     packed.integers.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
   }
+  kernels::pack_weights(packed.integers);  // the SIMD paths' layouts (dynamic_gemm.h)
   weight_ = std::move(weight);
   bias_ = std::move(bias);
   scale_ = scale;

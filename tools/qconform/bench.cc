@@ -20,7 +20,9 @@
 #include "core/float/linear.h"
 #include "core/float/rnn.h"
 #include "oracles/kinds/registry.h"
+#include "oracles/model_replay.h"
 #include "quantized/kernels/dynamic_gemm.h"
+#include "quantized/kernels/threads.h"
 #include "quantized/libtorch/engine.h"
 
 namespace qconform {
@@ -32,6 +34,7 @@ struct Variant {
   std::string name;
   std::string kind;  // registry key
   bool packed = false;
+  bool resnet18_convolutions = false;  // one case per shape below, at batch 1 (whatever --batch says)
 };
 
 const std::vector<Variant>& variants() {
@@ -39,9 +42,27 @@ const std::vector<Variant>& variants() {
       {"lstm", "dynamic.LSTM"},          {"lstm-packed", "dynamic.LSTM", true},
       {"gru", "dynamic.GRU"},            {"gru-packed", "dynamic.GRU", true},
       {"lstm-cell", "dynamic.LSTMCell"}, {"gru-cell", "dynamic.GRUCell"},
-      {"linear", "dynamic.Linear"},
+      {"linear", "dynamic.Linear"},      {"resnet18-conv", "static.ConvReLU2d", false, true},
   };
   return v;
+}
+
+// torchvision's ResNet18 at 224 x 224: each distinct convolution, with how often the model
+// runs it (the stem, the 3x3 convolutions of the four stages, the strided 1x1 downsamples).
+// Quantized as the model is on onednn: per-channel weights, activations on all 8 bits.
+struct ConvShape {
+  int64_t in, out, kernel, stride, padding, size;
+  int count;
+};
+const std::vector<ConvShape>& resnet18_convolutions() {
+  static const std::vector<ConvShape> shapes{
+      {3, 64, 7, 2, 3, 224, 1},                                                   // conv1
+      {64, 64, 3, 1, 1, 56, 4},                                                   // layer1
+      {64, 128, 3, 2, 1, 56, 1},   {128, 128, 3, 1, 1, 28, 3}, {64, 128, 1, 2, 0, 56, 1},   // layer2
+      {128, 256, 3, 2, 1, 28, 1},  {256, 256, 3, 1, 1, 14, 3}, {128, 256, 1, 2, 0, 28, 1},  // layer3
+      {256, 512, 3, 2, 1, 14, 1},  {512, 512, 3, 1, 1, 7, 3},  {256, 512, 1, 2, 0, 14, 1},  // layer4
+  };
+  return shapes;
 }
 
 // The integer implementation follows the onednn profile: the targets compare it with
@@ -144,9 +165,10 @@ struct BenchCase {
   int64_t batch;
   double macs = 0;
   Case source;
+  int count = 1;  // how often a ResNet18 forward runs this convolution
 };
 
-BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOptions& options) {
+BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOptions& options, size_t shape = 0) {
   const ModuleKind& kind = module_kind(variant.kind);
   CaseConfig config;
   config.data_seed = 20240 + batch;
@@ -154,7 +176,19 @@ BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOpti
   BenchCase c{"", variant, batch, 0, {}};
   const int64_t I = options.input_size, H = options.hidden_size;
   char label[160];
-  if (variant.kind == "dynamic.Linear") {
+  if (variant.resnet18_convolutions) {
+    const ConvShape& s = resnet18_convolutions().at(shape);
+    // The registry's input size is the smallest the kernel allows plus extra_size.
+    const int64_t smallest = std::max<int64_t>(1, s.kernel - 2 * s.padding);
+    config.values = {{"batch", batch}, {"groups", 1}, {"in_per_group", s.in}, {"out_per_group", s.out},
+                     {"kernel", s.kernel}, {"stride", s.stride}, {"padding", s.padding}, {"dilation", 1},
+                     {"extra_size", s.size - smallest}, {"bias", 1}, {"full_range", 1}, {"per_channel", 1}};
+    const int64_t out_size = (s.size + 2 * s.padding - s.kernel) / s.stride + 1;
+    c.macs = double(batch) * s.out * out_size * out_size * s.in * s.kernel * s.kernel;
+    c.count = s.count;
+    std::snprintf(label, sizeof label, "ConvReLU2d %ld->%ld k%ld s%ld %ldx%ld B=%ld (x%d in ResNet18)", long(s.in),
+                  long(s.out), long(s.kernel), long(s.stride), long(s.size), long(s.size), long(batch), s.count);
+  } else if (variant.kind == "dynamic.Linear") {
     config.values = {{"batch", batch}, {"in_features", I}, {"out_features", H}, {"bias", 1},
                      {"per_channel", 0}, {"leading_dim", 1}};
     c.macs = double(batch) * I * H;
@@ -232,6 +266,7 @@ struct Row {
   int threads;
   double median_ms, gmacs, ratio_vs_best_libtorch, fraction_of_ceiling;
   double ceiling_gmacs;  // the int8 MAC ceiling measured during the case (median)
+  int count = 1;         // ResNet18 convolutions: how often the model runs the shape
 };
 
 struct Target {
@@ -241,10 +276,38 @@ struct Target {
   bool met() const { return at_most ? measured <= limit : measured >= limit; }
 };
 
-const Row* find_row(const std::vector<Row>& rows, const std::string& variant, int64_t batch, const std::string& impl) {
+const Row* find_row(const std::vector<Row>& rows, const std::string& variant, int64_t batch, const std::string& impl,
+                    int threads = 1) {
   for (const Row& r : rows)
-    if (r.threads == 1 && r.variant == variant && r.batch == batch && r.impl == impl) return &r;
+    if (r.threads == threads && r.variant == variant && r.batch == batch && r.impl == impl) return &r;
   return nullptr;
+}
+
+// ResNet18's convolutions, one forward at batch 1: each shape's median times its count.
+// nullopt unless every shape ran for `impl` on `threads`.
+std::optional<double> resnet18_convolutions_ms(const std::vector<Row>& rows, const std::string& impl, int threads) {
+  double total = 0;
+  int shapes = 0;
+  for (const Row& r : rows)
+    if (r.variant == "resnet18-conv" && r.impl == impl && r.threads == threads) {
+      total += r.median_ms * r.count;
+      ++shapes;
+    }
+  if (shapes != static_cast<int>(resnet18_convolutions().size())) return std::nullopt;
+  return total;
+}
+
+void print_resnet18_totals(FILE* table, const std::vector<Row>& rows) {
+  std::vector<std::pair<std::string, int>> seen;
+  for (const Row& r : rows)
+    if (r.variant == "resnet18-conv" &&
+        std::find(seen.begin(), seen.end(), std::pair{r.impl, r.threads}) == seen.end())
+      seen.push_back({r.impl, r.threads});
+  if (seen.empty()) return;
+  std::fprintf(table, "\nResNet18's convolutions, one forward (224 x 224, batch 1: each shape's median x its count)\n");
+  for (const auto& [impl, threads] : seen)
+    if (const auto ms = resnet18_convolutions_ms(rows, impl, threads))
+      std::fprintf(table, "  %-20s threads %d %10.3f ms\n", impl.c_str(), threads, *ms);
 }
 
 // The targets, where this run measured both sides (one thread).
@@ -265,7 +328,15 @@ std::vector<Target> targets(const std::vector<Row>& rows, const BenchOptions& op
     ratio("integer LSTM miniBatch 1 time / libtorch[onednn]", "lstm", 1, "integer", "libtorch[onednn]", 1.0);
     ratio("reference LSTM (fastrnns default) time / eigen-float", "lstm", 64, "reference", "eigen-float", 1.5);
     ratio("integer Linear 512x512 B=64 time / libtorch[onednn]", "linear", 64, "integer", "libtorch[onednn]", 0.8);
+    const Row *one = find_row(rows, "lstm", 64, "integer", 1), *two = find_row(rows, "lstm", 64, "integer", 2);
+    if (one && two)
+      out.push_back({"integer LSTM (fastrnns default) two threads' speed / one thread's", one->median_ms / two->median_ms,
+                     1.7, false});
   }
+  const auto integer = resnet18_convolutions_ms(rows, "integer", 1),
+             onednn = resnet18_convolutions_ms(rows, "libtorch[onednn]", 1);
+  if (integer && onednn)
+    out.push_back({"integer ResNet18 convolutions (all 20) time / libtorch[onednn]", *integer / *onednn, 1.0, true});
   return out;
 }
 
@@ -308,7 +379,7 @@ int run_bench(const BenchOptions& options) {
 
   // With --json -, the JSON owns standard output and the table goes to standard error.
   FILE* table = options.json_path && *options.json_path == "-" ? stderr : stdout;
-  const int previous_threads = libtorch_threads();
+  const int previous_threads = libtorch_threads(), previous_kernel_threads = kernels::kernel_threads();
   const kernels::Int8Ceiling start_ceiling = kernels::measure_int8_mac_ceiling();
   const double ceiling = start_ceiling.gmacs;
   std::fprintf(table, "qconform bench: dynamic modules, forward; median of %d after a warm-up; implementations "
@@ -316,17 +387,24 @@ int run_bench(const BenchOptions& options) {
               options.repetitions);
   std::fprintf(table, "int8 multiply-accumulate ceiling at the start (the host's best exact int8 step, %s chains, one "
               "thread): %.1f GMAC/s\n", start_ceiling.isa.c_str(), ceiling);
-  std::fprintf(table, "integer = the harness's integer implementation, %s profile; its kernels run on one thread at "
-              "every --threads (LibTorch's use at::set_num_threads)\n",
-              EngineProfile(kIntegerProfile).label().c_str());
+  std::fprintf(table, "integer = the harness's integer implementation, %s profile; kernel path %s; --threads sets its "
+              "kernel threads and LibTorch's (at::set_num_threads) alike\n",
+              EngineProfile(kIntegerProfile).label().c_str(), to_string(kernels::exact_kernel_path()).c_str());
 
   std::vector<Row> rows;
-  for (const Variant& variant : chosen)
-    for (int64_t batch : options.batches) {
-      BenchCase c = make_bench_case(variant, batch, options);
+  for (const Variant& variant : chosen) {
+    std::vector<std::pair<int64_t, size_t>> cases;  // (batch, convolution shape)
+    if (variant.resnet18_convolutions) {
+      for (size_t shape = 0; shape < resnet18_convolutions().size(); ++shape) cases.push_back({1, shape});
+    } else {
+      for (int64_t batch : options.batches) cases.push_back({batch, 0});
+    }
+    for (const auto& [batch, shape] : cases) {
+      BenchCase c = make_bench_case(variant, batch, options, shape);
       std::vector<TimedImplementation> impls = implementations_for(c, options);
       for (int threads : options.threads) {
         set_libtorch_threads(threads);
+        kernels::set_kernel_threads(threads);
         for (auto& impl : impls) {  // warm-up, and calls per repetition for short cases
           impl.ms.clear();
           const auto start = std::chrono::steady_clock::now();
@@ -359,17 +437,21 @@ int run_bench(const BenchOptions& options) {
           const double gmacs = c.macs / 1e9 / (m / 1e3);
           const double of_ceiling = case_ceiling > 0 ? gmacs / (case_ceiling * threads) : 0;
           const double ratio = best_libtorch > 0 ? m / best_libtorch : 0;
-          rows.push_back({c.label, variant.name, impl.name, batch, threads, m, gmacs, ratio, of_ceiling, case_ceiling});
+          rows.push_back({c.label, variant.name, impl.name, batch, threads, m, gmacs, ratio, of_ceiling, case_ceiling,
+                          c.count});
           std::fprintf(table, "  %-20s %12.3f %9.2f %10.0f%% %13.2fx\n", impl.name.c_str(), m, gmacs, 100 * of_ceiling, ratio);
         }
         std::fflush(table);
       }
     }
+  }
   set_libtorch_threads(previous_threads);
+  kernels::set_kernel_threads(previous_kernel_threads);
+  print_resnet18_totals(table, rows);
 
   const std::vector<Target> met = targets(rows, options);
   if (!met.empty()) {
-    std::fprintf(table, "\ntargets (one thread, this run)\n");
+    std::fprintf(table, "\ntargets (one thread unless said, this run)\n");
     for (const Target& t : met)
       std::fprintf(table, "  %-62s %6.2f  (%s %.2f)  %s\n", t.text.c_str(), t.measured, t.at_most ? "<=" : ">=", t.limit,
                   t.met() ? "met" : "NOT met");
@@ -378,6 +460,7 @@ int run_bench(const BenchOptions& options) {
     nlohmann::json j;
     j["int8_mac_ceiling_gmacs"] = ceiling;
     j["ceiling_isa"] = start_ceiling.isa;
+    j["kernel_path"] = to_string(kernels::exact_kernel_path());
     j["integer_profile"] = EngineProfile(kIntegerProfile).label();
     j["repetitions"] = options.repetitions;
     j["results"] = nlohmann::json::array();
@@ -385,7 +468,8 @@ int run_bench(const BenchOptions& options) {
       j["results"].push_back({{"case", r.case_label}, {"variant", r.variant}, {"batch", r.batch},
                               {"threads", r.threads}, {"impl", r.impl}, {"median_ms", r.median_ms},
                               {"gmacs", r.gmacs}, {"ratio_vs_best_libtorch", r.ratio_vs_best_libtorch},
-                              {"fraction_of_ceiling", r.fraction_of_ceiling}, {"ceiling_gmacs", r.ceiling_gmacs}});
+                              {"fraction_of_ceiling", r.fraction_of_ceiling}, {"ceiling_gmacs", r.ceiling_gmacs},
+                              {"count_in_model", r.count}});
     j["targets"] = nlohmann::json::array();
     for (const Target& t : met)
       j["targets"].push_back({{"target", t.text}, {"measured", t.measured}, {"limit", t.limit},
@@ -397,6 +481,27 @@ int run_bench(const BenchOptions& options) {
       std::fprintf(table, "\nwrote %s\n", options.json_path->c_str());
     }
   }
+  return 0;
+}
+
+int run_model_bench(const std::string& directory, const BenchOptions& options) {
+  const int threads = options.threads.empty() ? 1 : options.threads.front();
+  const int previous_threads = libtorch_threads(), previous_kernel_threads = kernels::kernel_threads();
+  set_libtorch_threads(threads);
+  kernels::set_kernel_threads(threads);
+  const ModelReplayTiming t = time_model_replay(directory, options.repetitions);
+  set_libtorch_threads(previous_threads);
+  kernels::set_kernel_threads(previous_kernel_threads);
+  std::printf("qconform bench --model %s: median of %d after a warm-up, threads %d, kernel path %s\n",
+              directory.c_str(), options.repetitions, threads, to_string(kernels::exact_kernel_path()).c_str());
+  std::printf("  LibTorch forward                      %10.3f ms\n", t.libtorch_forward_ms);
+  std::printf("  integer layers alone (%3ld layers)     %10.3f ms   (largest difference %.0f quanta)\n",
+              long(t.layers), t.isolated_layers_ms, t.max_quanta_isolated);
+  std::printf("  integer chain                         %10.3f ms   (largest difference %.0f quanta)\n",
+              t.integer_chain_ms, t.max_quanta_chain);
+  const double ratio = (t.isolated_layers_ms + t.integer_chain_ms) / t.libtorch_forward_ms;
+  std::printf("target: (layers alone + chain) / LibTorch forward  %.2f  (<= 3.00)  %s\n", ratio,
+              ratio <= 3.0 ? "met" : "NOT met");
   return 0;
 }
 

@@ -11,8 +11,9 @@
 namespace qconform {
 
 struct BenchOptions {
-  // lstm, lstm-packed, gru, gru-packed, lstm-cell, gru-cell, linear
-  std::vector<std::string> variants{"lstm", "lstm-packed", "gru", "gru-packed", "lstm-cell", "gru-cell", "linear"};
+  // lstm, lstm-packed, gru, gru-packed, lstm-cell, gru-cell, linear, resnet18-conv
+  std::vector<std::string> variants{"lstm", "lstm-packed", "gru", "gru-packed", "lstm-cell", "gru-cell", "linear",
+                                    "resnet18-conv"};
   std::vector<int64_t> batches{64, 1};  // miniBatch
   std::vector<int> threads{1, 2};
   int64_t seq_len = 100;
@@ -30,5 +31,7 @@ std::vector<std::string> bench_implementation_names();
 // Runs the benchmark and prints its table; returns the exit status. Throws Error for an
 // unknown variant or implementation.
 int run_bench(const BenchOptions& options);
+// `qconform bench --model DIR`: oracles/model_replay.h time_model_replay, with the target.
+int run_model_bench(const std::string& directory, const BenchOptions& options);
 
 }  // namespace qconform

@@ -44,14 +44,15 @@ commands:
   host                    this host's CPU, the ISA oneDNN dispatches to, and the int8 path
                           each engine takes here (one "name: value" per line)
   tolerances              the tolerance table, a reason per row
-  conform [--out DIR] [--seed N] [--profile quick|deep] [--cases N] [--integer-path ENGINE:PATH,...]
+  conform [--out DIR] [--seed N] [--profile quick|deep] [--cases N] [--kinds LIST] [--integer-path ENGINE:PATH,...]
                           run the agreement oracle over every registered kind x pair,
                           write DIR/results.json and DIR/summary.txt, print their paths;
                           and DIR/report.html; exit 1 if any case fails (profile also from
                           QCONFORM_PROFILE); --integer-path compares LibTorch with the
                           integer model of another int8 path than the one LibTorch takes
                           here (e.g. onednn:avx2 on a VNNI host: a deliberately wrong path);
-                          --cases N: N cases per cell instead of the profile's
+                          --cases N: N cases per cell instead of the profile's;
+                          --kinds LIST: only these kinds (e.g. dynamic.Linear)
   report RESULTS.json [--out REPORT.html]
                           render the HTML report of a results file
   case --kind KIND --pair A,B --case 'name=value ... seed=N style=S'
@@ -189,15 +190,23 @@ constexpr const char* kBenchUsage = R"(usage: qconform bench [--variants LIST] [
                        [--seq-len T] [--layers L] [--input-size I] [--hidden-size H]
                        [--reps N] [--json OUT|-]
 
-Times the forward of dynamic modules built through the module registry, every
-implementation in this process, alternating, a warm-up and then N repetitions (default
-5); prints per case the median, GMAC/s, the share of the int8 multiply-accumulate ceiling
-(measured again before every round of repetitions; the case's median), and the ratio to
-the faster LibTorch engine; then the performance
-targets with met / NOT met. Short cases (cells, Linear) repeat each call to ~20 ms.
+Times the forward of dynamic modules, and of ResNet18's convolutions, built through the
+module registry, every implementation in this process, alternating, a warm-up and then N
+repetitions (default 5); prints per case the median, GMAC/s, the share of the int8
+multiply-accumulate ceiling (measured again before every round of repetitions; the case's
+median), and the ratio to the faster LibTorch engine; then the performance targets with
+met / NOT met. Short cases (cells, Linear) repeat each call to ~20 ms. --threads sets the
+integer kernels' threads and LibTorch's alike; QCONFORM_KERNEL_ISA=avx2 (or avx_vnni,
+portable) times a smaller host's kernel path here.
 
-  --variants LIST   lstm, lstm-packed, gru, gru-packed, lstm-cell, gru-cell, linear
-                    (default: all; packed = a PackedSequence of random lengths 1..T)
+  --model DIR       instead: a recorded model's replay (STORE/NAME.model): LibTorch's
+                    forward against the integer layers alone on their recorded inputs plus
+                    the integer chain, files read and modules built beforehand; --reps
+                    runs, --threads (first value) the threads of both
+  --variants LIST   lstm, lstm-packed, gru, gru-packed, lstm-cell, gru-cell, linear,
+                    resnet18-conv (default: all; packed = a PackedSequence of random
+                    lengths 1..T; resnet18-conv = each of ResNet18's convolution shapes
+                    at 224 x 224, batch 1, and their total over one forward)
   --batch LIST      miniBatch values (default 64,1)
   --threads LIST    LibTorch's intra-op threads (default 1,2)
   --impl LIST       integer, reference, eigen-float, libtorch[qnnpack], libtorch[onednn]
@@ -287,7 +296,7 @@ int run_conform(const Options& options) {
     std::cout << kUsage;
     return 0;
   }
-  options.only({"--out", "--seed", "--profile", "--integer-path", "--cases"}, {}, "conform");
+  options.only({"--out", "--seed", "--profile", "--integer-path", "--cases", "--kinds"}, {}, "conform");
   const std::string out_dir = options.value("--out").value_or("build/conformance");
   const char* env_profile = std::getenv("QCONFORM_PROFILE");
   const char* env_commit = std::getenv("QCONFORM_COMMIT");
@@ -305,6 +314,7 @@ int run_conform(const Options& options) {
     if (!profile.int8_path) throw Error("--integer-path " + text + ": name an engine and a path, e.g. onednn:avx2");
     run.integer_overrides.push_back(profile);
   }
+  run.kinds = list_option(options, "--kinds", {});
   run.scratch_directory = out_dir + "/scratch";
   std::filesystem::create_directories(out_dir);
   const nlohmann::json results = run_conformance(run);
@@ -519,6 +529,7 @@ int main(int argc, char** argv) {
         std::cout << kBenchUsage;
         return 0;
       }
+      if (const auto model = options.value("--model")) return run_model_bench(*model, bench_options(options));
       return run_bench(bench_options(options));
     }
     if (command == "help" || command == "--help" || command == "-h") {
