@@ -250,8 +250,8 @@ std::vector<TimedImplementation> implementations_for(BenchCase& c, const BenchOp
                        volatile float sink = y(0, 0);
                        (void)sink;
                      }, {}, 1, false});
-    } else if (options.num_layers == 1) {
-      auto e = std::make_shared<EigenFloatRnn>(eigen_float_rnn(dynamic_cast<const FloatRNN&>(float_module), input));
+    } else if (const auto* rnn = dynamic_cast<const FloatRNN*>(&float_module); rnn && options.num_layers == 1) {
+      auto e = std::make_shared<EigenFloatRnn>(eigen_float_rnn(*rnn, input));
       out.push_back({"eigen-float", [e] { e->run(); }, {}, 1, false});
     }
   }
