@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "core/cpu.h"
+#include "core/error.h"
 #include "quantized/kernels/threads.h"
 
 namespace qconform::kernels {
@@ -551,6 +552,18 @@ void int8_gemm(KernelPath path, const DynamicLinearActivation& x, const Int8Acti
   });
 }
 
+// Whether this CPU has `path`'s instructions (whatever QCONFORM_KERNEL_ISA says).
+bool cpu_has_path(KernelPath path) {
+  switch (path) {
+    case KernelPath::Portable: return true;
+    case KernelPath::Avx2Int16:
+    case KernelPath::Avx2Int8: return cpu_has_avx2();
+    case KernelPath::AvxVnni: return cpu_has_avx2() && cpu_has_avx_vnni();
+    case KernelPath::Avx512Vnni: return cpu_has_avx512_vnni();
+  }
+  return false;
+}
+
 // Step (1) or (1') on `path` (Portable: the best one that applies) into `output`; false
 // when no SIMD path applies, or, for an explicit path, throws std::logic_error saying why.
 bool simd_sums(const DynamicLinearActivation& x, const DynamicLinearWeights& w, const TileOutput& output,
@@ -562,10 +575,7 @@ bool simd_sums(const DynamicLinearActivation& x, const DynamicLinearWeights& w, 
   if (w.packed.values.empty()) return refuse("needs packed weights (pack_weights)");
   const bool saturating = x.accumulation == Accumulation::PairwiseInt16Saturation;
   KernelPath path = explicit_path.value_or(exact_kernel_path());
-  if (explicit_path && !(*explicit_path == KernelPath::AvxVnni ? cpu_has_avx_vnni()
-                         : *explicit_path == KernelPath::Avx512Vnni ? cpu_has_avx512_vnni()
-                                                                    : cpu_has_avx2()))
-    return refuse("needs instructions this CPU does not have");
+  if (explicit_path && !cpu_has_path(*explicit_path)) return refuse("needs instructions this CPU does not have");
   if (path == KernelPath::Portable) return false;
   if (saturating) {
     // (1'): vpmaddubsw's own saturation, for symmetric weights (the engines' int16 pairs).
@@ -640,9 +650,8 @@ KernelPath exact_kernel_path() {
     return KernelPath::Portable;
 #endif
     KernelPath best = KernelPath::Portable;
-    if (cpu_has_avx2()) best = KernelPath::Avx2Int16;
-    if (cpu_has_avx2() && cpu_has_avx_vnni()) best = KernelPath::AvxVnni;
-    if (cpu_has_avx512_vnni()) best = KernelPath::Avx512Vnni;
+    for (KernelPath better : {KernelPath::Avx2Int16, KernelPath::AvxVnni, KernelPath::Avx512Vnni})
+      if (cpu_has_path(better)) best = better;
     const char* cap = std::getenv("QCONFORM_KERNEL_ISA");
     if (!cap || !*cap) return best;
     const std::string asked = cap;
@@ -650,13 +659,9 @@ KernelPath exact_kernel_path() {
                               : asked == "avx2"        ? KernelPath::Avx2Int16
                               : asked == "avx_vnni"    ? KernelPath::AvxVnni
                               : asked == "avx512_vnni" ? KernelPath::Avx512Vnni
-                                                       : throw std::invalid_argument(
-                                                             "QCONFORM_KERNEL_ISA must be portable, avx2, avx_vnni or "
-                                                             "avx512_vnni, got '" + asked + "'");
-    const bool has = wanted == KernelPath::Portable || (wanted == KernelPath::Avx2Int16 && cpu_has_avx2()) ||
-                     (wanted == KernelPath::AvxVnni && cpu_has_avx2() && cpu_has_avx_vnni()) ||
-                     (wanted == KernelPath::Avx512Vnni && cpu_has_avx512_vnni());
-    if (!has) throw std::invalid_argument("QCONFORM_KERNEL_ISA=" + asked + ": this CPU does not have it");
+                                                       : throw Error("QCONFORM_KERNEL_ISA must be portable, avx2, "
+                                                                     "avx_vnni or avx512_vnni, got '" + asked + "'");
+    if (!cpu_has_path(wanted)) throw Error("QCONFORM_KERNEL_ISA=" + asked + ": this CPU does not have it");
     return wanted;
   }();
   return path;
@@ -693,13 +698,9 @@ bool u8_rows_supported(bool seven_bit) {
 }
 
 bool u8_accumulators(const U8Rows& x, const DynamicLinearWeights& w, int32_t* acc) {
+  if (!u8_rows_supported(x.seven_bit) || w.packed.int8_values.empty()) return false;
   const KernelPath best = exact_kernel_path();
-  KernelPath path = best;
-  if (best == KernelPath::Portable || w.packed.int8_values.empty()) return false;
-  if (best == KernelPath::Avx2Int16) {
-    if (!x.seven_bit) return false;
-    path = KernelPath::Avx2Int8;
-  }
+  const KernelPath path = best == KernelPath::Avx2Int16 ? KernelPath::Avx2Int8 : best;  // (7-bit rows there)
   // sum_k xq[k] - K x_zp per row, needed only against weight zero points (Int8Corrections).
   thread_local std::vector<int32_t> row_terms;
   row_terms.assign(x.rows, 0);

@@ -102,7 +102,7 @@ std::string to_string(KernelPath path);  // "portable", "avx2-int16", "avx2-int8
 // CPU's best (Avx512Vnni, AvxVnni, else Avx2Int16, whose 7-bit activations take Avx2Int8);
 // Portable without AVX2 and in mutation builds (whose defect lives in the portable loops).
 // QCONFORM_KERNEL_ISA=portable|avx2|avx_vnni|avx512_vnni caps it (to time or test a smaller
-// host's path here); asking for more than the CPU has is an error.
+// host's path here); asking for more than the CPU has is an Error (core/error.h).
 KernelPath exact_kernel_path();
 
 enum class Accumulation {

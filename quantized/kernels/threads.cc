@@ -2,8 +2,9 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <stdexcept>
 #include <string>
+
+#include "core/error.h"
 
 namespace qconform::kernels {
 namespace {
@@ -14,7 +15,7 @@ int threads_from_environment() {
   char* end = nullptr;
   const long value = std::strtol(text, &end, 10);
   if (*end != '\0' || value < 1 || value > 1024)
-    throw std::invalid_argument("QCONFORM_THREADS must be a whole number from 1 to 1024, got '" + std::string(text) + "'");
+    throw Error("QCONFORM_THREADS must be a whole number from 1 to 1024, got '" + std::string(text) + "'");
   return static_cast<int>(value);
 }
 
