@@ -119,7 +119,9 @@ FlatOutput flatten_output(const ModuleOutput& output) {
   // A quantized output is compared as its integers (in output quanta); its qparams are
   // part of its description, so differing qparams are a shape-level mismatch.
   const auto append_quantized = [&](const std::string& name, const QTensor& q) {
-    for (int32_t v : q.values) flat.values.push_back(static_cast<float>(v));
+    const size_t at = flat.values.size();
+    flat.values.resize(at + q.values.size());
+    std::copy(q.values.begin(), q.values.end(), flat.values.begin() + at);  // int32 -> float, exact below 2^24
     flat.parts.emplace_back(name + " " + q.qparams.to_string(), q.sizes);
   };
   if (const auto* t = std::get_if<Tensor>(&output.output)) {

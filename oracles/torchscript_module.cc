@@ -1,19 +1,33 @@
 #include "oracles/torchscript_module.h"
 
 #include <torch/csrc/jit/serialization/import.h>
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+#include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
+
+#include <malloc.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <regex>
+#include <sstream>
 
 #include "core/float/rnn.h"
 #include "core/float/static_lstm.h"
 #include "oracles/kinds/registry.h"
 #include "quantized/libtorch/engine.h"
+
+// The sanitizers' runtime interface (sanitizer/common_interface_defs.h), when one is linked in.
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
 namespace qconform {
 
@@ -38,34 +52,236 @@ void require_zip(const std::string& path, const std::string& bytes, const char* 
     throw Error(path + ": not a zip archive, so not " + what);
 }
 
-}  // namespace
-
-torch::jit::Module load_archive(const std::string& path, Engine engine) {
-  require_zip(path, read_bytes(path, "module archive"), "a TorchScript module written by torch.jit.save");
-  // Loading runs the packed params' __setstate__, which prepacks for the current engine.
-  libtorch::EngineGuard guard(libtorch_has_engine(engine) ? engine : libtorch_default_engine());
-  try {
-    return torch::jit::load(path);
-  } catch (const c10::Error& e) {
-    throw Error(path + ": a zip archive, but not a TorchScript module LibTorch can load (save it with "
-                "torch.jit.save(torch.jit.script(module), path)): " + first_line(e.what()));
+// LibTorch's unpickler rebuilds a tensor with the sizes, strides and storage offset the file
+// names, without checking them against the storage it read (torch._utils._rebuild_tensor_v2
+// and _rebuild_qtensor in LibTorch 1.13): a file that says [1000] over a storage of 4 floats
+// gives a tensor every read of which runs past its storage (found by scripts/fuzz torch_save).
+// Every tensor the harness takes from a file passes this first.
+void require_within_storage(const std::string& origin, const at::Tensor& t, const std::string& what) {
+  if (!t.defined() || t.numel() == 0) return;
+  if (!t.has_storage()) throw Error(origin + ": " + what + " has no storage");
+  const auto fail = [&](const std::string& why) {
+    throw Error(origin + ": " + what + " of shape " + shape_to_string(t.sizes().vec()) + " " + why +
+                " (a malformed or altered file)");
+  };
+  if (t.storage_offset() < 0) fail("starts before its storage");
+  // The last element's index: offset + sum of (size - 1) * stride, each step checked for overflow.
+  int64_t last = t.storage_offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.stride(d) < 0) fail("has a negative stride");
+    int64_t step = 0;
+    if (__builtin_mul_overflow(t.size(d) - 1, t.stride(d), &step) || __builtin_add_overflow(last, step, &last))
+      fail("reaches past any storage");
+  }
+  int64_t bytes_needed = 0;
+  if (__builtin_add_overflow(last, int64_t{1}, &bytes_needed) ||
+      __builtin_mul_overflow(bytes_needed, static_cast<int64_t>(t.element_size()), &bytes_needed) ||
+      bytes_needed > static_cast<int64_t>(t.storage().nbytes()))
+    fail("reaches past its storage of " + std::to_string(t.storage().nbytes()) + " bytes");
+  // The storage's size is the file's word too: the unpickler gives it the element count the
+  // pickle names, over the bytes of the zip record it read, whatever their number. A storage
+  // from LibTorch's CPU allocator (every record is) is one malloc'd block, whose usable size
+  // the C library knows.
+  const c10::DataPtr& data = t.storage().data_ptr();
+  if (data.get() && data.get_context() == data.get() && data.get_deleter() == c10::GetAllocator(c10::DeviceType::CPU)->raw_deleter()) {
+    const size_t allocated = malloc_usable_size(data.get());
+    if (t.storage().nbytes() > allocated)
+      fail("says its storage holds " + std::to_string(t.storage().nbytes()) + " bytes, but the file gave " +
+           std::to_string(allocated));
+  }
+  if (t.is_quantized() && (t.qscheme() == at::kPerChannelAffine || t.qscheme() == at::kPerChannelAffineFloatQParams)) {
+    const int64_t axis = t.q_per_channel_axis();
+    if (axis < 0 || axis >= t.dim()) fail("has its per-channel axis outside its dimensions");
+    for (const at::Tensor& qparams : {t.q_per_channel_scales(), t.q_per_channel_zero_points()}) {
+      require_within_storage(origin, qparams, what + "'s per-channel qparams");
+      if (qparams.numel() != t.size(axis)) fail("has per-channel qparams for another number of channels");
+    }
   }
 }
 
-c10::IValue load_pickle(const std::string& path, const char* what) {
-  const std::string bytes = read_bytes(path, what);
-  require_zip(path, bytes, "a file written by torch.save");
-  try {
-    return torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-  } catch (const c10::Error& e) {
-    const std::string message = first_line(e.what());
-    if (message.find("Unknown opcode for unpickling at 0x61") != std::string::npos)
-      throw Error(path + ": LibTorch 1.13 cannot read a one-element list (pickle opcode APPEND); save the tensor "
-                  "itself or a tuple");
-    if (message.find("PackedSequence") != std::string::npos)
-      throw Error(path + ": LibTorch cannot rebuild a PackedSequence; save tuple(packed) instead");
-    throw Error(path + ": not a torch.save file LibTorch can read: " + message);
+// LibTorch's loaders run code of their own on what a file holds before the harness sees any of
+// it: the TorchScript compiler on an archive's code/, the packed params' __setstate__, the
+// unpickler's rebuild functions. Some malformed files crash them (a SIGSEGV in
+// ScriptTypeParser::parseClassConstant on a mutated class constant, found by scripts/fuzz
+// torchscript), and some make them allocate what a length field says (4 GB for a string the
+// 1.5 KB file does not hold). So every load runs first in a forked child process, with its
+// address space capped: this process loads only what the child loaded and checked; a file the
+// child refused is refused with the child's message (through a pipe), and one it died on with
+// the signal. The child restores the default handlers of the crash signals (else a sanitizer's
+// or libFuzzer's handler would report LibTorch's crash as the harness's), holds LibTorch to one
+// thread (OpenMP's pool does not survive fork) and leaves with _exit, running no destructors.
+void load_in_child_first(const std::string& origin, const std::string& refusal, size_t file_bytes,
+                         const std::function<void()>& load_and_check) {
+  int channel[2];
+  if (pipe(channel) != 0) return;  // no pipe or no process to spare: this process loads it unguarded
+  const pid_t child = fork();
+  if (child < 0) {
+    close(channel[0]);
+    close(channel[1]);
+    return;
   }
+  if (child == 0) {
+    close(channel[0]);
+    for (int crash : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(crash, SIG_DFL);
+    // Under the sanitizers a report in the child ends the child, and the parent refuses the file;
+    // libFuzzer's death callback would also save the parent's current input as a crash of the
+    // fuzz target. scripts/fuzz reads the child's reports from the log instead.
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(nullptr);
+    at::set_num_threads(1);
+    // Room for what the file can hold, decompressed and compiled: 16x its size, at least 2 GiB
+    // beyond what the process maps already. Not under AddressSanitizer, whose operator new
+    // ends the process with a report where the C++ library throws std::bad_alloc.
+    long pages = 0;
+#if defined(__SANITIZE_ADDRESS__)
+    const bool cap_memory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    const bool cap_memory = false;
+#else
+    const bool cap_memory = true;
+#endif
+#else
+    const bool cap_memory = true;
+#endif
+    if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
+      std::fclose(statm);
+    }
+    if (cap_memory && pages > 0) {
+      const rlim_t budget = std::max<rlim_t>(rlim_t{2} << 30, rlim_t{16} * file_bytes);
+      const rlimit cap{static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + budget, RLIM_INFINITY};
+      setrlimit(RLIMIT_AS, &cap);
+    }
+    std::string message;
+    try {
+      load_and_check();
+      _exit(0);
+    } catch (const Error& e) {
+      message = e.what();
+    } catch (const std::bad_alloc&) {
+      message = origin + ": " + refusal + ": loading it asks for more memory than such a file can need (over 2 GiB, "
+                "or 16 times its size); a malformed or altered file";
+    } catch (const std::exception& e) {
+      message = origin + ": " + refusal + ": " + first_line(e.what());
+    }
+    for (size_t written = 0; written < message.size();) {
+      const ssize_t n = write(channel[1], message.data() + written, message.size() - written);
+      if (n <= 0) break;
+      written += static_cast<size_t>(n);
+    }
+    _exit(1);
+  }
+  close(channel[1]);
+  std::string message;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = read(channel[0], buffer, sizeof buffer);
+    if (n > 0) message.append(buffer, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
+  close(channel[0]);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0)
+    if (errno != EINTR) return;
+  if (WIFSIGNALED(status))
+    throw Error(origin + ": " + refusal + ": its loader crashed on it (" + strsignal(WTERMSIG(status)) +
+                " in a child process that tried it first); a malformed or altered file");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && !message.empty()) throw Error(message);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error(origin + ": " + refusal + ": its loader failed on it (exit status " +
+                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
+                " of a child process that tried it first; its report is above)");
+}
+
+// The same for every tensor in a value, as deep as it nests (tuples, lists, dicts).
+void require_values_within_storage(const std::string& origin, const c10::IValue& v, int depth = 0) {
+  if (depth > 64) throw Error(origin + ": values nested more than 64 deep");
+  if (v.isTensor()) {
+    require_within_storage(origin, v.toTensor(), "a tensor");
+  } else if (v.isTuple()) {
+    for (const c10::IValue& e : v.toTupleRef().elements()) require_values_within_storage(origin, e, depth + 1);
+  } else if (v.isList()) {
+    for (const c10::IValue& e : v.toListRef()) require_values_within_storage(origin, e, depth + 1);
+  } else if (v.isGenericDict()) {
+    for (const auto& entry : v.toGenericDict()) {
+      require_values_within_storage(origin, entry.key(), depth + 1);
+      require_values_within_storage(origin, entry.value(), depth + 1);
+    }
+  }
+}
+
+// An archive's parameters, buffers and other attributes come out of the same unpickler.
+void check_attributes(const std::string& origin, const torch::jit::Module& loaded) {
+  for (const torch::jit::Module& m : loaded.modules())
+    for (const auto& attribute : m.named_attributes(/*recurse=*/false))
+      require_values_within_storage(origin, attribute.value);
+}
+
+}  // namespace
+
+torch::jit::Module load_archive(const std::string& path, Engine engine) {
+  return load_archive_bytes(read_bytes(path, "module archive"), path, engine);
+}
+
+torch::jit::Module load_archive_bytes(const std::string& bytes, const std::string& origin, Engine engine) {
+  require_zip(origin, bytes, "a TorchScript module written by torch.jit.save");
+  // Loading runs the packed params' __setstate__, which prepacks for the current engine.
+  libtorch::EngineGuard guard(libtorch_has_engine(engine) ? engine : libtorch_default_engine());
+  const auto load = [&] {
+    std::istringstream in(bytes);
+    torch::jit::Module loaded;
+    try {
+      loaded = torch::jit::load(in);
+    } catch (const std::bad_alloc&) {
+      throw;  // the child's memory cap: load_in_child_first says so
+    } catch (const std::exception& e) {
+      // c10::Error from the zip and pickle readers; torch::jit::ErrorReport (a std::exception,
+      // not a c10::Error) from compiling the archive's code/.
+      throw Error(origin + ": a zip archive, but not a TorchScript module LibTorch can load (save it with "
+                  "torch.jit.save(torch.jit.script(module), path)): " + first_line(e.what()));
+    }
+    check_attributes(origin, loaded);
+    return loaded;
+  };
+  load_in_child_first(origin, "a zip archive, but not a TorchScript module LibTorch can load", bytes.size(),
+                      [&] { load(); });
+  return load();
+}
+
+c10::IValue load_pickle(const std::string& path, const char* what) {
+  return load_pickle_bytes(read_bytes(path, what), path);
+}
+
+c10::IValue load_pickle_bytes(const std::string& bytes, const std::string& origin) {
+  require_zip(origin, bytes, "a file written by torch.save");
+  // torch::jit::pickle_load(bytes) would do the same through its VectorReader, which copies
+  // whatever range the zip's directory names without checking it against the data's end: a
+  // file whose central directory points past its end read past the buffer (found by
+  // scripts/fuzz torch_save; LibTorch 1.13 and later). An istream adapter checks every read.
+  const auto load = [&] {
+    c10::IValue loaded;
+    try {
+      std::istringstream in(bytes);
+      caffe2::serialize::PyTorchStreamReader reader(&in);
+      loaded = torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
+                                                 /*type_resolver=*/c10::nullopt, /*obj_loader=*/c10::nullopt,
+                                                 /*device=*/c10::nullopt, reader);
+    } catch (const std::bad_alloc&) {
+      throw;  // the child's memory cap: load_in_child_first says so
+    } catch (const std::exception& e) {
+      const std::string message = first_line(e.what());
+      if (message.find("Unknown opcode for unpickling at 0x61") != std::string::npos)
+        throw Error(origin + ": LibTorch 1.13 cannot read a one-element list (pickle opcode APPEND); save the tensor "
+                    "itself or a tuple");
+      if (message.find("PackedSequence") != std::string::npos)
+        throw Error(origin + ": LibTorch cannot rebuild a PackedSequence; save tuple(packed) instead");
+      throw Error(origin + ": not a torch.save file LibTorch can read: " + message);
+    }
+    require_values_within_storage(origin, loaded);
+    return loaded;
+  };
+  load_in_child_first(origin, "not a torch.save file LibTorch can read", bytes.size(), [&] { load(); });
+  return load();
 }
 
 std::vector<c10::IValue> forward_arguments(const std::string& inputs_path) {

@@ -29,8 +29,11 @@ std::string read_bytes(const std::string& path, const char* what);
 // A TorchScript archive (torch.jit.save), loaded with `engine` current (its packed params'
 // __setstate__ prepacks for it); Error naming the file otherwise.
 torch::jit::Module load_archive(const std::string& path, Engine engine);
+// The same for an archive's bytes; errors name `origin` (the fuzz target's entry point).
+torch::jit::Module load_archive_bytes(const std::string& bytes, const std::string& origin, Engine engine);
 // A torch.save file; Error naming the file and what LibTorch cannot read.
 c10::IValue load_pickle(const std::string& path, const char* what);
+c10::IValue load_pickle_bytes(const std::string& bytes, const std::string& origin);
 // A model's inputs file as forward's arguments: a tuple or list of them, or one value.
 std::vector<c10::IValue> forward_arguments(const std::string& inputs_path);
 

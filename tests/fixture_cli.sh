@@ -17,6 +17,25 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 source "$source_dir/tests/refusals.sh"
 
 /usr/bin/python3 "$source_dir/tests/fixture_inputs.py" "$work" || { echo "FAIL: tests/fixture_inputs.py"; exit 1; }
+# A torch.save file whose zip directory points past its end (scripts/fuzz torch_save's first
+# finding): refused, and under the sanitizer build not read past its end.
+# A torch.save file whose tensor's sizes run past its storage (the second finding): refused
+# before anything reads it.
+cp "$source_dir/fixtures/fuzz/torch_save/regression-zip-directory-past-end.pt" "$work/zip_directory_past_end.pt"
+cp "$source_dir/fixtures/fuzz/torch_save/regression-sizes-past-storage.pt" "$work/sizes_past_storage.pt"
+# The fuzz targets fix the zip CRCs of what they read (tests/fuzz/zip_crc.h); these two
+# reproducers are kept as saved, so their CRCs are fixed here the same way: a storage that
+# claims more bytes than its record holds (the third finding), and an archive whose mutated
+# class constant crashes LibTorch's TorchScript compiler under ASan (the fourth; a release
+# LibTorch throws instead).
+/usr/bin/python3 "$source_dir/tests/fuzz/fix_zip_crcs.py" "$source_dir/fixtures/fuzz/torch_save/regression-storage-larger-than-its-record.pt" "$work/storage_past_record.pt"
+/usr/bin/python3 "$source_dir/tests/fuzz/fix_zip_crcs.py" "$source_dir/fixtures/fuzz/torchscript/regression-class-constant-crashes-the-compiler.pt" "$work/class_constant.pt"
+# A 1.5 KB file whose pickle asks LibTorch for a 4 GiB string (the fifth): the child process that
+# loads it first runs out of its memory cap (or, under ASan, which sets no cap, reads past the
+# file's end), and the file is refused.
+/usr/bin/python3 "$source_dir/tests/fuzz/fix_zip_crcs.py" "$source_dir/fixtures/fuzz/torch_save/regression-length-field-asks-4-gib.pt" "$work/length_asks_4_gib.pt"
+# An archive whose pickle asks for 36 GiB (the sixth): refused the same way.
+/usr/bin/python3 "$source_dir/tests/fuzz/fix_zip_crcs.py" "$source_dir/fixtures/fuzz/torchscript/regression-asks-36-gib.pt" "$work/asks_36_gib.pt"
 store="$work/store"
 mkdir -p "$store"
 
@@ -39,6 +58,12 @@ cases=(
   "missing_attributes.pt|quint8_inputs.pt|missing_attributes.pt: torch.ao.nn.quantized.modules.linear.Linear has no attribute 'in_features'|"
   "lstm.pt|wrong_width_inputs.pt|wrong_width_inputs.pt: the inputs do not fit the module: LibTorch says: input.size(-1) must be equal to input_size. Expected 6, got 7|--name fresh"
   "lstm.pt|not_a_zip.pt|not_a_zip.pt: not a zip archive, so not a file written by torch.save|--name fresh"
+  "lstm.pt|zip_directory_past_end.pt|zip_directory_past_end.pt: not a torch.save file LibTorch can read|--name fresh"
+  "lstm.pt|sizes_past_storage.pt|sizes_past_storage.pt: a tensor of shape [2, 3, 4, 4] reaches past its storage of 384 bytes|--name fresh"
+  "lstm.pt|storage_past_record.pt|storage_past_record.pt: a tensor of shape [1, 3, 4] says its storage holds 48 bytes, but the file gave 24|--name fresh"
+  "class_constant.pt|lstm_inputs.pt|class_constant.pt: a zip archive, but not a TorchScript module LibTorch can load|--name fresh"
+  "lstm.pt|length_asks_4_gib.pt|length_asks_4_gib.pt: not a torch.save file LibTorch can read|--name fresh"
+  "asks_36_gib.pt|lstm_inputs.pt|asks_36_gib.pt: a zip archive, but not a TorchScript module LibTorch can load|--name fresh"
   "conv.pt|conv_inputs.pt|conv.fixture.json exists; pass --force|"
   "lstm.pt|lstm_inputs.pt|fixture name 'bad/name': use letters|--name bad/name"
   "lstm.pt|lstm_inputs.pt|engine fbgemm is not in this LibTorch|--engine fbgemm --name other"

@@ -8,6 +8,7 @@
 #define BOOST_TEST_MODULE test_kernels
 #include <rapidcheck/boost_test.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -19,6 +20,7 @@
 #include "core/float/rnn_runner.h"
 #include "core/quantize.h"
 #include "oracles/tolerance.h"
+#include "quantized/kernels/channels_last.h"
 #include "quantized/kernels/dynamic_gemm.h"
 
 using namespace qconform::kernels;
@@ -144,6 +146,28 @@ RC_BOOST_PROP(two_threads_give_one_threads_bits, ()) {
   RC_ASSERT(one == two);
   RC_ASSERT(std::memcmp(one_y.data(), two_y.data(), one_y.size() * sizeof(float)) == 0);
   RC_ASSERT(one == dynamic_linear_accumulators(x, c.w, KernelPath::Portable));
+}
+
+// The convolution's layout changes (channels_last.h) move values without changing them: what
+// the plain index formulas give, at shapes with and without whole 16 x 16 (8 x 8) blocks, and
+// the range seen is the values' own (values outside u8 included).
+RC_BOOST_PROP(layout_changes_move_values_as_the_index_formulas_say, ()) {
+  const int64_t channels = *rc::gen::inRange<int64_t>(1, 50), plane = *rc::gen::inRange<int64_t>(1, 80);
+  const auto planes = *rc::gen::container<std::vector<int32_t>>(channels * plane, rc::gen::inRange(-300, 600));
+  std::vector<uint8_t> nhwc(channels * plane);
+  const ValueRange range = to_u8_channels_last(planes.data(), channels, plane, nhwc.data());
+  RC_ASSERT(range.smallest == std::min(0, *std::min_element(planes.begin(), planes.end())));
+  RC_ASSERT(range.largest == std::max(0, *std::max_element(planes.begin(), planes.end())));
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < plane; ++i) {
+      const int32_t v = planes[c * plane + i];
+      if (v >= 0 && v <= 255) RC_ASSERT(nhwc[i * channels + c] == static_cast<uint8_t>(v));
+    }
+  const int64_t stride = plane + *rc::gen::inRange<int64_t>(0, 5);
+  std::vector<int32_t> out(channels * stride, -1);
+  transpose_int32(planes.data(), plane, channels, out.data(), stride);  // planes read as (plane x channels) rows
+  for (int64_t j = 0; j < channels; ++j)
+    for (int64_t r = 0; r < stride; ++r) RC_ASSERT(out[j * stride + r] == (r < plane ? planes[r * channels + j] : -1));
 }
 
 // avx2-int8 refuses 8-bit activations rather than let vpmaddubsw saturate, and

@@ -5,11 +5,13 @@
 #define BOOST_TEST_MODULE rnn
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <cstring>
 
 #include "core/float/rnn.h"
 #include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
 #include "quantized/dynamic/rnn.h"
+#include "quantized/kernels/threads.h"
 #include "quantized/libtorch/dynamic_rnn.h"
 #include "reference/rnn.h"
 #include "tests/support.h"
@@ -275,4 +277,19 @@ BOOST_AUTO_TEST_CASE(onednn_history_dependence_is_told_apart_from_disagreement) 
   const CaseResult r = check_agreement(kind, parse_pair("quantized[onednn],libtorch[onednn]"), config);
   BOOST_CHECK_MESSAGE(r.passed, r.failure);
   BOOST_CHECK_EQUAL(r.libtorch_history_dependent, libtorch_contradicts_itself);
+}
+
+// The integer LSTM splits each step's cell rows across the kernel threads (quantized/dynamic/
+// rnn.cc, split_rows): the same bits on two threads as on one, at a size that splits (32 rows
+// of 2048 gate values).
+BOOST_AUTO_TEST_CASE(two_kernel_threads_give_the_integer_lstm_one_threads_bits) {
+  const Case c = make("dynamic.LSTM", {{"batch", 32}, {"hidden_size", 512}, {"input_size", 16}, {"seq_len", 2}});
+  auto integer = DynamicQuantizedRNN::from_float(float_rnn(c), Engine::ONEDNN);
+  kernels::set_kernel_threads(1);
+  const FlatOutput one = flatten_output((*integer)(c.input));
+  kernels::set_kernel_threads(2);
+  const FlatOutput two = flatten_output((*integer)(c.input));
+  kernels::set_kernel_threads(1);
+  BOOST_REQUIRE_EQUAL(one.values.size(), two.values.size());
+  BOOST_CHECK(std::memcmp(one.values.data(), two.values.data(), one.values.size() * sizeof(float)) == 0);
 }

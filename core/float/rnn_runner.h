@@ -26,6 +26,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <type_traits>
 #include <vector>
 
 #include <boost/align/aligned_allocator.hpp>
@@ -114,7 +116,26 @@ void rnn_tanh_n(const float* z, int64_t n, float* out, CellGates gates = CellGat
 // Projections must provide
 //   void project_input(int64_t set, const T* x, int64_t rows, int64_t in, T* out);
 //   void project_hidden(int64_t set, const T* h, int64_t rows, T* out);
-// writing rows x gate_size (bias included).
+// writing rows x gate_size (bias included), and may provide
+//   void split_rows(int64_t rows, int64_t row_cost, const std::function<void(int64_t, int64_t)>& cell)
+// to run the cell step's rows in parts, cell(first, end) for each (on threads of its own: the
+// integer implementation's kernel threads). The cell computes each row from that row alone,
+// so any split gives the same bits.
+template <typename P, typename = void>
+struct SplitsRows : std::false_type {};
+template <typename P>
+struct SplitsRows<P, std::void_t<decltype(&P::split_rows)>> : std::true_type {};
+// and may project the input a few steps at a time instead, just before the cells read it:
+//   void prepare_input(int64_t set, const T* x, int64_t rows, int64_t in);   once per layer
+//   void project_input_rows(int64_t set, int64_t first_row, int64_t rows, T* out);
+// giving for those rows exactly what project_input gives for them (the integer
+// implementation quantizes all rows at once in prepare_input, as project_input would).
+template <typename P, typename = void>
+struct ProjectsInputInParts : std::false_type {};
+template <typename P>
+struct ProjectsInputInParts<P, std::void_t<decltype(&P::prepare_input), decltype(&P::project_input_rows)>>
+    : std::true_type {};
+
 template <typename T, typename Projections>
 RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, int64_t rows,
                   const std::vector<int64_t>& batch_sizes, const std::vector<T>& h0,
@@ -134,8 +155,14 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
   // The input projections of all steps (rows x gate_size: 52 MB at fastrnns' size) go to a
   // per-thread buffer that only grows: a fresh allocation that large is mapped and zeroed by
   // the kernel on every forward (measured: ~8% of the integer LSTM's time).
+  constexpr bool in_parts = ProjectsInputInParts<Projections>::value;
+  // In parts: the steps of at least 64 rows at a time (a 512 KB part at fastrnns' size, which
+  // stays in L2 from the GEMM to the cells), all of them's rows otherwise.
+  int64_t part_steps = steps;
+  if (in_parts) part_steps = batch > 0 ? std::max<int64_t>(1, 64 / batch) : 1;
+  const int64_t part_rows = in_parts ? std::min<int64_t>(rows, part_steps * batch) : rows;
   thread_local CacheAlignedVector<T> gi_buffer;
-  if (gi_buffer.size() < static_cast<size_t>(rows * G)) gi_buffer.resize(rows * G);
+  if (gi_buffer.size() < static_cast<size_t>(part_rows * G)) gi_buffer.resize(part_rows * G);
   T* const gi = gi_buffer.data();
   CacheAlignedVector<T> gh(batch * G);
   std::vector<T> h(batch * H), c(lstm ? batch * H : 0);
@@ -147,7 +174,25 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
     if (D == 1) layer_output.reserve(rows * H); else layer_output.resize(rows * D * H);
     for (int64_t d = 0; d < D; ++d) {
       const int64_t set = layer * D + d;
-      projections.project_input(set, layer_input, rows, in, gi);
+      // The part of the projection in gi: steps [part_first, part_end), from row offsets[part_first].
+      int64_t part_first = 0, part_end = steps;
+      if constexpr (in_parts) {
+        projections.prepare_input(set, layer_input, rows, in);
+        part_first = part_end = 0;
+      } else {
+        projections.project_input(set, layer_input, rows, in, gi);
+      }
+      const auto input_projection_of = [&](int64_t t) -> const T* {
+        if constexpr (in_parts) {
+          if (t < part_first || t >= part_end) {
+            // The next part in the direction of travel: forward t .. t + n - 1, reverse t - n + 1 .. t.
+            part_first = d == 0 ? t : std::max<int64_t>(0, t - part_steps + 1);
+            part_end = d == 0 ? std::min(steps, t + part_steps) : t + 1;
+            projections.project_input_rows(set, offsets[part_first], offsets[part_end] - offsets[part_first], gi);
+          }
+        }
+        return gi + (offsets[t] - offsets[part_first]) * G;
+      };
       std::copy(h0.begin() + set * batch * H, h0.begin() + (set + 1) * batch * H, h.begin());
       if (lstm) std::copy(c0.begin() + set * batch * H, c0.begin() + (set + 1) * batch * H, c.begin());
       T* h_final = run.h_n.data() + set * batch * H;
@@ -155,7 +200,13 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
       const auto step = [&](int64_t t) {
         const int64_t active = batch_sizes[t];
         projections.project_hidden(set, h.data(), active, gh.data());
-        rnn_cell_step(o, active, gi + offsets[t] * G, gh.data(), h.data(), lstm ? c.data() : nullptr, cell_gates);
+        const T* gi_t = input_projection_of(t);
+        const auto cell = [&](int64_t first, int64_t end) {
+          rnn_cell_step(o, end - first, gi_t + first * G, gh.data() + first * G, h.data() + first * H,
+                        lstm ? c.data() + first * H : nullptr, cell_gates);
+        };
+        if constexpr (SplitsRows<Projections>::value) projections.split_rows(active, G, cell);
+        else cell(0, active);
         if (D == 1) {  // appended at offsets[t] * H: steps run in order, t = 0 .. T-1
           layer_output.insert(layer_output.end(), h.begin(), h.begin() + active * H);
         } else {

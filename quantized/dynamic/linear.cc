@@ -165,20 +165,42 @@ void DynamicQuantizedLinear::apply_dynamic(const float* x, int64_t rows, bool re
   // Activation qparams for this call, from the data (the engines' dynamic rule). The
   // integers go to a buffer that only grows: the recurrent modules' time loops allocate
   // nothing here after their first step.
+  thread_local QuantizedActivations activations;
+  quantize_dynamic_into(x, rows, reduce_range, activations);
+  apply_quantized(activations, 0, rows, y, relu);
+}
+
+DynamicQuantizedLinear::QuantizedActivations DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows,
+                                                                                        bool reduce_range) const {
+  if (refused_at_forward_) throw Error(*refused_at_forward_);
+  if (has_float16_weight()) throw Error(name() + ": float16 weights quantize no activations");
+  QuantizedActivations activations;
+  quantize_dynamic_into(x, rows, reduce_range, activations);
+  return activations;
+}
+
+void DynamicQuantizedLinear::quantize_dynamic_into(const float* x, int64_t rows, bool reduce_range,
+                                                   QuantizedActivations& activations) const {
+  const int64_t in = in_features();
   float x_min, x_max;
   values_min_max(x, rows * in, &x_min, &x_max);
   const bool reduced = uses_reduced_range(reduce_range);
   const QuantParams x_qparams = choose_dynamic_qparams(x_min, x_max, 0, 255, reduced);
   validate(x_qparams);  // as quantize() does: an infinite input gives no usable scale
-  thread_local std::vector<int32_t> xq;
-  if (xq.size() < static_cast<size_t>(rows * in)) xq.resize(rows * in);
-  quantize_activations(x, rows * in, x_qparams, xq.data());
+  if (activations.values.size() < static_cast<size_t>(rows * in)) activations.values.resize(rows * in);
+  quantize_activations(x, rows * in, x_qparams, activations.values.data());
+  activations.scale = static_cast<float>(x_qparams.scale());
+  activations.zero_point = static_cast<int32_t>(x_qparams.zero_point());
   // An engine's avx2 path sums u8 x s8 pairs in int16 (engine table) and saturates when
   // activations use all 8 bits; with 7 bits (reduce_range honoured) the two sums are equal.
   const bool saturating = !reduced && sums_int16_pairs(engine_rule(engine_.engine, EngineOp::DynamicLinear), engine_);
-  const kernels::DynamicLinearActivation activation{
-      xq.data(), rows, static_cast<float>(x_qparams.scale()), static_cast<int32_t>(x_qparams.zero_point()),
-      saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact};
+  activations.accumulation = saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact;
+}
+
+void DynamicQuantizedLinear::apply_quantized(const QuantizedActivations& x, int64_t first_row, int64_t rows, float* y,
+                                             bool relu) const {
+  const kernels::DynamicLinearActivation activation{x.values.data() + first_row * in_features(), rows, x.scale,
+                                                    x.zero_point, x.accumulation};
   kernels::dynamic_linear(activation, packed_, bias_ ? bias_->data.data() : nullptr, relu, y);
 }
 

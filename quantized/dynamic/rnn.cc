@@ -1,8 +1,11 @@
 #include "quantized/dynamic/rnn.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/float/rnn_runner.h"
 #include "core/quantize.h"
+#include "quantized/kernels/threads.h"
 #include "reference/rnn.h"
 
 namespace qconform {
@@ -101,11 +104,36 @@ std::unique_ptr<DynamicQuantizedRNN> DynamicQuantizedRNN::from_reference(const R
 RnnResult DynamicQuantizedRNN::run(const RnnCall& call) {
   struct Projections {
     const DynamicQuantizedRNN& m;
-    void project_input(int64_t set, const float* x, int64_t rows, int64_t, float* out) {
-      m.ih_[set]->apply_dynamic(x, rows, m.weights_[set].reduce_range, out);
+    // The layer input's activations, quantized once (qint8 weights), or its whole projection
+    // (float16 weights, which quantize nothing), for project_input_rows to hand out in parts.
+    DynamicQuantizedLinear::QuantizedActivations quantized;
+    std::vector<float> projected;
+    void prepare_input(int64_t set, const float* x, int64_t rows, int64_t) {
+      const DynamicQuantizedLinear& ih = *m.ih_[set];
+      if (ih.has_float16_weight()) {
+        projected.resize(rows * ih.out_features());
+        ih.apply_dynamic(x, rows, m.weights_[set].reduce_range, projected.data());
+      } else {
+        quantized = ih.quantize_dynamic(x, rows, m.weights_[set].reduce_range);
+      }
+    }
+    void project_input_rows(int64_t set, int64_t first_row, int64_t rows, float* out) {
+      const DynamicQuantizedLinear& ih = *m.ih_[set];
+      if (ih.has_float16_weight())
+        std::copy(projected.begin() + first_row * ih.out_features(),
+                  projected.begin() + (first_row + rows) * ih.out_features(), out);
+      else
+        ih.apply_quantized(quantized, first_row, rows, out);
     }
     void project_hidden(int64_t set, const float* h, int64_t rows, float* out) {
       m.hh_[set]->apply_dynamic(h, rows, m.weights_[set].reduce_range, out);
+    }
+    // The cell step's rows across the kernel threads, in parts of at least 2^15 gate values
+    // (below that a thread's start costs more than it saves).
+    void split_rows(int64_t rows, int64_t row_cost, const std::function<void(int64_t, int64_t)>& cell) {
+      const int64_t parts = std::min<int64_t>({kernels::kernel_threads(), rows, rows * row_cost >> 15});
+      if (parts <= 1) return cell(0, rows);
+      kernels::parallel_for(parts, [&](int64_t part) { cell(rows * part / parts, rows * (part + 1) / parts); });
     }
   } projections{*this};
   // The faster gate functions (rnn_runner.h, CellGates): the cells are float, not the integer

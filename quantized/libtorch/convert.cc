@@ -30,7 +30,9 @@ at::ScalarType quantized_type(DType dtype) {
 }  // namespace
 
 std::string first_line(const std::string& message) {
-  std::string line = message.substr(0, message.find('\n'));
+  // The first line that says something (a TorchScript compiler error starts with an empty one).
+  const size_t start = std::min(message.find_first_not_of(" \n"), message.size());
+  std::string line = message.substr(start, message.find('\n', start) - start);
   // Assertion prefixes that name LibTorch's source lines, not what is wrong:
   // "[enforce fail at File.cpp:322] cond. <message>" and
   // "cond INTERNAL ASSERT FAILED at \"file\":315, please report a bug to PyTorch. <message>".

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "quantized/kernels/channels_last.h"
 #include "quantized/kernels/threads.h"
 #include "quantized/static/linear.h"
 #include "reference/conv.h"
@@ -219,26 +220,14 @@ bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& 
   const int64_t row_bytes = channels_last_groups_[0].integers.packed.k_quads * 4;
   thread_local std::vector<uint8_t> nhwc;
   nhwc.resize(g.batch * in_plane * g.in_channels);
-  // Every image to u8 channels-last, in blocks of 16 positions (the reads of each channel's
-  // 16 values contiguous, the writes within one block), watching the values' range.
+  // Every image to u8 channels-last, watching the values' range.
   int32_t largest = 0, smallest = 0;
-  {
-    uint8_t* to = nhwc.data();
-    const int32_t* from = x.values.data();
-    const int64_t channels_in = g.in_channels;
-    for (int64_t image = 0; image < g.batch; ++image, to += in_plane * channels_in, from += in_plane * channels_in)
-      for (int64_t i0 = 0; i0 < in_plane; i0 += 16) {
-        const int64_t i1 = std::min(in_plane, i0 + 16);
-        for (int64_t c = 0; c < channels_in; ++c) {
-          const int32_t* plane = from + c * in_plane;
-          for (int64_t i = i0; i < i1; ++i) {
-            const int32_t v = plane[i];
-            largest = std::max(largest, v);
-            smallest = std::min(smallest, v);
-            to[i * channels_in + c] = static_cast<uint8_t>(v);
-          }
-        }
-      }
+  for (int64_t image = 0; image < g.batch; ++image) {
+    const int64_t offset = image * in_plane * g.in_channels;
+    const kernels::ValueRange range =
+        kernels::to_u8_channels_last(x.values.data() + offset, g.in_channels, in_plane, nhwc.data() + offset);
+    largest = std::max(largest, range.largest);
+    smallest = std::min(smallest, range.smallest);
   }
   // Values no quint8 tensor holds, or a host without an exact u8 path for them: the loop.
   // avx2-int8 (hosts without VNNI) is exact only on 7-bit values, the padding's included.
@@ -324,13 +313,10 @@ bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& 
     const float* bias = bias_ ? bias_->data.data() + group * out_per_group : nullptr;
     kernels::static_requantize(acc, rows, x.qparams.scale(), w, bias, output, rule.requantization, out.data(),
                                bias_overflow);
-    // Back to channel-major, 16 positions at a time.
-    int32_t* channels_out = y.values.data() + (image * g.out_channels + group * out_per_group) * positions + p0;
-    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
-      const int64_t r1 = std::min(rows, r0 + 16);
-      for (int64_t j = 0; j < out_per_group; ++j)
-        for (int64_t r = r0; r < r1; ++r) channels_out[j * positions + r] = out[r * out_per_group + j];
-    }
+    // Back to channel-major.
+    kernels::transpose_int32(out.data(), rows, out_per_group,
+                              y.values.data() + (image * g.out_channels + group * out_per_group) * positions + p0,
+                              positions);
   };
   kernels::parallel_for(g.batch * g.groups * blocks, run_block);
   return computed;

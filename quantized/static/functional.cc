@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/python_text.h"
+#include "quantized/kernels/channels_last.h"
 #include "quantized/kernels/functional.h"
 #include "quantized/static/linear.h"
 #include "reference/static.h"
@@ -16,17 +17,13 @@ kernels::AffineQParams affine(const QuantParams& q) { return {q.scale(), static_
 std::vector<int32_t> nhwc_order(const QTensor& q) {
   const int64_t n = q.sizes[0], c = q.sizes[1], hw = q.sizes[2] * q.sizes[3];
   std::vector<int32_t> out(q.values.size());
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t k = 0; k < hw; ++k) out[(b * hw + k) * c + ch] = q.values[(b * c + ch) * hw + k];
+  for (int64_t b = 0; b < n; ++b) kernels::transpose_int32(q.values.data() + b * c * hw, c, hw, out.data() + b * c * hw, c);
   return out;
 }
 
 void from_nhwc_order(const std::vector<int32_t>& nhwc, QTensor& q) {
   const int64_t n = q.sizes[0], c = q.sizes[1], hw = q.sizes[2] * q.sizes[3];
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t k = 0; k < hw; ++k) q.values[(b * c + ch) * hw + k] = nhwc[(b * hw + k) * c + ch];
+  for (int64_t b = 0; b < n; ++b) kernels::transpose_int32(nhwc.data() + b * c * hw, hw, c, q.values.data() + b * c * hw, hw);
 }
 
 // PyTorch's checks of the op's operands, in its order and words (qadd.cpp's and qmul.cpp's
