@@ -58,13 +58,37 @@ void require_zip(const std::string& path, const std::string& bytes, const char* 
 // gives a tensor every read of which runs past its storage (found by scripts/fuzz torch_save).
 // Every tensor the harness takes from a file passes this first.
 void require_within_storage(const std::string& origin, const at::Tensor& t, const std::string& what) {
-  if (!t.defined() || t.numel() == 0) return;
-  if (!t.has_storage()) throw Error(origin + ": " + what + " has no storage");
+  if (!t.defined()) return;
   const auto fail = [&](const std::string& why) {
     throw Error(origin + ": " + what + " of shape " + shape_to_string(t.sizes().vec()) + " " + why +
                 " (a malformed or altered file)");
   };
+  // Its element count, counted here: LibTorch's product of the sizes is not checked for overflow.
+  int64_t elements = 1;
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.size(d) < 0 || __builtin_mul_overflow(elements, t.size(d), &elements)) fail("has more elements than int64 counts");
+  if (elements == 0) return;
+  if (!t.has_storage()) fail("has no storage");
   if (t.storage_offset() < 0) fail("starts before its storage");
+  // More elements than the storage holds (strides of 0, overlapping rows) would be copied out
+  // to their full count: refused, with what to do instead.
+  int64_t element_bytes = 0;
+  if (t.scalar_type() != at::kQUInt4x2 && t.scalar_type() != at::kQUInt2x4 &&
+      (__builtin_mul_overflow(elements, static_cast<int64_t>(t.element_size()), &element_bytes) ||
+       element_bytes > static_cast<int64_t>(t.storage().nbytes())))
+    fail("has more elements than its storage of " + std::to_string(t.storage().nbytes()) +
+         " bytes holds (a view repeating its values: save it .contiguous())");
+  int64_t bytes_needed = 0;
+  if (t.scalar_type() == at::kQUInt4x2 || t.scalar_type() == at::kQUInt2x4) {
+    // Sub-byte values, packed along the last dimension (2 or 4 to a byte, each row starting a
+    // new byte): strides count values, not bytes, so only the packed layout is taken.
+    if (!t.is_contiguous() || t.storage_offset() != 0) fail("is a packed sub-byte tensor, but not contiguous");
+    const int64_t per_byte = t.scalar_type() == at::kQUInt4x2 ? 2 : 4;
+    const int64_t columns = t.dim() == 0 ? 1 : t.size(-1);
+    if (__builtin_mul_overflow(t.numel() / columns, (columns + per_byte - 1) / per_byte, &bytes_needed) ||
+        bytes_needed > static_cast<int64_t>(t.storage().nbytes()))
+      fail("reaches past its storage of " + std::to_string(t.storage().nbytes()) + " bytes");
+  }
   // The last element's index: offset + sum of (size - 1) * stride, each step checked for overflow.
   int64_t last = t.storage_offset();
   for (int64_t d = 0; d < t.dim(); ++d) {
@@ -73,17 +97,17 @@ void require_within_storage(const std::string& origin, const at::Tensor& t, cons
     if (__builtin_mul_overflow(t.size(d) - 1, t.stride(d), &step) || __builtin_add_overflow(last, step, &last))
       fail("reaches past any storage");
   }
-  int64_t bytes_needed = 0;
-  if (__builtin_add_overflow(last, int64_t{1}, &bytes_needed) ||
-      __builtin_mul_overflow(bytes_needed, static_cast<int64_t>(t.element_size()), &bytes_needed) ||
-      bytes_needed > static_cast<int64_t>(t.storage().nbytes()))
+  if (bytes_needed == 0 && (__builtin_add_overflow(last, int64_t{1}, &bytes_needed) ||
+                            __builtin_mul_overflow(bytes_needed, static_cast<int64_t>(t.element_size()), &bytes_needed) ||
+                            bytes_needed > static_cast<int64_t>(t.storage().nbytes())))
     fail("reaches past its storage of " + std::to_string(t.storage().nbytes()) + " bytes");
   // The storage's size is the file's word too: the unpickler gives it the element count the
   // pickle names, over the bytes of the zip record it read, whatever their number. A storage
   // from LibTorch's CPU allocator (every record is) is one malloc'd block, whose usable size
   // the C library knows.
   const c10::DataPtr& data = t.storage().data_ptr();
-  if (data.get() && data.get_context() == data.get() && data.get_deleter() == c10::GetAllocator(c10::DeviceType::CPU)->raw_deleter()) {
+  if (!data.get()) fail("says its storage holds " + std::to_string(t.storage().nbytes()) + " bytes, but the file gave none");
+  if (data.get_context() == data.get() && data.get_deleter() == c10::GetAllocator(c10::DeviceType::CPU)->raw_deleter()) {
     const size_t allocated = malloc_usable_size(data.get());
     if (t.storage().nbytes() > allocated)
       fail("says its storage holds " + std::to_string(t.storage().nbytes()) + " bytes, but the file gave " +

@@ -34,6 +34,8 @@ cp "$source_dir/fixtures/fuzz/torch_save/regression-sizes-past-storage.pt" "$wor
 # loads it first runs out of its memory cap (or, under ASan, which sets no cap, reads past the
 # file's end), and the file is refused.
 /usr/bin/python3 "$source_dir/tests/fuzz/fix_zip_crcs.py" "$source_dir/fixtures/fuzz/torch_save/regression-length-field-asks-4-gib.pt" "$work/length_asks_4_gib.pt"
+# A storage whose zip record is empty (no data at all, and LibTorch's data pointer null): refused.
+/usr/bin/python3 "$source_dir/tests/fuzz/fix_zip_crcs.py" "$source_dir/fixtures/fuzz/torch_save/regression-storage-record-empty.pt" "$work/storage_record_empty.pt"
 # An archive whose pickle asks for 36 GiB (the sixth): refused the same way.
 /usr/bin/python3 "$source_dir/tests/fuzz/fix_zip_crcs.py" "$source_dir/fixtures/fuzz/torchscript/regression-asks-36-gib.pt" "$work/asks_36_gib.pt"
 store="$work/store"
@@ -64,6 +66,7 @@ cases=(
   "class_constant.pt|lstm_inputs.pt|class_constant.pt: a zip archive, but not a TorchScript module LibTorch can load|--name fresh"
   "lstm.pt|length_asks_4_gib.pt|length_asks_4_gib.pt: not a torch.save file LibTorch can read|--name fresh"
   "asks_36_gib.pt|lstm_inputs.pt|asks_36_gib.pt: a zip archive, but not a TorchScript module LibTorch can load|--name fresh"
+  "lstm.pt|storage_record_empty.pt|storage_record_empty.pt: a tensor of shape [4, 2, 5] says its storage holds 40 bytes, but the file gave none|--name fresh"
   "conv.pt|conv_inputs.pt|conv.fixture.json exists; pass --force|"
   "lstm.pt|lstm_inputs.pt|fixture name 'bad/name': use letters|--name bad/name"
   "lstm.pt|lstm_inputs.pt|engine fbgemm is not in this LibTorch|--engine fbgemm --name other"

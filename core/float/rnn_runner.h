@@ -156,8 +156,9 @@ RnnRun<T> run_rnn(const RnnOptions& o, Projections& projections, const T* data, 
   // per-thread buffer that only grows: a fresh allocation that large is mapped and zeroed by
   // the kernel on every forward (measured: ~8% of the integer LSTM's time).
   constexpr bool in_parts = ProjectsInputInParts<Projections>::value;
-  // In parts: the steps of at least 64 rows at a time (a 512 KB part at fastrnns' size, which
-  // stays in L2 from the GEMM to the cells), all of them's rows otherwise.
+  // In parts: the steps of about 64 rows at a time (a 512 KB part at fastrnns' size, which
+  // stays in L2 from the GEMM to the cells; measured on a Zen 4 host against 128-1024 rows and
+  // all rows at once, docs/benchmarks.md), all rows at once otherwise.
   int64_t part_steps = steps;
   if (in_parts) part_steps = batch > 0 ? std::max<int64_t>(1, 64 / batch) : 1;
   const int64_t part_rows = in_parts ? std::min<int64_t>(rows, part_steps * batch) : rows;

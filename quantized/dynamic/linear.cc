@@ -166,21 +166,14 @@ void DynamicQuantizedLinear::apply_dynamic(const float* x, int64_t rows, bool re
   // integers go to a buffer that only grows: the recurrent modules' time loops allocate
   // nothing here after their first step.
   thread_local QuantizedActivations activations;
-  quantize_dynamic_into(x, rows, reduce_range, activations);
+  quantize_dynamic(x, rows, reduce_range, activations);
   apply_quantized(activations, 0, rows, y, relu);
 }
 
-DynamicQuantizedLinear::QuantizedActivations DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows,
-                                                                                        bool reduce_range) const {
+void DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows, bool reduce_range,
+                                              QuantizedActivations& activations) const {
   if (refused_at_forward_) throw Error(*refused_at_forward_);
   if (has_float16_weight()) throw Error(name() + ": float16 weights quantize no activations");
-  QuantizedActivations activations;
-  quantize_dynamic_into(x, rows, reduce_range, activations);
-  return activations;
-}
-
-void DynamicQuantizedLinear::quantize_dynamic_into(const float* x, int64_t rows, bool reduce_range,
-                                                   QuantizedActivations& activations) const {
   const int64_t in = in_features();
   float x_min, x_max;
   values_min_max(x, rows * in, &x_min, &x_max);

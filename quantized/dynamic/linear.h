@@ -83,7 +83,9 @@ class DynamicQuantizedLinear : public Module {
     int32_t zero_point;
     kernels::Accumulation accumulation;
   };
-  QuantizedActivations quantize_dynamic(const float* x, int64_t rows, bool reduce_range) const;
+  // Into `into`, whose buffer only grows (a fresh 13 MB at fastrnns' size, mapped and zeroed by
+  // the kernel on every forward, cost more than the parts save).
+  void quantize_dynamic(const float* x, int64_t rows, bool reduce_range, QuantizedActivations& into) const;
   void apply_quantized(const QuantizedActivations& x, int64_t first_row, int64_t rows, float* y,
                        bool relu = false) const;
   bool has_float16_weight() const { return weight_.qparams.dtype == DType::Float16; }
@@ -94,7 +96,6 @@ class DynamicQuantizedLinear : public Module {
 
  private:
   void set_weight_bias(QTensor weight, std::optional<Tensor> bias);
-  void quantize_dynamic_into(const float* x, int64_t rows, bool reduce_range, QuantizedActivations& activations) const;
   // u8 activations by the engine's rule (engine table: activation_quantization).
   // n activations at x into out, by the engine's rounding rule (engine table).
   void quantize_activations(const float* x, int64_t n, const QuantParams& qparams, int32_t* out) const;

@@ -106,15 +106,15 @@ RnnResult DynamicQuantizedRNN::run(const RnnCall& call) {
     const DynamicQuantizedRNN& m;
     // The layer input's activations, quantized once (qint8 weights), or its whole projection
     // (float16 weights, which quantize nothing), for project_input_rows to hand out in parts.
-    DynamicQuantizedLinear::QuantizedActivations quantized;
-    std::vector<float> projected;
+    DynamicQuantizedLinear::QuantizedActivations& quantized;
+    std::vector<float>& projected;
     void prepare_input(int64_t set, const float* x, int64_t rows, int64_t) {
       const DynamicQuantizedLinear& ih = *m.ih_[set];
       if (ih.has_float16_weight()) {
         projected.resize(rows * ih.out_features());
         ih.apply_dynamic(x, rows, m.weights_[set].reduce_range, projected.data());
       } else {
-        quantized = ih.quantize_dynamic(x, rows, m.weights_[set].reduce_range);
+        ih.quantize_dynamic(x, rows, m.weights_[set].reduce_range, quantized);
       }
     }
     void project_input_rows(int64_t set, int64_t first_row, int64_t rows, float* out) {
@@ -135,7 +135,11 @@ RnnResult DynamicQuantizedRNN::run(const RnnCall& call) {
       if (parts <= 1) return cell(0, rows);
       kernels::parallel_for(parts, [&](int64_t part) { cell(rows * part / parts, rows * (part + 1) / parts); });
     }
-  } projections{*this};
+  };
+  // Buffers that only grow, as the other per-forward buffers of the recurrence.
+  thread_local DynamicQuantizedLinear::QuantizedActivations quantized;
+  thread_local std::vector<float> projected;
+  Projections projections{*this, quantized, projected};
   // The faster gate functions (rnn_runner.h, CellGates): the cells are float, not the integer
   // part under test, and the tolerance rows allow each side's gates the error they have.
   auto run = run_rnn<float>(options_, projections, call.data, call.rows, call.batch_sizes, call.h0, call.c0,
