@@ -29,6 +29,21 @@
 // The sanitizers' runtime interface (sanitizer/common_interface_defs.h), when one is linked in.
 extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
+// ASan's operator new ends the process with a report where the C++ library throws
+// std::bad_alloc, so the loading child's memory cap (load_in_child_first) is not set under it.
+#if defined(__SANITIZE_ADDRESS__)
+#define QCONFORM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QCONFORM_ASAN 1
+#endif
+#endif
+#ifdef QCONFORM_ASAN
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 namespace qconform {
 
 using json = nlohmann::json;
@@ -153,25 +168,9 @@ void load_in_child_first(const std::string& origin, const std::string& refusal, 
     if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(nullptr);
     at::set_num_threads(1);
     // Room for what the file can hold, decompressed and compiled: 16x its size, at least 2 GiB
-    // beyond what the process maps already. Not under AddressSanitizer, whose operator new
-    // ends the process with a report where the C++ library throws std::bad_alloc.
+    // beyond what the process maps already (not under AddressSanitizer: kAddressSanitizer).
     long pages = 0;
-#if defined(__SANITIZE_ADDRESS__)
-    const bool cap_memory = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    const bool cap_memory = false;
-#else
-    const bool cap_memory = true;
-#endif
-#else
-    const bool cap_memory = true;
-#endif
-    if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
-      if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
-      std::fclose(statm);
-    }
-    if (cap_memory && pages > 0) {
+    if (!kAddressSanitizer && pages > 0) {
       const rlim_t budget = std::max<rlim_t>(rlim_t{2} << 30, rlim_t{16} * file_bytes);
       const rlimit cap{static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + budget, RLIM_INFINITY};
       setrlimit(RLIMIT_AS, &cap);
