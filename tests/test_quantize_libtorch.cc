@@ -143,3 +143,32 @@ RC_BOOST_PROP(float16_rounding_matches_aten, ()) {
   check_same_floats(dequantize(quantize(x, QuantParams::float16())),
                     libtorch::to_aten(x).to(at::kHalf).to(at::kFloat));
 }
+
+// The bridge's conversions: from_aten_quantized reads an 8-bit tensor's bytes directly
+// (contiguous, or channels-last transposed image by image) and to_aten writes a quint8
+// channels-last tensor directly; both must give what ATen's own int_repr and memory-format
+// copies give, for channel and plane counts on and off the 16 x 16 transpose blocks.
+RC_BOOST_PROP(conversions_keep_integers_and_memory_format, ()) {
+  const DType dtype = *rc::gen::element(DType::QUInt8, DType::QInt8);
+  const std::vector<int64_t> sizes{*rc::gen::inRange<int64_t>(0, 3), *rc::gen::inRange<int64_t>(1, 40),
+                                   *rc::gen::inRange<int64_t>(1, 9), *rc::gen::inRange<int64_t>(1, 21)};
+  const bool channels_last = *rc::gen::arbitrary<bool>();
+  const double scale = *gen_scale();
+  const int64_t zero_point = dtype == DType::QUInt8 ? *rc::gen::inRange<int64_t>(0, 256) : 0;
+  const at::Tensor x = at::rand(sizes, at::TensorOptions().dtype(at::kFloat)).mul_(600).sub_(300).mul_(scale);
+  at::Tensor q = at::quantize_per_tensor(x, scale, zero_point, aten_dtype(dtype));
+  if (channels_last) q = q.contiguous(at::MemoryFormat::ChannelsLast);
+
+  const QTensor ours = libtorch::from_aten_quantized(q);
+  RC_ASSERT(ours.sizes == sizes);
+  check_same_integers(ours, q);
+  // 1 x 1 planes and single channels are both formats at once; ATen calls those contiguous.
+  RC_ASSERT(ours.channels_last == (q.dim() == 4 && !q.is_contiguous()));
+
+  const at::Tensor back = libtorch::to_aten(ours);
+  RC_ASSERT(back.scalar_type() == q.scalar_type());
+  RC_ASSERT(back.q_scale() == q.q_scale());
+  RC_ASSERT(back.q_zero_point() == q.q_zero_point());
+  if (q.numel() > 0) RC_ASSERT(back.strides().vec() == q.strides().vec());  // an empty one is every format
+  RC_ASSERT(at::equal(back.int_repr(), q.int_repr()));
+}

@@ -1,10 +1,13 @@
 #include "quantized/kernels/functional.h"
 
 #include <algorithm>
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/quantize.h"
 
@@ -69,20 +72,93 @@ void qnnpack_add(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa
   }
 }
 
+namespace {
+
+bool cpu_has_fma() {
+  static const bool fma = cpu_has_avx2() && __builtin_cpu_supports("fma");
+  return fma;
+}
+
+struct AddForms {
+  float sa, za, premultiplied_a, sb, zb, premultiplied_b, inverse;
+  int32_t zero_point;
+  bool relu;
+  AddForms(AffineQParams qa, AffineQParams qb, AffineQParams out, bool relu)
+      : sa(static_cast<float>(qa.scale)), za(static_cast<float>(qa.zero_point)), premultiplied_a(sa * -za),
+        sb(static_cast<float>(qb.scale)), zb(static_cast<float>(qb.zero_point)), premultiplied_b(sb * -zb),
+        inverse(1.0f / static_cast<float>(out.scale)), zero_point(out.zero_point), relu(relu) {}
+
+  // Steps 1 and 2 for one element, in the vector or the scalar forms.
+  float sum(bool vector, int32_t a, int32_t b) const {
+    const float c = dequantize_in(vector, a, sa, za, premultiplied_a) + dequantize_in(vector, b, sb, zb, premultiplied_b);
+    return relu ? std::max(c, 0.0f) : c;
+  }
+  int32_t one(bool vector, int32_t a, int32_t b) const {
+    return static_cast<int32_t>(quantize_value(sum(vector, a, b), inverse, zero_point, 0, 255));
+  }
+};
+
+// Steps 1 and 2 of elements [0, n) in the vector forms, 8 at a time: vfmadd is fma's single
+// rounding, vcvtdq2ps static_cast's rounding, and max(0, c) keeps a NaN as std::max(c, 0) does.
+__attribute__((target("avx2,fma"))) void vector_sums_avx2(const int32_t* a, const int32_t* b, int64_t n,
+                                                          const AddForms& f, float* c) {
+  const __m256 sa = _mm256_set1_ps(f.sa), pa = _mm256_set1_ps(f.premultiplied_a);
+  const __m256 sb = _mm256_set1_ps(f.sb), pb = _mm256_set1_ps(f.premultiplied_b), zero = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 fa = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i)));
+    const __m256 fb = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i)));
+    __m256 sum = _mm256_add_ps(_mm256_fmadd_ps(fa, sa, pa), _mm256_fmadd_ps(fb, sb, pb));
+    if (f.relu) sum = _mm256_max_ps(zero, sum);
+    _mm256_storeu_ps(c + i, sum);
+  }
+  for (; i < n; ++i) c[i] = f.sum(true, a[i], b[i]);
+}
+
+// Elements [begin, end), all in the vector forms or all in the scalar ones, a chunk of sums
+// at a time, then step 3 through quantize_values (the same integers as quantize_value).
+void add_range(const int32_t* a, const int32_t* b, int64_t begin, int64_t end, bool vector, const AddForms& f,
+               int32_t* y) {
+  constexpr int64_t kChunk = 256;
+  float c[kChunk];
+  for (int64_t i = begin; i < end; i += kChunk) {
+    const int64_t count = std::min(kChunk, end - i);
+    if (vector && cpu_has_fma()) {
+      vector_sums_avx2(a + i, b + i, count, f, c);
+    } else {
+      for (int64_t k = 0; k < count; ++k) c[k] = f.sum(vector, a[i + k], b[i + k]);
+    }
+    quantize_values(c, count, f.inverse, f.zero_point, 0, 255, RoundingStep::BeforeZeroPoint, y + i);
+  }
+}
+
+}  // namespace
+
 void aten_add(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
               bool relu, AtenVectorLoop loop, int32_t* y) {
-  const float sa = static_cast<float>(qa.scale), za = static_cast<float>(qa.zero_point);
-  const float sb = static_cast<float>(qb.scale), zb = static_cast<float>(qb.zero_point);
-  const float premultiplied_a = sa * -za, premultiplied_b = sb * -zb;
-  const float inverse = 1.0f / static_cast<float>(out.scale);
-  const int64_t vector_end = loop.block > 0 ? n / loop.block * loop.block : 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const bool vector = i < vector_end && loop.simd;
-    // 1. dequantize both, 2. add (and ReLU)
-    float c = dequantize_in(vector, a[i], sa, za, premultiplied_a) + dequantize_in(vector, b[i], sb, zb, premultiplied_b);
-    if (relu) c = std::max(c, 0.0f);
-    // 3. round, then add the zero point
-    y[i] = static_cast<int32_t>(quantize_value(c, inverse, out.zero_point, 0, 255));
+  const AddForms forms(qa, qb, out, relu);
+  const int64_t vector_end = loop.simd && loop.block > 0 ? n / loop.block * loop.block : 0;
+  add_range(a, b, 0, vector_end, true, forms, y);
+  add_range(a, b, vector_end, n, false, forms, y);
+}
+
+void aten_add_channels_last(const int32_t* a, const int32_t* b, const Shape& sizes, AffineQParams qa,
+                            AffineQParams qb, AffineQParams out, bool relu, AtenVectorLoop loop, int32_t* y) {
+  const int64_t n = numel_of(sizes);
+  const AddForms forms(qa, qb, out, relu);
+  const int64_t vector_end = loop.simd && loop.block > 0 ? n / loop.block * loop.block : 0;
+  if (vector_end == 0) {  // every element in the scalar forms: the order does not matter
+    add_range(a, b, 0, n, false, forms, y);
+    return;
+  }
+  add_range(a, b, 0, n, true, forms, y);
+  // ATen's scalar tail is the last elements in memory (NHWC) order: element m of memory is
+  // channel m % C of position (m / C) % HW of image m / (C HW).
+  const int64_t channels = sizes[1], plane = sizes[2] * sizes[3];
+  for (int64_t m = vector_end; m < n; ++m) {
+    const int64_t image = m / (channels * plane), within = m % (channels * plane);
+    const int64_t i = image * channels * plane + (within % channels) * plane + within / channels;
+    y[i] = forms.one(false, a[i], b[i]);
   }
 }
 

@@ -59,6 +59,11 @@ void qnnpack_add(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa
                  AffineQParams out, bool relu, int32_t* y);
 void aten_add(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
               bool relu, AtenVectorLoop loop, int32_t* y);
+// aten_add on two channels-last 4-d operands held channel-major (QTensor's order): ATen walks
+// them in memory order, so its scalar tail is the last elements of NHWC order. The same
+// integers as transposing both to NHWC, aten_add, and transposing back.
+void aten_add_channels_last(const int32_t* a, const int32_t* b, const Shape& sizes, AffineQParams qa,
+                            AffineQParams qb, AffineQParams out, bool relu, AtenVectorLoop loop, int32_t* y);
 void aten_mul(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
               int32_t* y);
 // add_scalar and mul_scalar: `out` from scalar_op_output_qparams.

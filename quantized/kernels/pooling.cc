@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 
@@ -145,6 +146,41 @@ Shape quantized_pooled_shape(const PoolingOptions& o, PoolingKernel kernel, cons
   return input;
 }
 
+namespace {
+
+// q_maxpool_2d's window maximum, taken in two passes: a maximum is the maximum of its rows'
+// maxima, so each input row is first reduced over every output column's window, then each
+// output over its window's rows of those. The windows (max_window) are worked out once per
+// output row and column instead of once per output; 0, quint8's lowest, starts every
+// maximum, as it does on both of ATen's paths (an empty window gives 0).
+void max_pool_separable(const int32_t* x, int64_t planes, int64_t h, int64_t w, const PoolDim& dh, const PoolDim& dw,
+                        int64_t oh, int64_t ow, int32_t* y) {
+  std::vector<Window1d> rows_of(static_cast<size_t>(oh)), columns_of(static_cast<size_t>(ow));
+  for (int64_t i = 0; i < oh; ++i) rows_of[i] = max_window(dh, h, i);
+  for (int64_t j = 0; j < ow; ++j) columns_of[j] = max_window(dw, w, j);
+  std::vector<int32_t> row_maxima(static_cast<size_t>(h * ow));
+  for (int64_t p = 0; p < planes; ++p) {
+    const int32_t* in = x + p * h * w;
+    int32_t* out = y + p * oh * ow;
+    for (int64_t a = 0; a < h; ++a)
+      for (int64_t j = 0; j < ow; ++j) {
+        const Window1d& ww = columns_of[j];
+        int32_t best = 0;
+        for (int64_t e = ww.begin; e < ww.end; e += ww.step) best = std::max(best, in[a * w + e]);
+        row_maxima[a * ow + j] = best;
+      }
+    for (int64_t i = 0; i < oh; ++i) {
+      const Window1d& wh = rows_of[i];
+      int32_t* row = out + i * ow;
+      std::fill(row, row + ow, 0);
+      for (int64_t a = wh.begin; a < wh.end; a += wh.step)
+        for (int64_t j = 0; j < ow; ++j) row[j] = std::max(row[j], row_maxima[a * ow + j]);
+    }
+  }
+}
+
+}  // namespace
+
 void quantized_pool(const PoolingOptions& o, PoolingKernel kernel, const int32_t* x, const Shape& input,
                     double scale, int32_t zp, int32_t* y, const Shape& output) {
   const int64_t n = input.size() == 4 ? input[0] : 1;
@@ -156,6 +192,10 @@ void quantized_pool(const PoolingOptions& o, PoolingKernel kernel, const int32_t
     dw = {w / ow, w / ow, 0, 1, false};
   }
   const float zero_point = static_cast<float>(zp);
+  if (kernel == PoolingKernel::Max) {
+    max_pool_separable(x, n * c, h, w, dh, dw, oh, ow, y);
+    return;
+  }
   for (int64_t b = 0; b < n; ++b)
     for (int64_t ch = 0; ch < c; ++ch) {
       const int32_t* in = x + (b * c + ch) * h * w;

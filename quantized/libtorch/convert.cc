@@ -1,6 +1,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "quantized/kernels/channels_last.h"
 #include "quantized/libtorch/aten_bridge.h"
 
 #include <ATen/core/function.h>
@@ -25,6 +26,35 @@ at::ScalarType quantized_type(DType dtype) {
     case DType::QInt32: return at::kQInt32;
     default: throw Error("no LibTorch quantized dtype for " + to_string(dtype));
   }
+}
+
+bool is_channels_last_4d(const at::Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// An 8-bit quantized tensor's integers in QTensor's row-major order, read from its bytes: a
+// contiguous one widened as it lies, a channels-last one widened and transposed image by
+// image (HW rows of C values become C planes of HW). Returns false for any other layout,
+// which takes int_repr's general path. Model replays convert every layer's input this way.
+template <typename Byte>
+bool read_8bit_values(const at::Tensor& q, std::vector<int32_t>& values) {
+  const bool channels_last = is_channels_last_4d(q);
+  if (!q.is_contiguous() && !channels_last) return false;
+  const Byte* bytes = static_cast<const Byte*>(q.data_ptr());
+  const int64_t n = q.numel();
+  values.resize(static_cast<size_t>(n));
+  if (!channels_last) {
+    for (int64_t i = 0; i < n; ++i) values[i] = bytes[i];
+    return true;
+  }
+  const int64_t images = q.size(0), channels = q.size(1), plane = q.size(2) * q.size(3);
+  std::vector<int32_t> rows(static_cast<size_t>(channels * plane));
+  for (int64_t b = 0; b < images; ++b) {
+    const Byte* image = bytes + b * channels * plane;
+    for (int64_t i = 0; i < channels * plane; ++i) rows[i] = image[i];
+    kernels::transpose_int32(rows.data(), plane, channels, values.data() + b * channels * plane, plane);
+  }
+  return true;
 }
 
 }  // namespace
@@ -61,6 +91,21 @@ Tensor from_aten(const at::Tensor& t) {
 
 at::Tensor to_aten(const QTensor& q) {
   const QuantParams& qp = q.qparams;
+  if (qp.dtype == DType::QUInt8 && !qp.per_channel() && q.channels_last && q.sizes.size() == 4) {
+    // Straight into a channels-last quantized tensor, image by image (what the general path
+    // below does through ATen's strided copy); values outside quint8's range take that path.
+    at::Tensor out = at::_empty_affine_quantized(q.sizes, at::TensorOptions().dtype(at::kQUInt8), qp.scale(),
+                                                 qp.zero_point(), at::MemoryFormat::ChannelsLast);
+    uint8_t* bytes = static_cast<uint8_t*>(out.data_ptr());
+    const int64_t channels = q.sizes[1], plane = q.sizes[2] * q.sizes[3];
+    bool in_range = true;
+    for (int64_t b = 0; b < q.sizes[0] && in_range; ++b) {
+      const kernels::ValueRange range = kernels::to_u8_channels_last(
+          q.values.data() + b * channels * plane, channels, plane, bytes + b * channels * plane);
+      in_range = range.smallest >= 0 && range.largest <= 255;
+    }
+    if (in_range) return out;
+  }
   at::Tensor ints = at::from_blob(const_cast<int32_t*>(q.values.data()), q.sizes, at::kInt)
                         .to(int_repr_type(qp.dtype), /*non_blocking=*/false, /*copy=*/true);
   if (!qp.per_channel()) {
@@ -78,17 +123,22 @@ at::Tensor to_aten(const QTensor& q) {
 QTensor from_aten_quantized(const at::Tensor& q) {
   QTensor out;
   out.sizes = q.sizes().vec();
-  out.channels_last = q.dim() == 4 && !q.is_contiguous() && q.is_contiguous(at::MemoryFormat::ChannelsLast);
-  const at::Tensor ints = q.int_repr().to(at::kInt).contiguous();
-  if (q.scalar_type() == at::kQUInt4x2) {
-    // Two values per byte along the last dimension: element j in bits 4 (j % 2) of byte j / 2.
-    const int64_t cols = out.sizes.empty() ? 1 : out.sizes.back();
-    const int64_t bytes_per_row = (cols + 1) / 2, rows = numel_of(out.sizes) / std::max<int64_t>(cols, 1);
-    const int32_t* packed = ints.data_ptr<int32_t>();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < cols; ++j) out.values.push_back((packed[r * bytes_per_row + j / 2] >> (4 * (j % 2))) & 15);
-  } else {
-    out.values.assign(ints.data_ptr<int32_t>(), ints.data_ptr<int32_t>() + ints.numel());
+  out.channels_last = is_channels_last_4d(q);
+  const bool read = (q.scalar_type() == at::kQUInt8 && read_8bit_values<uint8_t>(q, out.values)) ||
+                    (q.scalar_type() == at::kQInt8 && read_8bit_values<int8_t>(q, out.values));
+  if (!read) {
+    const at::Tensor ints = q.int_repr().to(at::kInt).contiguous();
+    if (q.scalar_type() == at::kQUInt4x2) {
+      // Two values per byte along the last dimension: element j in bits 4 (j % 2) of byte j / 2.
+      const int64_t cols = out.sizes.empty() ? 1 : out.sizes.back();
+      const int64_t bytes_per_row = (cols + 1) / 2, rows = numel_of(out.sizes) / std::max<int64_t>(cols, 1);
+      const int32_t* packed = ints.data_ptr<int32_t>();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j)
+          out.values.push_back((packed[r * bytes_per_row + j / 2] >> (4 * (j % 2))) & 15);
+    } else {
+      out.values.assign(ints.data_ptr<int32_t>(), ints.data_ptr<int32_t>() + ints.numel());
+    }
   }
   QuantParams& qp = out.qparams;
   switch (q.scalar_type()) {

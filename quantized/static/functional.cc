@@ -2,7 +2,6 @@
 
 #include "core/error.h"
 #include "core/python_text.h"
-#include "quantized/kernels/channels_last.h"
 #include "quantized/kernels/functional.h"
 #include "quantized/static/linear.h"
 #include "reference/static.h"
@@ -11,20 +10,6 @@ namespace qconform {
 namespace {
 
 kernels::AffineQParams affine(const QuantParams& q) { return {q.scale(), static_cast<int32_t>(q.zero_point())}; }
-
-// An (N, C, H, W) tensor's integers in NHWC order (memory order when it is held
-// channels-last), and back.
-std::vector<int32_t> nhwc_order(const QTensor& q) {
-  const int64_t n = q.sizes[0], c = q.sizes[1], hw = q.sizes[2] * q.sizes[3];
-  std::vector<int32_t> out(q.values.size());
-  for (int64_t b = 0; b < n; ++b) kernels::transpose_int32(q.values.data() + b * c * hw, c, hw, out.data() + b * c * hw, c);
-  return out;
-}
-
-void from_nhwc_order(const std::vector<int32_t>& nhwc, QTensor& q) {
-  const int64_t n = q.sizes[0], c = q.sizes[1], hw = q.sizes[2] * q.sizes[3];
-  for (int64_t b = 0; b < n; ++b) kernels::transpose_int32(nhwc.data() + b * c * hw, hw, c, q.values.data() + b * c * hw, hw);
-}
 
 // PyTorch's checks of the op's operands, in its order and words (qadd.cpp's and qmul.cpp's
 // check_inputs keep their spelling), then what the model covers.
@@ -175,13 +160,10 @@ ModuleOutput QuantizedFunctional::forward(const ModuleInput& input) {
         kernels::qnnpack_add(x[0]->values.data(), x[1]->values.data(), n, affine(x[0]->qparams),
                              affine(x[1]->qparams), affine(out), relu, y.values.data());
       } else if (x[0]->channels_last && x[1]->channels_last) {
-        // ATen walks both in memory order, so its vector blocks and scalar tail are NHWC's;
-        // its output is held as the first operand is (suggest_memory_format).
-        const std::vector<int32_t> a = nhwc_order(*x[0]), b = nhwc_order(*x[1]);
-        std::vector<int32_t> sum(a.size());
-        kernels::aten_add(a.data(), b.data(), n, affine(x[0]->qparams), affine(x[1]->qparams), affine(out), relu, loop,
-                          sum.data());
-        from_nhwc_order(sum, y);
+        // ATen walks both in memory order; its output is held as the first operand is
+        // (suggest_memory_format).
+        kernels::aten_add_channels_last(x[0]->values.data(), x[1]->values.data(), x[0]->sizes, affine(x[0]->qparams),
+                                        affine(x[1]->qparams), affine(out), relu, loop, y.values.data());
         y.channels_last = true;
       } else {
         kernels::aten_add(x[0]->values.data(), x[1]->values.data(), n, affine(x[0]->qparams), affine(x[1]->qparams),
