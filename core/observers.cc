@@ -253,11 +253,15 @@ void PerChannelMinMaxObserver::channel_min_max(const Tensor& x, std::vector<floa
   const ChannelIndexer channel(x.sizes, axis);
   mins->assign(channel.channels, kInf);
   maxs->assign(channel.channels, -kInf);
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const int64_t c = channel.channel_of(i);
-    (*mins)[c] = nan_min((*mins)[c], x.data[i]);
-    (*maxs)[c] = nan_max((*maxs)[c], x.data[i]);
-  }
+  channel.for_each_run(x.numel(), [&](int64_t begin, int64_t end, int64_t c) {
+    float lo = (*mins)[c], hi = (*maxs)[c];
+    for (int64_t i = begin; i < end; ++i) {
+      lo = nan_min(lo, x.data[i]);
+      hi = nan_max(hi, x.data[i]);
+    }
+    (*mins)[c] = lo;
+    (*maxs)[c] = hi;
+  });
 }
 
 void PerChannelMinMaxObserver::observe(const Tensor& x) {

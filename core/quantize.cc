@@ -78,7 +78,8 @@ namespace {
 // _mm256_round_ps to nearest is nearbyint's half-to-even). The conversion reproduces
 // truncate_like_x86 and the clamp: cvttps gives INT32_MIN where the scalar cvttss2si gives
 // INT64_MIN (NaN, beyond int64), and both clamp to quant_min; values between 2^31 and 2^63,
-// which the scalar form clamps to quant_max, are capped below 2^31 first.
+// which the scalar form clamps to quant_max, become INT32_MAX first (then quant_max: qint32's
+// 2^31 - 1 too, which no float below 2^31 reaches).
 __attribute__((target("avx2"))) void quantize_eight(const float* x, __m256 inverse_scale, __m256 zero_point,
                                                     __m256i quant_min, __m256i quant_max, bool round_first,
                                                     int32_t* out) {
@@ -86,9 +87,11 @@ __attribute__((target("avx2"))) void quantize_eight(const float* x, __m256 inver
   const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(x), inverse_scale);
   const __m256 shifted = round_first ? _mm256_add_ps(zero_point, _mm256_round_ps(scaled, kNearest))
                                      : _mm256_round_ps(_mm256_add_ps(scaled, zero_point), kNearest);
-  const __m256 below_2_31 = _mm256_min_ps(_mm256_set1_ps(2147483520.0f), shifted);  // NaN stays NaN
-  __m256i q = _mm256_cvttps_epi32(below_2_31);
+  __m256i q = _mm256_cvttps_epi32(shifted);  // INT32_MIN for NaN and beyond int32
   const __m256 beyond_int64 = _mm256_cmp_ps(shifted, _mm256_set1_ps(9.2233720368547758e18f), _CMP_NLT_UQ);
+  const __m256 beyond_int32 = _mm256_cmp_ps(shifted, _mm256_set1_ps(2147483648.0f), _CMP_GE_OQ);  // NaN: false
+  q = _mm256_blendv_epi8(q, _mm256_set1_epi32(std::numeric_limits<int32_t>::max()),
+                         _mm256_castps_si256(_mm256_andnot_ps(beyond_int64, beyond_int32)));
   q = _mm256_blendv_epi8(q, _mm256_set1_epi32(std::numeric_limits<int32_t>::min()), _mm256_castps_si256(beyond_int64));
   q = _mm256_min_epi32(_mm256_max_epi32(q, quant_min), quant_max);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), q);
@@ -151,33 +154,24 @@ QTensor quantize(const Tensor& x, const QuantParams& qp) {
     return q;
   }
   if (qp.qscheme == QScheme::PerChannelAffineFloatQParams) {
-    const ChannelIndexer channel(x.sizes, qp.axis);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = channel.channel_of(i);
-      q.values[i] = static_cast<int32_t>(quantize_value_float_qparams(
-          x.data[i], static_cast<float>(qp.scales[c]), static_cast<float>(qp.zero_points[c]),
-          qp.quant_min, qp.quant_max));
-    }
+    ChannelIndexer(x.sizes, qp.axis).for_each_run(n, [&](int64_t begin, int64_t end, int64_t c) {
+      const float scale = static_cast<float>(qp.scales[c]), zero_point = static_cast<float>(qp.zero_points[c]);
+      for (int64_t i = begin; i < end; ++i)
+        q.values[i] = static_cast<int32_t>(
+            quantize_value_float_qparams(x.data[i], scale, zero_point, qp.quant_min, qp.quant_max));
+    });
     return q;
   }
   if (!qp.per_channel()) {
     const float inverse_scale = 1.0f / static_cast<float>(qp.scales[0]);
-    const int64_t zero_point = qp.zero_point();
-    for (int64_t i = 0; i < n; ++i)
-      q.values[i] = static_cast<int32_t>(
-          quantize_value(x.data[i], inverse_scale, zero_point, qp.quant_min, qp.quant_max));
+    quantize_values(x.data.data(), n, inverse_scale, qp.zero_point(), qp.quant_min, qp.quant_max,
+                    RoundingStep::BeforeZeroPoint, q.values.data());
     return q;
   }
-  const ChannelIndexer channel(x.sizes, qp.axis);
-  std::vector<float> inverse_scales(qp.channels());
-  for (int64_t c = 0; c < qp.channels(); ++c)
-    inverse_scales[c] = 1.0f / static_cast<float>(qp.scales[c]);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = channel.channel_of(i);
-    q.values[i] = static_cast<int32_t>(quantize_value(x.data[i], inverse_scales[c],
-                                                      qp.zero_point(c), qp.quant_min,
-                                                      qp.quant_max));
-  }
+  ChannelIndexer(x.sizes, qp.axis).for_each_run(n, [&](int64_t begin, int64_t end, int64_t c) {
+    quantize_values(x.data.data() + begin, end - begin, 1.0f / static_cast<float>(qp.scales[c]), qp.zero_point(c),
+                    qp.quant_min, qp.quant_max, RoundingStep::BeforeZeroPoint, q.values.data() + begin);
+  });
   return q;
 }
 
@@ -190,12 +184,10 @@ Tensor dequantize(const QTensor& q) {
     return x;
   }
   if (qp.qscheme == QScheme::PerChannelAffineFloatQParams) {  // (6)
-    const ChannelIndexer channel(q.sizes, qp.axis);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = channel.channel_of(i);
-      x.data[i] = (static_cast<float>(q.values[i]) - static_cast<float>(qp.zero_points[c])) *
-                  static_cast<float>(qp.scales[c]);
-    }
+    ChannelIndexer(q.sizes, qp.axis).for_each_run(n, [&](int64_t begin, int64_t end, int64_t c) {
+      const float zero_point = static_cast<float>(qp.zero_points[c]), scale = static_cast<float>(qp.scales[c]);
+      for (int64_t i = begin; i < end; ++i) x.data[i] = (static_cast<float>(q.values[i]) - zero_point) * scale;
+    });
     return x;
   }
   if (!qp.per_channel()) {  // (4)
@@ -211,12 +203,12 @@ Tensor dequantize(const QTensor& q) {
     }
     return x;
   }
-  const ChannelIndexer channel(q.sizes, qp.axis);  // (5)
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = channel.channel_of(i);
-    x.data[i] = static_cast<float>(static_cast<double>(q.values[i] - qp.zero_point(c)) *
-                                   qp.scales[c]);
-  }
+  ChannelIndexer(q.sizes, qp.axis).for_each_run(n, [&](int64_t begin, int64_t end, int64_t c) {  // (5)
+    const int64_t zero_point = qp.zero_point(c);
+    const double scale = qp.scales[c];
+    for (int64_t i = begin; i < end; ++i)
+      x.data[i] = static_cast<float>(static_cast<double>(q.values[i] - zero_point) * scale);
+  });
   return x;
 }
 

@@ -5,6 +5,7 @@
 // float reciprocal, dequantizing per-channel in float instead of double) changes
 // results at rounding ties. tests/test_quantize_libtorch.cc checks every path against
 // at::quantize_per_tensor / quantize_per_channel / dequantize.
+#include <algorithm>
 #include <cstdint>
 
 #include "core/qparams.h"
@@ -63,6 +64,13 @@ struct ChannelIndexer {
   int64_t channels = 1;  // size along `axis`
   ChannelIndexer(const Shape& sizes, int64_t axis);
   int64_t channel_of(int64_t flat_index) const { return (flat_index / inner) % channels; }
+  // f(begin, end, channel) for each run of `inner` consecutive elements of one channel among
+  // the first n, in order: the loops over a tensor without a division per element.
+  template <typename F>
+  void for_each_run(int64_t n, F&& f) const {
+    for (int64_t begin = 0, c = 0; begin < n; begin += inner, c = c + 1 == channels ? 0 : c + 1)
+      f(begin, std::min(begin + inner, n), c);
+  }
 };
 
 }  // namespace qconform

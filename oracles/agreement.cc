@@ -32,7 +32,12 @@ Side parse_side(const std::string& text) {
 
 namespace {
 
-bool bit_equal(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool bit_equal(float a, float b) {
+  uint32_t bits_a, bits_b;
+  std::memcpy(&bits_a, &a, sizeof a);
+  std::memcpy(&bits_b, &b, sizeof b);
+  return bits_a == bits_b;
+}
 
 std::unique_ptr<Module> build(const ModuleKind& kind, const Module& float_module, const Side& side) {
   if (side.implementation == Implementation::Plugin) return build_plugin_module(kind, side, float_module);
@@ -78,8 +83,7 @@ std::string format_float(double v) {
 
 }  // namespace
 
-std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool ties, bool saturation,
-                              bool overflow) {
+const char* classify_mismatch(bool within_bound, BoundKind row_kind, bool ties, bool saturation, bool overflow) {
   if (within_bound)
     return row_kind == BoundKind::EpilogueRoundings ? "epilogue-rounding"
            : row_kind == BoundKind::Propagated      ? "propagated"
@@ -261,6 +265,17 @@ void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, Cas
   r.first_differing_step = -1;
   r.libtorch_defect = defect_;
   r.engine_deviation = deviation_;
+  // Elements per class, by the class names' literals (few classes, many elements); into
+  // r.mismatch_classes at the end.
+  std::vector<std::pair<const char*, int64_t>> classes;
+  const auto count = [&classes](const char* name) {
+    for (auto& [known, n] : classes)
+      if (known == name) {
+        ++n;
+        return;
+      }
+    classes.emplace_back(name, 1);
+  };
   for (int64_t i = 0; i < r.total; ++i) {
     const float a = first.values[i], b = second.values[i];
     if (bit_equal(a, b) || (std::isnan(a) && std::isnan(b))) {
@@ -270,11 +285,11 @@ void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, Cas
     if (!steps_.empty() && steps_[i] >= 0 && (r.first_differing_step < 0 || steps_[i] < r.first_differing_step))
       r.first_differing_step = steps_[i];
     if (!defect_.empty()) {  // LibTorch's answer is known to be wrong here: not compared
-      ++r.mismatch_classes["engine-defect"];
+      count("engine-defect");
       continue;
     }
     if (!deviation_.empty()) {  // the engine computes another definition here: not compared
-      ++r.mismatch_classes["engine-deviation"];
+      count("engine-deviation");
       continue;
     }
     const double error = std::abs(static_cast<double>(a) - static_cast<double>(b));
@@ -295,10 +310,11 @@ void OutputJudge::compare(const FlatOutput& first, const FlatOutput& second, Cas
     if (!within) r.passed = false;
     // No bound: an output the engine leaves unspecified, or its int32 overflow (the static bias).
     const bool unspecified = !unspecified_.empty() && unspecified_[i];
-    ++r.mismatch_classes[unspecified            ? "engine-unspecified"
-                         : std::isinf(bounds[i]) ? "accumulator-overflow"
-                                                 : classify_mismatch(within, row.kind, ties_, saturation_, overflow_)];
+    count(unspecified            ? "engine-unspecified"
+          : std::isinf(bounds[i]) ? "accumulator-overflow"
+                                  : classify_mismatch(within, row.kind, ties_, saturation_, overflow_));
   }
+  for (const auto& [name, n] : classes) r.mismatch_classes[name] += n;
 }
 
 std::string OutputJudge::describe_failure(const CaseResult& r, const Pair& pair, const FlatOutput& shape) const {

@@ -56,8 +56,8 @@ FlatOutput flatten_output(const ModuleOutput& output);
 //   engine-defect        an element of a case LibTorch is known to compute wrongly on its
 //                        instruction set (engine table: libtorch_conv_defects): no bound
 //   unexplained          beyond the bound, none of the above
-std::string classify_mismatch(bool within_bound, BoundKind row_kind, bool input_has_ties,
-                              bool saturation_possible, bool accumulator_may_overflow);
+const char* classify_mismatch(bool within_bound, BoundKind row_kind, bool input_has_ties, bool saturation_possible,
+                              bool accumulator_may_overflow);
 
 // Whether `message` is the engine table's own refusal of some weights on side's engine
 // (float16 on qnnpack/onednn, quint8, non-zero zero points): such a configuration is the

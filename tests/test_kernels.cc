@@ -321,15 +321,17 @@ BOOST_AUTO_TEST_CASE(gate_functions_within_their_ulps_across_the_float_range) {
   }
 }
 
-// The dynamic modules' activations are quantized 8 at a time (core/quantize.h,
-// quantize_values); each integer must be the scalar rule's, for any float: ties (half-way
-// values, where the two rounding orders part), NaN, infinities, beyond int64.
+// The dynamic modules' activations, and quantize()'s per-tensor and per-channel integer
+// schemes, are quantized 8 at a time (core/quantize.h, quantize_values); each integer must be
+// the scalar rule's, for any float: ties (half-way values, where the two rounding orders
+// part), NaN, infinities, beyond int32 (qint32's range) and beyond int64.
 RC_BOOST_PROP(quantize_values_equals_the_scalar_rules, ()) {
   const float scale = *rc::gen::element(0.01f, 0.1f, 1.0f / 3.0f, 6.1035156e-05f, 2.0f);
   const int64_t zero_point = *rc::gen::inRange<int64_t>(0, 256);
   const auto [quant_min, quant_max] = *rc::gen::element(std::pair<int64_t, int64_t>{0, 255},
                                                         std::pair<int64_t, int64_t>{0, 127},
-                                                        std::pair<int64_t, int64_t>{-128, 127});
+                                                        std::pair<int64_t, int64_t>{-128, 127},
+                                                        std::pair<int64_t, int64_t>{-2147483648LL, 2147483647LL});
   const auto tie = rc::gen::map(rc::gen::inRange(-300, 300), [&](int k) { return (k + 0.5f) * scale; });
   const auto any_bits = rc::gen::map(rc::gen::arbitrary<uint32_t>(), [](uint32_t b) {
     float v;
@@ -337,8 +339,12 @@ RC_BOOST_PROP(quantize_values_equals_the_scalar_rules, ()) {
     return v;
   });
   const auto nearby = rc::gen::map(rc::gen::inRange(-40000, 40000), [&](int k) { return k * scale / 100.0f; });
+  // Around int32's and int64's ends once scaled, where truncation and the clamp decide.
+  const auto large = rc::gen::map(rc::gen::element(2147483520.0f, 2147483648.0f, 3e9f, 9.2233715e18f, 9.2233720e18f,
+                                                   -2147483648.0f, -3e9f, -9.2233720e18f, -1e19f),
+                                  [&](float v) { return v * scale; });
   const auto x = *rc::gen::container<std::vector<float>>(*rc::gen::inRange<size_t>(0, 40),
-                                                         rc::gen::oneOf(tie, any_bits, nearby));
+                                                         rc::gen::oneOf(tie, any_bits, nearby, large));
   const float inverse_scale = 1.0f / scale;
   std::vector<int32_t> out(x.size());
   for (const auto rounding : {qconform::RoundingStep::BeforeZeroPoint, qconform::RoundingStep::AfterZeroPoint}) {

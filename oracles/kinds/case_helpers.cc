@@ -1,5 +1,6 @@
 #include "oracles/kinds/case_helpers.h"
 
+#include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -19,7 +20,7 @@ namespace qconform::kinds {
 // x * (1/scale) = k + 1/2.
 Tensor random_input(const Shape& sizes, InputStyle style, std::mt19937_64& rng) {
   Tensor x(sizes);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  NormalDistribution normal(0.0f, 1.0f);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   const float magnitude = std::pow(10.0f, -3.0f + 5.0f * uniform(rng));
   const float shift = (uniform(rng) < 0.3f) ? magnitude * (2.0f * uniform(rng) - 1.0f) : 0.0f;
@@ -63,7 +64,7 @@ Tensor random_input(const Shape& sizes, InputStyle style, std::mt19937_64& rng) 
 
 Tensor random_weight(int64_t rows, int64_t cols, bool vary_rows, std::mt19937_64& rng) {
   Tensor w(Shape{rows, cols});
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  NormalDistribution normal(0.0f, 1.0f);
   std::uniform_real_distribution<float> uniform(-2.0f, 1.0f);
   const float magnitude = std::pow(10.0f, uniform(rng));
   for (int64_t r = 0; r < rows; ++r) {
@@ -75,7 +76,7 @@ Tensor random_weight(int64_t rows, int64_t cols, bool vary_rows, std::mt19937_64
 
 Tensor random_tensor(const Shape& sizes, float magnitude, std::mt19937_64& rng) {
   Tensor t(sizes);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  NormalDistribution normal(0.0f, 1.0f);
   for (float& v : t.data) v = normal(rng) * magnitude;
   return t;
 }
@@ -84,7 +85,7 @@ Tensor random_tensor(const Shape& sizes, float magnitude, std::mt19937_64& rng) 
 std::optional<Tensor> random_bias(const CaseConfig& config, int64_t size, std::mt19937_64& rng) {
   if (!config.get("bias")) return std::nullopt;
   Tensor bias(Shape{size});
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  NormalDistribution normal(0.0f, 1.0f);
   for (float& b : bias.data) b = normal(rng);
   return bias;
 }
@@ -220,16 +221,31 @@ QTensor without_first_dimension(const QTensor& q) {
 
 // --- bounds ---------------------------------------------------------------------------------
 
-// sum |w_k| and sum |w_k x_k| + |b| of output element (row r, channel n) of x W^T + b.
-void add_linear_terms(const Tensor& w, const Tensor& x, const std::optional<Tensor>& bias, int64_t r, int64_t n,
-                      OutputSensitivity* s) {
-  const int64_t in = w.size(1);
-  for (int64_t k = 0; k < in; ++k) {
-    const double wk = std::abs(static_cast<double>(w.data[n * in + k]));
-    s->weight_l1 += wk;
-    s->magnitude += wk * std::abs(static_cast<double>(x.data[r * in + k]));
+void add_linear_terms(const Tensor& w, const Tensor& x, const std::optional<Tensor>& bias,
+                      std::vector<OutputSensitivity>& result) {
+  const int64_t out = w.size(0), in = w.size(1), rows = in ? x.numel() / in : 0;
+  // |w| held k-major, so that one row's sums for every channel advance together, each its
+  // own chain in k's order (the sums are the same bits as one channel at a time).
+  std::vector<double> weight_abs(static_cast<size_t>(in * out)), weight_l1(static_cast<size_t>(out), 0.0);
+  for (int64_t n = 0; n < out; ++n)
+    for (int64_t k = 0; k < in; ++k) weight_abs[k * out + n] = std::abs(static_cast<double>(w.data[n * in + k]));
+  for (int64_t k = 0; k < in; ++k)
+    for (int64_t n = 0; n < out; ++n) weight_l1[n] += weight_abs[k * out + n];
+  std::vector<double> magnitude(static_cast<size_t>(out));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::fill(magnitude.begin(), magnitude.end(), 0.0);
+    for (int64_t k = 0; k < in; ++k) {
+      const double xk = std::abs(static_cast<double>(x.data[r * in + k]));
+      // Element by element (Eigen's vectors; a product and a sum per element, as written).
+      Eigen::Map<Eigen::ArrayXd>(magnitude.data(), out) += Eigen::Map<const Eigen::ArrayXd>(weight_abs.data() + k * out, out) * xk;
+    }
+    for (int64_t n = 0; n < out; ++n) {
+      OutputSensitivity& s = result[r * out + n];
+      s.weight_l1 += weight_l1[n];
+      s.magnitude += magnitude[n];
+      if (bias) s.magnitude += std::abs(static_cast<double>(bias->data[n]));
+    }
   }
-  if (bias) s->magnitude += std::abs(static_cast<double>(bias->data[n]));
 }
 
 // fbgemm and x86 are not in Debian's LibTorch, so theirs cannot be checked.
@@ -283,8 +299,8 @@ std::vector<OutputSensitivity> static_block_sensitivity(const Tensor& x, const s
       if (block_bias)
         s.int32_bias_overflow = std::abs(static_cast<double>(block_bias->data[n])) / unit +
                                     std::abs(static_cast<double>(exact[r * out + n])) >= 2147483647.0;
-      add_linear_terms(w, x, block_bias, r, n, &s);
     }
+  add_linear_terms(w, x, block_bias, result);
   return result;
 }
 

@@ -21,12 +21,8 @@ std::vector<OutputSensitivity> linear_sensitivity(const Module& module, const Mo
   const int64_t in = reference.in_features(), out = reference.out_features();
   const int64_t rows = x.numel() / in;
   std::vector<OutputSensitivity> result(rows * out);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t n = 0; n < out; ++n) {
-      OutputSensitivity& s = result[r * out + n];
-      s.terms = in;
-      add_linear_terms(w, x, reference.bias(), r, n, &s);
-    }
+  for (OutputSensitivity& s : result) s.terms = in;
+  add_linear_terms(w, x, reference.bias(), result);
   return result;
 }
 

@@ -171,7 +171,7 @@ Case make_norm_case(const CaseConfig& config, NormOp op, int64_t dims) {
   // A random offset per group, so that means sit far from zero too (the variance's
   // cancellation).
   Tensor x = random_input(shape, config.style, rng);
-  std::normal_distribution<float> offset(0.0f, 2.0f);
+  NormalDistribution offset(0.0f, 2.0f);
   const NormalizationGroups g = normalization_groups(o, shape, module->name());
   for (int64_t i = 0; i < g.count; ++i) {
     const float shift = offset(rng);
