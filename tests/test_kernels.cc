@@ -149,13 +149,15 @@ RC_BOOST_PROP(two_threads_give_one_threads_bits, ()) {
 }
 
 // The convolution's layout changes (channels_last.h) move values without changing them: what
-// the plain index formulas give, at shapes with and without whole 16 x 16 (8 x 8) blocks, and
-// the range seen is the values' own (values outside u8 included).
+// the plain index formulas give, at shapes with and without whole 16 x 16 (8 x 8) blocks and
+// with fewer than 16 channels, and the range seen is the values' own (values outside u8
+// included).
 RC_BOOST_PROP(layout_changes_move_values_as_the_index_formulas_say, ()) {
   const int64_t channels = *rc::gen::inRange<int64_t>(1, 50), plane = *rc::gen::inRange<int64_t>(1, 80);
   const auto planes = *rc::gen::container<std::vector<int32_t>>(channels * plane, rc::gen::inRange(-300, 600));
-  std::vector<uint8_t> nhwc(channels * plane);
+  std::vector<uint8_t> nhwc(channels * plane + 16, 0xa5);  // 16 guard bytes: nothing is written past the image
   const ValueRange range = to_u8_channels_last(planes.data(), channels, plane, nhwc.data());
+  for (int64_t i = channels * plane; i < channels * plane + 16; ++i) RC_ASSERT(nhwc[i] == 0xa5);
   RC_ASSERT(range.smallest == std::min(0, *std::min_element(planes.begin(), planes.end())));
   RC_ASSERT(range.largest == std::max(0, *std::max_element(planes.begin(), planes.end())));
   for (int64_t c = 0; c < channels; ++c)

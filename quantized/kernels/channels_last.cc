@@ -30,55 +30,77 @@ void to_u8_scalar(const int32_t* planes, int64_t channels, int64_t plane, int64_
 // 16 channels x 16 positions per block: each channel's 16 values narrowed to 16 bytes (two
 // saturating packs; values outside [0, 255] are seen by the min/max and refused by the
 // caller), then the 16 x 16 bytes transposed in four interleaving steps (bytes, pairs, quads,
-// eights), leaving each position's 16 channels in one register.
+// eights), leaving each position's 16 channels in one register: position[p].
+__attribute__((target("avx2"), always_inline)) inline void narrow_and_transpose(const int32_t* planes, int64_t plane, int64_t count,
+                                                           __m128i& smallest, __m128i& largest, __m128i position[16]) {
+  __m128i r[16];
+  for (int c = 0; c < 16; ++c) {
+    if (c >= count) {  // fewer channels than 16: zero rows, whose bytes the caller does not keep
+      r[c] = _mm_setzero_si128();
+      continue;
+    }
+    const int32_t* from = planes + c * plane;
+    __m128i v[4];
+    for (int q = 0; q < 4; ++q) {
+      v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 4 * q));
+      smallest = _mm_min_epi32(smallest, v[q]);
+      largest = _mm_max_epi32(largest, v[q]);
+    }
+    r[c] = _mm_packus_epi16(_mm_packs_epi32(v[0], v[1]), _mm_packs_epi32(v[2], v[3]));
+  }
+  __m128i t[16], u[16], w[16];
+  for (int k = 0; k < 8; ++k) {  // byte pairs: channels (2k, 2k+1) at positions 0-7, 8-15
+    t[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]);
+    t[8 + k] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
+  }
+  for (int h = 0; h < 2; ++h)  // quads: channels 4m..4m+3 at positions 8h + 0-3, 8h + 4-7
+    for (int m = 0; m < 4; ++m) {
+      u[8 * h + m] = _mm_unpacklo_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
+      u[8 * h + 4 + m] = _mm_unpackhi_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
+    }
+  for (int q = 0; q < 4; ++q)  // eights: channels 8n..8n+7 at positions 4q + (0, 1) and 4q + (2, 3)
+    for (int n = 0; n < 2; ++n) {
+      w[4 * q + n] = _mm_unpacklo_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
+      w[4 * q + 2 + n] = _mm_unpackhi_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
+    }
+  for (int q = 0; q < 4; ++q) {  // sixteen channels per position
+    position[4 * q] = _mm_unpacklo_epi64(w[4 * q], w[4 * q + 1]);
+    position[4 * q + 1] = _mm_unpackhi_epi64(w[4 * q], w[4 * q + 1]);
+    position[4 * q + 2] = _mm_unpacklo_epi64(w[4 * q + 2], w[4 * q + 3]);
+    position[4 * q + 3] = _mm_unpackhi_epi64(w[4 * q + 2], w[4 * q + 3]);
+  }
+}
+
 __attribute__((target("avx2"))) void to_u8_avx2(const int32_t* planes, int64_t channels, int64_t plane,
                                                  uint8_t* out, ValueRange& range) {
   const int64_t full_channels = channels / 16 * 16, full_positions = plane / 16 * 16;
   __m128i smallest = _mm_set1_epi32(range.smallest), largest = _mm_set1_epi32(range.largest);
+  __m128i position[16];
   for (int64_t c0 = 0; c0 < full_channels; c0 += 16)
     for (int64_t i0 = 0; i0 < full_positions; i0 += 16) {
-      __m128i r[16];
-      for (int c = 0; c < 16; ++c) {
-        const int32_t* from = planes + (c0 + c) * plane + i0;
-        __m128i v[4];
-        for (int q = 0; q < 4; ++q) {
-          v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 4 * q));
-          smallest = _mm_min_epi32(smallest, v[q]);
-          largest = _mm_max_epi32(largest, v[q]);
-        }
-        r[c] = _mm_packus_epi16(_mm_packs_epi32(v[0], v[1]), _mm_packs_epi32(v[2], v[3]));
-      }
-      __m128i t[16], u[16], w[16];
-      for (int k = 0; k < 8; ++k) {  // byte pairs: channels (2k, 2k+1) at positions 0-7, 8-15
-        t[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]);
-        t[8 + k] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
-      }
-      for (int h = 0; h < 2; ++h)  // quads: channels 4m..4m+3 at positions 8h + 0-3, 8h + 4-7
-        for (int m = 0; m < 4; ++m) {
-          u[8 * h + m] = _mm_unpacklo_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
-          u[8 * h + 4 + m] = _mm_unpackhi_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
-        }
-      for (int q = 0; q < 4; ++q)  // eights: channels 8n..8n+7 at positions 4q + (0, 1) and 4q + (2, 3)
-        for (int n = 0; n < 2; ++n) {
-          w[4 * q + n] = _mm_unpacklo_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
-          w[4 * q + 2 + n] = _mm_unpackhi_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
-        }
-      for (int q = 0; q < 4; ++q) {  // sixteen channels per position
-        uint8_t* to = out + (i0 + 4 * q) * channels + c0;
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(to), _mm_unpacklo_epi64(w[4 * q], w[4 * q + 1]));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(to + channels), _mm_unpackhi_epi64(w[4 * q], w[4 * q + 1]));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(to + 2 * channels), _mm_unpacklo_epi64(w[4 * q + 2], w[4 * q + 3]));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(to + 3 * channels), _mm_unpackhi_epi64(w[4 * q + 2], w[4 * q + 3]));
-      }
+      narrow_and_transpose(planes + c0 * plane + i0, plane, 16, smallest, largest, position);
+      for (int p = 0; p < 16; ++p)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + (i0 + p) * channels + c0), position[p]);
+    }
+  // Fewer than 16 channels (an image's 3 at a network's stem): a position's 16-byte store
+  // also covers the next positions' bytes, which their own stores then overwrite, in order;
+  // a block whose last store would pass the end of `out` is left to the scalar loop.
+  int64_t few_channels_end = 0;
+  if (channels < 16)
+    for (int64_t i0 = 0; i0 < full_positions && (i0 + 15) * channels + 16 <= plane * channels; i0 += 16) {
+      narrow_and_transpose(planes + i0, plane, channels, smallest, largest, position);
+      for (int p = 0; p < 16; ++p)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + (i0 + p) * channels), position[p]);
+      few_channels_end = i0 + 16;
     }
   alignas(16) int32_t lanes[4];
   _mm_store_si128(reinterpret_cast<__m128i*>(lanes), smallest);
   range.smallest = *std::min_element(lanes, lanes + 4);
   _mm_store_si128(reinterpret_cast<__m128i*>(lanes), largest);
   range.largest = *std::max_element(lanes, lanes + 4);
-  // The edges: channels past the last whole 16 at every position, positions past the last
-  // whole 16 for the other channels.
-  to_u8_scalar(planes, channels, plane, full_channels, channels, 0, plane, out, range);
+  // The edges: channels past the last whole 16 at every position (past the positions done
+  // above when there are fewer than 16), positions past the last whole 16 for the other channels.
+  to_u8_scalar(planes, channels, plane, full_channels, channels, few_channels_end, plane, out, range);
   to_u8_scalar(planes, channels, plane, 0, full_channels, full_positions, plane, out, range);
 }
 
