@@ -165,6 +165,10 @@ RC_BOOST_PROP(layout_changes_move_values_as_the_index_formulas_say, ()) {
       const int32_t v = planes[c * plane + i];
       if (v >= 0 && v <= 255) RC_ASSERT(nhwc[i * channels + c] == static_cast<uint8_t>(v));
     }
+  std::vector<int32_t> back(channels * plane, -1);
+  from_u8_channels_last(nhwc.data(), channels, plane, back.data());
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < plane; ++i) RC_ASSERT(back[c * plane + i] == nhwc[i * channels + c]);
   const int64_t stride = plane + *rc::gen::inRange<int64_t>(0, 5);
   std::vector<int32_t> out(channels * stride, -1);
   transpose_int32(planes.data(), plane, channels, out.data(), stride);  // planes read as (plane x channels) rows

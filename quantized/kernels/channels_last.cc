@@ -27,10 +27,36 @@ void to_u8_scalar(const int32_t* planes, int64_t channels, int64_t plane, int64_
     }
 }
 
+// The 16 x 16 byte transpose in four interleaving steps (bytes, pairs, quads, eights):
+// out[p] byte c = in[c] byte p.
+__attribute__((target("avx2"), always_inline)) inline void transpose_bytes(const __m128i in[16], __m128i out[16]) {
+  __m128i t[16], u[16], w[16];
+  for (int k = 0; k < 8; ++k) {  // byte pairs: rows (2k, 2k+1) at columns 0-7, 8-15
+    t[k] = _mm_unpacklo_epi8(in[2 * k], in[2 * k + 1]);
+    t[8 + k] = _mm_unpackhi_epi8(in[2 * k], in[2 * k + 1]);
+  }
+  for (int h = 0; h < 2; ++h)  // quads: rows 4m..4m+3 at columns 8h + 0-3, 8h + 4-7
+    for (int m = 0; m < 4; ++m) {
+      u[8 * h + m] = _mm_unpacklo_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
+      u[8 * h + 4 + m] = _mm_unpackhi_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
+    }
+  for (int q = 0; q < 4; ++q)  // eights: rows 8n..8n+7 at columns 4q + (0, 1) and 4q + (2, 3)
+    for (int n = 0; n < 2; ++n) {
+      w[4 * q + n] = _mm_unpacklo_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
+      w[4 * q + 2 + n] = _mm_unpackhi_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
+    }
+  for (int q = 0; q < 4; ++q) {  // sixteen rows per column
+    out[4 * q] = _mm_unpacklo_epi64(w[4 * q], w[4 * q + 1]);
+    out[4 * q + 1] = _mm_unpackhi_epi64(w[4 * q], w[4 * q + 1]);
+    out[4 * q + 2] = _mm_unpacklo_epi64(w[4 * q + 2], w[4 * q + 3]);
+    out[4 * q + 3] = _mm_unpackhi_epi64(w[4 * q + 2], w[4 * q + 3]);
+  }
+}
+
 // 16 channels x 16 positions per block: each channel's 16 values narrowed to 16 bytes (two
 // saturating packs; values outside [0, 255] are seen by the min/max and refused by the
-// caller), then the 16 x 16 bytes transposed in four interleaving steps (bytes, pairs, quads,
-// eights), leaving each position's 16 channels in one register: position[p].
+// caller), then the 16 x 16 bytes transposed, leaving each position's 16 channels in one
+// register: position[p].
 __attribute__((target("avx2"), always_inline)) inline void narrow_and_transpose(const int32_t* planes, int64_t plane, int64_t count,
                                                            __m128i& smallest, __m128i& largest, __m128i position[16]) {
   __m128i r[16];
@@ -48,27 +74,7 @@ __attribute__((target("avx2"), always_inline)) inline void narrow_and_transpose(
     }
     r[c] = _mm_packus_epi16(_mm_packs_epi32(v[0], v[1]), _mm_packs_epi32(v[2], v[3]));
   }
-  __m128i t[16], u[16], w[16];
-  for (int k = 0; k < 8; ++k) {  // byte pairs: channels (2k, 2k+1) at positions 0-7, 8-15
-    t[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]);
-    t[8 + k] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
-  }
-  for (int h = 0; h < 2; ++h)  // quads: channels 4m..4m+3 at positions 8h + 0-3, 8h + 4-7
-    for (int m = 0; m < 4; ++m) {
-      u[8 * h + m] = _mm_unpacklo_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
-      u[8 * h + 4 + m] = _mm_unpackhi_epi16(t[8 * h + 2 * m], t[8 * h + 2 * m + 1]);
-    }
-  for (int q = 0; q < 4; ++q)  // eights: channels 8n..8n+7 at positions 4q + (0, 1) and 4q + (2, 3)
-    for (int n = 0; n < 2; ++n) {
-      w[4 * q + n] = _mm_unpacklo_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
-      w[4 * q + 2 + n] = _mm_unpackhi_epi32(u[4 * q + 2 * n], u[4 * q + 2 * n + 1]);
-    }
-  for (int q = 0; q < 4; ++q) {  // sixteen channels per position
-    position[4 * q] = _mm_unpacklo_epi64(w[4 * q], w[4 * q + 1]);
-    position[4 * q + 1] = _mm_unpackhi_epi64(w[4 * q], w[4 * q + 1]);
-    position[4 * q + 2] = _mm_unpacklo_epi64(w[4 * q + 2], w[4 * q + 3]);
-    position[4 * q + 3] = _mm_unpackhi_epi64(w[4 * q + 2], w[4 * q + 3]);
-  }
+  transpose_bytes(r, position);
 }
 
 __attribute__((target("avx2"))) void to_u8_avx2(const int32_t* planes, int64_t channels, int64_t plane,
@@ -102,6 +108,29 @@ __attribute__((target("avx2"))) void to_u8_avx2(const int32_t* planes, int64_t c
   // above when there are fewer than 16), positions past the last whole 16 for the other channels.
   to_u8_scalar(planes, channels, plane, full_channels, channels, few_channels_end, plane, out, range);
   to_u8_scalar(planes, channels, plane, 0, full_channels, full_positions, plane, out, range);
+}
+
+// The way back: 16 positions' 16 channel bytes transposed to 16 channels' 16 positions, each
+// widened to int32 and stored in its plane. The edges (channels past the last whole 16,
+// positions past the last whole 16) by the index formula.
+__attribute__((target("avx2"))) void from_u8_avx2(const uint8_t* nhwc, int64_t channels, int64_t plane,
+                                                   int32_t* planes) {
+  const int64_t full_channels = channels / 16 * 16, full_positions = plane / 16 * 16;
+  __m128i rows[16], columns[16];
+  for (int64_t i0 = 0; i0 < full_positions; i0 += 16)
+    for (int64_t c0 = 0; c0 < full_channels; c0 += 16) {
+      for (int p = 0; p < 16; ++p)
+        rows[p] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nhwc + (i0 + p) * channels + c0));
+      transpose_bytes(rows, columns);
+      for (int c = 0; c < 16; ++c) {
+        int32_t* to = planes + (c0 + c) * plane + i0;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(to), _mm256_cvtepu8_epi32(columns[c]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + 8), _mm256_cvtepu8_epi32(_mm_srli_si128(columns[c], 8)));
+      }
+    }
+  for (int64_t i = 0; i < plane; ++i)
+    for (int64_t c = i < full_positions ? full_channels : 0; c < channels; ++c)
+      planes[c * plane + i] = nhwc[i * channels + c];
 }
 
 // 8 x 8 int32 blocks: rows (positions) to columns (channels) by the usual three interleaving
@@ -143,6 +172,15 @@ ValueRange to_u8_channels_last(const int32_t* planes, int64_t channels, int64_t 
   if (use_avx2()) to_u8_avx2(planes, channels, plane, out, range);
   else to_u8_scalar(planes, channels, plane, 0, channels, 0, plane, out, range);
   return range;
+}
+
+void from_u8_channels_last(const uint8_t* nhwc, int64_t channels, int64_t plane, int32_t* planes) {
+  if (use_avx2()) {
+    from_u8_avx2(nhwc, channels, plane, planes);
+    return;
+  }
+  for (int64_t i = 0; i < plane; ++i)
+    for (int64_t c = 0; c < channels; ++c) planes[c * plane + i] = nhwc[i * channels + c];
 }
 
 void transpose_int32(const int32_t* rows, int64_t count, int64_t width, int32_t* out, int64_t stride) {

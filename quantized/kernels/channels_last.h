@@ -16,6 +16,10 @@ struct ValueRange {
 };
 ValueRange to_u8_channels_last(const int32_t* planes, int64_t channels, int64_t plane, uint8_t* out);
 
+// The way back: planes[c * plane + i] = nhwc[i * channels + c], widened (an 8-bit tensor
+// held channels-last, read into QTensor's channel-major order).
+void from_u8_channels_last(const uint8_t* nhwc, int64_t channels, int64_t plane, int32_t* planes);
+
 // The transpose of `count` rows of `width` int32: out[j * stride + r] = rows[r * width + j] for
 // r < count, j < width. The convolution's GEMM rows (positions x channels) go back to
 // channel-major this way, each channel's `count` positions into a plane `stride` long; and a

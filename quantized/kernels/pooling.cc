@@ -148,33 +148,32 @@ Shape quantized_pooled_shape(const PoolingOptions& o, PoolingKernel kernel, cons
 
 namespace {
 
-// q_maxpool_2d's window maximum, taken in two passes: a maximum is the maximum of its rows'
-// maxima, so each input row is first reduced over every output column's window, then each
-// output over its window's rows of those. The windows (max_window) are worked out once per
-// output row and column instead of once per output; 0, quint8's lowest, starts every
-// maximum, as it does on both of ATen's paths (an empty window gives 0).
+// q_maxpool_2d's window maximum, taken in two passes: a maximum is the maximum of its
+// columns' maxima, so each output row first takes, at every input column, the maximum over
+// its window's rows (contiguous, vectorised), then each output the maximum of those over its
+// window's columns. The windows (max_window) are worked out once per output row and column
+// instead of once per output; 0, quint8's lowest, starts every maximum, as it does on both of
+// ATen's paths (an empty window gives 0).
 void max_pool_separable(const int32_t* x, int64_t planes, int64_t h, int64_t w, const PoolDim& dh, const PoolDim& dw,
                         int64_t oh, int64_t ow, int32_t* y) {
   std::vector<Window1d> rows_of(static_cast<size_t>(oh)), columns_of(static_cast<size_t>(ow));
   for (int64_t i = 0; i < oh; ++i) rows_of[i] = max_window(dh, h, i);
   for (int64_t j = 0; j < ow; ++j) columns_of[j] = max_window(dw, w, j);
-  std::vector<int32_t> row_maxima(static_cast<size_t>(h * ow));
+  std::vector<int32_t> column_maxima(static_cast<size_t>(w));
   for (int64_t p = 0; p < planes; ++p) {
     const int32_t* in = x + p * h * w;
     int32_t* out = y + p * oh * ow;
-    for (int64_t a = 0; a < h; ++a)
+    for (int64_t i = 0; i < oh; ++i) {
+      const Window1d& wh = rows_of[i];
+      std::fill(column_maxima.begin(), column_maxima.end(), 0);
+      for (int64_t a = wh.begin; a < wh.end; a += wh.step)
+        for (int64_t e = 0; e < w; ++e) column_maxima[e] = std::max(column_maxima[e], in[a * w + e]);
       for (int64_t j = 0; j < ow; ++j) {
         const Window1d& ww = columns_of[j];
         int32_t best = 0;
-        for (int64_t e = ww.begin; e < ww.end; e += ww.step) best = std::max(best, in[a * w + e]);
-        row_maxima[a * ow + j] = best;
+        for (int64_t e = ww.begin; e < ww.end; e += ww.step) best = std::max(best, column_maxima[e]);
+        out[i * ow + j] = best;
       }
-    for (int64_t i = 0; i < oh; ++i) {
-      const Window1d& wh = rows_of[i];
-      int32_t* row = out + i * ow;
-      std::fill(row, row + ow, 0);
-      for (int64_t a = wh.begin; a < wh.end; a += wh.step)
-        for (int64_t j = 0; j < ow; ++j) row[j] = std::max(row[j], row_maxima[a * ow + j]);
     }
   }
 }

@@ -1,4 +1,5 @@
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "quantized/kernels/channels_last.h"
@@ -48,6 +49,11 @@ bool read_8bit_values(const at::Tensor& q, std::vector<int32_t>& values) {
     return true;
   }
   const int64_t images = q.size(0), channels = q.size(1), plane = q.size(2) * q.size(3);
+  if constexpr (std::is_same_v<Byte, uint8_t>) {
+    for (int64_t b = 0; b < images; ++b)
+      kernels::from_u8_channels_last(bytes + b * channels * plane, channels, plane, values.data() + b * channels * plane);
+    return true;
+  }
   std::vector<int32_t> rows(static_cast<size_t>(channels * plane));
   for (int64_t b = 0; b < images; ++b) {
     const Byte* image = bytes + b * channels * plane;
