@@ -917,9 +917,8 @@ c10::IValue result_value(const std::string& where, const ModuleKind& kind, const
   const auto tensor = [&](const Value& mine, const Value& like) -> c10::IValue {
     if (const auto* q = std::get_if<QTensor>(&mine)) {
       // Held in memory as LibTorch held its output, for the kernels after it that choose by it.
-      QTensor held = *q;
-      if (const auto* r = std::get_if<QTensor>(&like)) held.channels_last = r->channels_last;
-      return libtorch::to_aten(held);
+      const auto* r = std::get_if<QTensor>(&like);
+      return libtorch::to_aten(*q, r ? r->channels_last : q->channels_last);
     }
     const auto* f = std::get_if<Tensor>(&mine);
     if (!f) throw Error(where + ": the implementation's output is not a tensor");

@@ -41,7 +41,7 @@ QTensor ReferenceLinear::get_quantized_weight() const {
 ModuleOutput ReferenceLinear::forward(const ModuleInput& input) {
   Tensor y = linear_forward(expect_tensor(input, name()), weight_dequantized_, bias_);
   if (fused_relu) relu_in_place(&y);
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 StateDict ReferenceLinear::state_dict() const {

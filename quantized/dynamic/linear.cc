@@ -141,7 +141,7 @@ ModuleOutput DynamicQuantizedLinear::forward(const ModuleInput& input) {
   Tensor y(out_sizes);
   // nnqd.Linear.forward: version 4 passes reduce_range=True, older versions omit it.
   apply_dynamic(x.data.data(), x.numel() / in_features(), version_ >= 4, y.data.data(), fused_relu);
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 bool DynamicQuantizedLinear::uses_reduced_range(bool reduce_range) const {

@@ -36,6 +36,7 @@ class EngineGuard {
 at::Tensor to_aten(const Tensor& t);          // copies
 Tensor from_aten(const at::Tensor& t);         // float32 tensor, copies
 at::Tensor to_aten(const QTensor& q);          // exact integers, same qparams
+at::Tensor to_aten(const QTensor& q, bool channels_last);  // held in that memory format instead of q's
 QTensor from_aten_quantized(const at::Tensor& q);
 
 // Calls a registered operator ("quantized::linear_prepack", overload "") with boxed

@@ -95,9 +95,11 @@ Tensor from_aten(const at::Tensor& t) {
   return out;
 }
 
-at::Tensor to_aten(const QTensor& q) {
+at::Tensor to_aten(const QTensor& q) { return to_aten(q, q.channels_last); }
+
+at::Tensor to_aten(const QTensor& q, bool channels_last) {
   const QuantParams& qp = q.qparams;
-  if (qp.dtype == DType::QUInt8 && !qp.per_channel() && q.channels_last && q.sizes.size() == 4) {
+  if (qp.dtype == DType::QUInt8 && !qp.per_channel() && channels_last && q.sizes.size() == 4) {
     // Straight into a channels-last quantized tensor, image by image (what the general path
     // below does through ATen's strided copy); values outside quint8's range take that path.
     at::Tensor out = at::_empty_affine_quantized(q.sizes, at::TensorOptions().dtype(at::kQUInt8), qp.scale(),
@@ -116,14 +118,14 @@ at::Tensor to_aten(const QTensor& q) {
                         .to(int_repr_type(qp.dtype), /*non_blocking=*/false, /*copy=*/true);
   if (!qp.per_channel()) {
     const at::Tensor out = at::_make_per_tensor_quantized_tensor(ints, qp.scale(), qp.zero_point());
-    return q.channels_last && q.sizes.size() == 4 ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
+    return channels_last && q.sizes.size() == 4 ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
   }
   at::Tensor scales = at::tensor(qp.scales, at::kDouble);
   std::vector<int64_t> zps(qp.zero_points.begin(), qp.zero_points.end());
   at::Tensor zero_points = at::tensor(zps, at::kLong);
   at::Tensor out = at::_make_per_channel_quantized_tensor(ints, scales, zero_points, qp.axis);
   TORCH_CHECK(out.scalar_type() == quantized_type(qp.dtype));
-  return q.channels_last && q.sizes.size() == 4 ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
+  return channels_last && q.sizes.size() == 4 ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
 }
 
 QTensor from_aten_quantized(const at::Tensor& q) {

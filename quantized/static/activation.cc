@@ -115,7 +115,7 @@ ModuleOutput QuantizedActivation::forward(const ModuleInput& input) {
     kernels::qnnpack_table_activation(options_, x.values.data(), n, in, to, y.values.data());
   else
     kernels::static_activation(options_, x.values.data(), n, in, to, kernels::AtenVectorLoop::of(), y.values.data());
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 }  // namespace qconform

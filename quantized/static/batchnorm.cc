@@ -109,7 +109,7 @@ ModuleOutput QuantizedBatchNorm::forward(const ModuleInput& input) {
                              static_cast<int32_t>(x.qparams.zero_point()),
                              static_cast<int32_t>(output_qparams_.zero_point()), affine, relu_, aten_cpu_capability(),
                              y.values.data());
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 }  // namespace qconform

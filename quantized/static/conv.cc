@@ -153,7 +153,7 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
     const ConvGeometry g = ConvGeometry::make(options_, x->sizes, name());
     QTensor y{g.output_shape(), std::vector<int32_t>(g.batch * g.out_channels * g.positions()),
               QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
-    if (forward_channels_last(*x, g, y)) return {y, std::nullopt};
+    if (forward_channels_last(*x, g, y)) return {std::move(y), std::nullopt};
   }
   const bool pairs = !paired_groups_.empty();
   const int32_t x_zero_point = static_cast<int32_t>(x->qparams.zero_point());
@@ -204,7 +204,7 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
         for (int64_t p = 0; p < positions; ++p) channel[p] = out[p * out_per_group + j];
       }
     }
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const {

@@ -149,7 +149,7 @@ ModuleOutput QuantizedFunctional::forward(const ModuleInput& input) {
     y = QTensor{shape, std::vector<int32_t>(a.size()), out};
     kernels::aten_mul(a.data(), b.data(), static_cast<int64_t>(a.size()), affine(x[0]->qparams), affine(x[1]->qparams),
                       affine(out), y.values.data());
-    return {y, std::nullopt};
+    return {std::move(y), std::nullopt};
   }
   switch (options_.op) {
     case FunctionalOp::Add:
@@ -182,7 +182,7 @@ ModuleOutput QuantizedFunctional::forward(const ModuleInput& input) {
     case FunctionalOp::Cat:
     case FunctionalOp::Matmul: break;
   }
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 }  // namespace qconform

@@ -108,7 +108,7 @@ ModuleOutput QuantizedLinear::forward(const ModuleInput& input) {
   QTensor y{out_shape, std::vector<int32_t>(rows * out), QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
   kernels::static_linear(activation, x->qparams.scale(), packed_, bias_ ? bias_->data.data() : nullptr,
                          {scale_, static_cast<int32_t>(zero_point_), fused_relu_}, rule.requantization, y.values.data());
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 StateDict QuantizedLinear::state_dict() const {

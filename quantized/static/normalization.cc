@@ -123,7 +123,7 @@ ModuleOutput QuantizedNormalization::forward(const ModuleInput& input) {
   kernels::static_normalize(x.values.data(), groups, x.sizes, weight_ ? weight_->data.data() : nullptr,
                             bias_ ? bias_->data.data() : nullptr, options_.eps, qparams, aten_cpu_capability(),
                             y.values.data());
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 }  // namespace qconform

@@ -22,7 +22,7 @@ ModuleOutput QuantizedPooling::forward(const ModuleInput& input) {
   QTensor y{out_shape, std::vector<int32_t>(numel_of(out_shape)), x.qparams};
   kernels::quantized_pool(options_, kernel, x.values.data(), x.sizes, x.qparams.scale(),
                           static_cast<int32_t>(x.qparams.zero_point()), y.values.data(), out_shape);
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 }  // namespace qconform

@@ -50,7 +50,7 @@ ModuleOutput QuantizedSoftmax::forward(const ModuleInput& input) {
   }
   else
     kernels::aten_softmax(*x, dim, output_, y.values.data());
-  return {y, std::nullopt};
+  return {std::move(y), std::nullopt};
 }
 
 }  // namespace qconform
