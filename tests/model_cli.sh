@@ -8,7 +8,8 @@
 #     the harness cannot read (an Embedding as a 4-bit quantize_dynamic leaves it), an existing name) exits 2 with its
 #     reason and leaves the store byte-for-byte as it was;
 #   - a 2-d EmbeddingBag call with per_sample_weights and no offsets imports and replays;
-#   - a layer whose recording is altered by one quantum is named as the first failing layer;
+#   - a layer whose recording is altered by one quantum is named as the first failing layer,
+#     and `bench --model`'s comparisons see it (1 quantum; 0 before);
 #   - `check --report` writes the model report; with chromium, its screenshot lands in
 #     ARTIFACTS/model_report.png.
 # usage: model_cli.sh QCONFORM SOURCE_DIR ARTIFACTS
@@ -69,8 +70,12 @@ out=$("$tool" fixture add "$work/bag_without_offsets.pt" --inputs "$work/bag_wit
       --engine qnnpack --store "$store" 2>&1) || fail "fixture add bag_without_offsets: $out"
 grep -q "^check: PASS  bag_without_offsets .*(fully covered)" <<<"$out" || fail "bag_without_offsets: $out"
 
-# One quantum off in one layer's recording: that layer is the first failing one.
+# The replay's timing (bench --model) compares every layer with its recording as it goes.
 model="$store/mobilenet_v2-qnnpack.model"
+bench_differences() { "$tool" bench --model "$model" --reps 1 2>&1 | sed -nE 's/.*(layers alone|chain).*largest difference ([0-9.e+-]+) quanta.*/\1 \2/p' | tr '\n' ' '; }
+[ "$(bench_differences)" = "layers alone 0 chain 0 " ] || fail "bench --model on the recorded model: $(bench_differences)"
+
+# One quantum off in one layer's recording: that layer is the first failing one.
 layer=$(ls "$model/layers" | sed -n 5p)
 /usr/bin/python3 - "$model/layers/$layer" <<'PY'
 import json, sys
@@ -90,6 +95,7 @@ echo "$out" | cut -c1-400 | head -5
 [ "$status" -eq 1 ] || fail "an altered layer: check exits $status, expected 1"
 label=$(sed -E 's/^mobilenet_v2-qnnpack\.[0-9]+\.//; s/\.fixture\.json$//' <<<"$layer")
 grep -qF "first failing layer: $label" <<<"$out" || fail "the altered layer $label is not named first failing"
+[ "$(bench_differences)" = "layers alone 1 chain 1 " ] || fail "bench --model does not see the altered layer: $(bench_differences)"
 
 if command -v chromium >/dev/null; then
   chromium --headless --no-sandbox --disable-gpu --window-size=1400,1000 \
