@@ -1,5 +1,6 @@
 #include "quantized/kernels/pooling.h"
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -148,28 +149,41 @@ Shape quantized_pooled_shape(const PoolingOptions& o, PoolingKernel kernel, cons
 
 namespace {
 
-// q_maxpool_2d's window maximum, taken in two passes: a maximum is the maximum of its
-// columns' maxima, so each output row first takes, at every input column, the maximum over
-// its window's rows (contiguous, vectorised), then each output the maximum of those over its
-// window's columns. The windows (max_window) are worked out once per output row and column
-// instead of once per output; 0, quint8's lowest, starts every maximum, as it does on both of
-// ATen's paths (an empty window gives 0).
+// q_maxpool_2d's window maximum, taken in passes: a maximum is the maximum of its columns'
+// maxima, so each output row first takes, at every input column, the maximum over its
+// window's rows; then, for every column s where a whole window of columns fits, the maximum
+// of the kernel's columns from s (both on Eigen's vectors: GCC leaves such loops scalar at
+// -O2); an output whose window is whole reads its start's, one clipped by the input's edges
+// takes its own columns. The windows (max_window) are worked out once per output row and
+// column; 0, quint8's lowest, starts every maximum, as it does on both of ATen's paths (an
+// empty window gives 0).
 void max_pool_separable(const int32_t* x, int64_t planes, int64_t h, int64_t w, const PoolDim& dh, const PoolDim& dw,
                         int64_t oh, int64_t ow, int32_t* y) {
+  using Row = Eigen::Array<int32_t, Eigen::Dynamic, 1>;
+  using ConstRow = Eigen::Map<const Row>;
   std::vector<Window1d> rows_of(static_cast<size_t>(oh)), columns_of(static_cast<size_t>(ow));
   for (int64_t i = 0; i < oh; ++i) rows_of[i] = max_window(dh, h, i);
   for (int64_t j = 0; j < ow; ++j) columns_of[j] = max_window(dw, w, j);
-  std::vector<int32_t> column_maxima(static_cast<size_t>(w));
+  const int64_t span = (dw.kernel - 1) * dw.dilation;      // a whole window covers [s, s + span]
+  const int64_t starts = std::max<int64_t>(0, w - span);  // the columns s where one fits
+  const auto whole = [&](const Window1d& ww) { return ww.begin >= 0 && ww.begin + span < w && ww.end > ww.begin + span; };
+  Row column_maxima(w), window_maxima(starts);
   for (int64_t p = 0; p < planes; ++p) {
     const int32_t* in = x + p * h * w;
     int32_t* out = y + p * oh * ow;
     for (int64_t i = 0; i < oh; ++i) {
       const Window1d& wh = rows_of[i];
-      std::fill(column_maxima.begin(), column_maxima.end(), 0);
-      for (int64_t a = wh.begin; a < wh.end; a += wh.step)
-        for (int64_t e = 0; e < w; ++e) column_maxima[e] = std::max(column_maxima[e], in[a * w + e]);
+      column_maxima.setZero();
+      for (int64_t a = wh.begin; a < wh.end; a += wh.step) column_maxima = column_maxima.max(ConstRow(in + a * w, w));
+      window_maxima.setZero();
+      for (int64_t t = 0; t < dw.kernel; ++t)
+        window_maxima = window_maxima.max(ConstRow(column_maxima.data() + t * dw.dilation, starts));
       for (int64_t j = 0; j < ow; ++j) {
         const Window1d& ww = columns_of[j];
+        if (whole(ww)) {
+          out[i * ow + j] = window_maxima[ww.begin];
+          continue;
+        }
         int32_t best = 0;
         for (int64_t e = ww.begin; e < ww.end; e += ww.step) best = std::max(best, column_maxima[e]);
         out[i * ow + j] = best;
