@@ -34,9 +34,10 @@ bool is_channels_last_4d(const at::Tensor& t) {
 }
 
 // An 8-bit quantized tensor's integers in QTensor's row-major order, read from its bytes: a
-// contiguous one widened as it lies, a channels-last one widened and transposed image by
-// image (HW rows of C values become C planes of HW). Returns false for any other layout,
-// which takes int_repr's general path. Model replays convert every layer's input this way.
+// contiguous one widened as it lies, a channels-last one transposed image by image (HW rows
+// of C values become C planes of HW; quint8 in one pass of byte transposes, qint8 widened
+// first). Returns false for any other layout, which takes int_repr's general path. Model
+// replays convert every layer's input this way.
 template <typename Byte>
 bool read_8bit_values(const at::Tensor& q, std::vector<int32_t>& values) {
   const bool channels_last = is_channels_last_4d(q);
