@@ -1,8 +1,8 @@
 #include "quantized/kernels/functional.h"
 
-#include <algorithm>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
