@@ -170,6 +170,10 @@ void load_in_child_first(const std::string& origin, const std::string& refusal, 
     // Room for what the file can hold, decompressed and compiled: 16x its size, at least 2 GiB
     // beyond what the process maps already (not under AddressSanitizer: kAddressSanitizer).
     long pages = 0;
+    if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {  // the process's mapped pages
+      if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
+      std::fclose(statm);
+    }
     if (!kAddressSanitizer && pages > 0) {
       const rlim_t budget = std::max<rlim_t>(rlim_t{2} << 30, rlim_t{16} * file_bytes);
       const rlimit cap{static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + budget, RLIM_INFINITY};

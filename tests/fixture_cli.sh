@@ -74,6 +74,11 @@ cases=(
   "embedding_4bit_from_float.pt|embedding_inputs.pt|nnq.Embedding.from_float drops a 4-bit qconfig's dtype|"
 )
 check_refusals "${cases[@]}"
+# The loading child's memory cap (not set under AddressSanitizer, whose allocation limit stops
+# these instead): the length field asking 4 GiB is refused as such, not after the child took it.
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+  check_refusals "lstm.pt|length_asks_4_gib.pt|length_asks_4_gib.pt: not a torch.save file LibTorch can read: loading it asks for more memory than such a file can need|--name fresh"
+fi
 
 # Altered recordings fail check, naming fixture, element and error.
 altered="$work/altered"
