@@ -57,8 +57,9 @@ __attribute__((target("avx2"), always_inline)) inline void transpose_bytes(const
 // saturating packs; values outside [0, 255] are seen by the min/max and refused by the
 // caller), then the 16 x 16 bytes transposed, leaving each position's 16 channels in one
 // register: position[p].
-__attribute__((target("avx2"), always_inline)) inline void narrow_and_transpose(const int32_t* planes, int64_t plane, int64_t count,
-                                                           __m128i& smallest, __m128i& largest, __m128i position[16]) {
+__attribute__((target("avx2"), always_inline)) inline void narrow_and_transpose(const int32_t* planes, int64_t plane,
+                                                                                int64_t count, __m128i& smallest,
+                                                                                __m128i& largest, __m128i position[16]) {
   __m128i r[16];
   for (int c = 0; c < 16; ++c) {
     if (c >= count) {  // fewer channels than 16: zero rows, whose bytes the caller does not keep

@@ -230,14 +230,7 @@ void quantized_pool(const PoolingOptions& o, PoolingKernel kernel, const int32_t
               result = best;
               break;
             }
-            case PoolingKernel::Max: {
-              const Window1d wh = max_window(dh, h, i), ww = max_window(dw, w, j);
-              int32_t best = 0;  // quint8's lowest: the value of an empty window on both paths
-              for (int64_t a = wh.begin; a < wh.end; a += wh.step)
-                for (int64_t e = ww.begin; e < ww.end; e += ww.step) best = std::max(best, in[a * w + e]);
-              result = best;
-              break;
-            }
+            case PoolingKernel::Max: break;  // max_pool_separable, above
             case PoolingKernel::AvgNchw:
             case PoolingKernel::AvgNhwc: {
               const Window1d wh = avg_window(dh, h, i), ww = avg_window(dw, w, j);
