@@ -66,6 +66,22 @@ struct ModuleOutput {
   std::optional<QuantizedHiddenState> quantized_hidden = std::nullopt;
 };
 
+// What a module implements besides Module when it can also run on quint8 channels-last
+// operands held as LibTorch holds them (U8ChannelsLast): the same integers as its forward on
+// the same values, with no hooks run (run_on_channels_last_bytes, oracles/torchscript_module.h,
+// takes this path only for modules without hooks). The convolution's and QFunctional's add
+// are held to their forward bit for bit (tests/test_static.cc, tests/test_functional.cc).
+class ChannelsLastBytesForward {
+ public:
+  virtual ~ChannelsLastBytesForward() = default;
+  // The output's sizes, scale and zero point for these operands (its bytes unset), or none
+  // where this path does not take them: the caller then converts them and calls forward,
+  // which also reports what is wrong with them.
+  virtual std::optional<U8ChannelsLast> channels_last_output(const std::vector<U8ChannelsLast>& x) const = 0;
+  // Writes that output's bytes (N, H, W, C order) to `y`.
+  virtual void forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const = 0;
+};
+
 // Which implementation a module belongs to; "float" is the unconverted nn module; "plugin"
 // an implementation registered from outside (oracles/plugin.h), named by its plug-in.
 enum class Implementation { Float, Reference, Quantized, LibTorch, Plugin };

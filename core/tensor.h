@@ -57,6 +57,17 @@ struct QTensor {
   bool operator==(const QTensor& other) const;
 };
 
+// A quint8 per-tensor 4-d tensor as LibTorch holds a channels-last one: `sizes` are (N, C, H,
+// W), `bytes` the values in N, H, W, C order, not owned. Model replays hand LibTorch's tensors
+// this way, as they are, to the modules that can take them (ChannelsLastBytesForward,
+// core/module.h), without QTensor's int32 channel-major copy.
+struct U8ChannelsLast {
+  Shape sizes;
+  double scale = 1;
+  int64_t zero_point = 0;
+  const uint8_t* bytes = nullptr;
+};
+
 // Integer tensors that appear in state_dicts (zero points, axes): int32 or int64.
 struct IntTensor {
   Shape sizes;

@@ -122,7 +122,13 @@ class Chain {
     auto& module = modules_[index];
     if (!module && integer) module = kind.quantized_from_spec(fixture.module, fixture.engine);
     Module& implementation = integer ? *module : *reference;
-    const ModuleOutput output = implementation(input);
+    // A layer that takes LibTorch's channels-last bytes as they are runs on them, as the bench
+    // times it; its output is judged as any other.
+    const auto* recorded_output = std::get_if<QTensor>(&fixture.expected.output);
+    const std::optional<at::Tensor> on_bytes =
+        run_on_channels_last_bytes(implementation, call.args, recorded_output && recorded_output->channels_last);
+    const ModuleOutput output =
+        on_bytes ? ModuleOutput{libtorch::from_aten_quantized(*on_bytes), std::nullopt} : implementation(input);
 
     const FlatOutput ours = flatten_output(output), theirs = flatten_output(fixture.expected);
     if (ours.parts != theirs.parts)
@@ -141,7 +147,7 @@ class Chain {
     chained.total = r.total;
     chained.tolerance_row = r.tolerance_row;
     chained.error_quanta = r.max_abs_error / quantum(fixture);
-    return result_value(where, kind, output, fixture.expected);
+    return on_bytes ? c10::IValue(*on_bytes) : result_value(where, kind, output, fixture.expected);
   }
 
   const std::string& directory_;
@@ -225,6 +231,38 @@ __attribute__((target("avx2"))) int64_t max_difference_avx2(const int32_t* a, co
   return result;
 }
 
+// max |a[i] - b[i]| of two byte arrays, 32 at a time: |a - b| is the larger of the two
+// saturating differences.
+__attribute__((target("avx2"))) int64_t max_byte_difference_avx2(const uint8_t* a, const uint8_t* b, int64_t n) {
+  __m256i worst = _mm256_setzero_si256();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+    worst = _mm256_max_epu8(worst, _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x)));
+  }
+  alignas(32) uint8_t lanes[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), worst);
+  int64_t result = *std::max_element(lanes, lanes + 32);
+  for (; i < n; ++i) result = std::max<int64_t>(result, std::abs(int{a[i]} - int{b[i]}));
+  return result;
+}
+
+// An output LibTorch holds as quint8 channels-last bytes against the recording in the same
+// layout, in the layer's quanta.
+double quanta_apart(const at::Tensor& ours, const std::vector<uint8_t>& recorded, double quantum) {
+  const int64_t n = ours.numel();
+  if (n != static_cast<int64_t>(recorded.size())) return std::numeric_limits<double>::infinity();
+  const auto* a = static_cast<const uint8_t*>(ours.data_ptr());
+  int64_t worst = 0;
+  if (cpu_has_avx2()) {
+    worst = max_byte_difference_avx2(a, recorded.data(), n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) worst = std::max<int64_t>(worst, std::abs(int{a[i]} - int{recorded[i]}));
+  }
+  return static_cast<double>(worst) / quantum;
+}
+
 double quanta_apart(const ModuleOutput& ours, const ModuleOutput& recorded, const std::vector<uint8_t>& bytes,
                     double quantum) {
   const auto* q = std::get_if<QTensor>(&ours.output);
@@ -256,6 +294,10 @@ ModelReplayTiming time_model_replay(const std::string& directory, int repetition
     std::unique_ptr<Module> module;
     double quantum = 1;
     std::vector<uint8_t> expected_bytes;
+    // A layer that takes channels-last bytes (run_on_channels_last_bytes): its recorded operands
+    // as LibTorch holds them and its recorded output's bytes in that layout; empty otherwise.
+    std::vector<c10::IValue> channels_last_inputs;
+    std::vector<uint8_t> expected_channels_last;
   };
   std::vector<std::optional<Layer>> layers(record.layers.size());
   ModelReplayTiming t;
@@ -264,10 +306,26 @@ ModelReplayTiming time_model_replay(const std::string& directory, int repetition
     Fixture fixture = read_fixture((fs::path(directory) / record.layers[i].fixture).string());
     const ModuleKind& kind = module_kind(fixture.module.kind);
     if (!(kind.supports(Implementation::Quantized, fixture.engine.engine) && kind.quantized_from_spec)) continue;
-    Layer layer{std::move(fixture), nullptr, 1, {}};
+    Layer layer{std::move(fixture), nullptr, 1, {}, {}, {}};
     layer.module = kind.quantized_from_spec(layer.fixture.module, layer.fixture.engine);
     layer.quantum = quantum(layer.fixture);
     layer.expected_bytes = recorded_bytes(layer.fixture.expected);
+    const auto* expected = std::get_if<QTensor>(&layer.fixture.expected.output);
+    if (dynamic_cast<const ChannelsLastBytesForward*>(layer.module.get()) && expected && expected->channels_last &&
+        !layer.fixture.expected.hidden && !layer.fixture.expected.quantized_hidden) {
+      const at::Tensor recorded = libtorch::to_aten(*expected, true);
+      if (const auto bytes = libtorch::channels_last_bytes(recorded)) {
+        layer.expected_channels_last.assign(bytes->bytes, bytes->bytes + recorded.numel());
+        std::vector<const Value*> operands{&layer.fixture.input.input};
+        for (const Value& other : layer.fixture.input.others) operands.push_back(&other);
+        for (const Value* operand : operands)
+          if (const auto* q = std::get_if<QTensor>(operand)) layer.channels_last_inputs.push_back(libtorch::to_aten(*q));
+        if (layer.channels_last_inputs.size() != operands.size() ||
+            !run_on_channels_last_bytes(*layer.module, layer.channels_last_inputs, true))
+          layer.channels_last_inputs.clear();  // the operands are not all such tensors: forward
+      }
+    }
+    t.layers_on_bytes += layer.channels_last_inputs.empty() ? 0 : 1;
     layers[i] = std::move(layer);
     ++t.layers;
   }
@@ -278,6 +336,11 @@ ModelReplayTiming time_model_replay(const std::string& directory, int repetition
     if (!layers[index]) return InstrumentedModel::original(call);
     Layer& layer = *layers[index];
     const ModuleKind& kind = module_kind(layer.fixture.module.kind);
+    if (!layer.expected_channels_last.empty())
+      if (const std::optional<at::Tensor> y = run_on_channels_last_bytes(*layer.module, call.args, true)) {
+        t.max_quanta_chain = std::max(t.max_quanta_chain, quanta_apart(*y, layer.expected_channels_last, layer.quantum));
+        return c10::IValue(*y);
+      }
     const std::string where = directory + ": layer " + record.layers[index].label();
     const ModuleOutput output = (*layer.module)(layer_input(where, kind, call.method, call.args, nullptr));
     t.max_quanta_chain = std::max(t.max_quanta_chain, quanta_apart(output, layer.fixture.expected, layer.expected_bytes, layer.quantum));
@@ -290,7 +353,10 @@ ModelReplayTiming time_model_replay(const std::string& directory, int repetition
     const double forward_ms = seconds_since(start) * 1e3;
     start = std::chrono::steady_clock::now();
     for (auto& layer : layers)
-      if (layer) {
+      if (layer && !layer->channels_last_inputs.empty()) {
+        const at::Tensor y = *run_on_channels_last_bytes(*layer->module, layer->channels_last_inputs, true);
+        t.max_quanta_isolated = std::max(t.max_quanta_isolated, quanta_apart(y, layer->expected_channels_last, layer->quantum));
+      } else if (layer) {
         const ModuleOutput output = (*layer->module)(layer->fixture.input);
         t.max_quanta_isolated =
             std::max(t.max_quanta_isolated, quanta_apart(output, layer->fixture.expected, layer->expected_bytes, layer->quantum));

@@ -67,11 +67,13 @@ std::string model_verdicts_json(const std::vector<ModelVerdict>& verdicts);
 // bounds' float passes: LibTorch's forward of the model; every covered layer's integer forward
 // on its recorded input, compared with the recording in output quanta; and the integer chain
 // (the model's own code in LibTorch, every covered layer the integer implementation, each
-// compared the same way). Medians of `repetitions` runs, in milliseconds (`qconform bench
+// compared the same way). A layer that takes LibTorch's channels-last bytes
+// (ChannelsLastBytesForward) runs on them in both, as `check`'s chain runs it. Medians of `repetitions` runs, in milliseconds (`qconform bench
 // --model`; the model issue's target: isolated + chain <= 3x LibTorch's forward).
 struct ModelReplayTiming {
   double libtorch_forward_ms = 0, isolated_layers_ms = 0, integer_chain_ms = 0;
   int64_t layers = 0;                  // covered layers with an integer implementation here
+  int64_t layers_on_bytes = 0;        // of them, those run on LibTorch's channels-last bytes as they are
   double max_quanta_isolated = 0, max_quanta_chain = 0;  // the largest difference seen (a check, not a verdict)
 };
 ModelReplayTiming time_model_replay(const std::string& directory, int repetitions);

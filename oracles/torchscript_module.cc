@@ -916,6 +916,25 @@ std::vector<at::Tensor> result_tensors(const c10::IValue& result) {
   return out;
 }
 
+std::optional<at::Tensor> run_on_channels_last_bytes(const Module& module, const std::vector<c10::IValue>& args,
+                                                     bool output_channels_last) {
+  const auto* takes_bytes = dynamic_cast<const ChannelsLastBytesForward*>(&module);
+  if (!takes_bytes || !output_channels_last || module.forward_pre_hook_count() > 0 || module.forward_hook_count() > 0 ||
+      args.empty())
+    return std::nullopt;
+  std::vector<U8ChannelsLast> operands;
+  for (const c10::IValue& arg : args) {
+    std::optional<U8ChannelsLast> bytes = arg.isTensor() ? libtorch::channels_last_bytes(arg.toTensor()) : std::nullopt;
+    if (!bytes) return std::nullopt;
+    operands.push_back(std::move(*bytes));
+  }
+  const std::optional<U8ChannelsLast> output = takes_bytes->channels_last_output(operands);
+  if (!output) return std::nullopt;
+  at::Tensor y = libtorch::empty_channels_last(*output);
+  takes_bytes->forward_channels_last(operands, static_cast<uint8_t*>(y.data_ptr()));
+  return y;
+}
+
 c10::IValue result_value(const std::string& where, const ModuleKind& kind, const ModuleOutput& ours,
                          const ModuleOutput& recorded) {
   const auto tensor = [&](const Value& mine, const Value& like) -> c10::IValue {

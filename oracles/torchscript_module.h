@@ -201,6 +201,14 @@ ModuleInput layer_input(const std::string& where, const ModuleKind& kind, const 
 // reference's fake-quantized output, back on the integer grid the next layer expects.
 c10::IValue result_value(const std::string& where, const ModuleKind& kind, const ModuleOutput& ours,
                          const ModuleOutput& recorded);
+// A layer's call run on LibTorch's own bytes, where its module takes them
+// (ChannelsLastBytesForward, core/module.h) and has no hooks: every argument a quint8
+// per-tensor channels-last 4-d tensor, and LibTorch's recorded output held channels-last too
+// (`output_channels_last`). The output is a new LibTorch tensor held the same way. None where
+// any of that does not hold: the caller then takes layer_input, the module's call and
+// result_value, which give the same integers.
+std::optional<at::Tensor> run_on_channels_last_bytes(const Module& module, const std::vector<c10::IValue>& args,
+                                                     bool output_channels_last);
 // Every tensor of a result, depth first (a model's outputs).
 std::vector<at::Tensor> result_tensors(const c10::IValue& result);
 

@@ -9,7 +9,8 @@
 #     reason and leaves the store byte-for-byte as it was;
 #   - a 2-d EmbeddingBag call with per_sample_weights and no offsets imports and replays;
 #   - a layer whose recording is altered by one quantum is named as the first failing layer,
-#     and `bench --model`'s comparisons see it (1 quantum; 0 before);
+#     and `bench --model`'s comparisons see it (1 quantum; 0 before), its layers on LibTorch's
+#     channels-last bytes among them;
 #   - `check --report` writes the model report; with chromium, its screenshot lands in
 #     ARTIFACTS/model_report.png.
 # usage: model_cli.sh QCONFORM SOURCE_DIR ARTIFACTS
@@ -74,6 +75,9 @@ grep -q "^check: PASS  bag_without_offsets .*(fully covered)" <<<"$out" || fail 
 model="$store/mobilenet_v2-qnnpack.model"
 bench_differences() { "$tool" bench --model "$model" --reps 1 2>&1 | sed -nE 's/.*(layers alone|chain).*largest difference ([0-9.e+-]+) quanta.*/\1 \2/p' | tr '\n' ' '; }
 [ "$(bench_differences)" = "layers alone 0 chain 0 " ] || fail "bench --model on the recorded model: $(bench_differences)"
+# Its convolutions and adds run on LibTorch's channels-last bytes (the path check's chain takes too).
+on_bytes=$("$tool" bench --model "$model" --reps 1 2>&1 | sed -nE "s/.*channels-last bytes as they are: ([0-9]+).*/\1/p")
+[ "${on_bytes:-0}" -gt 0 ] || fail "bench --model runs no layer on channels-last bytes (got '${on_bytes}')"
 
 # One quantum off in one layer's recording: that layer is the first failing one.
 layer=$(ls "$model/layers" | sed -n 5p)

@@ -335,10 +335,71 @@ BOOST_AUTO_TEST_CASE(aten_add_walks_channels_last_operands_in_memory_order) {
     const QTensor theirs = call(*libtorch, a, {b}), ours = call(integer, a, {b});
     BOOST_TEST(ours.values == theirs.values, "draw " << draw);
     BOOST_TEST(ours.channels_last);
+    // The model replay's path: the same operands as LibTorch's bytes (memory order).
+    std::vector<uint8_t> a_bytes(a_memory.begin(), a_memory.end()), b_bytes(b_memory.begin(), b_memory.end()), y(n);
+    const std::vector<U8ChannelsLast> operands{{shape, qa.scale(), qa.zero_point(), a_bytes.data()},
+                                               {shape, qb.scale(), qb.zero_point(), b_bytes.data()}};
+    BOOST_REQUIRE(integer.channels_last_output(operands));
+    integer.forward_channels_last(operands, y.data());
+    bool bytes_agree = true;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t k = 0; k < hw; ++k) bytes_agree = bytes_agree && y[k * c + ch] == theirs.values[ch * hw + k];
+    BOOST_TEST(bytes_agree, "draw " << draw << ": the channels-last bytes path differs from LibTorch");
     QTensor a_rows = a, b_rows = b;
     a_rows.channels_last = b_rows.channels_last = false;
     if (call(integer, a_rows, {b_rows}).values != theirs.values) ++parted;
   }
   BOOST_TEST_MESSAGE(placed << " pairs whose forms differ placed in the tails");
   BOOST_TEST(parted > 0, "no draw tells memory order from row-major order");
+}
+
+// add and add_relu on channels-last bytes (the model replay's path) give forward's integers on
+// both engines' kernels, at sizes on and off ATen's vector blocks and the bytes path's chunks;
+// the other ops, and operands of two shapes, are left to forward.
+BOOST_AUTO_TEST_CASE(add_on_channels_last_bytes_gives_forwards_integers) {
+  std::mt19937_64 rng(20261207);
+  std::uniform_real_distribution<double> scale(0.01, 0.2);
+  std::uniform_int_distribution<int32_t> level(0, 255);
+  for (const Engine engine : {Engine::QNNPACK, Engine::ONEDNN, Engine::FBGEMM})
+    for (const FunctionalOp o : {FunctionalOp::Add, FunctionalOp::AddRelu})
+      for (const Shape& shape : {Shape{1, 3, 5, 7}, Shape{2, 64, 9, 9}, Shape{1, 17, 1, 1}}) {
+        const int64_t n = numel_of(shape), c = shape[1], hw = shape[2] * shape[3], images = shape[0];
+        const QuantParams qa = qp(scale(rng), level(rng)), qb = qp(scale(rng), level(rng)), out = qp(scale(rng), level(rng));
+        std::vector<uint8_t> a_bytes(n), b_bytes(n);
+        for (int64_t i = 0; i < n; ++i) {
+          a_bytes[i] = static_cast<uint8_t>(level(rng));
+          b_bytes[i] = static_cast<uint8_t>(level(rng));
+        }
+        QTensor a{shape, std::vector<int32_t>(n), qa}, b{shape, std::vector<int32_t>(n), qb};
+        for (int64_t m = 0; m < images; ++m)
+          for (int64_t ch = 0; ch < c; ++ch)
+            for (int64_t k = 0; k < hw; ++k) {
+              a.values[(m * c + ch) * hw + k] = a_bytes[(m * hw + k) * c + ch];
+              b.values[(m * c + ch) * hw + k] = b_bytes[(m * hw + k) * c + ch];
+            }
+        a.channels_last = b.channels_last = true;
+        QuantizedFunctional integer(op(o), out, engine);
+        const QTensor expected = call(integer, a, {b});
+        const std::vector<U8ChannelsLast> operands{{shape, qa.scale(), qa.zero_point(), a_bytes.data()},
+                                                   {shape, qb.scale(), qb.zero_point(), b_bytes.data()}};
+        const auto output = integer.channels_last_output(operands);
+        BOOST_REQUIRE(output);
+        BOOST_TEST(output->sizes == shape);
+        BOOST_TEST(output->scale == out.scale());
+        BOOST_TEST(output->zero_point == out.zero_point());
+        std::vector<uint8_t> y(n);
+        integer.forward_channels_last(operands, y.data());
+        int64_t differ = 0;
+        for (int64_t m = 0; m < images; ++m)
+          for (int64_t ch = 0; ch < c; ++ch)
+            for (int64_t k = 0; k < hw; ++k)
+              differ += y[(m * hw + k) * c + ch] != expected.values[(m * c + ch) * hw + k];
+        BOOST_TEST(differ == 0, to_string(engine) << " " << op(o).method() << " " << shape_to_string(shape) << ": "
+                                                  << differ << " of " << n << " differ from forward");
+      }
+  QuantizedFunctional mul(op(FunctionalOp::Mul), qp(0.1, 0), Engine::ONEDNN);
+  QuantizedFunctional add(op(FunctionalOp::Add), qp(0.1, 0), Engine::ONEDNN);
+  const uint8_t bytes[8] = {};
+  BOOST_TEST(!mul.channels_last_output({{Shape{1, 2, 2, 1}, 0.1, 0, bytes}, {Shape{1, 2, 2, 1}, 0.1, 0, bytes}}));
+  BOOST_TEST(!add.channels_last_output({{Shape{1, 2, 2, 1}, 0.1, 0, bytes}, {Shape{1, 2, 1, 2}, 0.1, 0, bytes}}));
 }

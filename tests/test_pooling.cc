@@ -9,6 +9,7 @@
 #define BOOST_TEST_MODULE test_pooling
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <cmath>
 #include <random>
 
@@ -322,4 +323,58 @@ BOOST_AUTO_TEST_CASE(channels_last_inputs_take_atens_nhwc_kernels) {
     }
   }
   BOOST_TEST(parted > 0, "no case tells the NCHW kernel from the NHWC one");
+}
+
+// The max pool on channels-last bytes (the model replay's path) gives forward's integers:
+// kernels, strides, padding, dilation and ceil_mode drawn at random, fewer and more than 16
+// channels, on each engine; where the engine's kernel is QNNPACK's, the path declines.
+BOOST_AUTO_TEST_CASE(max_pool_on_channels_last_bytes_gives_forwards_integers) {
+  std::mt19937_64 rng(20261207);
+  const auto draw = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(rng() % (hi - lo + 1)); };
+  int compared = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    PoolingOptions o;
+    o.kernel_size = SizeArg::of(draw(1, 4), draw(1, 4));
+    o.stride = SizeArg::of(draw(1, 3), draw(1, 3));
+    o.padding = SizeArg::of(draw(0, o.kernel_size.h / 2), draw(0, o.kernel_size.w / 2));
+    o.dilation = SizeArg::of(draw(1, 2), draw(1, 2));
+    o.ceil_mode = draw(0, 1) == 1;
+    const Engine engine = std::array{Engine::ONEDNN, Engine::FBGEMM, Engine::QNNPACK}[draw(0, 2)];
+    const Shape shape{draw(1, 2), draw(1, 40), draw(1, 12), draw(1, 12)};
+    const int64_t n = numel_of(shape), c = shape[1], hw = shape[2] * shape[3];
+    std::vector<uint8_t> bytes(n);
+    for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+    QTensor x{shape, std::vector<int32_t>(n), QuantParams::per_tensor(DType::QUInt8, 0.05, draw(0, 255))};
+    for (int64_t m = 0; m < shape[0]; ++m)
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t k = 0; k < hw; ++k) x.values[(m * c + ch) * hw + k] = bytes[(m * hw + k) * c + ch];
+    x.channels_last = true;
+    QuantizedPooling pool(o, engine);
+    const std::vector<U8ChannelsLast> operands{{shape, x.qparams.scale(), x.qparams.zero_point(), bytes.data()}};
+    std::optional<U8ChannelsLast> output;
+    try {
+      output = pool.channels_last_output(operands);
+    } catch (const Error& e) {  // sizes the op refuses: forward refuses them alike
+      BOOST_TEST(outcome([&] { return run(pool, x); }) == std::string(e.what()), "trial " << trial);
+      continue;
+    }
+    const bool max_kernel = kernels::pooling_kernel(o, engine, shape, true) == kernels::PoolingKernel::Max;
+    BOOST_TEST(output.has_value() == max_kernel, "trial " << trial);
+    if (!output) continue;
+    const QTensor expected = run(pool, x);
+    BOOST_TEST(output->sizes == expected.sizes, "trial " << trial);
+    BOOST_TEST(output->zero_point == expected.qparams.zero_point());
+    const int64_t oc = expected.sizes[1], ohw = expected.sizes[2] * expected.sizes[3];
+    std::vector<uint8_t> y(expected.values.size());
+    pool.forward_channels_last(operands, y.data());
+    int64_t differ = 0;
+    for (int64_t m = 0; m < expected.sizes[0]; ++m)
+      for (int64_t ch = 0; ch < oc; ++ch)
+        for (int64_t k = 0; k < ohw; ++k) differ += y[(m * ohw + k) * oc + ch] != expected.values[(m * oc + ch) * ohw + k];
+    BOOST_TEST(differ == 0, "trial " << trial << " (" << o.extra_repr() << ", " << shape_to_string(shape) << ", "
+                                     << to_string(engine) << "): " << differ << " outputs differ from forward");
+    ++compared;
+  }
+  BOOST_TEST_MESSAGE(compared << " of 300 drawn max pools compared");
+  BOOST_TEST(compared > 100);
 }

@@ -4,8 +4,10 @@
 // conv bias reported as zeros) checked against LibTorch in-process.
 #define BOOST_TEST_MODULE static_linear
 #include <boost/test/unit_test.hpp>
+#include <rapidcheck/boost_test.h>
 
 #include "core/cpu.h"
+#include "quantized/kernels/dynamic_gemm.h"
 #include "core/quantize.h"
 #include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
@@ -463,4 +465,76 @@ BOOST_AUTO_TEST_CASE(a_systematic_disagreement_spends_the_fresh_process_budget_o
   BOOST_TEST(failed == 4);
   BOOST_TEST(budget.spent() == 2);
   BOOST_TEST(failed_after_budget == 2);
+}
+
+// The convolution on LibTorch's channels-last bytes (ChannelsLastBytesForward, the model
+// replay's path) gives forward's integers, at any 2-d geometry (groups, stride, padding,
+// dilation, fewer and more than 16 channels), per-tensor and per-channel weights, with and
+// without bias and ReLU, on qnnpack and both onednn profiles. The expected layout comes from
+// the index formula, not from the kernels' transposes. rapidcheck prints the case and
+// RC_PARAMS to rerun it.
+RC_BOOST_PROP(conv_on_channels_last_bytes_gives_forwards_integers, ()) {
+  const int64_t groups = *rc::gen::inRange<int64_t>(1, 4);
+  const int64_t in_per_group = *rc::gen::inRange<int64_t>(1, 21), out_per_group = *rc::gen::inRange<int64_t>(1, 21);
+  ConvOptions o = conv_options(2, in_per_group * groups, out_per_group * groups, 1, 1, 0, groups,
+                               *rc::gen::arbitrary<bool>());
+  for (int d = 0; d < 2; ++d) {
+    o.kernel_size[d] = *rc::gen::inRange<int64_t>(1, 5);
+    o.stride[d] = *rc::gen::inRange<int64_t>(1, 4);
+    o.padding[d] = *rc::gen::inRange<int64_t>(0, 3);
+    o.dilation[d] = *rc::gen::inRange<int64_t>(1, 3);
+  }
+  const Shape sizes{*rc::gen::inRange<int64_t>(1, 3), o.in_channels, *rc::gen::inRange<int64_t>(1, 13),
+                    *rc::gen::inRange<int64_t>(1, 13)};
+  for (int d = 0; d < 2; ++d) RC_PRE(sizes[2 + d] + 2 * o.padding[d] >= o.dilation[d] * (o.kernel_size[d] - 1) + 1);
+  const Shape weight_shape = o.weight_shape();
+  QTensor w{weight_shape, *rc::gen::container<std::vector<int32_t>>(numel_of(weight_shape), rc::gen::inRange(-128, 128)),
+            QuantParams::per_tensor(DType::QInt8, 0.01, 0)};
+  if (*rc::gen::arbitrary<bool>()) {
+    std::vector<double> scales(o.out_channels);
+    std::vector<int64_t> zero_points(o.out_channels, 0);
+    for (double& scale : scales) scale = 0.001 * *rc::gen::inRange(1, 50);
+    w.qparams = QuantParams::per_channel(DType::QInt8, scales, zero_points, 0);
+  }
+  std::optional<Tensor> bias;
+  if (o.bias) {
+    bias = Tensor(Shape{o.out_channels});
+    for (float& b : bias->data) b = 0.01f * static_cast<float>(*rc::gen::inRange(-300, 300));
+  }
+  const EngineProfile here = Engine::ONEDNN;
+  const EngineProfile other(Engine::ONEDNN, *here.int8_path == Int8Path::Avx2 ? Int8Path::Vnni : Int8Path::Avx2);
+  const EngineProfile engine = *rc::gen::element(EngineProfile(Engine::QNNPACK), here, other);
+  const double out_scale = 0.01 * *rc::gen::inRange(1, 100);
+  const int64_t out_zero_point = *rc::gen::inRange(0, 256);
+  QuantizedConv conv(o, w, bias, out_scale, out_zero_point, engine, *rc::gen::arbitrary<bool>());
+  // 7-bit values (and zero point) half the time: a host without VNNI takes only those here.
+  const int x_max = *rc::gen::element(127, 255);
+  const auto x_values = *rc::gen::container<std::vector<int32_t>>(numel_of(sizes), rc::gen::inRange(0, x_max + 1));
+  const QTensor x{sizes, x_values, QuantParams::per_tensor(DType::QUInt8, 0.02, *rc::gen::inRange(0, x_max + 1))};
+  const int64_t channels = sizes[1], plane = sizes[2] * sizes[3];
+  std::vector<uint8_t> nhwc(x_values.size());
+  for (int64_t n = 0; n < sizes[0]; ++n)
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = 0; i < plane; ++i) nhwc[(n * plane + i) * channels + c] = x_values[(n * channels + c) * plane + i];
+  const std::vector<U8ChannelsLast> operands{{sizes, x.qparams.scale(), x.qparams.zero_point(), nhwc.data()}};
+  const std::optional<U8ChannelsLast> output = conv.channels_last_output(operands);
+  RC_CLASSIFY(!output, "the path does not take these operands (an engine summing int16 pairs, or 8-bit on AVX2)");
+  if (!output) {
+    // Only where forward's own channels-last path would not run either.
+    RC_ASSERT((engine.engine == Engine::ONEDNN && *engine.int8_path == Int8Path::Avx2) ||
+              !kernels::u8_rows_supported(x_max == 127));
+    return;
+  }
+  const QTensor expected = std::get<QTensor>(conv(ModuleInput{x, std::nullopt}).output);
+  RC_ASSERT(output->sizes == expected.sizes);
+  RC_ASSERT(output->scale == expected.qparams.scale());
+  RC_ASSERT(output->zero_point == expected.qparams.zero_point());
+  const int64_t out_channels = expected.sizes[1], out_plane = expected.sizes[2] * expected.sizes[3];
+  std::vector<uint8_t> y(expected.values.size() + 16, 0xa5);  // 16 guard bytes
+  conv.forward_channels_last(operands, y.data());
+  for (size_t i = expected.values.size(); i < y.size(); ++i) RC_ASSERT(y[i] == 0xa5);
+  for (int64_t n = 0; n < expected.sizes[0]; ++n)
+    for (int64_t c = 0; c < out_channels; ++c)
+      for (int64_t i = 0; i < out_plane; ++i)
+        RC_ASSERT(int32_t{y[(n * out_plane + i) * out_channels + c]} == expected.values[(n * out_channels + c) * out_plane + i]);
 }

@@ -26,4 +26,9 @@ void from_u8_channels_last(const uint8_t* nhwc, int64_t channels, int64_t plane,
 // whole (C, HW) plane set goes to HW x C (NHWC order) and back.
 void transpose_int32(const int32_t* rows, int64_t count, int64_t width, int32_t* out, int64_t stride);
 
+// `count` rows of `width` int32 values in [0, 255] (requantized outputs) as bytes:
+// out[r * stride + j] = rows[r * width + j]. The convolution's GEMM rows go into a u8
+// channels-last output this way, each position's channels at its place.
+void narrow_to_u8(const int32_t* rows, int64_t count, int64_t width, uint8_t* out, int64_t stride);
+
 }  // namespace qconform::kernels

@@ -162,6 +162,46 @@ void aten_add_channels_last(const int32_t* a, const int32_t* b, const Shape& siz
   }
 }
 
+namespace {
+
+// op(a, b, first, count, y) on int32 chunks of the u8 operands, each output narrowed back (the
+// binary ops' outputs are in [0, 255]); `first` is the chunk's first element.
+template <typename Op>
+void over_u8_chunks(const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y, const Op& op) {
+  constexpr int64_t kChunk = 256;
+  int32_t wide_a[kChunk], wide_b[kChunk], wide_y[kChunk];
+  for (int64_t first = 0; first < n; first += kChunk) {
+    const int64_t count = std::min(kChunk, n - first);
+    for (int64_t k = 0; k < count; ++k) {
+      wide_a[k] = a[first + k];
+      wide_b[k] = b[first + k];
+    }
+    op(wide_a, wide_b, first, count, wide_y);
+    for (int64_t k = 0; k < count; ++k) y[first + k] = static_cast<uint8_t>(wide_y[k]);
+  }
+}
+
+}  // namespace
+
+void qnnpack_add_u8(const uint8_t* a, const uint8_t* b, int64_t n, AffineQParams qa, AffineQParams qb,
+                    AffineQParams out, bool relu, uint8_t* y) {
+  qnnpack_add_params(qa.scale, qb.scale, out.scale);  // QNNPACK's refusal before anything is written
+  over_u8_chunks(a, b, n, y, [&](const int32_t* wa, const int32_t* wb, int64_t, int64_t count, int32_t* wy) {
+    qnnpack_add(wa, wb, count, qa, qb, out, relu, wy);
+  });
+}
+
+void aten_add_u8(const uint8_t* a, const uint8_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
+                 bool relu, AtenVectorLoop loop, uint8_t* y) {
+  const AddForms forms(qa, qb, out, relu);
+  const int64_t vector_end = loop.simd && loop.block > 0 ? n / loop.block * loop.block : 0;
+  over_u8_chunks(a, b, n, y, [&](const int32_t* wa, const int32_t* wb, int64_t first, int64_t count, int32_t* wy) {
+    const int64_t vector_count = std::clamp<int64_t>(vector_end - first, 0, count);
+    add_range(wa, wb, 0, vector_count, true, forms, wy);
+    add_range(wa, wb, vector_count, count, false, forms, wy);
+  });
+}
+
 void aten_mul(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
               int32_t* y) {
   const float multiplier = static_cast<float>(qa.scale) * static_cast<float>(qb.scale) *

@@ -64,6 +64,13 @@ void aten_add(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, A
 // integers as transposing both to NHWC, aten_add, and transposing back.
 void aten_add_channels_last(const int32_t* a, const int32_t* b, const Shape& sizes, AffineQParams qa,
                             AffineQParams qb, AffineQParams out, bool relu, AtenVectorLoop loop, int32_t* y);
+// qnnpack_add and aten_add on u8 operands as they lie in memory (a channels-last tensor's N,
+// H, W, C order, where ATen's scalar tail is the last elements): the same integers, a chunk at
+// a time widened through the int32 kernels.
+void qnnpack_add_u8(const uint8_t* a, const uint8_t* b, int64_t n, AffineQParams qa, AffineQParams qb,
+                    AffineQParams out, bool relu, uint8_t* y);
+void aten_add_u8(const uint8_t* a, const uint8_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
+                 bool relu, AtenVectorLoop loop, uint8_t* y);
 void aten_mul(const int32_t* a, const int32_t* b, int64_t n, AffineQParams qa, AffineQParams qb, AffineQParams out,
               int32_t* y);
 // add_scalar and mul_scalar: `out` from scalar_op_output_qparams.

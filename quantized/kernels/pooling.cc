@@ -292,4 +292,37 @@ void quantized_pool(const PoolingOptions& o, PoolingKernel kernel, const int32_t
     }
 }
 
+void max_pool_channels_last(const PoolingOptions& o, const uint8_t* x, const Shape& input, uint8_t* y,
+                            const Shape& output) {
+  // max_pool_separable's passes with a position's C channels in place of one value: per
+  // output row, each input column's maximum over the window's rows, then per output column
+  // the maximum of its window's columns; 0 starts every maximum.
+  const int64_t n = input[0], c = input[1], h = input[2], w = input[3], oh = output[2], ow = output[3];
+  const PoolDim dh = pool_dim_h(o), dw = pool_dim_w(o);
+  std::vector<Window1d> rows_of(static_cast<size_t>(oh)), columns_of(static_cast<size_t>(ow));
+  for (int64_t i = 0; i < oh; ++i) rows_of[i] = max_window(dh, h, i);
+  for (int64_t j = 0; j < ow; ++j) columns_of[j] = max_window(dw, w, j);
+  std::vector<uint8_t> column_maxima(static_cast<size_t>(w * c));
+  for (int64_t image = 0; image < n; ++image) {
+    const uint8_t* in = x + image * h * w * c;
+    for (int64_t i = 0; i < oh; ++i) {
+      const Window1d& wh = rows_of[i];
+      std::fill(column_maxima.begin(), column_maxima.end(), uint8_t{0});
+      for (int64_t a = wh.begin; a < wh.end; a += wh.step) {
+        const uint8_t* row = in + a * w * c;
+        for (int64_t e = 0; e < w * c; ++e) column_maxima[e] = std::max(column_maxima[e], row[e]);
+      }
+      for (int64_t j = 0; j < ow; ++j) {
+        const Window1d& ww = columns_of[j];
+        uint8_t* out = y + ((image * oh + i) * ow + j) * c;
+        std::fill(out, out + c, uint8_t{0});
+        for (int64_t e = ww.begin; e < ww.end; e += ww.step) {
+          const uint8_t* column = column_maxima.data() + e * c;
+          for (int64_t k = 0; k < c; ++k) out[k] = std::max(out[k], column[k]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace qconform::kernels

@@ -60,4 +60,10 @@ Shape quantized_pooled_shape(const PoolingOptions& options, PoolingKernel kernel
 void quantized_pool(const PoolingOptions& options, PoolingKernel kernel, const int32_t* x, const Shape& input,
                     double scale, int32_t zero_point, int32_t* y, const Shape& output);
 
+// The Max kernel on quint8 images held channels-last (N, H, W, C bytes; `input` is (N, C, H, W)
+// and `output` from quantized_pooled_shape): the same integers as quantized_pool's, each
+// position's channels side by side.
+void max_pool_channels_last(const PoolingOptions& options, const uint8_t* x, const Shape& input, uint8_t* y,
+                            const Shape& output);
+
 }  // namespace qconform::kernels

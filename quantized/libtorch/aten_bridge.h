@@ -8,6 +8,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,12 @@ Tensor from_aten(const at::Tensor& t);         // float32 tensor, copies
 at::Tensor to_aten(const QTensor& q);          // exact integers, same qparams
 at::Tensor to_aten(const QTensor& q, bool channels_last);  // held in that memory format instead of q's
 QTensor from_aten_quantized(const at::Tensor& q);
+// A quint8 per-tensor 4-d tensor held channels-last, as its bytes lie (a view: `q` must
+// outlive it); none for any other tensor.
+std::optional<U8ChannelsLast> channels_last_bytes(const at::Tensor& q);
+// A new quint8 channels-last tensor of `like`'s sizes, scale and zero point, for a module to
+// write its bytes into.
+at::Tensor empty_channels_last(const U8ChannelsLast& like);
 
 // Calls a registered operator ("quantized::linear_prepack", overload "") with boxed
 // arguments and returns the stack of results. c10::Error becomes qconform::Error with the

@@ -103,8 +103,7 @@ at::Tensor to_aten(const QTensor& q, bool channels_last) {
   if (qp.dtype == DType::QUInt8 && !qp.per_channel() && channels_last && q.sizes.size() == 4) {
     // Straight into a channels-last quantized tensor, image by image (what the general path
     // below does through ATen's strided copy); values outside quint8's range take that path.
-    at::Tensor out = at::_empty_affine_quantized(q.sizes, at::TensorOptions().dtype(at::kQUInt8), qp.scale(),
-                                                 qp.zero_point(), at::MemoryFormat::ChannelsLast);
+    at::Tensor out = empty_channels_last(U8ChannelsLast{q.sizes, qp.scale(), qp.zero_point()});
     uint8_t* bytes = static_cast<uint8_t*>(out.data_ptr());
     const int64_t channels = q.sizes[1], plane = q.sizes[2] * q.sizes[3];
     bool in_range = true;
@@ -180,6 +179,17 @@ QTensor from_aten_quantized(const at::Tensor& q) {
     throw Error("unsupported LibTorch qscheme " + std::string(c10::toString(q.qscheme())));
   }
   return out;
+}
+
+std::optional<U8ChannelsLast> channels_last_bytes(const at::Tensor& q) {
+  if (!q.defined() || q.scalar_type() != at::kQUInt8 || q.qscheme() != at::kPerTensorAffine || !is_channels_last_4d(q))
+    return std::nullopt;
+  return U8ChannelsLast{q.sizes().vec(), q.q_scale(), q.q_zero_point(), static_cast<const uint8_t*>(q.data_ptr())};
+}
+
+at::Tensor empty_channels_last(const U8ChannelsLast& like) {
+  return at::_empty_affine_quantized(like.sizes, at::TensorOptions().dtype(at::kQUInt8), like.scale, like.zero_point,
+                                     at::MemoryFormat::ChannelsLast);
 }
 
 std::vector<c10::IValue> call_op(const char* name, const char* overload, std::vector<c10::IValue> args) {

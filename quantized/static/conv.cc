@@ -1,9 +1,9 @@
 #include "quantized/static/conv.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "quantized/kernels/channels_last.h"
@@ -153,7 +153,7 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
     const ConvGeometry g = ConvGeometry::make(options_, x->sizes, name());
     QTensor y{g.output_shape(), std::vector<int32_t>(g.batch * g.out_channels * g.positions()),
               QuantParams::per_tensor(DType::QUInt8, scale_, zero_point_)};
-    if (forward_channels_last(*x, g, y)) return {std::move(y), std::nullopt};
+    if (forward_from_channels_last(*x, g, y)) return {std::move(y), std::nullopt};
   }
   const bool pairs = !paired_groups_.empty();
   const int32_t x_zero_point = static_cast<int32_t>(x->qparams.zero_point());
@@ -207,17 +207,13 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
   return {std::move(y), std::nullopt};
 }
 
-bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const {
+bool QuantizedConv::forward_from_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const {
   // The same steps as forward's loop (patches padded with the input zero point, one exact
   // static Linear over them), faster: the input goes to u8 channels-last once, so that a
   // patch is, per kernel position, one copy of a group's channels; the weights' K is in that
   // order (channels_last_groups_). Exact int32 sums do not depend on the order of K.
-  const int64_t channels = g.in_channels / g.groups, in_plane = g.in_plane(), positions = g.positions();
-  const int64_t out_per_group = g.out_channels / g.groups, dims = static_cast<int64_t>(g.in_size.size());
-  int64_t kernel_volume = 1;
-  for (int64_t k : g.kernel) kernel_volume *= k;
+  const int64_t in_plane = g.in_plane();
   const int32_t x_zero_point = static_cast<int32_t>(x.qparams.zero_point());
-  const int64_t row_bytes = channels_last_groups_[0].integers.packed.k_quads * 4;
   thread_local std::vector<uint8_t> nhwc;
   nhwc.resize(g.batch * in_plane * g.in_channels);
   // Every image to u8 channels-last, watching the values' range.
@@ -233,6 +229,37 @@ bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& 
   // avx2-int8 (hosts without VNNI) is exact only on 7-bit values, the padding's included.
   const bool seven_bit = largest <= 127 && x_zero_point <= 127;
   if (smallest < 0 || largest > 255 || !kernels::u8_rows_supported(seven_bit)) return false;
+  run_channels_last(nhwc.data(), g, x.qparams.scale(), x_zero_point, seven_bit, {y.values.data(), nullptr});
+  return true;
+}
+
+std::optional<U8ChannelsLast> QuantizedConv::channels_last_output(const std::vector<U8ChannelsLast>& x) const {
+  if (x.size() != 1 || channels_last_groups_.empty() || refused_at_forward_ || options_.spatial_dims != 2 ||
+      x[0].sizes.size() != 4 || x[0].zero_point < 0 || x[0].zero_point > 255)
+    return std::nullopt;
+  const ConvGeometry g = ConvGeometry::make(options_, x[0].sizes, name());
+  if (!kernels::u8_rows_supported(false)) {  // avx2-int8: exact only on 7-bit values (as forward)
+    const int64_t n = numel_of(x[0].sizes);
+    const bool seven_bit = x[0].zero_point <= 127 && std::all_of(x[0].bytes, x[0].bytes + n, [](uint8_t v) { return v <= 127; });
+    if (!kernels::u8_rows_supported(seven_bit)) return std::nullopt;
+  }
+  return U8ChannelsLast{g.output_shape(), scale_, zero_point_, nullptr};
+}
+
+void QuantizedConv::forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const {
+  if (!channels_last_output(x)) throw std::logic_error(name() + ": forward_channels_last on operands it does not take");
+  const ConvGeometry g = ConvGeometry::make(options_, x[0].sizes, name());
+  const bool seven_bit = !kernels::u8_rows_supported(false);  // (checked by channels_last_output)
+  run_channels_last(x[0].bytes, g, x[0].scale, static_cast<int32_t>(x[0].zero_point), seven_bit, {nullptr, y});
+}
+
+void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry& g, double x_scale,
+                                      int32_t x_zero_point, bool seven_bit, OutputPlace y) const {
+  const int64_t channels = g.in_channels / g.groups, in_plane = g.in_plane(), positions = g.positions();
+  const int64_t out_per_group = g.out_channels / g.groups, dims = static_cast<int64_t>(g.in_size.size());
+  int64_t kernel_volume = 1;
+  for (int64_t k : g.kernel) kernel_volume *= k;
+  const int64_t row_bytes = channels_last_groups_[0].integers.packed.k_quads * 4;
   // Each output position's patch row, per kernel position a group's channels (may read the
   // padding: the input zero point); K's padding to whole quads zero, as the weights'.
   const auto fill_row = [&](const uint8_t* source, int64_t p, uint8_t* row) {
@@ -293,8 +320,6 @@ bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& 
   const kernels::StaticOutput output{scale_, static_cast<int32_t>(zero_point_), fused_relu_};
   const EngineOpRule& rule = engine_rule(engine_.engine, EngineOp::StaticConv);
   const kernels::BiasOverflow bias_overflow = bias_overflow_of(options_);
-  std::atomic<bool> computed{true};
-  const uint8_t* nhwc_images = nhwc.data();  // (the workers' own thread_local nhwc is another vector)
   const auto run_block = [&](int64_t unit) {
     const int64_t image = unit / (g.groups * blocks), group = unit / blocks % g.groups, p0 = unit % blocks * block;
     const int64_t rows = std::min(block, positions - p0);
@@ -303,23 +328,24 @@ bool QuantizedConv::forward_channels_last(const QTensor& x, const ConvGeometry& 
     patches.resize(rows * row_bytes);
     acc.resize(rows * out_per_group);
     out.resize(rows * out_per_group);
-    const uint8_t* source = nhwc_images + image * in_plane * g.in_channels + group * channels;
+    const uint8_t* source = images + image * in_plane * g.in_channels + group * channels;
     for (int64_t r = 0; r < rows; ++r) fill_row(source, p0 + r, patches.data() + r * row_bytes);
     const kernels::StaticLinearWeights& w = channels_last_groups_[group];
-    if (!kernels::u8_accumulators({patches.data(), rows, x_zero_point, seven_bit}, w.integers, acc.data())) {
-      computed = false;  // (cannot happen after u8_rows_supported; the loop would redo it all)
-      return;
-    }
+    if (!kernels::u8_accumulators({patches.data(), rows, x_zero_point, seven_bit}, w.integers, acc.data()))
+      throw std::logic_error(name() + ": the u8 rows were refused after u8_rows_supported took them");
     const float* bias = bias_ ? bias_->data.data() + group * out_per_group : nullptr;
-    kernels::static_requantize(acc, rows, x.qparams.scale(), w, bias, output, rule.requantization, out.data(),
+    kernels::static_requantize(acc, rows, x_scale, w, bias, output, rule.requantization, out.data(),
                                bias_overflow);
-    // Back to channel-major.
-    kernels::transpose_int32(out.data(), rows, out_per_group,
-                              y.values.data() + (image * g.out_channels + group * out_per_group) * positions + p0,
-                              positions);
+    if (y.channel_major)  // back to channel-major
+      kernels::transpose_int32(out.data(), rows, out_per_group,
+                               y.channel_major + (image * g.out_channels + group * out_per_group) * positions + p0,
+                               positions);
+    else  // the requantized values are in [0, 255]: narrowed in place
+      kernels::narrow_to_u8(out.data(), rows, out_per_group,
+                            y.channels_last + (image * positions + p0) * g.out_channels + group * out_per_group,
+                            g.out_channels);
   };
   kernels::parallel_for(g.batch * g.groups * blocks, run_block);
-  return computed;
 }
 
 StateDict conv_state_dict(const ConvStateParameters& p) {

@@ -22,7 +22,7 @@ namespace qconform {
 
 class StaticReference;
 
-class QuantizedConv : public Module {
+class QuantizedConv : public Module, public ChannelsLastBytesForward {
  public:
   static constexpr int64_t kVersion = 1;  // nnq.Conv{n}d keeps torch.nn.Module's default
 
@@ -49,6 +49,12 @@ class QuantizedConv : public Module {
   double scale() const { return scale_; }
   int64_t zero_point() const { return zero_point_; }
 
+  // A 2-d convolution's input as LibTorch holds it: forward's channels-last path without the
+  // conversions (none for transposed and int16-pair convolutions, and on a host whose exact u8
+  // path does not take these values).
+  std::optional<U8ChannelsLast> channels_last_output(const std::vector<U8ChannelsLast>& x) const override;
+  void forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const override;
+
  protected:
   ModuleOutput forward(const ModuleInput& input) override;
 
@@ -70,7 +76,16 @@ class QuantizedConv : public Module {
   // transposed and paired convolutions.
   std::vector<kernels::StaticLinearWeights> channels_last_groups_;
   // Forward's fast path: true when it computed every output (else forward takes the im2col loop).
-  bool forward_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const;
+  bool forward_from_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const;
+  // Where the channels-last path writes its outputs: QTensor's int32 channel-major values, or
+  // u8 bytes in N, H, W, C order.
+  struct OutputPlace {
+    int32_t* channel_major = nullptr;
+    uint8_t* channels_last = nullptr;
+  };
+  // The channels-last path on u8 images (N, H, W, C), whatever they came from.
+  void run_channels_last(const uint8_t* images, const ConvGeometry& g, double x_scale, int32_t x_zero_point,
+                         bool seven_bit, OutputPlace y) const;
   std::optional<std::string> refused_at_forward_;
 };
 

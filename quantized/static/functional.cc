@@ -1,5 +1,7 @@
 #include "quantized/static/functional.h"
 
+#include <stdexcept>
+
 #include "core/error.h"
 #include "core/python_text.h"
 #include "quantized/kernels/functional.h"
@@ -67,6 +69,25 @@ std::vector<const QTensor*> functional_operands(const ModuleInput& input, const 
   add(input.input);
   for (const Value& v : input.others) add(v);
   return operands;
+}
+
+std::optional<U8ChannelsLast> QuantizedFunctional::channels_last_output(const std::vector<U8ChannelsLast>& x) const {
+  const bool add = options_.op == FunctionalOp::Add || options_.op == FunctionalOp::AddRelu;
+  if (!add || x.size() != 2 || x[0].sizes != x[1].sizes) return std::nullopt;
+  return U8ChannelsLast{x[0].sizes, output_.scale(), output_.zero_point(), nullptr};
+}
+
+void QuantizedFunctional::forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const {
+  if (!channels_last_output(x)) throw std::logic_error(name() + ": forward_channels_last on operands it does not take");
+  const bool relu = options_.op == FunctionalOp::AddRelu;
+  const kernels::AffineQParams qa{x[0].scale, static_cast<int32_t>(x[0].zero_point)};
+  const kernels::AffineQParams qb{x[1].scale, static_cast<int32_t>(x[1].zero_point)};
+  const int64_t n = numel_of(x[0].sizes);
+  // As forward: QNNPACK's operator on qnnpack, else ATen's loops over memory order.
+  if (engine_.engine == Engine::QNNPACK)
+    kernels::qnnpack_add_u8(x[0].bytes, x[1].bytes, n, qa, qb, affine(output_), relu, y);
+  else
+    kernels::aten_add_u8(x[0].bytes, x[1].bytes, n, qa, qb, affine(output_), relu, kernels::AtenVectorLoop::of(), y);
 }
 
 StateDict functional_state_dict(const QuantParams& output) {

@@ -13,7 +13,7 @@ namespace qconform {
 
 class StaticReference;
 
-class QuantizedFunctional : public Module {
+class QuantizedFunctional : public Module, public ChannelsLastBytesForward {
  public:
   QuantizedFunctional(FunctionalOptions options, QuantParams output, EngineProfile engine);
   static std::unique_ptr<QuantizedFunctional> from_float(const FloatFunctionalOp& float_module, EngineProfile engine);
@@ -26,6 +26,11 @@ class QuantizedFunctional : public Module {
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
   const FunctionalOptions& options() const { return options_; }
+
+  // add and add_relu of two operands of one shape as LibTorch holds them (none for the other
+  // ops): forward's integers, in memory order.
+  std::optional<U8ChannelsLast> channels_last_output(const std::vector<U8ChannelsLast>& x) const override;
+  void forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const override;
 
  protected:
   ModuleOutput forward(const ModuleInput& input) override;

@@ -1,5 +1,7 @@
 #include "quantized/static/pooling.h"
 
+#include <stdexcept>
+
 #include "quantized/kernels/pooling.h"
 #include "quantized/static/activation.h"
 #include "reference/static.h"
@@ -23,6 +25,21 @@ ModuleOutput QuantizedPooling::forward(const ModuleInput& input) {
   kernels::quantized_pool(options_, kernel, x.values.data(), x.sizes, x.qparams.scale(),
                           static_cast<int32_t>(x.qparams.zero_point()), y.values.data(), out_shape);
   return {std::move(y), std::nullopt};
+}
+
+std::optional<U8ChannelsLast> QuantizedPooling::channels_last_output(const std::vector<U8ChannelsLast>& x) const {
+  if (x.size() != 1 || x[0].sizes.size() != 4 ||
+      kernels::pooling_kernel(options_, engine_.engine, x[0].sizes, true) != kernels::PoolingKernel::Max)
+    return std::nullopt;
+  // The max pool keeps the input's qparams (as forward).
+  return U8ChannelsLast{kernels::quantized_pooled_shape(options_, kernels::PoolingKernel::Max, x[0].sizes), x[0].scale,
+                        x[0].zero_point, nullptr};
+}
+
+void QuantizedPooling::forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const {
+  const std::optional<U8ChannelsLast> output = channels_last_output(x);
+  if (!output) throw std::logic_error(name() + ": forward_channels_last on operands it does not take");
+  kernels::max_pool_channels_last(options_, x[0].bytes, x[0].sizes, y, output->sizes);
 }
 
 }  // namespace qconform

@@ -13,7 +13,7 @@ namespace qconform {
 
 class StaticReference;
 
-class QuantizedPooling : public Module {
+class QuantizedPooling : public Module, public ChannelsLastBytesForward {
  public:
   QuantizedPooling(PoolingOptions options, EngineProfile engine) : options_(std::move(options)), engine_(engine) {}
   static std::unique_ptr<QuantizedPooling> from_float(const FloatPooling& float_module, EngineProfile engine);
@@ -26,6 +26,11 @@ class QuantizedPooling : public Module {
   StateDict state_dict() const override { return {}; }
   void load_state_dict(const StateDict& state) override { state.check_keys({}, name()); }
   const PoolingOptions& options() const { return options_; }
+
+  // A max pool that takes ATen's Max kernel (not QNNPACK's) on a 4-d input as LibTorch holds
+  // it: forward's integers, channels side by side; none for the other kinds.
+  std::optional<U8ChannelsLast> channels_last_output(const std::vector<U8ChannelsLast>& x) const override;
+  void forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const override;
 
  protected:
   ModuleOutput forward(const ModuleInput& input) override;

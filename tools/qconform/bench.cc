@@ -497,6 +497,7 @@ int run_model_bench(const std::string& directory, const BenchOptions& options) {
   std::printf("  LibTorch forward                      %10.3f ms\n", t.libtorch_forward_ms);
   std::printf("  integer layers alone (%3ld layers)     %10.3f ms   (largest difference %.0f quanta)\n",
               long(t.layers), t.isolated_layers_ms, t.max_quanta_isolated);
+  std::printf("    of them on LibTorch's channels-last bytes as they are: %ld\n", long(t.layers_on_bytes));
   std::printf("  integer chain                         %10.3f ms   (largest difference %.0f quanta)\n",
               t.integer_chain_ms, t.max_quanta_chain);
   const double ratio = (t.isolated_layers_ms + t.integer_chain_ms) / t.libtorch_forward_ms;
