@@ -538,3 +538,38 @@ RC_BOOST_PROP(conv_on_channels_last_bytes_gives_forwards_integers, ()) {
       for (int64_t i = 0; i < out_plane; ++i)
         RC_ASSERT(int32_t{y[(n * out_plane + i) * out_channels + c]} == expected.values[(n * out_channels + c) * out_plane + i]);
 }
+
+// LibTorch's convolution on channels-last bytes (the form the bench times it in, beside the
+// integer module's) computes what its forward computes: the same op on the same values,
+// wrapped without a copy. qnnpack's answers do not depend on the calls before (onednn's may,
+// docs/numerics.md), so the integers are compared there exactly, and the integer module's
+// bytes path gives them too.
+BOOST_AUTO_TEST_CASE(libtorch_conv_on_channels_last_bytes_matches_its_forward) {
+  ConvOptions o = conv_options(2, 5, 7, 3, 2, 1);
+  const QTensor w = conv_weight(o, 0.01);
+  const Tensor bias(Shape{7}, std::vector<float>(7, 0.125f));
+  const QTensor x = conv_input(o, 9, 0.1, 4);
+  std::vector<uint8_t> nhwc(x.values.size());
+  for (int64_t c = 0; c < 5; ++c)
+    for (int64_t i = 0; i < 81; ++i) nhwc[i * 5 + c] = static_cast<uint8_t>(x.values[c * 81 + i]);
+  const std::vector<U8ChannelsLast> operands{{x.sizes, x.qparams.scale(), x.qparams.zero_point(), nhwc.data()}};
+  for (const bool relu : {false, true}) {
+    auto libtorch = make_libtorch_static_conv(o, w, bias, 0.07, 12, Engine::QNNPACK, relu);
+    QuantizedConv integer(o, w, bias, 0.07, 12, Engine::QNNPACK, relu);
+    const auto* takes_bytes = dynamic_cast<const ChannelsLastBytesForward*>(libtorch.get());
+    BOOST_REQUIRE(takes_bytes);
+    const auto output = takes_bytes->channels_last_output(operands);
+    BOOST_REQUIRE(output);
+    const QTensor expected = std::get<QTensor>((*libtorch)(ModuleInput{x, std::nullopt}).output);
+    BOOST_TEST(output->sizes == expected.sizes);
+    std::vector<uint8_t> theirs(expected.values.size()), ours(expected.values.size());
+    takes_bytes->forward_channels_last(operands, theirs.data());
+    integer.forward_channels_last(operands, ours.data());
+    const int64_t out_plane = expected.sizes[2] * expected.sizes[3];
+    int64_t differ = 0;
+    for (int64_t c = 0; c < 7; ++c)
+      for (int64_t i = 0; i < out_plane; ++i) differ += theirs[i * 7 + c] != expected.values[c * out_plane + i];
+    BOOST_TEST(differ == 0, "relu " << relu << ": " << differ << " bytes differ from LibTorch's forward");
+    BOOST_TEST(ours == theirs, "relu " << relu << ": the integer module's bytes differ from LibTorch's");
+  }
+}

@@ -45,6 +45,9 @@ std::optional<U8ChannelsLast> channels_last_bytes(const at::Tensor& q);
 // A new quint8 channels-last tensor of `like`'s sizes, scale and zero point, for a module to
 // write its bytes into.
 at::Tensor empty_channels_last(const U8ChannelsLast& like);
+// `x`'s bytes as a quint8 channels-last tensor, without a copy (they must outlive it; LibTorch's
+// ops only read an input).
+at::Tensor wrap_channels_last(const U8ChannelsLast& x);
 
 // Calls a registered operator ("quantized::linear_prepack", overload "") with boxed
 // arguments and returns the stack of results. c10::Error becomes qconform::Error with the

@@ -5,6 +5,7 @@
 #include "quantized/kernels/channels_last.h"
 #include "quantized/libtorch/aten_bridge.h"
 
+#include <ATen/quantized/Quantizer.h>
 #include <ATen/core/function.h>
 #include <ATen/core/class_type.h>
 
@@ -190,6 +191,16 @@ std::optional<U8ChannelsLast> channels_last_bytes(const at::Tensor& q) {
 at::Tensor empty_channels_last(const U8ChannelsLast& like) {
   return at::_empty_affine_quantized(like.sizes, at::TensorOptions().dtype(at::kQUInt8), like.scale, like.zero_point,
                                      at::MemoryFormat::ChannelsLast);
+}
+
+at::Tensor wrap_channels_last(const U8ChannelsLast& x) {
+  const Shape& n = x.sizes;  // (N, C, H, W), laid out N, H, W, C
+  at::Tensor t = at::from_blob_quantized_per_tensor_affine(
+      const_cast<uint8_t*>(x.bytes), n, {n[1] * n[2] * n[3], 1, n[3] * n[1], n[1]}, [](void*) {},
+      static_cast<float>(x.scale), x.zero_point, at::TensorOptions().dtype(at::kQUInt8));
+  // from_blob takes the scale as a float: the exact double goes in its quantizer.
+  at::set_quantizer_(t, at::make_per_tensor_affine_quantizer(x.scale, x.zero_point, at::kQUInt8));
+  return t;
 }
 
 std::vector<c10::IValue> call_op(const char* name, const char* overload, std::vector<c10::IValue> args) {

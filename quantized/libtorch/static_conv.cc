@@ -1,5 +1,7 @@
 #include "quantized/libtorch/static_conv.h"
 
+#include <cstring>
+
 #include "core/error.h"
 #include "quantized/libtorch/aten_bridge.h"
 #include "quantized/static/conv.h"
@@ -10,7 +12,7 @@
 namespace qconform {
 namespace {
 
-class LibTorchStaticConv : public Module {
+class LibTorchStaticConv : public Module, public ChannelsLastBytesForward {
  public:
   LibTorchStaticConv(ConvOptions options, const QTensor& weight, const std::optional<Tensor>& bias, double scale,
                      int64_t zero_point, EngineProfile engine, bool fused_relu)
@@ -50,6 +52,22 @@ class LibTorchStaticConv : public Module {
   void load_state_dict(const StateDict& state) override {
     const ConvStateParameters p = parse_conv_state_dict(state, name());
     prepack(p.weight, p.bias, p.scale, p.zero_point);
+  }
+
+  // A 2-d convolution on channels-last bytes, as the integer module's (the bench times both
+  // so): the input wrapped without a copy, the op's output bytes copied out.
+  std::optional<U8ChannelsLast> channels_last_output(const std::vector<U8ChannelsLast>& x) const override {
+    if (x.size() != 1 || options_.transposed || options_.spatial_dims != 2 || x[0].sizes.size() != 4)
+      return std::nullopt;
+    return U8ChannelsLast{ConvGeometry::make(options_, x[0].sizes, name()).output_shape(), scale_, zero_point_, nullptr};
+  }
+  void forward_channels_last(const std::vector<U8ChannelsLast>& x, uint8_t* y) const override {
+    libtorch::EngineGuard guard(engine_);
+    const std::string op = "quantized::conv2d" + std::string(fused_relu_ ? "_relu" : "");
+    const at::Tensor out = libtorch::call_op(op.c_str(), "new", {libtorch::wrap_channels_last(x[0]), packed_, scale_,
+                                                                 zero_point_})[0].toTensor()
+                               .contiguous(at::MemoryFormat::ChannelsLast);
+    std::memcpy(y, out.data_ptr(), static_cast<size_t>(out.numel()));
   }
 
  protected:

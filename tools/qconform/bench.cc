@@ -220,6 +220,27 @@ BenchCase make_bench_case(const Variant& variant, int64_t batch, const BenchOpti
   return c;
 }
 
+// A convolution as a model replay runs it: on its input's u8 channels-last bytes (made before
+// timing) into an output buffer, for a module that takes them (the integer module and
+// LibTorch's both do); none otherwise.
+std::optional<std::function<void()>> channels_last_run(const std::shared_ptr<Module>& module, const ModuleInput& input) {
+  const auto* takes_bytes = dynamic_cast<const ChannelsLastBytesForward*>(module.get());
+  const auto* x = std::get_if<QTensor>(&input.input);
+  if (!takes_bytes || !x || x->sizes.size() != 4 || x->qparams.dtype != DType::QUInt8 || x->qparams.per_channel())
+    return std::nullopt;
+  const int64_t channels = x->sizes[1], plane = x->sizes[2] * x->sizes[3];
+  auto bytes = std::make_shared<std::vector<uint8_t>>(x->values.size());
+  for (int64_t n = 0; n < x->sizes[0]; ++n)
+    for (int64_t ch = 0; ch < channels; ++ch)
+      for (int64_t i = 0; i < plane; ++i)
+        (*bytes)[(n * plane + i) * channels + ch] = static_cast<uint8_t>(x->values[(n * channels + ch) * plane + i]);
+  const std::vector<U8ChannelsLast> operands{{x->sizes, x->qparams.scale(), x->qparams.zero_point(), bytes->data()}};
+  const std::optional<U8ChannelsLast> output = takes_bytes->channels_last_output(operands);
+  if (!output) return std::nullopt;
+  auto y = std::make_shared<std::vector<uint8_t>>(numel_of(output->sizes));
+  return [module, takes_bytes, bytes, operands, y] { takes_bytes->forward_channels_last(operands, y->data()); };
+}
+
 std::vector<TimedImplementation> implementations_for(BenchCase& c, const BenchOptions& options) {
   const ModuleKind& kind = module_kind(c.variant.kind);
   const Module& float_module = *c.source.float_module;
@@ -233,6 +254,11 @@ std::vector<TimedImplementation> implementations_for(BenchCase& c, const BenchOp
   const auto module_run = [&](const std::string& name, ConversionTarget target, bool libtorch) {
     if (!wanted(name)) return;
     std::shared_ptr<Module> module = convert_from_float(kind, float_module, target);
+    if (c.variant.resnet18_convolutions)
+      if (auto on_bytes = channels_last_run(module, input)) {
+        out.push_back({name, std::move(*on_bytes), {}, 1, libtorch});
+        return;
+      }
     out.push_back({name, [module, &input] { (*module)(input); }, {}, 1, libtorch});
   };
   module_run("integer", {Implementation::Quantized, kIntegerProfile}, false);
@@ -304,7 +330,8 @@ void print_resnet18_totals(FILE* table, const std::vector<Row>& rows) {
         std::find(seen.begin(), seen.end(), std::pair{r.impl, r.threads}) == seen.end())
       seen.push_back({r.impl, r.threads});
   if (seen.empty()) return;
-  std::fprintf(table, "\nResNet18's convolutions, one forward (224 x 224, batch 1: each shape's median x its count)\n");
+  std::fprintf(table, "\nResNet18's convolutions, one forward (224 x 224, batch 1: each shape's median x its count;\n"
+                      "the integer and LibTorch's on channels-last bytes, as model replays run them; the reference on QTensor)\n");
   for (const auto& [impl, threads] : seen)
     if (const auto ms = resnet18_convolutions_ms(rows, impl, threads))
       std::fprintf(table, "  %-20s threads %d %10.3f ms\n", impl.c_str(), threads, *ms);

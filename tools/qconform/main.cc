@@ -206,7 +206,9 @@ portable) times a smaller host's kernel path here.
   --variants LIST   lstm, lstm-packed, gru, gru-packed, lstm-cell, gru-cell, linear,
                     resnet18-conv (default: all; packed = a PackedSequence of random
                     lengths 1..T; resnet18-conv = each of ResNet18's convolution shapes
-                    at 224 x 224, batch 1, and their total over one forward)
+                    at 224 x 224, batch 1, and their total over one forward; the integer
+                    and LibTorch's convolutions on channels-last bytes, as model replays
+                    run them)
   --batch LIST      miniBatch values (default 64,1)
   --threads LIST    LibTorch's intra-op threads (default 1,2)
   --impl LIST       integer, reference, eigen-float, libtorch[qnnpack], libtorch[onednn]
