@@ -69,8 +69,9 @@ struct ModuleOutput {
 // What a module implements besides Module when it can also run on quint8 channels-last
 // operands held as LibTorch holds them (U8ChannelsLast): the same integers as its forward on
 // the same values, with no hooks run (run_on_channels_last_bytes, oracles/torchscript_module.h,
-// takes this path only for modules without hooks). The convolution's and QFunctional's add
-// are held to their forward bit for bit (tests/test_static.cc, tests/test_functional.cc).
+// takes this path only for modules without hooks). Every implementation is held to its
+// forward bit for bit: the integer and LibTorch convolutions (tests/test_static.cc),
+// QFunctional's add (tests/test_functional.cc), the max pool (tests/test_pooling.cc).
 class ChannelsLastBytesForward {
  public:
   virtual ~ChannelsLastBytesForward() = default;

@@ -149,6 +149,13 @@ Shape quantized_pooled_shape(const PoolingOptions& o, PoolingKernel kernel, cons
 
 namespace {
 
+// Each output index's max_window along one dimension, worked out once per call.
+std::vector<Window1d> max_windows(const PoolDim& dim, int64_t input, int64_t outputs) {
+  std::vector<Window1d> windows(static_cast<size_t>(outputs));
+  for (int64_t o = 0; o < outputs; ++o) windows[o] = max_window(dim, input, o);
+  return windows;
+}
+
 // q_maxpool_2d's window maximum, taken in passes: a maximum is the maximum of its columns'
 // maxima, so each output row first takes, at every input column, the maximum over its
 // window's rows; then, for every column s where a whole window of columns fits, the maximum
@@ -161,9 +168,7 @@ void max_pool_separable(const int32_t* x, int64_t planes, int64_t h, int64_t w, 
                         int64_t oh, int64_t ow, int32_t* y) {
   using Row = Eigen::Array<int32_t, Eigen::Dynamic, 1>;
   using ConstRow = Eigen::Map<const Row>;
-  std::vector<Window1d> rows_of(static_cast<size_t>(oh)), columns_of(static_cast<size_t>(ow));
-  for (int64_t i = 0; i < oh; ++i) rows_of[i] = max_window(dh, h, i);
-  for (int64_t j = 0; j < ow; ++j) columns_of[j] = max_window(dw, w, j);
+  const std::vector<Window1d> rows_of = max_windows(dh, h, oh), columns_of = max_windows(dw, w, ow);
   const int64_t span = (dw.kernel - 1) * dw.dilation;      // a whole window covers [s, s + span]
   const int64_t starts = std::max<int64_t>(0, w - span);  // the columns s where one fits
   const auto whole = [&](const Window1d& ww) { return ww.begin >= 0 && ww.begin + span < w && ww.end > ww.begin + span; };
@@ -299,9 +304,7 @@ void max_pool_channels_last(const PoolingOptions& o, const uint8_t* x, const Sha
   // the maximum of its window's columns; 0 starts every maximum.
   const int64_t n = input[0], c = input[1], h = input[2], w = input[3], oh = output[2], ow = output[3];
   const PoolDim dh = pool_dim_h(o), dw = pool_dim_w(o);
-  std::vector<Window1d> rows_of(static_cast<size_t>(oh)), columns_of(static_cast<size_t>(ow));
-  for (int64_t i = 0; i < oh; ++i) rows_of[i] = max_window(dh, h, i);
-  for (int64_t j = 0; j < ow; ++j) columns_of[j] = max_window(dw, w, j);
+  const std::vector<Window1d> rows_of = max_windows(dh, h, oh), columns_of = max_windows(dw, w, ow);
   std::vector<uint8_t> column_maxima(static_cast<size_t>(w * c));
   for (int64_t image = 0; image < n; ++image) {
     const uint8_t* in = x + image * h * w * c;

@@ -21,6 +21,7 @@
 #include "core/float/rnn.h"
 #include "oracles/kinds/registry.h"
 #include "oracles/model_replay.h"
+#include "quantized/kernels/channels_last.h"
 #include "quantized/kernels/dynamic_gemm.h"
 #include "quantized/kernels/threads.h"
 #include "quantized/libtorch/engine.h"
@@ -228,12 +229,11 @@ std::optional<std::function<void()>> channels_last_run(const std::shared_ptr<Mod
   const auto* x = std::get_if<QTensor>(&input.input);
   if (!takes_bytes || !x || x->sizes.size() != 4 || x->qparams.dtype != DType::QUInt8 || x->qparams.per_channel())
     return std::nullopt;
-  const int64_t channels = x->sizes[1], plane = x->sizes[2] * x->sizes[3];
+  const int64_t image = x->sizes[1] * x->sizes[2] * x->sizes[3];
   auto bytes = std::make_shared<std::vector<uint8_t>>(x->values.size());
   for (int64_t n = 0; n < x->sizes[0]; ++n)
-    for (int64_t ch = 0; ch < channels; ++ch)
-      for (int64_t i = 0; i < plane; ++i)
-        (*bytes)[(n * plane + i) * channels + ch] = static_cast<uint8_t>(x->values[(n * channels + ch) * plane + i]);
+    kernels::to_u8_channels_last(x->values.data() + n * image, x->sizes[1], x->sizes[2] * x->sizes[3],
+                                 bytes->data() + n * image);
   const std::vector<U8ChannelsLast> operands{{x->sizes, x->qparams.scale(), x->qparams.zero_point(), bytes->data()}};
   const std::optional<U8ChannelsLast> output = takes_bytes->channels_last_output(operands);
   if (!output) return std::nullopt;
