@@ -22,11 +22,13 @@
 #include "oracles/tolerance.h"
 #include "quantized/kernels/channels_last.h"
 #include "quantized/kernels/dynamic_gemm.h"
+#include "quantized/kernels/static_gemm.h"
 
 using namespace qconform::kernels;
 using qconform::cpu_has_avx2;
 using qconform::cpu_has_avx512_vnni;
 using qconform::cpu_has_avx_vnni;
+using qconform::Requantization;
 
 namespace {
 
@@ -87,8 +89,9 @@ void check_paths_agree(const GemmCase& c, bool seven_bit) {
 }  // namespace
 
 RC_BOOST_PROP(avx2_equals_portable_at_any_shape, ()) {
+  // N past 64: the avx512-vnni tile's columns of four blocks, whole and partial.
   const int64_t rows = *rc::gen::inRange<int64_t>(0, 20), k = *rc::gen::inRange<int64_t>(1, 80),
-                n = *rc::gen::inRange<int64_t>(1, 40);
+                n = *rc::gen::inRange<int64_t>(1, 90);
   const bool seven_bit = *rc::gen::arbitrary<bool>();
   RC_TAG(k % 4 ? "K not a multiple of 4" : "K a multiple of 4", seven_bit ? "7-bit activations" : "8-bit activations");
   check_paths_agree(gemm_case(rows, k, n, /*extreme=*/false, seven_bit), seven_bit);
@@ -146,6 +149,77 @@ RC_BOOST_PROP(two_threads_give_one_threads_bits, ()) {
   RC_ASSERT(one == two);
   RC_ASSERT(std::memcmp(one_y.data(), two_y.data(), one_y.size() * sizeof(float)) == 0);
   RC_ASSERT(one == dynamic_linear_accumulators(x, c.w, KernelPath::Portable));
+}
+
+// The static kernels' u8 rows read where they lie (U8Rows: runs padded to whole quads, the
+// bytes past a run not zero, as the convolution reads its input) give the exact sums (1)
+// computed here in int64; and the requantizing epilogue (u8_requantized: static_gemm.h's
+// (4)-(6) in the tile's registers) gives the scalar requantize() of those sums, byte for byte,
+// with either rule, per-channel scales and zero points, bias or none, ReLU, into strided rows
+// whose gaps it leaves alone. A requantization whose SIMD form could meet a NaN is declined.
+RC_BOOST_PROP(u8_rows_and_requantized_bytes_equal_the_definition, ()) {
+  const bool seven_bit = !u8_rows_supported(false);  // a host without VNNI: 7-bit rows only
+  const int64_t rows = *rc::gen::inRange<int64_t>(1, 30), n = *rc::gen::inRange<int64_t>(1, 90);
+  const int64_t count = *rc::gen::inRange<int64_t>(1, 5), bytes = *rc::gen::inRange<int64_t>(1, 41);
+  const int64_t quads = (bytes + 3) / 4, k = count * bytes;
+  RC_TAG(bytes % 4 ? "runs padded to whole quads" : "runs of whole quads");
+  const int32_t x_max = seven_bit ? 127 : 255;
+  const auto x_value = rc::gen::inRange<int32_t>(0, x_max + 1);
+  // Weights: the sums' K in run order, then padded with zeros to count x quads x 4.
+  StaticLinearWeights w;
+  w.integers.out_features = n;
+  w.integers.in_features = count * quads * 4;
+  w.integers.values.assign(n * w.integers.in_features, 0);
+  const auto weights = *rc::gen::container<std::vector<int32_t>>(n * k, rc::gen::inRange(-128, 128));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < k; ++i)
+      w.integers.values[j * w.integers.in_features + i / bytes * quads * 4 + i % bytes] = weights[j * k + i];
+  w.integers.zero_points = *rc::gen::arbitrary<bool>()
+                               ? *rc::gen::container<std::vector<int32_t>>(n, rc::gen::inRange(-128, 128))
+                               : std::vector<int32_t>(n, 0);
+  w.integers.scales.assign(n, 1.0f);
+  for (int64_t j = 0; j < n; ++j) w.scales.push_back(0.0005 * *rc::gen::inRange(1, 40));
+  pack_weights(w.integers);
+  // Each row's runs anywhere in one buffer (overlapping, as a convolution's do), the buffer
+  // holding whatever a run's padding quads read after it.
+  const auto input = *rc::gen::container<std::vector<uint8_t>>(
+      200, rc::gen::map(x_value, [](int32_t v) { return static_cast<uint8_t>(v); }));
+  std::vector<const uint8_t*> at(rows * count);
+  for (const uint8_t*& run : at) run = input.data() + *rc::gen::inRange<int64_t>(0, 200 - quads * 4 + 1);
+  const int32_t x_zero_point = *x_value;
+  std::vector<int64_t> sums(rows * n, 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < k; ++i)
+        sums[r * n + j] += (int64_t{at[r * count + i / bytes][i % bytes]} - x_zero_point) *
+                           (weights[j * k + i] - w.integers.zero_points[j]);
+  const U8Rows x{at.data(), rows, count, quads, bytes, x_zero_point, seven_bit};
+  std::vector<int32_t> acc(rows * n);
+  if (!u8_rows_supported(seven_bit)) {  // no exact u8 path here (QCONFORM_KERNEL_ISA=portable): declined
+    RC_ASSERT(!u8_accumulators(x, w.integers, acc.data()));
+    return;
+  }
+  RC_ASSERT(u8_accumulators(x, w.integers, acc.data()));
+  for (int64_t i = 0; i < rows * n; ++i) RC_ASSERT(int64_t{acc[i]} == sums[i]);
+
+  const Requantization rule = *rc::gen::element(Requantization::Fp32Multiplier, Requantization::FloatEpilogue);
+  std::vector<float> bias(n);
+  for (float& b : bias) b = 0.01f * static_cast<float>(*rc::gen::inRange(-3000, 3000));
+  const bool with_bias = *rc::gen::arbitrary<bool>();
+  const bool infinite = *rc::gen::weightedElement<bool>({{1, true}, {9, false}});  // 1 / out_scale overflows float
+  const StaticOutput out{infinite ? 1e-40 : 0.001 * *rc::gen::inRange(1, 200), *rc::gen::inRange(0, 256),
+                         *rc::gen::arbitrary<bool>()};
+  const Requantizer requantizer = make_requantizer(0.02, w, with_bias ? bias.data() : nullptr, out, rule);
+  const int64_t stride = n + *rc::gen::inRange<int64_t>(0, 5);
+  std::vector<uint8_t> y(rows * stride, 0xa5);
+  const bool taken = u8_requantized(x, w, requantizer, y.data(), stride);
+  RC_TAG(taken ? "requantized in the tiles" : "declined (a lane could be NaN)");
+  RC_ASSERT(taken == requantizer.simd_exact);
+  if (rule == Requantization::FloatEpilogue && infinite) RC_ASSERT(!taken);
+  if (!taken) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < stride; ++j)
+      RC_ASSERT(int32_t{y[r * stride + j]} == (j < n ? requantize(requantizer, acc[r * n + j], j) : 0xa5));
 }
 
 // The convolution's layout changes (channels_last.h) move values without changing them: what

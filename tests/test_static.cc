@@ -8,6 +8,7 @@
 
 #include "core/cpu.h"
 #include "quantized/kernels/dynamic_gemm.h"
+#include "quantized/kernels/static_gemm.h"
 #include "core/quantize.h"
 #include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
@@ -24,6 +25,55 @@ namespace {
 QTensor weight_2x3(double scale) {
   return quantize(Tensor(Shape{2, 3}, {0.5f, -0.25f, 0.125f, -1.0f, 0.75f, 0.0f}),
                   QuantParams::per_tensor(DType::QInt8, scale, 0));
+}
+
+// The 2-d convolution by its definition on u8 channels-last input (N, H, W, C): for each
+// output, the exact sum (1) of static_gemm.h over its group's channels and the kernel
+// (positions outside the input read the zero point: real zero), then the scalar
+// kernels::requantize(), the specification of the tiles' SIMD forms. Shares nothing with the
+// module's GEMM, its runs or its tiles. Returns the output channels-last.
+std::vector<uint8_t> conv_by_definition(const ConvOptions& o, const QTensor& w, const std::optional<Tensor>& bias,
+                                        const kernels::StaticOutput& out, Requantization rule, const Shape& sizes,
+                                        const std::vector<uint8_t>& nhwc, double x_scale, int32_t x_zero_point) {
+  const int64_t batch = sizes[0], height = sizes[2], width = sizes[3], in_channels = sizes[1];
+  const int64_t in_per_group = in_channels / o.groups, out_per_group = o.out_channels / o.groups;
+  int64_t out_size[2];
+  for (int d = 0; d < 2; ++d)
+    out_size[d] = (sizes[2 + d] + 2 * o.padding[d] - o.dilation[d] * (o.kernel_size[d] - 1) - 1) / o.stride[d] + 1;
+  bool pointwise = true;  // qnnpack's GEMM path saturates an overflowing bias (static_gemm.h (2a))
+  for (int d = 0; d < 2; ++d) pointwise = pointwise && o.kernel_size[d] == 1 && o.stride[d] == 1 && o.padding[d] == 0;
+  std::vector<kernels::Requantizer> requantizers;
+  for (int64_t group = 0; group < o.groups; ++group) {
+    kernels::StaticLinearWeights scales;
+    scales.integers.out_features = out_per_group;
+    for (int64_t j = 0; j < out_per_group; ++j) scales.scales.push_back(w.qparams.scale(group * out_per_group + j));
+    requantizers.push_back(kernels::make_requantizer(
+        x_scale, scales, bias ? bias->data.data() + group * out_per_group : nullptr, out, rule,
+        pointwise ? kernels::BiasOverflow::Saturate : kernels::BiasOverflow::IntegerIndefinite));
+  }
+  std::vector<uint8_t> y(batch * out_size[0] * out_size[1] * o.out_channels);
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t oh = 0; oh < out_size[0]; ++oh)
+      for (int64_t ow = 0; ow < out_size[1]; ++ow)
+        for (int64_t oc = 0; oc < o.out_channels; ++oc) {
+          const int64_t group = oc / out_per_group;
+          const int64_t w_zero_point = w.qparams.zero_point(oc);
+          int64_t acc = 0;
+          for (int64_t c = 0; c < in_per_group; ++c)
+            for (int64_t kh = 0; kh < o.kernel_size[0]; ++kh)
+              for (int64_t kw = 0; kw < o.kernel_size[1]; ++kw) {
+                const int64_t ih = oh * o.stride[0] - o.padding[0] + kh * o.dilation[0];
+                const int64_t iw = ow * o.stride[1] - o.padding[1] + kw * o.dilation[1];
+                const bool inside = ih >= 0 && ih < height && iw >= 0 && iw < width;
+                const int64_t xq = inside ? nhwc[((n * height + ih) * width + iw) * in_channels + group * in_per_group + c]
+                                          : x_zero_point;
+                const int64_t wq = w.values[((oc * in_per_group + c) * o.kernel_size[0] + kh) * o.kernel_size[1] + kw];
+                acc += (xq - x_zero_point) * (wq - w_zero_point);
+              }
+          y[((n * out_size[0] + oh) * out_size[1] + ow) * o.out_channels + oc] =
+              static_cast<uint8_t>(kernels::requantize(requantizers[group], static_cast<int32_t>(acc), oc % out_per_group));
+        }
+  return y;
 }
 
 }  // namespace
@@ -506,7 +556,8 @@ RC_BOOST_PROP(conv_on_channels_last_bytes_gives_forwards_integers, ()) {
   const EngineProfile engine = *rc::gen::element(EngineProfile(Engine::QNNPACK), here, other);
   const double out_scale = 0.01 * *rc::gen::inRange(1, 100);
   const int64_t out_zero_point = *rc::gen::inRange(0, 256);
-  QuantizedConv conv(o, w, bias, out_scale, out_zero_point, engine, *rc::gen::arbitrary<bool>());
+  const bool relu = *rc::gen::arbitrary<bool>();
+  QuantizedConv conv(o, w, bias, out_scale, out_zero_point, engine, relu);
   // 7-bit values (and zero point) half the time: a host without VNNI takes only those here.
   const int x_max = *rc::gen::element(127, 255);
   const auto x_values = *rc::gen::container<std::vector<int32_t>>(numel_of(sizes), rc::gen::inRange(0, x_max + 1));
@@ -537,6 +588,12 @@ RC_BOOST_PROP(conv_on_channels_last_bytes_gives_forwards_integers, ()) {
     for (int64_t c = 0; c < out_channels; ++c)
       for (int64_t i = 0; i < out_plane; ++i)
         RC_ASSERT(int32_t{y[(n * out_plane + i) * out_channels + c]} == expected.values[(n * out_channels + c) * out_plane + i]);
+  // And both (the byte path and forward run the same runs and tiles) give the definition's.
+  const std::vector<uint8_t> defined =
+      conv_by_definition(o, w, bias, {out_scale, static_cast<int32_t>(out_zero_point), relu},
+                         engine_rule(engine.engine, EngineOp::StaticConv).requantization, sizes, nhwc,
+                         x.qparams.scale(), static_cast<int32_t>(x.qparams.zero_point()));
+  RC_ASSERT(std::equal(defined.begin(), defined.end(), y.begin()));
 }
 
 // LibTorch's convolution on channels-last bytes (the form the bench times it in, beside the

@@ -13,6 +13,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "quantized/kernels/requantize_simd.h"
 #include "quantized/kernels/threads.h"
 
 namespace qconform::kernels {
@@ -142,6 +143,18 @@ namespace {
 struct Int8Activations {
   const uint8_t* values = nullptr;  // rows x k_quads * 4, zero-padded
   const int32_t* row_terms = nullptr;  // per row: sum_k xq[k] - K x_zp
+  // Or, instead of values, each row's K as segments read where they lie (U8Rows).
+  const uint8_t* const* segments = nullptr;
+  int64_t segment_count = 1, segment_quads = 0;
+};
+
+// Where a tile's rows are: row r's K quads s * quads .. (s + 1) * quads - 1 start at
+// at[r * count + s]. A dense row is one segment of all k_quads; the convolution's rows are
+// its kernel's runs read in the input itself (an indirection table, as XNNPACK's).
+struct TileRows {
+  const uint8_t* const* at;
+  int64_t count;
+  int64_t quads;
 };
 
 // The first multiple of 32 of a row of int32 activations to u8, 32 at a time; returns how
@@ -219,17 +232,30 @@ struct Int8Corrections {
 };
 
 // Where a tile's corrected accumulators go: `channels` of the tile's lanes of row r to
-// row_start + r * stride, as int32 (dynamic_linear_accumulators, the static kernels) or
-// through steps (3)-(4) as floats (dynamic_linear). Exactly one of accumulators and y is set.
+// row_start + r * stride, as int32 (dynamic_linear_accumulators, the static kernels'
+// accumulators), through steps (3)-(4) as floats (dynamic_linear), or requantized to bytes
+// (static_gemm.h's (4)-(6): u8_requantized). Exactly one of accumulators, y and bytes is set.
 struct TileOutput {
   int32_t* accumulators = nullptr;
   float* y = nullptr;
+  uint8_t* bytes = nullptr;
   int64_t stride = 0;
   int64_t channels = 16;
   const float* multiplier = nullptr;  // one per channel, zero-padded to whole blocks (floats only)
   const float* bias = nullptr;        // the same; null for none
   bool relu = false;
+  RequantizeLanes requantize{};       // bytes only: from the tile's first channel
 };
+
+// A row's 16 requantized channels (int32 in 0..255) as bytes, the first `channels` stored.
+inline void store_bytes(uint8_t* out, __m128i bytes, int64_t channels) {
+  if (channels >= 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+  else {
+    alignas(16) uint8_t lanes[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
+    std::memcpy(out, lanes, channels);
+  }
+}
 
 // Stores the first `channels` of a row's 16 lanes (all of them with two stores when the
 // block is whole; the last block of an N that is not a multiple of 16 goes through a copy).
@@ -287,7 +313,12 @@ __attribute__((target("avx2"))) inline void store_tile(const __m256i (&acc)[Rows
   const float* bias1 = output.bias ? output.bias + 8 : nullptr;
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) {
-    if (output.accumulators) {
+    if (output.bytes) {  // int32 in 0..255 -> int16 -> u8, order kept (128-bit packs)
+      const __m256i q0 = requantize8(output.requantize, acc[r][0], 0), q1 = requantize8(output.requantize, acc[r][1], 8);
+      const __m128i low = _mm_packs_epi32(_mm256_castsi256_si128(q0), _mm256_extracti128_si256(q0, 1));
+      const __m128i high = _mm_packs_epi32(_mm256_castsi256_si128(q1), _mm256_extracti128_si256(q1, 1));
+      store_bytes(output.bytes + r * output.stride, _mm_packus_epi16(low, high), output.channels);
+    } else if (output.accumulators) {
       store_lanes(output.accumulators + r * output.stride, acc[r][0], acc[r][1], output.channels);
     } else {
       store_lanes(output.y + r * output.stride, epilogue8(acc[r][0], output.multiplier, output.bias, output.relu),
@@ -302,8 +333,8 @@ __attribute__((target("avx2"))) inline void store_tile(const __m256i (&acc)[Rows
 // vector vpmaddubsw, vpmaddwd, vpaddd); everything else runs once per tile.
 constexpr int kInt8Rows = 5;
 template <int Rows>
-__attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
-                                               const Int8Corrections& corrections, const TileOutput& output) {
+__attribute__((target("avx2"))) void int8_tile(const TileRows& x, const int8_t* block, const Int8Corrections& corrections,
+                                               const TileOutput& output) {
   const auto load = [](const int32_t* p) __attribute__((target("avx2"))) {  // (as in int8_row_prefix)
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   };
@@ -311,21 +342,25 @@ __attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* b
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) int8_start(corrections, r, 0, load, &acc[r][0], &acc[r][1]);
   const __m256i ones = _mm256_set1_epi16(1);
-  const int64_t stride = k_quads * 4;
-  // Two K-steps per iteration: 2-5 % faster over whole GEMMs (paired runs against the loop
-  // taken one step at a time, 64 and 6400 rows x 512 -> 2048); four gained nothing more.
-#pragma GCC unroll 2
-  for (int64_t q = 0; q < k_quads; ++q) {
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
-    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
+  for (int64_t s = 0; s < x.count; ++s, block += x.quads * 64) {
+    const uint8_t* row[Rows];
 #pragma GCC unroll 8
-    for (int r = 0; r < Rows; ++r) {
-      int32_t quad;  // x[r][4q .. 4q+3]
-      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
-      const __m256i xr = _mm256_set1_epi32(quad);
-      // u8 x s8 pairs into int16 (saturating only where (1') asks it), then pairs of those into int32.
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w0), ones));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w1), ones));
+    for (int r = 0; r < Rows; ++r) row[r] = x.at[r * x.count + s];
+    // Two K-steps per iteration: 2-5 % faster over whole GEMMs (paired runs against the loop
+    // taken one step at a time, 64 and 6400 rows x 512 -> 2048); four gained nothing more.
+#pragma GCC unroll 2
+    for (int64_t q = 0; q < x.quads; ++q) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
+#pragma GCC unroll 8
+      for (int r = 0; r < Rows; ++r) {
+        int32_t quad;  // x[r][4q .. 4q+3] of this segment
+        std::memcpy(&quad, row[r] + 4 * q, sizeof quad);
+        const __m256i xr = _mm256_set1_epi32(quad);
+        // u8 x s8 pairs into int16 (saturating only where (1') asks it), then pairs of those into int32.
+        acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w0), ones));
+        acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xr, w1), ones));
+      }
     }
   }
   store_tile<Rows>(acc, output);
@@ -335,7 +370,7 @@ __attribute__((target("avx2"))) void int8_tile(const uint8_t* x, const int8_t* b
 // instructions; 6 rows (12 accumulators, 2 weight vectors, the broadcast: 15 registers).
 constexpr int kAvxVnniRows = 6;
 template <int Rows>
-__attribute__((target("avx2,avxvnni"))) void avx_vnni_tile(const uint8_t* x, const int8_t* block, int64_t k_quads,
+__attribute__((target("avx2,avxvnni"))) void avx_vnni_tile(const TileRows& x, const int8_t* block,
                                                           const Int8Corrections& corrections,
                                                           const TileOutput& output) {
   const auto load = [](const int32_t* p) __attribute__((target("avx2"))) {
@@ -344,63 +379,72 @@ __attribute__((target("avx2,avxvnni"))) void avx_vnni_tile(const uint8_t* x, con
   __m256i acc[Rows][2];
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) int8_start(corrections, r, 0, load, &acc[r][0], &acc[r][1]);
-  const int64_t stride = k_quads * 4;
-#pragma GCC unroll 2
-  for (int64_t q = 0; q < k_quads; ++q) {
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
-    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
+  for (int64_t s = 0; s < x.count; ++s, block += x.quads * 64) {
+    const uint8_t* row[Rows];
 #pragma GCC unroll 8
-    for (int r = 0; r < Rows; ++r) {
-      int32_t quad;  // x[r][4q .. 4q+3]
-      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
-      const __m256i xr = _mm256_set1_epi32(quad);
-      acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], xr, w0);  // four u8 x s8 products, exact
-      acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], xr, w1);
+    for (int r = 0; r < Rows; ++r) row[r] = x.at[r * x.count + s];
+#pragma GCC unroll 2
+    for (int64_t q = 0; q < x.quads; ++q) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q * 64 + 32));
+#pragma GCC unroll 8
+      for (int r = 0; r < Rows; ++r) {
+        int32_t quad;  // x[r][4q .. 4q+3] of this segment
+        std::memcpy(&quad, row[r] + 4 * q, sizeof quad);
+        const __m256i xr = _mm256_set1_epi32(quad);
+        acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], xr, w0);  // four u8 x s8 products, exact
+        acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], xr, w1);
+      }
     }
   }
   store_tile<Rows>(acc, output);
 }
 
-// avx512-vnni: Rows rows x Blocks blocks of 16 channels, one zmm accumulator each (8 x 2:
-// 16 accumulators, 2 weight vectors, the broadcast, of 32 registers). Per K quad: Blocks
+// avx512-vnni: Rows rows x Blocks blocks of 16 channels, one zmm accumulator each (6 x 4:
+// 24 accumulators, 4 weight vectors, the broadcast, of 32 registers). Per K quad: Blocks
 // weight loads and Rows broadcasts for Rows x Blocks vpdpbusd. A partial last block is
 // written with a lane mask.
-constexpr int kVnni512Rows = 8, kVnni512Blocks = 2;
+constexpr int kVnni512Rows = 6, kVnni512Blocks = 4;
 // GCC 12 warns that _mm512_cvtepi32_ps and _mm512_max_ps read an uninitialised vector: their
 // headers pass _mm512_undefined_ps() as the unused merge source (a known false positive).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <int Rows, int Blocks>
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void avx512_vnni_tile(const uint8_t* x, const int8_t* block,
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void avx512_vnni_tile(const TileRows& x, const int8_t* block,
                                                                              int64_t k_quads,
                                                                              const Int8Corrections& c,
                                                                              const TileOutput& output) {
   __m512i acc[Rows][Blocks];
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int b = 0; b < Blocks; ++b) {
       acc[r][b] = _mm512_loadu_si512(c.column + b * kBlock);
       if (c.weight_zero_points)
         acc[r][b] = _mm512_sub_epi32(acc[r][b], _mm512_mullo_epi32(_mm512_loadu_si512(c.weight_zero_points + b * kBlock),
                                                                    _mm512_set1_epi32(c.row_terms[r])));
     }
-  const int64_t stride = k_quads * 4, block_bytes = k_quads * 64;
-#pragma GCC unroll 2
-  for (int64_t q = 0; q < k_quads; ++q) {
-    __m512i w[Blocks];
-#pragma GCC unroll 2
-    for (int b = 0; b < Blocks; ++b) w[b] = _mm512_loadu_si512(block + b * block_bytes + q * 64);
+  const int64_t block_bytes = k_quads * 64;
+  for (int64_t s = 0; s < x.count; ++s, block += x.quads * 64) {
+    const uint8_t* row[Rows];
 #pragma GCC unroll 8
-    for (int r = 0; r < Rows; ++r) {
-      int32_t quad;  // x[r][4q .. 4q+3]
-      std::memcpy(&quad, x + r * stride + 4 * q, sizeof quad);
-      const __m512i xr = _mm512_set1_epi32(quad);
+    for (int r = 0; r < Rows; ++r) row[r] = x.at[r * x.count + s];
 #pragma GCC unroll 2
-      for (int b = 0; b < Blocks; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], xr, w[b]);  // exact
+    for (int64_t q = 0; q < x.quads; ++q) {
+      __m512i w[Blocks];
+#pragma GCC unroll 4
+      for (int b = 0; b < Blocks; ++b) w[b] = _mm512_loadu_si512(block + b * block_bytes + q * 64);
+#pragma GCC unroll 8
+      for (int r = 0; r < Rows; ++r) {
+        int32_t quad;  // x[r][4q .. 4q+3] of this segment
+        std::memcpy(&quad, row[r] + 4 * q, sizeof quad);
+        const __m512i xr = _mm512_set1_epi32(quad);
+#pragma GCC unroll 4
+        for (int b = 0; b < Blocks; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], xr, w[b]);  // exact
+      }
     }
   }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int b = 0; b < Blocks; ++b) {
     const int64_t channels = std::min<int64_t>(kBlock, output.channels - b * kBlock);
     if (channels <= 0) break;
@@ -409,7 +453,10 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void avx512_vnni_tile(con
     const __m512 bias = output.bias ? _mm512_loadu_ps(output.bias + b * kBlock) : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int r = 0; r < Rows; ++r) {
-      if (output.accumulators) {
+      if (output.bytes) {  // (4)-(6), then each int32 lane (0..255) to its byte
+        store_bytes(output.bytes + r * output.stride + b * kBlock,
+                    _mm512_cvtepi32_epi8(requantize16(output.requantize, acc[r][b], b * kBlock)), channels);
+      } else if (output.accumulators) {
         _mm512_mask_storeu_epi32(output.accumulators + r * output.stride + b * kBlock, lanes, acc[r][b]);
       } else {  // (3), (4): as epilogue8, 16 lanes
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), multiplier);
@@ -525,7 +572,13 @@ void int8_gemm(KernelPath path, const DynamicLinearActivation& x, const Int8Acti
                 [&](int64_t row, int64_t n, int64_t c) {
     const int64_t b = c * blocks_per_column, first = b * kBlock;
     const int8_t* block = packed.int8_values.data() + b * packed.k_quads * kBlock * 4;
-    const uint8_t* rows = xs.values + row * row_bytes;
+    const uint8_t* dense[8];  // the most rows of any tile
+    TileRows rows{dense, 1, packed.k_quads};
+    if (xs.segments) {
+      rows = {xs.segments + row * xs.segment_count, xs.segment_count, xs.segment_quads};
+    } else {
+      for (int64_t r = 0; r < n; ++r) dense[r] = xs.values + (row + r) * row_bytes;
+    }
     const Int8Corrections corrections{columns_data + first,
                                       packed.has_weight_zero_points ? packed.zero_points.data() + first : nullptr,
                                       xs.row_terms + row};
@@ -536,18 +589,27 @@ void int8_gemm(KernelPath path, const DynamicLinearActivation& x, const Int8Acti
     if (tile.y) tile.y += offset;
     if (tile.multiplier) tile.multiplier += first;
     if (tile.bias) tile.bias += first;
+    if (tile.bytes) {
+      tile.bytes += offset;
+      tile.requantize.qbias += first;
+      tile.requantize.multiplier += first;
+      if (tile.requantize.bias) tile.requantize.bias += first;
+    }
     if (path == KernelPath::Avx512Vnni) {
-      const bool pair = b + 1 < packed.blocks;
+      const int64_t present = std::min<int64_t>(kVnni512Blocks, packed.blocks - b);  // the last column's may be fewer
       with_rows<kVnni512Rows>(n, [&](auto rows_n) {
-        if (pair)
-          avx512_vnni_tile<decltype(rows_n)::value, 2>(rows, block, packed.k_quads, corrections, tile);
-        else
-          avx512_vnni_tile<decltype(rows_n)::value, 1>(rows, block, packed.k_quads, corrections, tile);
+        constexpr int R = decltype(rows_n)::value;
+        switch (present) {
+          case 1: avx512_vnni_tile<R, 1>(rows, block, packed.k_quads, corrections, tile); break;
+          case 2: avx512_vnni_tile<R, 2>(rows, block, packed.k_quads, corrections, tile); break;
+          case 3: avx512_vnni_tile<R, 3>(rows, block, packed.k_quads, corrections, tile); break;
+          default: avx512_vnni_tile<R, kVnni512Blocks>(rows, block, packed.k_quads, corrections, tile); break;
+        }
       });
     } else if (path == KernelPath::AvxVnni) {
-      with_rows<kAvxVnniRows>(n, [&](auto rows_n) { avx_vnni_tile<decltype(rows_n)::value>(rows, block, packed.k_quads, corrections, tile); });
+      with_rows<kAvxVnniRows>(n, [&](auto rows_n) { avx_vnni_tile<decltype(rows_n)::value>(rows, block, corrections, tile); });
     } else {
-      with_rows<kInt8Rows>(n, [&](auto rows_n) { int8_tile<decltype(rows_n)::value>(rows, block, packed.k_quads, corrections, tile); });
+      with_rows<kInt8Rows>(n, [&](auto rows_n) { int8_tile<decltype(rows_n)::value>(rows, block, corrections, tile); });
     }
   });
 }
@@ -697,26 +759,55 @@ bool u8_rows_supported(bool seven_bit) {
   return best == KernelPath::Avx512Vnni || best == KernelPath::AvxVnni || (best == KernelPath::Avx2Int16 && seven_bit);
 }
 
-bool u8_accumulators(const U8Rows& x, const DynamicLinearWeights& w, int32_t* acc) {
+namespace {
+
+// u8_accumulators and u8_requantized: (1) on the best exact u8 path, tile by tile into `output`.
+bool u8_gemm(const U8Rows& x, const DynamicLinearWeights& w, TileOutput output) {
   if (!u8_rows_supported(x.seven_bit) || w.packed.int8_values.empty()) return false;
+  if (x.segment_count * x.segment_quads != w.packed.k_quads || x.segment_bytes > x.segment_quads * 4)
+    throw std::logic_error("u8_accumulators: segments of " + std::to_string(x.segment_count) + " x " +
+                           std::to_string(x.segment_quads) + " quads do not match the weights' " +
+                           std::to_string(w.packed.k_quads));
   const KernelPath best = exact_kernel_path();
   const KernelPath path = best == KernelPath::Avx2Int16 ? KernelPath::Avx2Int8 : best;  // (7-bit rows there)
   // sum_k xq[k] - K x_zp per row, needed only against weight zero points (Int8Corrections).
   thread_local std::vector<int32_t> row_terms;
   row_terms.assign(x.rows, 0);
-  const int64_t row_bytes = w.packed.k_quads * 4;
   if (w.packed.has_weight_zero_points)
     for (int64_t r = 0; r < x.rows; ++r) {
       int32_t sum = 0;
-      for (int64_t k = 0; k < row_bytes; ++k) sum += x.values[r * row_bytes + k];  // zero past K
-      row_terms[r] = sum - static_cast<int32_t>(w.in_features) * x.zero_point;
+      for (int64_t s = 0; s < x.segment_count; ++s) {
+        const uint8_t* run = x.segments[r * x.segment_count + s];
+        for (int64_t k = 0; k < x.segment_bytes; ++k) sum += run[k];
+      }
+      row_terms[r] = sum - static_cast<int32_t>(x.segment_count * x.segment_bytes) * x.zero_point;
     }
   const DynamicLinearActivation activation{nullptr, x.rows, 1.0f, x.zero_point};
+  Int8Activations xs;
+  xs.row_terms = row_terms.data();
+  xs.segments = x.segments;
+  xs.segment_count = x.segment_count;
+  xs.segment_quads = x.segment_quads;
+  int8_gemm(path, activation, xs, w, output);
+  return true;
+}
+
+}  // namespace
+
+bool u8_accumulators(const U8Rows& x, const DynamicLinearWeights& w, int32_t* acc) {
   TileOutput output;
   output.accumulators = acc;
   output.stride = w.out_features;
-  int8_gemm(path, activation, Int8Activations{x.values, row_terms.data()}, w, output);
-  return true;
+  return u8_gemm(x, w, output);
+}
+
+bool u8_requantized(const U8Rows& x, const StaticLinearWeights& w, const Requantizer& r, uint8_t* y, int64_t stride) {
+  if (!r.simd_exact) return false;
+  TileOutput output;
+  output.bytes = y;
+  output.stride = stride;
+  output.requantize = lanes_from(r, 0);
+  return u8_gemm(x, w.integers, output);
 }
 
 void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights& w,
@@ -789,50 +880,53 @@ __attribute__((target("avx2"), noinline)) int32_t int8_mac_chains(int64_t iterat
 }
 
 // The same with VNNI: one vpdpbusd sums four u8 x s8 products into each int32 lane exactly,
-// 64 MACs on zmm (AVX512_VNNI), 32 on ymm (AVX-VNNI, VEX-encoded). Eight chains on zmm,
-// seven on ymm (of 16 registers): more than the instruction's latency times its throughput
-// on the cores measured, so the multipliers, not a chain, set the pace.
+// 64 MACs on zmm (AVX512_VNNI), 32 on ymm (AVX-VNNI, VEX-encoded). The chains share two
+// weight vectors (independence needs only separate accumulators): twelve on zmm and on ymm (the
+// VEX encoding reaches 16 registers; an asm statement takes 30 operands). A core must hold latency x
+// throughput chains in flight for the multipliers, not a chain, to set the pace: eight were
+// enough on AMD's Zen 4, but Intel's cores issue two zmm vpdpbusd per cycle at a latency of
+// five, so ten in flight, and eight chains measured 252 GMAC/s there.
 __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) int32_t int8_mac_chains_avx512_vnni(int64_t iterations) {
-  const __m512i x = _mm512_set1_epi8(3);
-  const __m512i w0 = _mm512_set1_epi8(-5), w1 = _mm512_set1_epi8(-6), w2 = _mm512_set1_epi8(-7),
-                w3 = _mm512_set1_epi8(-8), w4 = _mm512_set1_epi8(-9), w5 = _mm512_set1_epi8(-10),
-                w6 = _mm512_set1_epi8(-11), w7 = _mm512_set1_epi8(-12);
-  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  const __m512i x = _mm512_set1_epi8(3), w0 = _mm512_set1_epi8(-5), w1 = _mm512_set1_epi8(-6);
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+          a9 = a0, a10 = a0, a11 = a0;
   for (int64_t i = 0; i < iterations; ++i)
     asm volatile(
 #define QCONFORM_VNNI_CHAIN(w, a) "vpdpbusd %[" #w "], %[x], %[" #a "]\n\t"
-        QCONFORM_VNNI_CHAIN(w0, a0) QCONFORM_VNNI_CHAIN(w1, a1) QCONFORM_VNNI_CHAIN(w2, a2) QCONFORM_VNNI_CHAIN(w3, a3)
-        QCONFORM_VNNI_CHAIN(w4, a4) QCONFORM_VNNI_CHAIN(w5, a5) QCONFORM_VNNI_CHAIN(w6, a6) QCONFORM_VNNI_CHAIN(w7, a7)
+        QCONFORM_VNNI_CHAIN(w0, a0) QCONFORM_VNNI_CHAIN(w1, a1) QCONFORM_VNNI_CHAIN(w0, a2) QCONFORM_VNNI_CHAIN(w1, a3)
+        QCONFORM_VNNI_CHAIN(w0, a4) QCONFORM_VNNI_CHAIN(w1, a5) QCONFORM_VNNI_CHAIN(w0, a6) QCONFORM_VNNI_CHAIN(w1, a7)
+        QCONFORM_VNNI_CHAIN(w0, a8) QCONFORM_VNNI_CHAIN(w1, a9) QCONFORM_VNNI_CHAIN(w0, a10) QCONFORM_VNNI_CHAIN(w1, a11)
 #undef QCONFORM_VNNI_CHAIN
         : [a0] "+v"(a0), [a1] "+v"(a1), [a2] "+v"(a2), [a3] "+v"(a3), [a4] "+v"(a4), [a5] "+v"(a5), [a6] "+v"(a6),
-          [a7] "+v"(a7)
-        : [x] "v"(x), [w0] "v"(w0), [w1] "v"(w1), [w2] "v"(w2), [w3] "v"(w3), [w4] "v"(w4), [w5] "v"(w5),
-          [w6] "v"(w6), [w7] "v"(w7));
-  const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                                       _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+          [a7] "+v"(a7), [a8] "+v"(a8), [a9] "+v"(a9), [a10] "+v"(a10), [a11] "+v"(a11)
+        : [x] "v"(x), [w0] "v"(w0), [w1] "v"(w1));
+  const __m512i sum = _mm512_add_epi32(
+      _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                       _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7))),
+      _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
   alignas(64) int32_t lanes[16];
   _mm512_store_si512(lanes, sum);
   return lanes[0];
 }
 
 __attribute__((target("avx2,avxvnni"), noinline)) int32_t int8_mac_chains_avx_vnni(int64_t iterations) {
-  const __m256i x = _mm256_set1_epi8(3);
-  const __m256i w0 = _mm256_set1_epi8(-5), w1 = _mm256_set1_epi8(-6), w2 = _mm256_set1_epi8(-7),
-                w3 = _mm256_set1_epi8(-8), w4 = _mm256_set1_epi8(-9), w5 = _mm256_set1_epi8(-10),
-                w6 = _mm256_set1_epi8(-11);
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0;
+  const __m256i x = _mm256_set1_epi8(3), w0 = _mm256_set1_epi8(-5), w1 = _mm256_set1_epi8(-6);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+          a9 = a0, a10 = a0, a11 = a0;
   for (int64_t i = 0; i < iterations; ++i)
     asm volatile(
 #define QCONFORM_VNNI_CHAIN(w, a) "%{vex%} vpdpbusd %[" #w "], %[x], %[" #a "]\n\t"
-        QCONFORM_VNNI_CHAIN(w0, a0) QCONFORM_VNNI_CHAIN(w1, a1) QCONFORM_VNNI_CHAIN(w2, a2) QCONFORM_VNNI_CHAIN(w3, a3)
-        QCONFORM_VNNI_CHAIN(w4, a4) QCONFORM_VNNI_CHAIN(w5, a5) QCONFORM_VNNI_CHAIN(w6, a6)
+        QCONFORM_VNNI_CHAIN(w0, a0) QCONFORM_VNNI_CHAIN(w1, a1) QCONFORM_VNNI_CHAIN(w0, a2) QCONFORM_VNNI_CHAIN(w1, a3)
+        QCONFORM_VNNI_CHAIN(w0, a4) QCONFORM_VNNI_CHAIN(w1, a5) QCONFORM_VNNI_CHAIN(w0, a6) QCONFORM_VNNI_CHAIN(w1, a7)
+        QCONFORM_VNNI_CHAIN(w0, a8) QCONFORM_VNNI_CHAIN(w1, a9) QCONFORM_VNNI_CHAIN(w0, a10) QCONFORM_VNNI_CHAIN(w1, a11)
 #undef QCONFORM_VNNI_CHAIN
-        : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5), [a6] "+x"(a6)
-        : [x] "x"(x), [w0] "x"(w0), [w1] "x"(w1), [w2] "x"(w2), [w3] "x"(w3), [w4] "x"(w4), [w5] "x"(w5),
-          [w6] "x"(w6));
+        : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4), [a5] "+x"(a5), [a6] "+x"(a6),
+          [a7] "+x"(a7), [a8] "+x"(a8), [a9] "+x"(a9), [a10] "+x"(a10), [a11] "+x"(a11)
+        : [x] "x"(x), [w0] "x"(w0), [w1] "x"(w1));
   const __m256i sum = _mm256_add_epi32(
-      _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
-      _mm256_add_epi32(_mm256_add_epi32(a4, a5), a6));
+      _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
+                       _mm256_add_epi32(_mm256_add_epi32(a4, a5), _mm256_add_epi32(a6, a7))),
+      _mm256_add_epi32(_mm256_add_epi32(a8, a9), _mm256_add_epi32(a10, a11)));
   return _mm256_extract_epi32(sum, 0);
 }
 
@@ -860,11 +954,11 @@ Int8Ceiling measure_int8_mac_ceiling(double seconds) {
   // where both exist: cores that split zmm into two halves run them at one rate), else AVX2.
   Int8Ceiling best;
   if (cpu_has_avx512_vnni()) {
-    const double rate = best_rate(int8_mac_chains_avx512_vnni, 8.0 * 64.0, seconds);
+    const double rate = best_rate(int8_mac_chains_avx512_vnni, 12.0 * 64.0, seconds);
     if (rate > best.gmacs) best = {rate, "avx512_vnni (vpdpbusd zmm)"};
   }
   if (cpu_has_avx_vnni()) {
-    const double rate = best_rate(int8_mac_chains_avx_vnni, 7.0 * 32.0, seconds);
+    const double rate = best_rate(int8_mac_chains_avx_vnni, 12.0 * 32.0, seconds);
     if (rate > best.gmacs) best = {rate, "avx_vnni (vpdpbusd ymm)"};
   }
   if (best.gmacs == 0 && cpu_has_avx2()) best = {best_rate(int8_mac_chains, 6.0 * 32.0, seconds), "avx2 (vpmaddubsw ymm)"};

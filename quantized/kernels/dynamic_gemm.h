@@ -47,8 +47,11 @@
 //   avx512-vnni and avx-vnni
 //               the avx2-int8 layout and formula, with VNNI's vpdpbusd (zmm; ymm with the VEX
 //               encoding) summing four u8 x s8 products into each int32 lane exactly: no int16
-//               step, so 8-bit activations too (0 <= xq <= 255). The zmm tile covers two blocks
-//               (32 channels) x 8 rows, the ymm one a block x 6 rows.
+//               step, so 8-bit activations too (0 <= xq <= 255). The zmm tile covers four blocks
+//               (64 channels) x 6 rows, the ymm one a block x 6 rows.
+// Every u8 tile reads its rows through per-row pointers (one per row for dense rows; per run of
+// a convolution's patch for U8Rows's segments), so the same tiles serve dynamic Linear and
+// the convolution read in place.
 // Where the accumulation is (1') (and the weights symmetric), avx2-int8's instructions are that
 // accumulation itself: vpmaddubsw saturates each pair sum in int16 as the engine's does, and
 // vpmaddwd by ones adds the pairs exactly; the tile runs on 8-bit activations then and the
@@ -135,11 +138,19 @@ std::vector<int32_t> dynamic_linear_accumulators(const DynamicLinearActivation& 
 // static kernels' accumulators).
 void fast_accumulators(const DynamicLinearActivation& x, const DynamicLinearWeights& w, int32_t* acc);
 
-// Activations already as u8 rows, for callers that build them so (the convolution's
-// channels-last patches): each row w.packed.k_quads * 4 bytes, zero past K.
+// Activations as u8 read where they lie, for callers that have them so (the convolution's
+// channels-last input): row r's K is `segment_count` runs of segment_quads * 4 bytes, run s at
+// segments[r * segment_count + s] (an indirection table, as XNNPACK's), the weights packed with
+// K in the same order (segment_count * segment_quads == w.packed.k_quads). Only a run's first
+// `segment_bytes` are activations: the weights are zero past them, so the bytes read there
+// (up to 3, the next pixel's) add nothing, but must be readable. A caller with rows of its own
+// passes one segment per row (segment_bytes = w.in_features).
 struct U8Rows {
-  const uint8_t* values;
+  const uint8_t* const* segments;
   int64_t rows;
+  int64_t segment_count;
+  int64_t segment_quads;
+  int64_t segment_bytes;
   int32_t zero_point;
   bool seven_bit;  // every value <= 127: avx2-int8 is exact on them (hosts without VNNI)
 };

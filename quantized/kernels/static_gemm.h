@@ -50,8 +50,40 @@ struct StaticOutput {
   bool relu = false;
 };
 
+
 // What (2a) gives for a bias beyond int32 (see above).
 enum class BiasOverflow { Saturate, IntegerIndefinite };
+
+// Steps (2) and (3) of either requantization, once per call: per output channel what the
+// epilogue adds and multiplies, zero-padded to whole blocks of 16 channels (the SIMD tiles
+// read 16 at a time). requantize() (static_gemm.cc) and the SIMD forms
+// (requantize_simd.h) apply (4)-(6) to one accumulator or to 8 or 16 of them, each step the
+// same single rounding, so the same integers.
+struct Requantizer {
+  Requantization rule = Requantization::Fp32Multiplier;
+  std::vector<int32_t> qbias;                // Fp32Multiplier: (2a), wrapped to int32 as the sum's cast wraps
+  std::vector<float> bias_in_accumulator;    // FloatEpilogue: (4b)'s bias[n] * r[n]
+  bool has_bias = false;
+  std::vector<float> multiplier;             // (3a) or (3b)
+  int32_t zero_point = 0, lowest = 0;        // y_zp; (6)'s lower clamp (y_zp with ReLU, else 0)
+  // FloatEpilogue: no lane can become NaN whatever the accumulator (every multiplier finite
+  // and positive, every bias finite: v * m is a number or an infinity of v's sign), so the
+  // SIMD forms need no scalar fallback; false where a NaN can arise (an infinite scale's
+  // 0 x inf), and then only the scalar form runs. Always true for Fp32Multiplier, whose
+  // conversion gives INT32_MIN for NaN in both forms.
+  bool simd_exact = true;
+};
+Requantizer make_requantizer(double x_scale, const StaticLinearWeights& w, const float* bias,
+                             const StaticOutput& out, Requantization rule,
+                             BiasOverflow bias_overflow = BiasOverflow::Saturate);
+// (4)-(6) for accumulator `acc` of output channel n: the specification of the SIMD forms.
+int32_t requantize(const Requantizer& r, int32_t acc, int64_t n);
+
+// u8_accumulators' sums (dynamic_gemm.h) requantized in the tile's registers: row r's
+// out_features bytes to y + r * stride (the convolution's u8 channels-last output, or a block
+// of it). False where u8_accumulators would be, and where !r.simd_exact (the caller then
+// takes u8_accumulators and requantize()).
+bool u8_requantized(const U8Rows& x, const StaticLinearWeights& w, const Requantizer& r, uint8_t* y, int64_t stride);
 
 // x: rows x in u8 values with (x_scale, x_zero_point) and the accumulation to use;
 // writes rows x out u8 values to y. bias may be null.
@@ -59,10 +91,8 @@ void static_linear(const DynamicLinearActivation& x, double x_scale, const Stati
                    const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
                    BiasOverflow bias_overflow = BiasOverflow::Saturate);
 
-// Steps (2) to (6) alone, for accumulators (1) computed elsewhere (rows x out; onednn's
-// convolutions, whose zero-point term skips the padding: quantized/static/conv.cc).
-void static_requantize(const std::vector<int32_t>& acc, int64_t rows, double x_scale, const StaticLinearWeights& w,
-                       const float* bias, const StaticOutput& out, Requantization rule, int32_t* y,
-                       BiasOverflow bias_overflow = BiasOverflow::Saturate);
+// Steps (4) to (6) alone, for accumulators (1) computed elsewhere (rows x out_features).
+void static_requantize(const std::vector<int32_t>& acc, int64_t rows, const Requantizer& r, int64_t out_features,
+                       int32_t* y);
 
 }  // namespace qconform::kernels

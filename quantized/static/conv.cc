@@ -25,21 +25,6 @@ kernels::BiasOverflow bias_overflow_of(const ConvOptions& o) {
   return pointwise ? kernels::BiasOverflow::Saturate : kernels::BiasOverflow::IntegerIndefinite;
 }
 
-// A patch row's run of n bytes. A network's stem copies runs of kernel width x 3 channels
-// (21 bytes) at every position, where a call of memcpy costs more than the copy: runs of 8 to
-// 32 bytes are two fixed-size copies from both ends (overlapping, within the run).
-inline void copy_run(uint8_t* to, const uint8_t* from, int64_t n) {
-  if (n >= 16 && n <= 32) {
-    std::memcpy(to, from, 16);
-    std::memcpy(to + n - 16, from + n - 16, 16);
-  } else if (n >= 8 && n < 16) {
-    std::memcpy(to, from, 8);
-    std::memcpy(to + n - 8, from + n - 8, 8);
-  } else {
-    std::memcpy(to, from, static_cast<size_t>(n));
-  }
-}
-
 }  // namespace
 
 std::string quantized_conv_extra_repr(const ConvOptions& o, double scale, int64_t zero_point) {
@@ -100,6 +85,11 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   std::vector<kernels::StaticLinearWeights> groups(options_.groups), paired_groups(pairs ? options_.groups : 0);
   const bool channels_last = !options.transposed && !pairs;
   std::vector<kernels::StaticLinearWeights> channels_last_groups(channels_last ? options_.groups : 0);
+  PatchRuns runs;
+  runs.kernel_rows = options_.spatial_dims == 2 && options_.groups == 1 && options_.dilation[1] == 1;
+  runs.count = runs.kernel_rows ? options_.kernel_size[0] : kernel_volume;
+  runs.bytes = runs.kernel_rows ? options_.kernel_size[1] * in_per_group : in_per_group;
+  runs.quads = (runs.bytes + 3) / 4;
   for (int64_t g = 0; g < options_.groups; ++g) {
     kernels::StaticLinearWeights& packed = groups[g];
     packed.integers.out_features = out_per_group;
@@ -110,13 +100,21 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
       packed.integers.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
     }
     kernels::pack_weights(packed.integers);  // the SIMD paths' layouts (dynamic_gemm.h)
-    if (channels_last) {  // K reordered (channel c at kernel position k: c * volume + k -> k * channels + c)
+    if (channels_last) {
+      // K reordered (channel c at kernel position k: c * volume + k -> k * channels + c), which
+      // the runs cut into pieces of runs.bytes, each padded with zeros to whole quads.
       kernels::StaticLinearWeights& reordered = channels_last_groups[g];
       reordered = packed;
+      const int64_t padded = runs.count * runs.quads * 4;
+      reordered.integers.in_features = padded;
+      reordered.integers.values.assign(out_per_group * padded, 0);
       for (int64_t n = 0; n < out_per_group; ++n)
         for (int64_t c = 0; c < in_per_group; ++c)
-          for (int64_t k = 0; k < kernel_volume; ++k)
-            reordered.integers.values[n * patch + k * in_per_group + c] = packed.integers.values[n * patch + c * kernel_volume + k];
+          for (int64_t k = 0; k < kernel_volume; ++k) {
+            const int64_t at = k * in_per_group + c;  // channels-last K
+            reordered.integers.values[n * padded + at / runs.bytes * runs.quads * 4 + at % runs.bytes] =
+                packed.integers.values[n * patch + c * kernel_volume + k];
+          }
       kernels::pack_weights(reordered.integers);
     }
     if (!pairs) continue;
@@ -137,6 +135,7 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   groups_ = std::move(groups);
   paired_groups_ = std::move(paired_groups);
   channels_last_groups_ = std::move(channels_last_groups);
+  runs_ = runs;
   refused_at_forward_ = std::move(refused_at_forward);
 }
 
@@ -205,8 +204,10 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
                                    w.integers, acc.data());
         kernels::fast_accumulators({present.data(), positions, 1.0f, 0}, w.integers, counted.data());
         for (size_t i = 0; i < acc.size(); ++i) acc[i] -= x_zero_point * counted[i];
-        kernels::static_requantize(acc, positions, x->qparams.scale(), w, bias, output, rule.requantization, out.data(),
-                                   bias_overflow);
+        kernels::static_requantize(acc, positions,
+                                   kernels::make_requantizer(x->qparams.scale(), w, bias, output, rule.requantization,
+                                                             bias_overflow),
+                                   out_per_group, out.data());
       } else {
         // 2-3. One static Linear over them, summed exactly.
         const kernels::DynamicLinearActivation activation{patches.data(), positions,
@@ -225,8 +226,8 @@ ModuleOutput QuantizedConv::forward(const ModuleInput& input) {
 bool QuantizedConv::forward_from_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const {
   // The same steps as forward's loop (patches padded with the input zero point, one exact
   // static Linear over them), faster: the input goes to u8 channels-last once, so that a
-  // patch is, per kernel position, one copy of a group's channels; the weights' K is in that
-  // order (channels_last_groups_). Exact int32 sums do not depend on the order of K.
+  // patch is a few runs of bytes read where they lie (runs_); the weights' K is in that order
+  // (channels_last_groups_). Exact int32 sums do not depend on the order of K.
   const int64_t in_plane = g.in_plane();
   const int32_t x_zero_point = static_cast<int32_t>(x.qparams.zero_point());
   thread_local std::vector<uint8_t> nhwc;
@@ -272,43 +273,58 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
                                       int32_t x_zero_point, bool seven_bit, OutputPlace y) const {
   const int64_t channels = g.in_channels / g.groups, in_plane = g.in_plane(), positions = g.positions();
   const int64_t out_per_group = g.out_channels / g.groups, dims = static_cast<int64_t>(g.in_size.size());
-  int64_t kernel_volume = 1;
-  for (int64_t k : g.kernel) kernel_volume *= k;
-  const int64_t row_bytes = channels_last_groups_[0].integers.packed.k_quads * 4;
-  // Each output position's patch row, per kernel position a group's channels (may read the
-  // padding: the input zero point); K's padding to whole quads zero, as the weights'.
-  const auto fill_row = [&](const uint8_t* source, int64_t p, uint8_t* row) {
-    if (dims == 2 && g.dilation[1] == 1) {
-      // Two dimensions, undilated rows: the kernel's row kh is one run of kernel width x
-      // channels bytes where it lies inside the input, copied at once.
-      const int64_t width = g.in_size[1], run_bytes = g.kernel[1] * channels;
-      const int64_t oh = p / g.out_size[1], ow = p % g.out_size[1];
-      const int64_t w0 = ow * g.stride[1] - g.padding[1];
-      const bool row_inside = w0 >= 0 && w0 + g.kernel[1] <= width && channels == g.in_channels;
-      for (int64_t kh = 0; kh < g.kernel[0]; ++kh) {
-        const int64_t ih = oh * g.stride[0] - g.padding[0] + kh * g.dilation[0];
-        uint8_t* run = row + kh * run_bytes;
-        if (ih < 0 || ih >= g.in_size[0]) {
-          std::memset(run, x_zero_point, run_bytes);
-        } else if (row_inside) {
-          copy_run(run, source + (ih * width + w0) * g.in_channels, run_bytes);
-        } else {
-          for (int64_t kw = 0; kw < g.kernel[1]; ++kw) {
-            const int64_t iw = w0 + kw;
-            if (iw < 0 || iw >= width)
-              std::memset(run + kw * channels, x_zero_point, channels);
-            else
-              copy_run(run + kw * channels, source + (ih * width + iw) * g.in_channels, channels);
+  const int64_t run_span = runs_.quads * 4;  // bytes a run's quads read
+  const int64_t image_bytes = in_plane * g.in_channels, readable = g.batch * image_bytes;
+  // Padding reads the input zero point (real zero); past a run's bytes the weights are zero.
+  thread_local std::vector<uint8_t> zero_run;
+  zero_run.assign(run_span, static_cast<uint8_t>(x_zero_point));
+  // Where each run of output positions p0 .. p0 + rows - 1 starts (at[r * count + s]),
+  // `source` being the offset of the image's group's first channel: in the input itself where
+  // the run and the quads it reads lie inside it, else a copy in `scratch` with the padding's
+  // zero points, or zero_run for a run wholly outside.
+  const auto place_runs = [&](int64_t source, int64_t p0, int64_t rows, uint8_t* scratch, const uint8_t** at) {
+    const int64_t count = runs_.count;
+    if (runs_.kernel_rows) {
+      // The geometry in locals (the loop writes through pointers the compiler cannot tell
+      // from the vectors'), the position's coordinates stepped rather than divided.
+      const int64_t height = g.in_size[0], width = g.in_size[1], out_width = g.out_size[1];
+      const int64_t stride_h = g.stride[0], stride_w = g.stride[1], pad_h = g.padding[0], pad_w = g.padding[1];
+      const int64_t dilation_h = g.dilation[0], kernel_w = g.kernel[1], pixel = g.in_channels;
+      const int64_t last_readable = readable - run_span;  // a run may start up to here
+      const uint8_t* padding = zero_run.data();
+      int64_t oh = p0 / out_width, ow = p0 % out_width;
+      for (int64_t r = 0; r < rows; ++r, at += count, scratch += count * run_span) {
+        const int64_t w0 = ow * stride_w - pad_w, h0 = oh * stride_h - pad_h;
+        const bool columns_inside = w0 >= 0 && w0 + kernel_w <= width;
+        for (int64_t kh = 0; kh < count; ++kh) {
+          const int64_t ih = h0 + kh * dilation_h;
+          const int64_t from = source + (ih * width + w0) * pixel;
+          if (ih < 0 || ih >= height) {
+            at[kh] = padding;
+          } else if (columns_inside && from <= last_readable) {
+            at[kh] = images + from;
+          } else {
+            uint8_t* run = scratch + kh * run_span;
+            std::memset(run, x_zero_point, run_span);
+            for (int64_t kw = 0; kw < kernel_w; ++kw)
+              if (w0 + kw >= 0 && w0 + kw < width) std::memcpy(run + kw * channels, images + from + kw * pixel, channels);
+            at[kh] = run;
           }
         }
+        if (++ow == out_width) {
+          ow = 0;
+          ++oh;
+        }
       }
-    } else {
-      int64_t rest = p, start[8], kernel_at[8];
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r, at += count, scratch += count * run_span) {
+      int64_t rest = p0 + r, start[8], kernel_at[8];
       for (int64_t d = dims - 1; d >= 0; --d) {
         start[d] = rest % g.out_size[d] * g.stride[d] - g.padding[d];
         rest /= g.out_size[d];
       }
-      for (int64_t k = 0; k < kernel_volume; ++k) {
+      for (int64_t k = 0; k < count; ++k) {
         int64_t kr = k, offset = 0;
         bool inside = true;
         for (int64_t d = dims - 1; d >= 0; --d) {
@@ -316,49 +332,72 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
           kr /= g.kernel[d];
         }
         for (int64_t d = 0; d < dims; ++d) {
-          const int64_t at = start[d] + kernel_at[d] * g.dilation[d];
-          inside = inside && at >= 0 && at < g.in_size[d];
-          offset = offset * g.in_size[d] + at;
+          const int64_t coordinate = start[d] + kernel_at[d] * g.dilation[d];
+          inside = inside && coordinate >= 0 && coordinate < g.in_size[d];
+          offset = offset * g.in_size[d] + coordinate;
         }
-        if (inside)
-          copy_run(row + k * channels, source + offset * g.in_channels, channels);
-        else
-          std::memset(row + k * channels, x_zero_point, channels);
+        const int64_t from = source + offset * g.in_channels;
+        if (!inside) {
+          at[k] = zero_run.data();
+        } else if (from + run_span <= readable) {
+          at[k] = images + from;
+        } else {  // the last pixel's group: its quads would read past the input
+          uint8_t* run = scratch + k * run_span;
+          std::memcpy(run, images + from, channels);
+          at[k] = run;
+        }
       }
     }
-    std::memset(row + kernel_volume * channels, 0, row_bytes - kernel_volume * channels);
   };
-  // Positions in blocks whose patches (about 64 KB) stay in L2 from their copy through the
-  // GEMM; the blocks are the units the kernel threads share (each writes its own outputs).
-  const int64_t block = std::max<int64_t>(16, 65536 / row_bytes / 8 * 8);
+  // Positions in blocks whose accumulators stay in L1-L2; the blocks are the units the kernel
+  // threads share (each writes its own outputs).
+  const int64_t block = std::max<int64_t>(16, 16384 / out_per_group / 8 * 8);
   const int64_t blocks = (positions + block - 1) / block;
+  // (2)-(3) of the requantization once per group; the tiles apply (4)-(6) in their registers.
   const kernels::StaticOutput output{scale_, static_cast<int32_t>(zero_point_), fused_relu_};
   const EngineOpRule& rule = engine_rule(engine_.engine, EngineOp::StaticConv);
-  const kernels::BiasOverflow bias_overflow = bias_overflow_of(options_);
+  std::vector<kernels::Requantizer> requantizers;
+  for (int64_t group = 0; group < g.groups; ++group)
+    requantizers.push_back(kernels::make_requantizer(x_scale, channels_last_groups_[group],
+                                                     bias_ ? bias_->data.data() + group * out_per_group : nullptr,
+                                                     output, rule.requantization, bias_overflow_of(options_)));
   const auto run_block = [&](int64_t unit) {
     const int64_t image = unit / (g.groups * blocks), group = unit / blocks % g.groups, p0 = unit % blocks * block;
     const int64_t rows = std::min(block, positions - p0);
-    thread_local std::vector<uint8_t> patches;
+    thread_local std::vector<const uint8_t*> at;
+    thread_local std::vector<uint8_t> scratch, bytes;
     thread_local std::vector<int32_t> acc, out;
-    patches.resize(rows * row_bytes);
-    acc.resize(rows * out_per_group);
-    out.resize(rows * out_per_group);
-    const uint8_t* source = images + image * in_plane * g.in_channels + group * channels;
-    for (int64_t r = 0; r < rows; ++r) fill_row(source, p0 + r, patches.data() + r * row_bytes);
+    at.resize(rows * runs_.count);
+    scratch.resize(rows * runs_.count * run_span);
+    const int64_t source = image * image_bytes + group * channels;
+    place_runs(source, p0, rows, scratch.data(), at.data());
     const kernels::StaticLinearWeights& w = channels_last_groups_[group];
-    if (!kernels::u8_accumulators({patches.data(), rows, x_zero_point, seven_bit}, w.integers, acc.data()))
-      throw std::logic_error(name() + ": the u8 rows were refused after u8_rows_supported took them");
-    const float* bias = bias_ ? bias_->data.data() + group * out_per_group : nullptr;
-    kernels::static_requantize(acc, rows, x_scale, w, bias, output, rule.requantization, out.data(),
-                               bias_overflow);
-    if (y.channel_major)  // back to channel-major
-      kernels::transpose_int32(out.data(), rows, out_per_group,
-                               y.channel_major + (image * g.out_channels + group * out_per_group) * positions + p0,
-                               positions);
-    else  // the requantized values are in [0, 255]: narrowed in place
-      kernels::narrow_to_u8(out.data(), rows, out_per_group,
-                            y.channels_last + (image * positions + p0) * g.out_channels + group * out_per_group,
-                            g.out_channels);
+    const kernels::Requantizer& requantizer = requantizers[group];
+    const kernels::U8Rows patches{at.data(), rows, runs_.count, runs_.quads, runs_.bytes, x_zero_point, seven_bit};
+    // The outputs as u8 rows, each position's channels side by side: in place on the byte
+    // path, else in a block of their own that is then widened to channel-major.
+    uint8_t* rows_out = y.channels_last + (image * positions + p0) * g.out_channels + group * out_per_group;
+    int64_t stride = g.out_channels;
+    if (y.channel_major) {
+      bytes.resize(rows * out_per_group);
+      rows_out = bytes.data();
+      stride = out_per_group;
+    }
+    if (!kernels::u8_requantized(patches, w, requantizer, rows_out, stride)) {
+      // A requantization the tiles do not take (a scale that makes a lane NaN): the int32
+      // sums, then the scalar steps.
+      acc.resize(rows * out_per_group);
+      out.resize(rows * out_per_group);
+      if (!kernels::u8_accumulators(patches, w.integers, acc.data()))
+        throw std::logic_error(name() + ": the u8 rows were refused after u8_rows_supported took them");
+      kernels::static_requantize(acc, rows, requantizer, out_per_group, out.data());
+      kernels::narrow_to_u8(out.data(), rows, out_per_group, rows_out, stride);  // values in [0, 255]
+    }
+    if (y.channel_major)  // back to channel-major, widened
+      for (int64_t j = 0; j < out_per_group; ++j) {
+        int32_t* plane = y.channel_major + (image * g.out_channels + group * out_per_group + j) * positions + p0;
+        for (int64_t r = 0; r < rows; ++r) plane[r] = bytes[r * out_per_group + j];
+      }
   };
   kernels::parallel_for(g.batch * g.groups * blocks, run_block);
 }

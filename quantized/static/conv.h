@@ -71,9 +71,19 @@ class QuantizedConv : public Module, public ChannelsLastBytesForward {
   // Where the engine sums int16 pairs channels-last (conv_sums_int16_pairs): the same rows in
   // that order (core/float/conv.h to_channel_pairs); empty otherwise.
   std::vector<kernels::StaticLinearWeights> paired_groups_;
-  // The same rows with K in channels-last order (per kernel position, the group's channels),
-  // for patches copied whole from a channels-last u8 input (forward's fast path); empty for
-  // transposed and paired convolutions.
+  // How the channels-last path reads a patch in its u8 input (kernels::U8Rows's segments):
+  // per kernel row, kernel width x channels bytes side by side (2-d, one group, undilated
+  // rows: a network's stem reads 7 runs of 21 bytes), else per kernel position a group's
+  // channels; each run padded to whole quads.
+  struct PatchRuns {
+    bool kernel_rows = false;
+    int64_t count = 0;  // runs per patch
+    int64_t bytes = 0;  // activations per run
+    int64_t quads = 0;  // ceil(bytes / 4)
+  };
+  PatchRuns runs_;
+  // The same rows with K in the runs' order (channels-last: per kernel position, the group's
+  // channels), zero where a run is padded; empty for transposed and paired convolutions.
   std::vector<kernels::StaticLinearWeights> channels_last_groups_;
   // Forward's fast path: true when it computed every output (else forward takes the im2col loop).
   bool forward_from_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const;
