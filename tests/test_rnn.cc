@@ -280,10 +280,12 @@ BOOST_AUTO_TEST_CASE(onednn_history_dependence_is_told_apart_from_disagreement) 
 }
 
 // The integer LSTM splits each step's cell rows across the kernel threads (quantized/dynamic/
-// rnn.cc, split_rows): the same bits on two threads as on one, at a size that splits (32 rows
-// of 2048 gate values).
+// rnn.cc, split_rows), and the dynamic quantization of its inputs and hidden states (extremes,
+// quantizing, the u8 rows: quantized/dynamic/linear.cc, dynamic_gemm.cc): the same bits on two
+// threads as on one, at a size where each of them splits (64 rows of 2048 gate values; 49,152
+// input values and 32,768 hidden ones per step, against parts of 2^14).
 BOOST_AUTO_TEST_CASE(two_kernel_threads_give_the_integer_lstm_one_threads_bits) {
-  const Case c = make("dynamic.LSTM", {{"batch", 32}, {"hidden_size", 512}, {"input_size", 16}, {"seq_len", 2}});
+  const Case c = make("dynamic.LSTM", {{"batch", 64}, {"hidden_size", 512}, {"input_size", 256}, {"seq_len", 3}});
   auto integer = DynamicQuantizedRNN::from_float(float_rnn(c), Engine::ONEDNN);
   kernels::set_kernel_threads(1);
   const FlatOutput one = flatten_output((*integer)(c.input));
@@ -292,4 +294,36 @@ BOOST_AUTO_TEST_CASE(two_kernel_threads_give_the_integer_lstm_one_threads_bits) 
   kernels::set_kernel_threads(1);
   BOOST_REQUIRE_EQUAL(one.values.size(), two.values.size());
   BOOST_CHECK(std::memcmp(one.values.data(), two.values.data(), one.values.size() * sizeof(float)) == 0);
+}
+
+// The extremes of a split input are the whole's: a NaN in the second part is refused on two
+// threads with one thread's message (the qparams' check), and a zero extreme of either sign
+// gives the same bits.
+BOOST_AUTO_TEST_CASE(split_dynamic_quantization_keeps_the_whole_inputs_extremes) {
+  const Case c = make("dynamic.LSTM", {{"batch", 64}, {"hidden_size", 32}, {"input_size", 512}, {"seq_len", 2}});
+  auto integer = DynamicQuantizedRNN::from_float(float_rnn(c), Engine::ONEDNN);
+  const auto run = [&](const Tensor& x, int threads) {
+    kernels::set_kernel_threads(threads);
+    std::string refusal;
+    FlatOutput out;
+    try {
+      out = flatten_output((*integer)(ModuleInput{x, std::nullopt}));
+    } catch (const Error& e) {
+      refusal = e.what();
+    }
+    kernels::set_kernel_threads(1);
+    return std::pair{out, refusal};
+  };
+  const Tensor& input = std::get<Tensor>(c.input.input);
+  Tensor non_negative = input, with_nan = input;
+  for (float& v : non_negative.data) v = std::abs(v);
+  non_negative.data[non_negative.data.size() / 2] = -0.0f;  // the smallest value, a zero, in the second part
+  with_nan.data[with_nan.data.size() * 3 / 4] = NAN;
+  for (const Tensor& x : {non_negative, with_nan}) {
+    const auto one = run(x, 1), two = run(x, 2);
+    BOOST_CHECK_EQUAL(one.second, two.second);
+    BOOST_REQUIRE_EQUAL(one.first.values.size(), two.first.values.size());
+    BOOST_CHECK(std::memcmp(one.first.values.data(), two.first.values.data(), one.first.values.size() * sizeof(float)) == 0);
+  }
+  BOOST_CHECK(!run(with_nan, 2).second.empty());
 }

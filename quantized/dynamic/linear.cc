@@ -1,11 +1,15 @@
 #include "quantized/dynamic/linear.h"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/float/rnn.h"
 #include "core/observers.h"
 #include "core/quantize.h"
+#include "quantized/kernels/threads.h"
 #include "reference/linear.h"
 #include "reference/weight_qparams.h"
 
@@ -174,14 +178,30 @@ void DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows, bool
                                               QuantizedActivations& activations) const {
   if (refused_at_forward_) throw Error(*refused_at_forward_);
   if (has_float16_weight()) throw Error(name() + ": float16 weights quantize no activations");
-  const int64_t in = in_features();
-  float x_min, x_max;
-  values_min_max(x, rows * in, &x_min, &x_max);
+  const int64_t in = in_features(), n = rows * in;
+  // Large inputs (an LSTM's whole input sequence) in parts across the kernel threads: the
+  // extremes of consecutive parts merged in order are the whole's (nan_min / nan_max keep the
+  // first of equal values, and a NaN anywhere), and quantizing is per value.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(kernels::kernel_threads(), n >> 14));
+  const auto part_range = [&](int64_t part) { return std::pair<int64_t, int64_t>{n * part / parts, n * (part + 1) / parts}; };
+  std::vector<float> part_min(parts), part_max(parts);
+  kernels::parallel_for(parts, [&](int64_t part) {
+    const auto [first, end] = part_range(part);
+    values_min_max(x + first, end - first, &part_min[part], &part_max[part]);
+  });
+  float x_min = part_min[0], x_max = part_max[0];
+  for (int64_t part = 1; part < parts; ++part) {
+    x_min = std::isnan(x_min) || std::isnan(part_min[part]) ? NAN : std::min(x_min, part_min[part]);
+    x_max = std::isnan(x_max) || std::isnan(part_max[part]) ? NAN : std::max(x_max, part_max[part]);
+  }
   const bool reduced = uses_reduced_range(reduce_range);
   const QuantParams x_qparams = choose_dynamic_qparams(x_min, x_max, 0, 255, reduced);
   validate(x_qparams);  // as quantize() does: an infinite input gives no usable scale
-  if (activations.values.size() < static_cast<size_t>(rows * in)) activations.values.resize(rows * in);
-  quantize_activations(x, rows * in, x_qparams, activations.values.data());
+  if (activations.values.size() < static_cast<size_t>(n)) activations.values.resize(n);
+  kernels::parallel_for(parts, [&](int64_t part) {
+    const auto [first, end] = part_range(part);
+    quantize_activations(x + first, end - first, x_qparams, activations.values.data() + first);
+  });
   activations.scale = static_cast<float>(x_qparams.scale());
   activations.zero_point = static_cast<int32_t>(x_qparams.zero_point());
   // An engine's avx2 path sums u8 x s8 pairs in int16 (engine table) and saturates when

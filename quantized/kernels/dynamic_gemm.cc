@@ -200,8 +200,11 @@ std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x
   if (scratch.size() < needed) scratch.resize(needed);
   if (row_terms.size() < static_cast<size_t>(x.rows)) row_terms.resize(x.rows);
   const uint32_t high_bits = ~static_cast<uint32_t>(max_value);
-  for (int64_t row = 0; row < x.rows; ++row) {
-    uint8_t* out = scratch.data() + row * k_quads * 4;
+  uint8_t* const bytes = scratch.data();
+  int32_t* const terms = row_terms.data();
+  // One row; false if a value lies outside 0..max_value (what was written is then unused).
+  const auto convert = [&](int64_t row) {
+    uint8_t* out = bytes + row * k_quads * 4;
     const int32_t* in = x.values + row * k;
     int32_t sum = 0;  // |.| <= 255 K: int32 (K <= kMaxDynamicLinearK)
     uint32_t outside = 0;  // any bit above max_value's: a value outside 0..max_value
@@ -211,12 +214,30 @@ std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x
       out[i] = static_cast<uint8_t>(in[i]);
       sum += in[i];
     }
-    // 8-bit activations usually show in the first row: stop there rather than convert all.
-    if (outside) return std::nullopt;
-    for (int64_t i = k; i < k_quads * 4; ++i) out[i] = 0;
-    row_terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;
+    for (int64_t j = k; j < k_quads * 4; ++j) out[j] = 0;
+    terms[row] = sum - static_cast<int32_t>(k) * x.zero_point;
+    return outside == 0;
+  };
+  // 8-bit activations usually show in the first row: stop there rather than convert all.
+  if (x.rows > 0 && !convert(0)) return std::nullopt;
+  // The other rows in parts across the kernel threads where there are enough values (an
+  // LSTM's input projection); each row's bytes and term are its own, whoever converts it.
+  const int64_t parts = std::min<int64_t>(kernel_threads(), (x.rows - 1) * k >> 14);
+  if (parts <= 1) {
+    for (int64_t row = 1; row < x.rows; ++row)
+      if (!convert(row)) return std::nullopt;
+  } else {
+    std::vector<char> inside(parts, 1);
+    parallel_for(parts, [&](int64_t part) {
+      for (int64_t row = 1 + (x.rows - 1) * part / parts; row < 1 + (x.rows - 1) * (part + 1) / parts; ++row)
+        if (!convert(row)) {
+          inside[part] = 0;
+          return;
+        }
+    });
+    if (std::find(inside.begin(), inside.end(), 0) != inside.end()) return std::nullopt;
   }
-  return Int8Activations{scratch.data(), row_terms.data()};
+  return Int8Activations{bytes, terms};
 }
 
 // The zero-point terms of (1) expanded, for one block of 16 channels (two adjacent blocks for
