@@ -1,8 +1,9 @@
 #pragma once
 // The SIMD forms of static_gemm.h's requantize(): (4)-(6) on 8 (AVX2) or 16 (AVX-512)
 // accumulators of consecutive output channels. Each step is the scalar form's single rounding
-// (int32 add wrapping as the scalar cast does; cvtdq2ps; mulps; addps; cvtps2dq or roundps,
-// both to even; clamps), so the same integers; test_kernels and test_static hold them to it.
+// (int32 add wrapping as the scalar cast does; cvtdq2ps; mulps; addps; rounding to even once),
+// and the clamps are merged or moved only where their integer bounds make that exact (said at
+// each), so the same integers; test_kernels and test_static hold them to it.
 // Included by the kernels' .cc files only (it brings <immintrin.h>).
 #include <immintrin.h>
 
@@ -31,21 +32,24 @@ inline RequantizeLanes lanes_from(const Requantizer& r, int64_t first_channel) {
 // Channels j .. j + 7 (Fp32Multiplier: cvtps2dq gives INT32_MIN out of range or for NaN, as
 // the scalar form; FloatEpilogue only where Requantizer::simd_exact).
 __attribute__((target("avx2"))) inline __m256i requantize8(const RequantizeLanes& r, __m256i acc, int64_t j) {
-  const __m256i low = _mm256_set1_epi32(r.lowest), high = _mm256_set1_epi32(255);
   if (r.rule == Requantization::Fp32Multiplier) {
     const __m256i sum = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.qbias + j)));
     const __m256i rounded = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_loadu_ps(r.multiplier + j)));
-    const __m256i narrowed = _mm256_min_epi32(_mm256_max_epi32(rounded, _mm256_set1_epi32(INT16_MIN)),
-                                              _mm256_set1_epi32(INT16_MAX));                           // (4a)
-    return _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(narrowed, _mm256_set1_epi32(r.zero_point)), low), high);
+    // (4a)'s int16 clamp, + y_zp, then (6)'s [lowest, 255], as one clamp to [lowest - y_zp,
+    // 255 - y_zp] (inside int16: y_zp and lowest are in 0..255) and the addition.
+    const __m256i clamped = _mm256_min_epi32(_mm256_max_epi32(rounded, _mm256_set1_epi32(r.lowest - r.zero_point)),
+                                             _mm256_set1_epi32(255 - r.zero_point));
+    return _mm256_add_epi32(clamped, _mm256_set1_epi32(r.zero_point));
   }
   __m256 v = _mm256_cvtepi32_ps(acc);
   if (r.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(r.bias + j));                                        // (4b)
   const __m256 shifted = _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(r.multiplier + j)),
                                        _mm256_set1_ps(static_cast<float>(r.zero_point)));               // (5b)
-  const __m256 nearest = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(shifted, _mm256_set1_ps(-1e9f)), _mm256_set1_ps(1e9f)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  return _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(nearest), low), high);                   // (6)
+  // (6) before the rounding: its bounds are integers, which rounding keeps, and rounding is
+  // monotonic, so clamping first gives the same integer (and spares the +-1e9 guard).
+  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(shifted, _mm256_set1_ps(static_cast<float>(r.lowest))),
+                                       _mm256_set1_ps(255.0f));
+  return _mm256_cvtps_epi32(_mm256_round_ps(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 // The same on 16 channels. (GCC 12 warns that _mm512_cvtepi32_ps and _mm512_max_ps read an
@@ -53,21 +57,20 @@ __attribute__((target("avx2"))) inline __m256i requantize8(const RequantizeLanes
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 __attribute__((target("avx512f,avx512bw"))) inline __m512i requantize16(const RequantizeLanes& r, __m512i acc, int64_t j) {
-  const __m512i low = _mm512_set1_epi32(r.lowest), high = _mm512_set1_epi32(255);
-  if (r.rule == Requantization::Fp32Multiplier) {
+  if (r.rule == Requantization::Fp32Multiplier) {  // as requantize8
     const __m512i sum = _mm512_add_epi32(acc, _mm512_loadu_si512(r.qbias + j));
     const __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_loadu_ps(r.multiplier + j)));
-    const __m512i narrowed = _mm512_min_epi32(_mm512_max_epi32(rounded, _mm512_set1_epi32(INT16_MIN)),
-                                              _mm512_set1_epi32(INT16_MAX));                           // (4a)
-    return _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(narrowed, _mm512_set1_epi32(r.zero_point)), low), high);
+    const __m512i clamped = _mm512_min_epi32(_mm512_max_epi32(rounded, _mm512_set1_epi32(r.lowest - r.zero_point)),
+                                             _mm512_set1_epi32(255 - r.zero_point));
+    return _mm512_add_epi32(clamped, _mm512_set1_epi32(r.zero_point));
   }
   __m512 v = _mm512_cvtepi32_ps(acc);
   if (r.bias) v = _mm512_add_ps(v, _mm512_loadu_ps(r.bias + j));                                        // (4b)
   const __m512 shifted = _mm512_add_ps(_mm512_mul_ps(v, _mm512_loadu_ps(r.multiplier + j)),
                                        _mm512_set1_ps(static_cast<float>(r.zero_point)));               // (5b)
-  const __m512 nearest = _mm512_roundscale_ps(_mm512_min_ps(_mm512_max_ps(shifted, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f)),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  return _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(nearest), low), high);                   // (6)
+  const __m512 clamped = _mm512_min_ps(_mm512_max_ps(shifted, _mm512_set1_ps(static_cast<float>(r.lowest))),
+                                       _mm512_set1_ps(255.0f));                                         // (6), as requantize8
+  return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // to even, this once
 }
 #pragma GCC diagnostic pop
 

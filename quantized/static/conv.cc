@@ -293,23 +293,34 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
       const int64_t last_readable = readable - run_span;  // a run may start up to here
       const uint8_t* padding = zero_run.data();
       int64_t oh = p0 / out_width, ow = p0 % out_width;
-      for (int64_t r = 0; r < rows; ++r, at += count, scratch += count * run_span) {
-        const int64_t w0 = ow * stride_w - pad_w, h0 = oh * stride_h - pad_h;
-        const bool columns_inside = w0 >= 0 && w0 + kernel_w <= width;
+      const int64_t row_step = dilation_h * width * pixel;  // from one kernel row's run to the next
+      // A position whose patch reaches the padding or the input's last bytes, run by run.
+      const auto place_border_runs = [&](int64_t first, int64_t w0, int64_t h0, bool columns_inside,
+                                         uint8_t* scratch_runs, const uint8_t** runs) {
         for (int64_t kh = 0; kh < count; ++kh) {
-          const int64_t ih = h0 + kh * dilation_h;
-          const int64_t from = source + (ih * width + w0) * pixel;
+          const int64_t ih = h0 + kh * dilation_h, from = first + kh * row_step;
           if (ih < 0 || ih >= height) {
-            at[kh] = padding;
+            runs[kh] = padding;
           } else if (columns_inside && from <= last_readable) {
-            at[kh] = images + from;
+            runs[kh] = images + from;
           } else {
-            uint8_t* run = scratch + kh * run_span;
+            uint8_t* run = scratch_runs + kh * run_span;
             std::memset(run, x_zero_point, run_span);
             for (int64_t kw = 0; kw < kernel_w; ++kw)
               if (w0 + kw >= 0 && w0 + kw < width) std::memcpy(run + kw * channels, images + from + kw * pixel, channels);
-            at[kh] = run;
+            runs[kh] = run;
           }
+        }
+      };
+      for (int64_t r = 0; r < rows; ++r, at += count, scratch += count * run_span) {
+        const int64_t w0 = ow * stride_w - pad_w, h0 = oh * stride_h - pad_h;
+        const bool columns_inside = w0 >= 0 && w0 + kernel_w <= width;
+        const int64_t first = source + (h0 * width + w0) * pixel;
+        if (columns_inside && h0 >= 0 && h0 + (count - 1) * dilation_h < height &&
+            first + (count - 1) * row_step <= last_readable) {  // the whole patch inside: most positions
+          for (int64_t kh = 0; kh < count; ++kh) at[kh] = images + first + kh * row_step;
+        } else {
+          place_border_runs(first, w0, h0, columns_inside, scratch, at);
         }
         if (++ow == out_width) {
           ow = 0;
