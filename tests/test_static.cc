@@ -9,6 +9,7 @@
 #include "core/cpu.h"
 #include "quantized/kernels/dynamic_gemm.h"
 #include "quantized/kernels/static_gemm.h"
+#include "quantized/kernels/threads.h"
 #include "core/quantize.h"
 #include "oracles/kinds/registry.h"
 #include "oracles/agreement.h"
@@ -584,6 +585,13 @@ RC_BOOST_PROP(conv_on_channels_last_bytes_gives_forwards_integers, ()) {
   std::vector<uint8_t> y(expected.values.size() + 16, 0xa5);  // 16 guard bytes
   conv.forward_channels_last(operands, y.data());
   for (size_t i = expected.values.size(); i < y.size(); ++i) RC_ASSERT(y[i] == 0xa5);
+  // Two kernel threads (blocks of positions per image and group shared between them): the
+  // same bytes.
+  std::vector<uint8_t> two_threads(y.size(), 0xa5);
+  kernels::set_kernel_threads(2);
+  conv.forward_channels_last(operands, two_threads.data());
+  kernels::set_kernel_threads(1);
+  RC_ASSERT(two_threads == y);
   for (int64_t n = 0; n < expected.sizes[0]; ++n)
     for (int64_t c = 0; c < out_channels; ++c)
       for (int64_t i = 0; i < out_plane; ++i)

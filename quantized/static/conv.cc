@@ -276,12 +276,15 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
   const int64_t run_span = runs_.quads * 4;  // bytes a run's quads read
   const int64_t image_bytes = in_plane * g.in_channels, readable = g.batch * image_bytes;
   // Padding reads the input zero point (real zero); past a run's bytes the weights are zero.
+  // (The calling thread's buffer: the kernel threads read it through `padding`, not by name,
+  // which would be their own thread_local.)
   thread_local std::vector<uint8_t> zero_run;
   zero_run.assign(run_span, static_cast<uint8_t>(x_zero_point));
+  const uint8_t* const padding = zero_run.data();
   // Where each run of output positions p0 .. p0 + rows - 1 starts (at[r * count + s]),
   // `source` being the offset of the image's group's first channel: in the input itself where
   // the run and the quads it reads lie inside it, else a copy in `scratch` with the padding's
-  // zero points, or zero_run for a run wholly outside.
+  // zero points, or `padding` for a run wholly outside.
   const auto place_runs = [&](int64_t source, int64_t p0, int64_t rows, uint8_t* scratch, const uint8_t** at) {
     const int64_t count = runs_.count;
     if (runs_.kernel_rows) {
@@ -291,7 +294,6 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
       const int64_t stride_h = g.stride[0], stride_w = g.stride[1], pad_h = g.padding[0], pad_w = g.padding[1];
       const int64_t dilation_h = g.dilation[0], kernel_w = g.kernel[1], pixel = g.in_channels;
       const int64_t last_readable = readable - run_span;  // a run may start up to here
-      const uint8_t* padding = zero_run.data();
       int64_t oh = p0 / out_width, ow = p0 % out_width;
       const int64_t row_step = dilation_h * width * pixel;  // from one kernel row's run to the next
       // A position whose patch reaches the padding or the input's last bytes, run by run.
@@ -349,7 +351,7 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
         }
         const int64_t from = source + offset * g.in_channels;
         if (!inside) {
-          at[k] = zero_run.data();
+          at[k] = padding;
         } else if (from + run_span <= readable) {
           at[k] = images + from;
         } else {  // the last pixel's group: its quads would read past the input
