@@ -389,9 +389,11 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
     const kernels::U8Rows patches{at.data(), rows, runs_.count, runs_.quads, runs_.bytes, x_zero_point, seven_bit};
     // The outputs as u8 rows, each position's channels side by side: in place on the byte
     // path, else in a block of their own that is then widened to channel-major.
-    uint8_t* rows_out = y.channels_last + (image * positions + p0) * g.out_channels + group * out_per_group;
+    uint8_t* rows_out = nullptr;
     int64_t stride = g.out_channels;
-    if (y.channel_major) {
+    if (y.channels_last) {
+      rows_out = y.channels_last + (image * positions + p0) * g.out_channels + group * out_per_group;
+    } else {
       bytes.resize(rows * out_per_group);
       rows_out = bytes.data();
       stride = out_per_group;
