@@ -323,7 +323,11 @@ BOOST_AUTO_TEST_CASE(split_dynamic_quantization_keeps_the_whole_inputs_extremes)
     const auto one = run(x, 1), two = run(x, 2);
     BOOST_CHECK_EQUAL(one.second, two.second);
     BOOST_REQUIRE_EQUAL(one.first.values.size(), two.first.values.size());
-    BOOST_CHECK(std::memcmp(one.first.values.data(), two.first.values.data(), one.first.values.size() * sizeof(float)) == 0);
+    // (A refused call has no output, and memcmp may not be given an empty vector's null data.)
+    const bool same_bits = one.first.values.empty() ||
+                           std::memcmp(one.first.values.data(), two.first.values.data(),
+                                       one.first.values.size() * sizeof(float)) == 0;
+    BOOST_CHECK(same_bits);
   }
   BOOST_CHECK(!run(with_nan, 2).second.empty());
 }

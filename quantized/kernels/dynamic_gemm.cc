@@ -593,7 +593,7 @@ void int8_gemm(KernelPath path, const DynamicLinearActivation& x, const Int8Acti
                 [&](int64_t row, int64_t n, int64_t c) {
     const int64_t b = c * blocks_per_column, first = b * kBlock;
     const int8_t* block = packed.int8_values.data() + b * packed.k_quads * kBlock * 4;
-    const uint8_t* dense[8];  // the most rows of any tile
+    const uint8_t* dense[std::max({kInt8Rows, kAvxVnniRows, kVnni512Rows})];  // the most rows of any tile
     TileRows rows{dense, 1, packed.k_quads};
     if (xs.segments) {
       rows = {xs.segments + row * xs.segment_count, xs.segment_count, xs.segment_quads};
@@ -786,7 +786,7 @@ namespace {
 bool u8_gemm(const U8Rows& x, const DynamicLinearWeights& w, TileOutput output) {
   if (!u8_rows_supported(x.seven_bit) || w.packed.int8_values.empty()) return false;
   if (x.segment_count * x.segment_quads != w.packed.k_quads || x.segment_bytes > x.segment_quads * 4)
-    throw std::logic_error("u8_accumulators: segments of " + std::to_string(x.segment_count) + " x " +
+    throw std::logic_error("u8 rows: segments of " + std::to_string(x.segment_count) + " x " +
                            std::to_string(x.segment_quads) + " quads do not match the weights' " +
                            std::to_string(w.packed.k_quads));
   const KernelPath best = exact_kernel_path();
