@@ -283,7 +283,7 @@ BOOST_AUTO_TEST_CASE(onednn_history_dependence_is_told_apart_from_disagreement) 
 // rnn.cc, split_rows), and the dynamic quantization of its inputs and hidden states (extremes,
 // quantizing, the u8 rows: quantized/dynamic/linear.cc, dynamic_gemm.cc): the same bits on two
 // threads as on one, at a size where each of them splits (64 rows of 2048 gate values; 49,152
-// input values and 32,768 hidden ones per step, against parts of 2^14).
+// input values and 32,768 hidden ones per step, against parts of 2^14 values, 2^13 for the u8 rows).
 BOOST_AUTO_TEST_CASE(two_kernel_threads_give_the_integer_lstm_one_threads_bits) {
   const Case c = make("dynamic.LSTM", {{"batch", 64}, {"hidden_size", 512}, {"input_size", 256}, {"seq_len", 3}});
   auto integer = DynamicQuantizedRNN::from_float(float_rnn(c), Engine::ONEDNN);

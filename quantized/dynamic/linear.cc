@@ -179,9 +179,10 @@ void DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows, bool
   if (refused_at_forward_) throw Error(*refused_at_forward_);
   if (has_float16_weight()) throw Error(name() + ": float16 weights quantize no activations");
   const int64_t in = in_features(), n = rows * in;
-  // Large inputs (an LSTM's whole input sequence) in parts across the kernel threads: the
-  // extremes of consecutive parts merged in order are the whole's (nan_min / nan_max keep the
-  // first of equal values, and a NaN anywhere), and quantizing is per value.
+  // Large inputs (an LSTM's whole input sequence, and its hidden state at miniBatch 64) in
+  // parts of at least 2^14 values across the kernel threads: the extremes of consecutive parts
+  // merged in order are the whole's (nan_min / nan_max keep the first of equal values, and a
+  // NaN anywhere), and quantizing is per value.
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(kernels::kernel_threads(), n >> 14));
   const auto part_range = [&](int64_t part) { return std::pair<int64_t, int64_t>{n * part / parts, n * (part + 1) / parts}; };
   std::vector<float> part_min(parts), part_max(parts);
