@@ -362,8 +362,9 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
       }
     }
   };
-  // Positions in blocks whose accumulators stay in L1-L2; the blocks are the units the kernel
-  // threads share (each writes its own outputs).
+  // Positions in blocks of about 16384 outputs (their run pointers, and the int32 sums where
+  // the tiles cannot requantize, stay in L1-L2); the blocks are the units the kernel threads
+  // share (each writes its own outputs).
   const int64_t block = std::max<int64_t>(16, 16384 / out_per_group / 8 * 8);
   const int64_t blocks = (positions + block - 1) / block;
   // (2)-(3) of the requantization once per group; the tiles apply (4)-(6) in their registers.
