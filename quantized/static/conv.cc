@@ -306,10 +306,13 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
           } else if (columns_inside && from <= last_readable) {
             runs[kh] = images + from;
           } else {
+            // The columns inside, side by side in the input (one group: a pixel is the run's
+            // channels), in one copy; the zero point around them.
             uint8_t* run = scratch_runs + kh * run_span;
+            const int64_t first_kw = std::max<int64_t>(0, -w0), end_kw = std::min(kernel_w, width - w0);
             std::memset(run, x_zero_point, run_span);
-            for (int64_t kw = 0; kw < kernel_w; ++kw)
-              if (w0 + kw >= 0 && w0 + kw < width) std::memcpy(run + kw * channels, images + from + kw * pixel, channels);
+            if (first_kw < end_kw)
+              std::memcpy(run + first_kw * pixel, images + from + first_kw * pixel, (end_kw - first_kw) * pixel);
             runs[kh] = run;
           }
         }
