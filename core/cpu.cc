@@ -16,6 +16,15 @@ bool cpu_has_avx512_vnni() {
   return vnni;
 }
 
+bool avx512_float_allowed() {
+  static const bool allowed = [] {
+    const char* cap = std::getenv("QCONFORM_KERNEL_ISA");
+    const bool capped = cap && *cap && std::string(cap) != "avx512_vnni";
+    return !capped && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  }();
+  return allowed;
+}
+
 bool cpu_has_avx_vnni() {
   // CPUID leaf 7, subleaf 1, EAX bit 4 (AVX-VNNI), asked directly: clang 14's
   // __builtin_cpu_supports does not know "avxvnni".

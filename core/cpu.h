@@ -21,6 +21,11 @@ bool cpu_has_avx512_vnni();
 // vpdpbusd on ymm with the VEX encoding (AVX-VNNI).
 bool cpu_has_avx_vnni();
 
+// AVX-512 for the integer implementation's float steps (AVX512F and DQ, Eigen's 16-lane
+// packets: the LSTM cell), unless QCONFORM_KERNEL_ISA holds the process to a smaller host's
+// paths (portable, avx2, avx_vnni; quantized/kernels/dynamic_gemm.h checks its value).
+bool avx512_float_allowed();
+
 // The instruction set oneDNN dispatches to in this process: dnnl_get_effective_cpu_isa(),
 // which honours ONEDNN_MAX_CPU_ISA (read once, at oneDNN's first use).
 struct OnednnIsa {

@@ -126,6 +126,63 @@ void quantize_values(const float* x, int64_t n, float inverse_scale, int64_t zer
                                                                                 quant_min, quant_max));
 }
 
+namespace {
+
+// Eight values of quantize_values_u8 as int32 in quant_min..quant_max. The float steps are
+// quantize_eight's. Their result is an integer (a sum of integers, or a rounded value), an
+// infinity or NaN, so below 2^63, where the scalar conversion is exact, clamping the float
+// and then converting equals converting and then clamping; from 2^63 up and for NaN the
+// scalar rule's INT64_MIN clamps to quant_min, and so does the blend.
+__attribute__((target("avx2"))) inline __m256i quantize_eight_in_bytes(const float* x, __m256 inverse_scale,
+                                                                       __m256 zero_point, __m256 quant_min,
+                                                                       __m256 quant_max, bool round_first) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(x), inverse_scale);
+  const __m256 shifted = round_first ? _mm256_add_ps(zero_point, _mm256_round_ps(scaled, kNearest))
+                                     : _mm256_round_ps(_mm256_add_ps(scaled, zero_point), kNearest);
+  const __m256 converts = _mm256_cmp_ps(shifted, _mm256_set1_ps(9.2233720368547758e18f), _CMP_LT_OQ);  // NaN: false
+  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(shifted, quant_min), quant_max);
+  return _mm256_cvttps_epi32(_mm256_blendv_ps(quant_min, clamped, converts));
+}
+
+// The first multiple of 32 of x[0, n) through quantize_eight_in_bytes; returns how many.
+__attribute__((target("avx2"))) int64_t quantize_bytes_prefix(const float* x, int64_t n, float inverse_scale,
+                                                              int64_t zero_point, int64_t quant_min,
+                                                              int64_t quant_max, bool round_first, uint8_t* out) {
+  const __m256 inverse = _mm256_set1_ps(inverse_scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(quant_min)), hi = _mm256_set1_ps(static_cast<float>(quant_max));
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i a = quantize_eight_in_bytes(x + i, inverse, zp, lo, hi, round_first);
+    const __m256i b = quantize_eight_in_bytes(x + i + 8, inverse, zp, lo, hi, round_first);
+    const __m256i c = quantize_eight_in_bytes(x + i + 16, inverse, zp, lo, hi, round_first);
+    const __m256i d = quantize_eight_in_bytes(x + i + 24, inverse, zp, lo, hi, round_first);
+    // packus works within 128-bit lanes (a0 b0 c0 d0 a1 b1 c1 d1, four values each); the
+    // permutation restores a b c d. Exact: every value is in 0..255.
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  return i;
+}
+
+}  // namespace
+
+void quantize_values_u8(const float* x, int64_t n, float inverse_scale, int64_t zero_point, int64_t quant_min,
+                        int64_t quant_max, RoundingStep rounding, uint8_t* out) {
+  if (!(0 <= quant_min && quant_min <= quant_max && quant_max <= 255))
+    throw Error("quantize_values_u8: quant_min and quant_max must lie in 0..255 with quant_min <= quant_max, got [" +
+                std::to_string(quant_min) + ", " + std::to_string(quant_max) + "]");
+  const bool round_first = rounding == RoundingStep::BeforeZeroPoint;
+  int64_t i = cpu_has_avx2()
+                  ? quantize_bytes_prefix(x, n, inverse_scale, zero_point, quant_min, quant_max, round_first, out)
+                  : 0;
+  for (; i < n; ++i)
+    out[i] = static_cast<uint8_t>(round_first ? quantize_value(x[i], inverse_scale, zero_point, quant_min, quant_max)
+                                              : quantize_value_shift_then_round(x[i], inverse_scale, zero_point,
+                                                                                quant_min, quant_max));
+}
+
 int64_t quantize_value_float_qparams(float x, float scale, float zero_point, int64_t quant_min,
                                      int64_t quant_max) {
   const float inverse_scale = scale == 0.0f ? 1.0f : 1.0f / scale;

@@ -34,6 +34,11 @@ enum class RoundingStep { BeforeZeroPoint /* (2) */, AfterZeroPoint /* (2') */ }
 void quantize_values(const float* x, int64_t n, float inverse_scale, int64_t zero_point, int64_t quant_min,
                      int64_t quant_max, RoundingStep rounding, int32_t* out);
 
+// The same integers as bytes, for a range within 0..255 (the dynamic modules' activations,
+// which go straight to the u8 rows the integer kernels read); 32 at a time with AVX2.
+void quantize_values_u8(const float* x, int64_t n, float inverse_scale, int64_t zero_point, int64_t quant_min,
+                        int64_t quant_max, RoundingStep rounding, uint8_t* out);
+
 // per_channel_affine_float_qparams (embeddings):
 // q = clamp(int32(lrintf(x * inv + zero_point)), quant_min, quant_max), inv = 1/scale (1 if 0)
 // where int32() keeps the low 32 bits, as PyTorch's int variable does            (3)

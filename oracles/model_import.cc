@@ -198,7 +198,7 @@ ModelImportResult import_model(const FixtureImport& request, const std::string& 
       layer.computes = !passes_values_on(layer.pytorch_type);
       layer.uncovered = layer.computes ? "no registered kind" : "passes values on";
     } else {
-      char index[8];
+      char index[24];  // room for any size_t: GCC's truncation warning
       std::snprintf(index, sizeof index, "%03zu", i);
       const std::string name = request.name + "." + index + "." + name_part(layer);
       fixtures.push_back(layer_fixture(request, c, *kind, name,

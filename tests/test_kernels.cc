@@ -16,10 +16,13 @@
 #include <string>
 
 #include "core/cpu.h"
+#include "core/error.h"
 #include "quantized/kernels/threads.h"
 #include "core/float/rnn_runner.h"
+#include "core/observers.h"
 #include "core/quantize.h"
 #include "oracles/tolerance.h"
+#include "quantized/dynamic/linear.h"
 #include "quantized/kernels/channels_last.h"
 #include "quantized/kernels/dynamic_gemm.h"
 #include "quantized/kernels/static_gemm.h"
@@ -401,6 +404,126 @@ BOOST_AUTO_TEST_CASE(gate_functions_within_their_ulps_across_the_float_range) {
   }
 }
 
+// Where the kernels read u8 rows, the dynamic modules quantize their activations straight to
+// bytes (QuantizedActivations' byte form: quantized/dynamic/linear.cc). The bytes must be the
+// engine's rule applied to each value, the row padding zero, and the product from any first
+// row the floats dynamic_linear gives for the same integers as int32 (which reach the tiles
+// another way: converted, range-checked and summed by int8_activations). Every engine
+// profile, reduce_range either way, symmetric and affine, per-tensor and per-channel weights.
+RC_BOOST_PROP(dynamic_activations_as_bytes_multiply_as_their_integers, ()) {
+  using qconform::DynamicQuantizedLinear;
+  const int64_t in = *rc::gen::inRange<int64_t>(1, 70), out = *rc::gen::inRange<int64_t>(1, 90);
+  const int64_t rows = *rc::gen::inRange<int64_t>(1, 20);
+  const auto profiles = qconform::engine_profiles(*rc::gen::elementOf(qconform::all_engines()));
+  const qconform::EngineProfile profile = *rc::gen::elementOf(profiles);
+  const bool per_channel = *rc::gen::arbitrary<bool>(), affine = *rc::gen::arbitrary<bool>();
+  const bool reduce_range = *rc::gen::arbitrary<bool>(), relu = *rc::gen::arbitrary<bool>();
+  qconform::QTensor weight{{out, in}, *rc::gen::container<std::vector<int32_t>>(out * in, rc::gen::inRange(-128, 128)), {}};
+  const auto zero_point = [&] { return affine ? *rc::gen::inRange<int64_t>(-20, 21) : int64_t{0}; };
+  if (per_channel) {
+    std::vector<double> scales;
+    std::vector<int64_t> zero_points;
+    for (int64_t n = 0; n < out; ++n) scales.push_back(0.001 * *rc::gen::inRange(1, 50)), zero_points.push_back(zero_point());
+    weight.qparams = qconform::QuantParams::per_channel(qconform::DType::QInt8, scales, zero_points, 0);
+  } else {
+    weight.qparams = qconform::QuantParams::per_tensor(qconform::DType::QInt8, 0.02, zero_point());
+  }
+  std::optional<qconform::Tensor> bias;
+  if (*rc::gen::arbitrary<bool>())
+    bias = qconform::Tensor({out}, *rc::gen::container<std::vector<float>>(out, rc::gen::map(rc::gen::inRange(-500, 500), [](int k) { return k / 100.0f; })));
+  std::unique_ptr<DynamicQuantizedLinear> linear;
+  try {
+    linear = std::make_unique<DynamicQuantizedLinear>(weight, bias, profile);
+  } catch (const qconform::Error&) {
+    RC_DISCARD("the engine refuses these weights");
+  }
+  const auto x = *rc::gen::container<std::vector<float>>(
+      rows * in, rc::gen::map(rc::gen::inRange(-30000, 30000), [](int k) { return k / 1000.0f; }));
+  DynamicQuantizedLinear::QuantizedActivations q;
+  linear->quantize_dynamic(x.data(), rows, reduce_range, q);
+  RC_LOG() << profile.label() << ", row_bytes " << q.row_bytes << ", seven_bit " << q.seven_bit;
+  const bool byte_form_expected = q.accumulation == Accumulation::Exact && u8_rows_supported(q.seven_bit);
+  RC_ASSERT((q.row_bytes > 0) == byte_form_expected);
+  RC_TAG(byte_form_expected ? "byte form" : "int32 form");
+  if (!byte_form_expected) return;
+  RC_ASSERT(q.row_bytes == (in + 3) / 4 * 4);
+  // The integers, by the scalar rules (core/quantize.h) and the engine's choice of them.
+  const bool shift_then_round =
+      qconform::engine_rule(profile.engine, qconform::EngineOp::DynamicLinear).activation_quantization ==
+      qconform::ActivationQuantization::ShiftThenRound;
+  std::vector<int32_t> values(rows * in);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < q.row_bytes; ++k) {
+      const uint8_t byte = q.bytes[r * q.row_bytes + k];
+      if (k >= in) {
+        RC_ASSERT(byte == 0);
+        continue;
+      }
+      const float v = x[r * in + k];
+      const int64_t expected =
+          shift_then_round
+              ? qconform::quantize_value_shift_then_round(v, static_cast<float>(1.0 / (double{q.scale})), q.zero_point, 0, 255)
+              : qconform::quantize_value(v, 1.0f / q.scale, q.zero_point, 0, q.seven_bit ? 127 : 255);
+      RC_ASSERT(byte == expected);
+      values[r * in + k] = byte;
+    }
+  const int64_t first = *rc::gen::inRange<int64_t>(0, rows), count = *rc::gen::inRange<int64_t>(1, rows - first + 1);
+  std::vector<float> from_bytes(count * out), from_integers(count * out);
+  linear->apply_quantized(q, first, count, from_bytes.data(), relu);
+  DynamicLinearWeights w;
+  w.out_features = out;
+  w.in_features = in;
+  w.values = weight.values;
+  for (int64_t n = 0; n < out; ++n) {
+    w.scales.push_back(static_cast<float>(weight.qparams.scale(n)));
+    w.zero_points.push_back(static_cast<int32_t>(weight.qparams.zero_point(n)));
+  }
+  pack_weights(w);
+  dynamic_linear({values.data() + first * in, count, q.scale, q.zero_point}, w, bias ? bias->data.data() : nullptr,
+                 relu, from_integers.data());
+  RC_ASSERT(std::memcmp(from_bytes.data(), from_integers.data(), from_bytes.size() * sizeof(float)) == 0);
+}
+
+// The integer LSTM's cell (CellGates::Fast) takes each row in one pass, eight hidden units at
+// a time (core/float/rnn_gates.cc): it must give the floats of rnn_runner.h's operations in
+// their order with the fast form's sigmoid and tanh applied to whole runs of the row, at any
+// hidden size (a last partial eight goes under a lane mask) and for any values, NaN and the
+// infinities included.
+RC_BOOST_PROP(fast_lstm_cell_is_its_operations_in_order, ()) {
+  qconform::RnnOptions o;
+  o.mode = qconform::RnnMode::LSTM;
+  o.hidden_size = *rc::gen::inRange<int64_t>(1, 41);
+  const int64_t H = o.hidden_size, G = o.gate_size(), rows = *rc::gen::inRange<int64_t>(1, 4);
+  const auto value = rc::gen::weightedOneOf<float>(
+      {{20, rc::gen::map(rc::gen::inRange(-20000, 20000), [](int k) { return k / 1000.0f; })},
+       {1, rc::gen::element(NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 88.5f, -104.0f)}});
+  const auto gi = *rc::gen::container<std::vector<float>>(rows * G, value);
+  const auto gh = *rc::gen::container<std::vector<float>>(rows * G, value);
+  const auto h0 = *rc::gen::container<std::vector<float>>(rows * H, value);
+  const auto c0 = *rc::gen::container<std::vector<float>>(rows * H, value);
+  std::vector<float> h = h0, c = c0;
+  qconform::rnn_cell_step(o, rows, gi.data(), gh.data(), h.data(), c.data(), CellGates::Fast);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<float> z(G), gates(G), tanh_c(H);
+    for (int64_t k = 0; k < G; ++k) z[k] = gh[r * G + k] + gi[r * G + k];
+    qconform::rnn_sigmoid_n(z.data(), 2 * H, gates.data(), CellGates::Fast);  // i, f
+    qconform::rnn_tanh_n(z.data() + 2 * H, H, gates.data() + 2 * H, CellGates::Fast);  // g
+    qconform::rnn_sigmoid_n(z.data() + 3 * H, H, gates.data() + 3 * H, CellGates::Fast);  // o
+    std::vector<float> cell(H);
+    for (int64_t j = 0; j < H; ++j) {
+      const float forget_part = gates[H + j] * c0[r * H + j], input_part = gates[j] * gates[2 * H + j];
+      cell[j] = forget_part + input_part;
+    }
+    qconform::rnn_tanh_n(cell.data(), H, tanh_c.data(), CellGates::Fast);
+    for (int64_t j = 0; j < H; ++j) {
+      const float expected_h = gates[3 * H + j] * tanh_c[j];
+      RC_LOG() << "row " << r << ", unit " << j << " of " << H;
+      RC_ASSERT(std::memcmp(&c[r * H + j], &cell[j], sizeof(float)) == 0);
+      RC_ASSERT(std::memcmp(&h[r * H + j], &expected_h, sizeof(float)) == 0);
+    }
+  }
+}
+
 // The dynamic modules' activations, and quantize()'s per-tensor and per-channel integer
 // schemes, are quantized 8 at a time (core/quantize.h, quantize_values); each integer must be
 // the scalar rule's, for any float: ties (half-way values, where the two rounding orders
@@ -423,19 +546,62 @@ RC_BOOST_PROP(quantize_values_equals_the_scalar_rules, ()) {
   const auto large = rc::gen::map(rc::gen::element(2147483520.0f, 2147483648.0f, 3e9f, 9.2233715e18f, 9.2233720e18f,
                                                    -2147483648.0f, -3e9f, -9.2233720e18f, -1e19f),
                                   [&](float v) { return v * scale; });
-  const auto x = *rc::gen::container<std::vector<float>>(*rc::gen::inRange<size_t>(0, 40),
+  // Up to 100 values: the byte form's SIMD blocks are 32 long.
+  const auto x = *rc::gen::container<std::vector<float>>(*rc::gen::inRange<size_t>(0, 100),
                                                          rc::gen::oneOf(tie, any_bits, nearby, large));
   const float inverse_scale = 1.0f / scale;
+  const bool byte_range = quant_min >= 0 && quant_max <= 255;  // also through quantize_values_u8
   std::vector<int32_t> out(x.size());
+  std::vector<uint8_t> bytes(x.size());
   for (const auto rounding : {qconform::RoundingStep::BeforeZeroPoint, qconform::RoundingStep::AfterZeroPoint}) {
     qconform::quantize_values(x.data(), static_cast<int64_t>(x.size()), inverse_scale, zero_point, quant_min,
                               quant_max, rounding, out.data());
+    if (byte_range)
+      qconform::quantize_values_u8(x.data(), static_cast<int64_t>(x.size()), inverse_scale, zero_point, quant_min,
+                                   quant_max, rounding, bytes.data());
     for (size_t i = 0; i < x.size(); ++i) {
       const int64_t expected =
           rounding == qconform::RoundingStep::BeforeZeroPoint
               ? qconform::quantize_value(x[i], inverse_scale, zero_point, quant_min, quant_max)
               : qconform::quantize_value_shift_then_round(x[i], inverse_scale, zero_point, quant_min, quant_max);
       RC_ASSERT(out[i] == expected);
+      if (byte_range) RC_ASSERT(bytes[i] == expected);
+    }
+  }
+}
+
+// The dynamic modules' extremes (core/observers.h, values_min_max, four vectors at a time from
+// 40 values on): torch.min / torch.max's floats, which a fold from the first value in order
+// gives: a NaN anywhere makes both NaN, and of equal values (+0 and -0) the first is kept.
+RC_BOOST_PROP(values_min_max_is_the_ordered_fold, ()) {
+  const auto value = rc::gen::weightedOneOf<float>(
+      {{30, rc::gen::map(rc::gen::inRange(-100000, 100000), [](int k) { return k / 7.0f; })},
+       {1, rc::gen::element(NAN, INFINITY, -INFINITY, 0.0f, -0.0f)}});
+  const auto x = *rc::gen::container<std::vector<float>>(*rc::gen::inRange<size_t>(0, 150), value);
+  float lo = 0.0f, hi = 0.0f;
+  qconform::values_min_max(x.data(), static_cast<int64_t>(x.size()), &lo, &hi);
+  float expected_lo = x.empty() ? 0.0f : x[0], expected_hi = expected_lo;
+  for (float v : x) {
+    if (std::isnan(v) || std::isnan(expected_lo)) {
+      expected_lo = expected_hi = NAN;
+      continue;
+    }
+    if (v < expected_lo) expected_lo = v;
+    if (v > expected_hi) expected_hi = v;
+  }
+  RC_ASSERT(std::memcmp(&lo, &expected_lo, sizeof lo) == 0 || (std::isnan(lo) && std::isnan(expected_lo)));
+  RC_ASSERT(std::memcmp(&hi, &expected_hi, sizeof hi) == 0 || (std::isnan(hi) && std::isnan(expected_hi)));
+}
+
+BOOST_AUTO_TEST_CASE(quantize_values_u8_refuses_ranges_beyond_a_byte) {
+  const float x[1] = {1.0f};
+  uint8_t out[1];
+  for (const auto& [quant_min, quant_max] : {std::pair<int64_t, int64_t>{-128, 127}, {0, 256}, {200, 100}}) {
+    try {
+      qconform::quantize_values_u8(x, 1, 1.0f, 0, quant_min, quant_max, qconform::RoundingStep::BeforeZeroPoint, out);
+      BOOST_ERROR("quantize_values_u8 accepted [" << quant_min << ", " << quant_max << "]");
+    } catch (const qconform::Error& e) {
+      BOOST_TEST(std::string(e.what()).find("must lie in 0..255") != std::string::npos, e.what());
     }
   }
 }

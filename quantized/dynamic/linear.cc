@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,24 @@ namespace qconform {
 namespace {
 
 Tensor scalar_tensor(float v) { return Tensor(Shape{}, {v}); }
+
+// The engine's rule for u8 activations (engine table: activation_quantization), as the
+// arguments of quantize_values: the reciprocal, zero point, clamp and rounding step.
+struct ActivationRule {
+  float inverse_scale;
+  int64_t zero_point, quant_min, quant_max;
+  RoundingStep rounding;
+};
+ActivationRule activation_rule(Engine engine, const QuantParams& qparams) {
+  switch (engine_rule(engine, EngineOp::DynamicLinear).activation_quantization) {
+    case ActivationQuantization::RoundThenShift:  // quantize_per_tensor's rule (core/quantize.h)
+      return {1.0f / static_cast<float>(qparams.scale()), qparams.zero_point(), qparams.quant_min, qparams.quant_max,
+              RoundingStep::BeforeZeroPoint};
+    case ActivationQuantization::ShiftThenRound:  // oneDNN's reorder: the reciprocal in double, 0..255
+      return {static_cast<float>(1.0 / qparams.scale()), qparams.zero_point(), 0, 255, RoundingStep::AfterZeroPoint};
+  }
+  throw Error("unknown activation quantization rule");
+}
 
 }  // namespace
 
@@ -103,27 +122,17 @@ std::string DynamicQuantizedLinear::extra_repr() const {
 
 void DynamicQuantizedLinear::quantize_activations(const float* x, int64_t n, const QuantParams& qparams,
                                                   int32_t* out) const {
-  switch (engine_rule(engine_.engine, EngineOp::DynamicLinear).activation_quantization) {
-    case ActivationQuantization::RoundThenShift: {
+  const ActivationRule rule = activation_rule(engine_.engine, qparams);
 #ifdef QCONFORM_MUTATION_ROUND_HALF_AWAY
-      // Deliberate defect for the oracles' mutation check: ties round away from zero.
-      const float inverse_scale = 1.0f / static_cast<float>(qparams.scale());
-      for (int64_t i = 0; i < n; ++i)
-        out[i] = static_cast<int32_t>(std::min<int64_t>(
-            255, std::max<int64_t>(0, qparams.zero_point() + static_cast<int64_t>(std::round(x[i] * inverse_scale)))));
-#else
-      // quantize_per_tensor's rule (core/quantize.h).
-      quantize_values(x, n, 1.0f / static_cast<float>(qparams.scale()), qparams.zero_point(), qparams.quant_min,
-                      qparams.quant_max, RoundingStep::BeforeZeroPoint, out);
-#endif
-      return;
-    }
-    case ActivationQuantization::ShiftThenRound:
-      quantize_values(x, n, static_cast<float>(1.0 / qparams.scale()), qparams.zero_point(), 0, 255,
-                      RoundingStep::AfterZeroPoint, out);
-      return;
+  // Deliberate defect for the oracles' mutation check: ties round away from zero.
+  if (rule.rounding == RoundingStep::BeforeZeroPoint) {
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = static_cast<int32_t>(std::min<int64_t>(
+          255, std::max<int64_t>(0, rule.zero_point + static_cast<int64_t>(std::round(x[i] * rule.inverse_scale)))));
+    return;
   }
-  throw Error("unknown activation quantization rule");
+#endif
+  quantize_values(x, n, rule.inverse_scale, rule.zero_point, rule.quant_min, rule.quant_max, rule.rounding, out);
 }
 
 bool DynamicQuantizedLinear::activations_use_reduced_range() const { return uses_reduced_range(version_ >= 4); }
@@ -198,21 +207,50 @@ void DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows, bool
   const bool reduced = uses_reduced_range(reduce_range);
   const QuantParams x_qparams = choose_dynamic_qparams(x_min, x_max, 0, 255, reduced);
   validate(x_qparams);  // as quantize() does: an infinite input gives no usable scale
-  if (activations.values.size() < static_cast<size_t>(n)) activations.values.resize(n);
-  kernels::parallel_for(parts, [&](int64_t part) {
-    const auto [first, end] = part_range(part);
-    quantize_activations(x + first, end - first, x_qparams, activations.values.data() + first);
-  });
   activations.scale = static_cast<float>(x_qparams.scale());
   activations.zero_point = static_cast<int32_t>(x_qparams.zero_point());
   // An engine's avx2 path sums u8 x s8 pairs in int16 (engine table) and saturates when
   // activations use all 8 bits; with 7 bits (reduce_range honoured) the two sums are equal.
   const bool saturating = !reduced && sums_int16_pairs(engine_rule(engine_.engine, EngineOp::DynamicLinear), engine_);
   activations.accumulation = saturating ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact;
+  const ActivationRule rule = activation_rule(engine_.engine, x_qparams);
+  activations.seven_bit = rule.quant_max <= 127;
+  if (!saturating && kernels::u8_rows_supported(activations.seven_bit)) {
+    // The byte form (QuantizedActivations), in parts of whole rows.
+    const int64_t k_quads = packed_.packed.k_quads;
+    activations.row_bytes = k_quads * 4;
+    if (activations.bytes.size() < static_cast<size_t>(rows * activations.row_bytes))
+      activations.bytes.resize(rows * activations.row_bytes);
+    const int64_t row_parts = std::max<int64_t>(1, std::min(parts, rows));
+    kernels::parallel_for(row_parts, [&](int64_t part) {
+      for (int64_t row = rows * part / row_parts; row < rows * (part + 1) / row_parts; ++row) {
+        uint8_t* out = activations.bytes.data() + row * activations.row_bytes;
+        quantize_values_u8(x + row * in, in, rule.inverse_scale, rule.zero_point, rule.quant_min, rule.quant_max,
+                           rule.rounding, out);
+        std::fill(out + in, out + activations.row_bytes, uint8_t{0});
+      }
+    });
+    return;
+  }
+  activations.row_bytes = 0;
+  if (activations.values.size() < static_cast<size_t>(n)) activations.values.resize(n);
+  kernels::parallel_for(parts, [&](int64_t part) {
+    const auto [first, end] = part_range(part);
+    quantize_activations(x + first, end - first, x_qparams, activations.values.data() + first);
+  });
 }
 
 void DynamicQuantizedLinear::apply_quantized(const QuantizedActivations& x, int64_t first_row, int64_t rows, float* y,
                                              bool relu) const {
+  if (x.row_bytes > 0) {
+    thread_local std::vector<const uint8_t*> row_starts;
+    row_starts.resize(rows);
+    for (int64_t r = 0; r < rows; ++r) row_starts[r] = x.bytes.data() + (first_row + r) * x.row_bytes;
+    const kernels::U8Rows u8{row_starts.data(), rows, 1, x.row_bytes / 4, in_features(), x.zero_point, x.seven_bit};
+    if (!kernels::dynamic_linear_u8(u8, x.scale, packed_, bias_ ? bias_->data.data() : nullptr, relu, y))
+      throw std::logic_error(name() + ": the kernels declined the u8 rows that quantize_dynamic built for them");
+    return;
+  }
   const kernels::DynamicLinearActivation activation{x.values.data() + first_row * in_features(), rows, x.scale,
                                                     x.zero_point, x.accumulation};
   kernels::dynamic_linear(activation, packed_, bias_ ? bias_->data.data() : nullptr, relu, y);

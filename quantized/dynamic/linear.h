@@ -78,10 +78,17 @@ class DynamicQuantizedLinear : public Module {
   // size). The same bits as apply_dynamic on all rows. qint8 weights only (float16 weights
   // quantize nothing: callers project those rows at once).
   struct QuantizedActivations {
-    std::vector<int32_t> values;  // rows x in_features
+    // The integers in one of two forms. Where this host's kernels read u8 rows for them
+    // (kernels::u8_rows_supported: every VNNI host, AVX2 hosts for 7-bit values), bytes:
+    // rows of row_bytes, in_features padded with zeros to whole quads, the rows the tiles
+    // read, with no int32 pass between. Otherwise values, rows x in_features int32.
+    std::vector<uint8_t> bytes;
+    int64_t row_bytes = 0;  // > 0: the byte form
+    std::vector<int32_t> values;
     float scale;
     int32_t zero_point;
     kernels::Accumulation accumulation;
+    bool seven_bit;  // every value <= 127 (the clamp's upper bound)
   };
   // Into `into`, whose buffer only grows (a fresh 13 MB at fastrnns' size, mapped and zeroed by
   // the kernel on every forward, cost more than the parts save).

@@ -832,18 +832,19 @@ bool u8_requantized(const U8Rows& x, const StaticLinearWeights& w, const Requant
   return u8_gemm(x, w.integers, output);
 }
 
-void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights& w,
-                    const float* bias, bool relu, float* y) {
-  assert(w.in_features <= kMaxDynamicLinearK);
+namespace {
+
+// The tiles' float output, steps (3)-(4) on their registers: y, rows of out_features, and
+// (2) once per output channel, since the multiplier does not depend on the row. Multiplier
+// and bias zero-padded to whole blocks, as the tiles read 16 channels at a time (scratch
+// that only grows: nothing is allocated per call once the largest layer has run; valid
+// until the thread's next call).
+TileOutput float_output(float x_scale, const DynamicLinearWeights& w, const float* bias, bool relu, float* y) {
   const int64_t n_out = w.out_features;
-  // (2) once per output channel: the multiplier does not depend on the row. Zero-padded to
-  // whole blocks for the SIMD tiles, which read 16 channels at a time. (Scratch that only
-  // grows: nothing is allocated per call once the largest layer has run.)
   thread_local std::vector<float> multiplier;
   multiplier.assign(std::max(n_out, w.packed.blocks * kBlock), 0.0f);
   for (int64_t out_channel = 0; out_channel < n_out; ++out_channel)
-    multiplier[out_channel] = w.scales[out_channel] * x.scale;
-  // The SIMD paths run (3) and (4) on the tile's registers.
+    multiplier[out_channel] = w.scales[out_channel] * x_scale;
   thread_local std::vector<float> padded_bias;
   if (bias) {
     padded_bias.assign(multiplier.size(), 0.0f);
@@ -855,6 +856,22 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
   output.multiplier = multiplier.data();
   output.bias = bias ? padded_bias.data() : nullptr;
   output.relu = relu;
+  return output;
+}
+
+}  // namespace
+
+bool dynamic_linear_u8(const U8Rows& x, float x_scale, const DynamicLinearWeights& w, const float* bias, bool relu,
+                       float* y) {
+  assert(w.in_features <= kMaxDynamicLinearK);
+  if (!u8_rows_supported(x.seven_bit) || w.packed.int8_values.empty()) return false;
+  return u8_gemm(x, w, float_output(x_scale, w, bias, relu, y));
+}
+
+void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights& w,
+                    const float* bias, bool relu, float* y) {
+  assert(w.in_features <= kMaxDynamicLinearK);
+  const TileOutput output = float_output(x.scale, w, bias, relu, y);
   if (simd_sums(x, w, output, std::nullopt)) return;
 
   for (int64_t row = 0; row < x.rows; ++row) {
@@ -863,7 +880,7 @@ void dynamic_linear(const DynamicLinearActivation& x, const DynamicLinearWeights
     for (int64_t out_channel = 0; out_channel < w.out_features; ++out_channel) {
       const int32_t acc = accumulate_as(x, x_row, w.values.data() + out_channel * w.in_features,
                                         w.zero_points[out_channel], w.in_features);  // (1) or (1')
-      const float scaled = static_cast<float>(acc) * multiplier[out_channel];     // (3)
+      const float scaled = static_cast<float>(acc) * output.multiplier[out_channel];  // (3)
       const float value = bias ? scaled + bias[out_channel] : scaled;
       y_row[out_channel] = relu && value < 0.0f ? 0.0f : value;                   // (4)
     }

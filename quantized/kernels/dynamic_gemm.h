@@ -160,6 +160,11 @@ struct U8Rows {
 bool u8_accumulators(const U8Rows& x, const DynamicLinearWeights& w, int32_t* acc);
 // Whether u8_accumulators would run here on packed weights (to skip building the rows).
 bool u8_rows_supported(bool seven_bit);
+// dynamic_linear on u8 rows (one segment per row: the dynamic modules' activations quantized
+// straight to bytes, x_scale their scale): the same floats as dynamic_linear on the same
+// integers; false where u8_accumulators would decline.
+bool dynamic_linear_u8(const U8Rows& x, float x_scale, const DynamicLinearWeights& w, const float* bias, bool relu,
+                       float* y);
 
 // The machine's int8 multiply-accumulate ceiling, in GMAC/s on the calling thread, from the
 // host's best exact u8 x s8 -> int32 step in independent register chains, no memory
