@@ -13,7 +13,9 @@
 // Each result is within 2 ulp of the exact function either way (the tolerance table's
 // allowance, tested in test_kernels); without AVX2 every element takes the scalar form.
 //
-// CellGates::Fast (the integer implementation), every element eight at a time:
+// CellGates::Fast (the integer implementation), every element eight at a time (the LSTM
+// cell in one pass per row, fast_lstm_row; sixteen at a time on AVX-512 hosts,
+// rnn_gates_avx512.cc; the same floats either way):
 //
 //   sigmoid(z) = 1 / ((exp(0 - z)) + 1)   exp: glibc's libmvec expf, 8 lanes
 //   tanh(z)    = Eigen's vectorised tanh (a 13/6 rational function, clamped at +-7.9988)

@@ -15,7 +15,6 @@
 // positive, silenced in dynamic_gemm.cc too). Silenced for the whole file: Eigen's tanh is
 // instantiated at its end.
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <Eigen/Core>
 #include <immintrin.h>
