@@ -441,9 +441,9 @@ RC_BOOST_PROP(dynamic_activations_as_bytes_multiply_as_their_integers, ()) {
       rows * in, rc::gen::map(rc::gen::inRange(-30000, 30000), [](int k) { return k / 1000.0f; }));
   DynamicQuantizedLinear::QuantizedActivations q;
   linear->quantize_dynamic(x.data(), rows, reduce_range, q);
-  RC_LOG() << profile.label() << ", row_bytes " << q.row_bytes << ", seven_bit " << q.seven_bit;
+  RC_LOG() << profile.label() << ", in_bytes " << q.in_bytes << ", seven_bit " << q.seven_bit;
   const bool byte_form_expected = q.accumulation == Accumulation::Exact && u8_rows_supported(q.seven_bit);
-  RC_ASSERT((q.row_bytes > 0) == byte_form_expected);
+  RC_ASSERT(q.in_bytes == byte_form_expected);
   RC_TAG(byte_form_expected ? "byte form" : "int32 form");
   if (!byte_form_expected) return;
   RC_ASSERT(q.row_bytes == (in + 3) / 4 * 4);

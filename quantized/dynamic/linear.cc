@@ -217,8 +217,8 @@ void DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows, bool
   activations.seven_bit = rule.quant_max <= 127;
   if (!saturating && kernels::u8_rows_supported(activations.seven_bit)) {
     // The byte form (QuantizedActivations), in parts of whole rows.
-    const int64_t k_quads = packed_.packed.k_quads;
-    activations.row_bytes = k_quads * 4;
+    activations.in_bytes = true;
+    activations.row_bytes = packed_.packed.k_quads * 4;
     if (activations.bytes.size() < static_cast<size_t>(rows * activations.row_bytes))
       activations.bytes.resize(rows * activations.row_bytes);
     const int64_t row_parts = std::max<int64_t>(1, std::min(parts, rows));
@@ -232,7 +232,7 @@ void DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows, bool
     });
     return;
   }
-  activations.row_bytes = 0;
+  activations.in_bytes = false;
   if (activations.values.size() < static_cast<size_t>(n)) activations.values.resize(n);
   kernels::parallel_for(parts, [&](int64_t part) {
     const auto [first, end] = part_range(part);
@@ -242,7 +242,7 @@ void DynamicQuantizedLinear::quantize_dynamic(const float* x, int64_t rows, bool
 
 void DynamicQuantizedLinear::apply_quantized(const QuantizedActivations& x, int64_t first_row, int64_t rows, float* y,
                                              bool relu) const {
-  if (x.row_bytes > 0) {
+  if (x.in_bytes) {
     thread_local std::vector<const uint8_t*> row_starts;
     row_starts.resize(rows);
     for (int64_t r = 0; r < rows; ++r) row_starts[r] = x.bytes.data() + (first_row + r) * x.row_bytes;

@@ -82,8 +82,9 @@ class DynamicQuantizedLinear : public Module {
     // (kernels::u8_rows_supported: every VNNI host, AVX2 hosts for 7-bit values), bytes:
     // rows of row_bytes, in_features padded with zeros to whole quads, the rows the tiles
     // read, with no int32 pass between. Otherwise values, rows x in_features int32.
+    bool in_bytes = false;
     std::vector<uint8_t> bytes;
-    int64_t row_bytes = 0;  // > 0: the byte form
+    int64_t row_bytes = 0;
     std::vector<int32_t> values;
     float scale;
     int32_t zero_point;
