@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "core/error.h"
+
 namespace qconform {
 
 bool cpu_has_avx512_vnni() {
@@ -16,11 +18,22 @@ bool cpu_has_avx512_vnni() {
   return vnni;
 }
 
+std::optional<std::string> kernel_isa_cap() {
+  static const std::optional<std::string> cap = []() -> std::optional<std::string> {
+    const char* text = std::getenv("QCONFORM_KERNEL_ISA");
+    if (!text || !*text) return std::nullopt;
+    const std::string asked = text;
+    if (asked != "portable" && asked != "avx2" && asked != "avx_vnni" && asked != "avx512_vnni")
+      throw Error("QCONFORM_KERNEL_ISA must be portable, avx2, avx_vnni or avx512_vnni, got '" + asked + "'");
+    return asked;
+  }();
+  return cap;
+}
+
 bool avx512_float_allowed() {
   static const bool allowed = [] {
-    const char* cap = std::getenv("QCONFORM_KERNEL_ISA");
-    const bool capped = cap && *cap && std::string(cap) != "avx512_vnni";
-    return !capped && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    const std::optional<std::string> cap = kernel_isa_cap();
+    return (!cap || *cap == "avx512_vnni") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
   }();
   return allowed;
 }

@@ -7,6 +7,7 @@
 // directly (dnnl_get_effective_cpu_isa, the library Debian's LibTorch links, so the answer
 // is the one LibTorch's onednn kernels act on, ONEDNN_MAX_CPU_ISA included); fbgemm's choice
 // is read off the CPU as fbgemm makes it (core/engines.h, host_int8_path).
+#include <optional>
 #include <string>
 
 namespace qconform {
@@ -21,9 +22,13 @@ bool cpu_has_avx512_vnni();
 // vpdpbusd on ymm with the VEX encoding (AVX-VNNI).
 bool cpu_has_avx_vnni();
 
+// QCONFORM_KERNEL_ISA: the widest SIMD the integer implementation may use in this process
+// ("portable", "avx2", "avx_vnni" or "avx512_vnni"), to time or test a smaller host's paths
+// here; nullopt when unset or empty. Error (core/error.h) for any other value. Read once.
+std::optional<std::string> kernel_isa_cap();
+
 // AVX-512 for the integer implementation's float steps (AVX512F and DQ, Eigen's 16-lane
-// packets: the LSTM cell), unless QCONFORM_KERNEL_ISA holds the process to a smaller host's
-// paths (portable, avx2, avx_vnni; quantized/kernels/dynamic_gemm.h checks its value).
+// packets: the LSTM cell), unless kernel_isa_cap() holds the process below avx512_vnni.
 bool avx512_float_allowed();
 
 // The instruction set oneDNN dispatches to in this process: dnnl_get_effective_cpu_isa(),

@@ -89,7 +89,7 @@ class DynamicQuantizedLinear : public Module {
     float scale;
     int32_t zero_point;
     kernels::Accumulation accumulation;
-    bool seven_bit;  // every value <= 127 (the clamp's upper bound)
+    bool seven_bit = false;  // every value <= 127 (the clamp's upper bound)
   };
   // Into `into`, whose buffer only grows (a fresh 13 MB at fastrnns' size, mapped and zeroed by
   // the kernel on every forward, cost more than the parts save).

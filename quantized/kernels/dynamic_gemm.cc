@@ -221,8 +221,9 @@ std::optional<Int8Activations> int8_activations(const DynamicLinearActivation& x
   // 8-bit activations usually show in the first row: stop there rather than convert all.
   if (x.rows > 0 && !convert(0)) return std::nullopt;
   // The other rows in parts of at least 2^13 values across the kernel threads (an LSTM's input
-  // projection, its hidden projection at miniBatch 64: two threads' LSTM 1.68-1.71x -> 1.70-1.83x
-  // with 2^13 instead of 2^14); each row's bytes and term are its own, whoever converts it.
+  // projection, its hidden projection at miniBatch 64, where they come as int32: onednn's rule
+  // on an AVX2 host; two threads' LSTM 1.68-1.71x -> 1.70-1.83x with 2^13 instead of 2^14, when
+  // every host took this path); each row's bytes and term are its own, whoever converts it.
   const int64_t parts = std::min<int64_t>(kernel_threads(), (x.rows - 1) * k >> 13);
   if (parts <= 1) {
     for (int64_t row = 1; row < x.rows; ++row)
@@ -736,16 +737,13 @@ KernelPath exact_kernel_path() {
     KernelPath best = KernelPath::Portable;
     for (KernelPath better : {KernelPath::Avx2Int16, KernelPath::AvxVnni, KernelPath::Avx512Vnni})
       if (cpu_has_path(better)) best = better;
-    const char* cap = std::getenv("QCONFORM_KERNEL_ISA");
-    if (!cap || !*cap) return best;
-    const std::string asked = cap;
-    const KernelPath wanted = asked == "portable"      ? KernelPath::Portable
-                              : asked == "avx2"        ? KernelPath::Avx2Int16
-                              : asked == "avx_vnni"    ? KernelPath::AvxVnni
-                              : asked == "avx512_vnni" ? KernelPath::Avx512Vnni
-                                                       : throw Error("QCONFORM_KERNEL_ISA must be portable, avx2, "
-                                                                     "avx_vnni or avx512_vnni, got '" + asked + "'");
-    if (!cpu_has_path(wanted)) throw Error("QCONFORM_KERNEL_ISA=" + asked + ": this CPU does not have it");
+    const std::optional<std::string> cap = kernel_isa_cap();  // validated there
+    if (!cap) return best;
+    const KernelPath wanted = *cap == "portable"   ? KernelPath::Portable
+                              : *cap == "avx2"     ? KernelPath::Avx2Int16
+                              : *cap == "avx_vnni" ? KernelPath::AvxVnni
+                                                   : KernelPath::Avx512Vnni;
+    if (!cpu_has_path(wanted)) throw Error("QCONFORM_KERNEL_ISA=" + *cap + ": this CPU does not have it");
     return wanted;
   }();
   return path;
