@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstdlib>
@@ -968,14 +969,20 @@ __attribute__((target("avx2,avxvnni"), noinline)) int32_t int8_mac_chains_avx_vn
 }
 
 // GMAC/s of `chains` (MACs per call per iteration) for about `seconds`: grow until one run
-// lasts a tenth of the budget, then keep the best of a few more.
-double best_rate(int32_t (*chains)(int64_t), double macs_per_iteration, double seconds) {
+// lasts a tenth of the budget, then keep the best of a few more. With threads > 1 every run
+// is that many kernel threads running the chains at once (one each), timed from before the
+// first starts to after the last ends, so that a thread the host holds back slows the rate.
+double best_rate(int32_t (*chains)(int64_t), double macs_per_iteration, double seconds, int threads) {
   const auto timed = [&](int64_t iterations, double* elapsed) {
+    std::atomic<int32_t> sink{0};
     const auto start = std::chrono::steady_clock::now();
-    volatile int32_t sink = chains(iterations);
-    (void)sink;
+    if (threads == 1) {
+      sink += chains(iterations);
+    } else {
+      parallel_for(threads, [&](int64_t) { sink += chains(iterations); });
+    }
     *elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return iterations * macs_per_iteration / *elapsed / 1e9;
+    return threads * iterations * macs_per_iteration / *elapsed / 1e9;
   };
   int64_t iterations = 1 << 16;
   double elapsed = 0, best = timed(iterations, &elapsed);
@@ -986,19 +993,26 @@ double best_rate(int32_t (*chains)(int64_t), double macs_per_iteration, double s
 
 }  // namespace
 
-Int8Ceiling measure_int8_mac_ceiling(double seconds) {
+Int8Ceiling measure_int8_mac_ceiling(double seconds, int threads) {
+  if (threads < 1) throw std::invalid_argument("measure_int8_mac_ceiling: at least one thread, got " + std::to_string(threads));
+  // (Without OpenMP, in the clang builds, the threads' runs follow one another on this
+  // thread, and the sum is one thread's rate, as their kernels have.)
+  const int previous_threads = kernel_threads();
+  set_kernel_threads(threads);
   // The host's best exact int8 step: VNNI where the CPU has it (zmm and ymm both measured
   // where both exist: cores that split zmm into two halves run them at one rate), else AVX2.
   Int8Ceiling best;
   if (cpu_has_avx512_vnni()) {
-    const double rate = best_rate(int8_mac_chains_avx512_vnni, 12.0 * 64.0, seconds);
+    const double rate = best_rate(int8_mac_chains_avx512_vnni, 12.0 * 64.0, seconds, threads);
     if (rate > best.gmacs) best = {rate, "avx512_vnni (vpdpbusd zmm)"};
   }
   if (cpu_has_avx_vnni()) {
-    const double rate = best_rate(int8_mac_chains_avx_vnni, 12.0 * 32.0, seconds);
+    const double rate = best_rate(int8_mac_chains_avx_vnni, 12.0 * 32.0, seconds, threads);
     if (rate > best.gmacs) best = {rate, "avx_vnni (vpdpbusd ymm)"};
   }
-  if (best.gmacs == 0 && cpu_has_avx2()) best = {best_rate(int8_mac_chains, 6.0 * 32.0, seconds), "avx2 (vpmaddubsw ymm)"};
+  if (best.gmacs == 0 && cpu_has_avx2())
+    best = {best_rate(int8_mac_chains, 6.0 * 32.0, seconds, threads), "avx2 (vpmaddubsw ymm)"};
+  set_kernel_threads(previous_threads);
   return best;
 }
 

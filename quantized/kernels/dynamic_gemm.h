@@ -172,10 +172,15 @@ bool dynamic_linear_u8(const U8Rows& x, float x_scale, const DynamicLinearWeight
 // or ymm (AVX-VNNI) where the CPU has them, else AVX2's vpmaddubsw, vpmaddwd by ones and
 // vpaddd. No kernel that accumulates exactly in int32 can beat it on this CPU; the benchmark
 // reports the integer implementation's share of it. {0, ""} without AVX2.
+//
+// With threads > 1: the sum over that many kernel threads running the chains at once, what
+// the host gives them now (a VM may hold a virtual core back, or place two on one physical
+// core's hyper-threads, where they share the multipliers). Builds without OpenMP measure
+// one thread, as their kernels run on one.
 struct Int8Ceiling {
   double gmacs = 0;
   std::string isa;  // "avx512_vnni (vpdpbusd zmm)", "avx_vnni (vpdpbusd ymm)", "avx2 (vpmaddubsw ymm)"
 };
-Int8Ceiling measure_int8_mac_ceiling(double seconds = 0.2);
+Int8Ceiling measure_int8_mac_ceiling(double seconds = 0.2, int threads = 1);
 
 }  // namespace qconform::kernels

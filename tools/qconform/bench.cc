@@ -292,6 +292,9 @@ struct Row {
   int threads;
   double median_ms, gmacs, ratio_vs_best_libtorch, fraction_of_ceiling;
   double ceiling_gmacs;  // the int8 MAC ceiling measured during the case (median)
+  // With threads > 1: that many threads' ceiling, running at once, during the case (median);
+  // 0 on one thread.
+  double threads_ceiling_gmacs;
   int count = 1;         // ResNet18 convolutions: how often the model runs the shape
 };
 
@@ -299,6 +302,7 @@ struct Target {
   std::string text;
   double measured, limit;
   bool at_most;  // measured <= limit, else >=
+  std::string context = {};  // printed below the target: what bounded it in this run
   bool met() const { return at_most ? measured <= limit : measured >= limit; }
 };
 
@@ -356,9 +360,18 @@ std::vector<Target> targets(const std::vector<Row>& rows, const BenchOptions& op
     ratio("reference LSTM (fastrnns default) time / eigen-float", "lstm", 64, "reference", "eigen-float", 1.5);
     ratio("integer Linear 512x512 B=64 time / libtorch[onednn]", "linear", 64, "integer", "libtorch[onednn]", 0.8);
     const Row *one = find_row(rows, "lstm", 64, "integer", 1), *two = find_row(rows, "lstm", 64, "integer", 2);
-    if (one && two)
-      out.push_back({"integer LSTM (fastrnns default) two threads' speed / one thread's", one->median_ms / two->median_ms,
-                     1.7, false});
+    if (one && two) {
+      Target t{"integer LSTM (fastrnns default) two threads' speed / one thread's", one->median_ms / two->median_ms,
+               1.7, false};
+      // What this host gave two threads at once in the same rounds: the bound of any speed-up.
+      if (two->threads_ceiling_gmacs > 0 && two->ceiling_gmacs > 0) {
+        char text[200];
+        std::snprintf(text, sizeof text, "the int8 ceiling of two threads at once was %.2fx one thread's in the same rounds",
+                      two->threads_ceiling_gmacs / two->ceiling_gmacs);
+        t.context = text;
+      }
+      out.push_back(t);
+    }
   }
   const auto integer = resnet18_convolutions_ms(rows, "integer", 1),
              onednn = resnet18_convolutions_ms(rows, "libtorch[onednn]", 1);
@@ -410,7 +423,7 @@ int run_bench(const BenchOptions& options) {
   const kernels::Int8Ceiling start_ceiling = kernels::measure_int8_mac_ceiling();
   const double ceiling = start_ceiling.gmacs;
   std::fprintf(table, "qconform bench: dynamic modules, forward; median of %d after a warm-up; implementations "
-              "alternate repetition by repetition\n",
+              "and thread counts alternate repetition by repetition\n",
               options.repetitions);
   std::fprintf(table, "int8 multiply-accumulate ceiling at the start (the host's best exact int8 step, %s chains, one "
               "thread): %.1f GMAC/s\n", start_ceiling.isa.c_str(), ceiling);
@@ -428,35 +441,56 @@ int run_bench(const BenchOptions& options) {
     }
     for (const auto& [batch, shape] : cases) {
       BenchCase c = make_bench_case(variant, batch, options, shape);
-      std::vector<TimedImplementation> impls = implementations_for(c, options);
-      for (int threads : options.threads) {
+      // The implementations' timings per thread count (copies share the modules). Thread
+      // counts alternate repetition by repetition as the implementations do, so that the
+      // two-thread speed-up compares neighbouring rounds, not runs minutes apart (this VM's
+      // speed drifts).
+      std::vector<std::vector<TimedImplementation>> impls_at(options.threads.size(),
+                                                             implementations_for(c, options));
+      const auto use_threads = [](int threads) {
         set_libtorch_threads(threads);
         kernels::set_kernel_threads(threads);
-        for (auto& impl : impls) {  // warm-up, and calls per repetition for short cases
-          impl.ms.clear();
+      };
+      for (size_t t = 0; t < options.threads.size(); ++t) {
+        use_threads(options.threads[t]);
+        for (auto& impl : impls_at[t]) {  // warm-up, and calls per repetition for short cases
           const auto start = std::chrono::steady_clock::now();
           impl.run();
           const double once = elapsed_ms(start);
           impl.inner = once >= 20 ? 1 : static_cast<int>(std::min(10000.0, std::ceil(20 / std::max(once, 1e-3))));
         }
-        // The ceiling is measured again before every round, alternating with the
-        // implementations like they alternate: this VM's speed drifts by up to a third within
-        // minutes, and a ceiling from the start of the run would compare different machines.
-        std::vector<double> ceilings;
-        for (int r = 0; r < options.repetitions; ++r) {
-          if (ceiling > 0) ceilings.push_back(kernels::measure_int8_mac_ceiling(0.05).gmacs);
-          for (auto& impl : impls) {
+      }
+      // The ceiling is measured again before every round, alternating with the
+      // implementations like they alternate: this VM's speed drifts by up to a third within
+      // minutes, and a ceiling from the start of the run would compare different machines.
+      std::vector<std::vector<double>> ceilings(options.threads.size()), threads_ceilings(options.threads.size());
+      for (int r = 0; r < options.repetitions; ++r) {
+        for (size_t t = 0; t < options.threads.size(); ++t) {
+          use_threads(options.threads[t]);
+          if (ceiling > 0) {
+            ceilings[t].push_back(kernels::measure_int8_mac_ceiling(0.05).gmacs);
+            if (options.threads[t] > 1)
+              threads_ceilings[t].push_back(kernels::measure_int8_mac_ceiling(0.05, options.threads[t]).gmacs);
+          }
+          for (auto& impl : impls_at[t]) {
             const auto start = std::chrono::steady_clock::now();
             for (int i = 0; i < impl.inner; ++i) impl.run();
             impl.ms.push_back(elapsed_ms(start) / impl.inner);
           }
         }
-        const double case_ceiling = ceilings.empty() ? 0 : median(ceilings);
+      }
+      for (size_t t = 0; t < options.threads.size(); ++t) {
+        const int threads = options.threads[t];
+        const std::vector<TimedImplementation>& impls = impls_at[t];
+        const double case_ceiling = ceilings[t].empty() ? 0 : median(ceilings[t]);
+        const double threads_ceiling = threads_ceilings[t].empty() ? 0 : median(threads_ceilings[t]);
         double best_libtorch = 0;
         for (const auto& impl : impls)
           if (impl.libtorch && (best_libtorch == 0 || median(impl.ms) < best_libtorch)) best_libtorch = median(impl.ms);
-        std::fprintf(table, "\n%s, threads %d (%.3f GMAC per forward; ceiling during the case %.1f GMAC/s)\n",
+        std::fprintf(table, "\n%s, threads %d (%.3f GMAC per forward; ceiling during the case %.1f GMAC/s",
                      c.label.c_str(), threads, c.macs / 1e9, case_ceiling);
+        if (threads_ceiling > 0) std::fprintf(table, "; %d threads at once %.1f", threads, threads_ceiling);
+        std::fprintf(table, ")\n");
         std::fprintf(table, "  %-20s %12s %9s %11s %14s\n", "implementation", "median ms", "GMAC/s", "of ceiling",
                     "vs best LibTorch");
         for (const auto& impl : impls) {
@@ -465,7 +499,7 @@ int run_bench(const BenchOptions& options) {
           const double of_ceiling = case_ceiling > 0 ? gmacs / (case_ceiling * threads) : 0;
           const double ratio = best_libtorch > 0 ? m / best_libtorch : 0;
           rows.push_back({c.label, variant.name, impl.name, batch, threads, m, gmacs, ratio, of_ceiling, case_ceiling,
-                          c.count});
+                          threads_ceiling, c.count});
           std::fprintf(table, "  %-20s %12.3f %9.2f %10.0f%% %13.2fx\n", impl.name.c_str(), m, gmacs, 100 * of_ceiling, ratio);
         }
         std::fflush(table);
@@ -479,9 +513,11 @@ int run_bench(const BenchOptions& options) {
   const std::vector<Target> met = targets(rows, options);
   if (!met.empty()) {
     std::fprintf(table, "\ntargets (one thread unless said, this run)\n");
-    for (const Target& t : met)
+    for (const Target& t : met) {
       std::fprintf(table, "  %-62s %6.2f  (%s %.2f)  %s\n", t.text.c_str(), t.measured, t.at_most ? "<=" : ">=", t.limit,
                   t.met() ? "met" : "NOT met");
+      if (!t.context.empty()) std::fprintf(table, "    (%s)\n", t.context.c_str());
+    }
   }
   if (options.json_path) {
     nlohmann::json j;
@@ -496,11 +532,15 @@ int run_bench(const BenchOptions& options) {
                               {"threads", r.threads}, {"impl", r.impl}, {"median_ms", r.median_ms},
                               {"gmacs", r.gmacs}, {"ratio_vs_best_libtorch", r.ratio_vs_best_libtorch},
                               {"fraction_of_ceiling", r.fraction_of_ceiling}, {"ceiling_gmacs", r.ceiling_gmacs},
+                              {"threads_ceiling_gmacs", r.threads_ceiling_gmacs},
                               {"count_in_model", r.count}});
     j["targets"] = nlohmann::json::array();
-    for (const Target& t : met)
-      j["targets"].push_back({{"target", t.text}, {"measured", t.measured}, {"limit", t.limit},
-                              {"comparison", t.at_most ? "<=" : ">="}, {"met", t.met()}});
+    for (const Target& t : met) {
+      nlohmann::json target{{"target", t.text}, {"measured", t.measured}, {"limit", t.limit},
+                            {"comparison", t.at_most ? "<=" : ">="}, {"met", t.met()}};
+      if (!t.context.empty()) target["context"] = t.context;
+      j["targets"].push_back(target);
+    }
     if (*options.json_path == "-") {
       std::cout << j.dump(2) << "\n";
     } else {

@@ -196,8 +196,10 @@ repetitions (default 5); prints per case the median, GMAC/s, the share of the in
 multiply-accumulate ceiling (measured again before every round of repetitions; the case's
 median), and the ratio to the faster LibTorch engine; then the performance targets with
 met / NOT met. Short cases (cells, Linear) repeat each call to ~20 ms. --threads sets the
-integer kernels' threads and LibTorch's alike; QCONFORM_KERNEL_ISA=avx2 (or avx_vnni,
-portable) times a smaller host's kernel path here.
+integer kernels' threads and LibTorch's alike; thread counts alternate round by round too,
+and for more than one thread the ceiling of that many threads running at once is measured
+in each round and printed beside the two-thread target. QCONFORM_KERNEL_ISA=avx2 (or
+avx_vnni, portable) times a smaller host's kernel path here.
 
   --model DIR       instead: a recorded model's replay (STORE/NAME.model): LibTorch's
                     forward against the integer layers alone on their recorded inputs plus
