@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -8,9 +9,24 @@
 #include <ATen/quantized/Quantizer.h>
 #include <ATen/core/function.h>
 #include <ATen/core/class_type.h>
+#include <c10/util/Logging.h>
 
 namespace qconform::libtorch {
 namespace {
+
+// LibTorch symbolizes a C++ backtrace into every c10::Error it constructs (c10::get_backtrace:
+// backtrace_symbols, a dladdr lookup per frame), and the harness keeps only an error's first
+// line (call_op, call_method, first_line below), while its rejection oracles make LibTorch
+// refuse on purpose in every case. Those backtraces were 10 % of `qconform conform`'s main
+// thread on dynamic.Linear (perf; Intel Xeon, 2026-12-07, docs/benchmarks.md). So none is
+// collected, unless TORCH_SHOW_CPP_STACKTRACES asks for them, PyTorch's own switch for showing
+// them (for a debugger or an uncaught c10::Error).
+const bool backtraces_collected = [] {
+  const char* show = std::getenv("TORCH_SHOW_CPP_STACKTRACES");
+  const bool wanted = show && *show && std::strcmp(show, "0") != 0;
+  if (!wanted) c10::SetStackTraceFetcher([] { return std::string(); });
+  return wanted;
+}();
 
 at::ScalarType int_repr_type(DType dtype) {
   switch (dtype) {
