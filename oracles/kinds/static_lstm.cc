@@ -167,13 +167,15 @@ struct BoundOps {
     const int64_t B = x.q.sizes[0], K = x.q.sizes[1], N = w.sizes[0];
     const Tensor wf = dequantize(w);
     const QuantParams& xp = x.q.qparams;
+    std::vector<double> xd(B * K);  // x dequantized once, not once per output channel
+    for (int64_t i = 0; i < B * K; ++i) xd[i] = dequantized(x.q.values[i], xp);
     Bounded y{QTensor{{B, N}, std::vector<int32_t>(B * N), out}, std::vector<double>(B * N)};
     for (int64_t b = 0; b < B; ++b)
       for (int64_t n = 0; n < N; ++n) {
         double sum = bias ? bias->data[n] : 0.0, magnitude = bias ? std::abs(bias->data[n]) : 0.0, spread_in = 0;
         double saturation = 0;
         for (int64_t k = 0; k < K; ++k) {
-          const double wk = wf.data[n * K + k], xk = dequantized(x.q.values[b * K + k], xp);
+          const double wk = wf.data[n * K + k], xk = xd[b * K + k];
           const double ek = x.e[b * K + k];
           sum += wk * xk;
           magnitude += std::abs(wk) * (std::abs(xk) + ek);
