@@ -72,6 +72,12 @@ std::vector<int32_t> quantized_bias(const StateValue& bias, int64_t channels, do
   return out;
 }
 
+// A buffer for an operator's input: XNNPACK may read up to XNN_EXTRA_BYTES past the data it is
+// given (xnnpack.h), and where the data ends at the end of a mapped page that read faults
+// (seen under AddressSanitizer, whose heap puts allocations there: a deconvolution read 16
+// bytes past an unpadded input).
+std::vector<uint8_t> input_buffer(size_t bytes) { return std::vector<uint8_t>(bytes + XNN_EXTRA_BYTES); }
+
 QTensor input_of(const ModuleInput& input, const std::string& name) {
   const auto* x = std::get_if<QTensor>(&input.input);
   if (!x || x->qparams.dtype != DType::QUInt8 || x->qparams.per_channel())
@@ -107,8 +113,9 @@ class XnnpackLinear : public XnnpackModule {
     const int64_t in = spec_.integer("in_features"), out_features = spec_.integer("out_features");
     if (x.sizes.empty() || x.sizes.back() != in) throw Error(name() + ": input's last dimension is not in_features");
     const int64_t batch = x.numel() / in;
-    std::vector<uint8_t> kernel(w.values.size()), data(x.values.begin(), x.values.end());
+    std::vector<uint8_t> kernel(w.values.size()), data = input_buffer(x.values.size());
     for (size_t i = 0; i < kernel.size(); ++i) kernel[i] = static_cast<uint8_t>(w.values[i] + 128);
+    for (size_t i = 0; i < x.values.size(); ++i) data[i] = static_cast<uint8_t>(x.values[i]);
     const std::vector<int32_t> bias =
         quantized_bias(spec_.parameters.at("bias"), out_features, x.qparams.scale(), w.qparams.scales);
     const QuantParams y = output_qparams();
@@ -153,7 +160,7 @@ class XnnpackConv2d : public XnnpackModule {
     const bool per_channel = w.qparams.per_channel();
     const int shift = per_channel ? -128 : 0;  // qc8 takes int8 activations
     // NCHW -> NHWC input; OIHW -> OHWI weights (XNNPACK's layout per group).
-    std::vector<uint8_t> data(x.values.size());
+    std::vector<uint8_t> data = input_buffer(x.values.size());
     for (int64_t b = 0; b < n; ++b)
       for (int64_t c = 0; c < c_in; ++c)
         for (int64_t p = 0; p < h * wd; ++p)
@@ -239,7 +246,7 @@ class XnnpackConvTranspose2d : public XnnpackModule {
       throw PluginDeclines("an output smaller than the stride with padding, on which XNNPACK's deconvolution "
                            "setup crashes");
     const int64_t gi = c_in / groups, go = c_out / groups, kk = k[0] * k[1];
-    std::vector<uint8_t> data(x.values.size());
+    std::vector<uint8_t> data = input_buffer(x.values.size());
     for (int64_t b = 0; b < n; ++b)
       for (int64_t c = 0; c < c_in; ++c)
         for (int64_t p = 0; p < h * wd; ++p) data[(b * h * wd + p) * c_in + c] = static_cast<uint8_t>(x.values[(b * c_in + c) * h * wd + p]);
