@@ -596,8 +596,8 @@ RC_BOOST_PROP(values_min_max_is_the_ordered_fold, ()) {
     if (v < expected_lo) expected_lo = v;
     if (v > expected_hi) expected_hi = v;
   }
-  RC_ASSERT(std::memcmp(&lo, &expected_lo, sizeof lo) == 0 || (std::isnan(lo) && std::isnan(expected_lo)));
-  RC_ASSERT(std::memcmp(&hi, &expected_hi, sizeof hi) == 0 || (std::isnan(hi) && std::isnan(expected_hi)));
+  RC_ASSERT(same_float(lo, expected_lo));
+  RC_ASSERT(same_float(hi, expected_hi));
 }
 
 BOOST_AUTO_TEST_CASE(quantize_values_u8_refuses_ranges_beyond_a_byte) {
