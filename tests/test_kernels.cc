@@ -154,6 +154,29 @@ RC_BOOST_PROP(two_threads_give_one_threads_bits, ()) {
   RC_ASSERT(one == dynamic_linear_accumulators(x, c.w, KernelPath::Portable));
 }
 
+// The bench's int8 ceiling is measured on the instructions the kernels' path may use, so that
+// under QCONFORM_KERNEL_ISA (test_kernels.avx2 runs with =avx2) a share of it is a share of
+// what that path could reach, not of the host's best step. A kernel path with VNNI may be
+// measured on zmm or ymm, whichever is faster on this CPU.
+BOOST_AUTO_TEST_CASE(the_ceiling_is_measured_on_the_kernels_path) {
+  const Int8Ceiling ceiling = measure_int8_mac_ceiling(0.01);
+  const KernelPath path = exact_kernel_path();
+  BOOST_TEST_MESSAGE("kernel path " << to_string(path) << ", ceiling " << ceiling.gmacs << " GMAC/s on " << ceiling.isa);
+  switch (path) {
+    case KernelPath::Portable:
+      BOOST_TEST(ceiling.gmacs == 0);
+      BOOST_TEST(ceiling.isa.empty());
+      return;
+    case KernelPath::Avx2Int16:
+    case KernelPath::Avx2Int8: BOOST_TEST(ceiling.isa == "avx2 (vpmaddubsw ymm)"); break;
+    case KernelPath::AvxVnni: BOOST_TEST(ceiling.isa == "avx_vnni (vpdpbusd ymm)"); break;
+    case KernelPath::Avx512Vnni:
+      BOOST_TEST((ceiling.isa == "avx512_vnni (vpdpbusd zmm)" || ceiling.isa == "avx_vnni (vpdpbusd ymm)"));
+      break;
+  }
+  BOOST_TEST(ceiling.gmacs > 0);
+}
+
 // The static kernels' u8 rows read where they lie (U8Rows: runs padded to whole quads, the
 // bytes past a run not zero, as the convolution reads its input) give the exact sums (1)
 // computed here in int64; and the requantizing epilogue (u8_requantized: static_gemm.h's

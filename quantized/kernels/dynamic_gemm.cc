@@ -1007,18 +1007,22 @@ Int8Ceiling measure_int8_mac_ceiling(double seconds, int threads) {
   // thread, and the sum is one thread's rate, as their kernels have.)
   const int previous_threads = kernel_threads();
   set_kernel_threads(threads);
-  // The host's best exact int8 step: VNNI where the CPU has it (zmm and ymm both measured
-  // where both exist: cores that split zmm into two halves run them at one rate), else AVX2.
+  // The best exact int8 step of the kernels' path: VNNI where the path has it (zmm and ymm
+  // both measured where both exist: cores that split zmm into two halves run them at one
+  // rate), else AVX2. The path is the CPU's best unless QCONFORM_KERNEL_ISA caps it, and the
+  // cap holds the ceiling too: a kernel held to AVX2 is measured against what AVX2 can do
+  // here, as on a host without VNNI, not against instructions it may not use.
+  const KernelPath path = exact_kernel_path();
   Int8Ceiling best;
-  if (cpu_has_avx512_vnni()) {
+  if (path == KernelPath::Avx512Vnni) {
     const double rate = best_rate(int8_mac_chains_avx512_vnni, 12.0 * 64.0, seconds, threads);
     if (rate > best.gmacs) best = {rate, "avx512_vnni (vpdpbusd zmm)"};
   }
-  if (cpu_has_avx_vnni()) {
+  if ((path == KernelPath::Avx512Vnni || path == KernelPath::AvxVnni) && cpu_has_avx_vnni()) {
     const double rate = best_rate(int8_mac_chains_avx_vnni, 12.0 * 32.0, seconds, threads);
     if (rate > best.gmacs) best = {rate, "avx_vnni (vpdpbusd ymm)"};
   }
-  if (best.gmacs == 0 && cpu_has_avx2())
+  if (best.gmacs == 0 && path != KernelPath::Portable)
     best = {best_rate(int8_mac_chains, 6.0 * 32.0, seconds, threads), "avx2 (vpmaddubsw ymm)"};
   set_kernel_threads(previous_threads);
   return best;

@@ -167,11 +167,14 @@ bool dynamic_linear_u8(const U8Rows& x, float x_scale, const DynamicLinearWeight
                        float* y);
 
 // The machine's int8 multiply-accumulate ceiling, in GMAC/s on the calling thread, from the
-// host's best exact u8 x s8 -> int32 step in independent register chains, no memory
-// traffic, for about `seconds` (per instruction tried): VNNI's vpdpbusd on zmm (AVX512_VNNI)
-// or ymm (AVX-VNNI) where the CPU has them, else AVX2's vpmaddubsw, vpmaddwd by ones and
-// vpaddd. No kernel that accumulates exactly in int32 can beat it on this CPU; the benchmark
-// reports the integer implementation's share of it. {0, ""} without AVX2.
+// best exact u8 x s8 -> int32 step of exact_kernel_path() in independent register chains, no
+// memory traffic, for about `seconds` (per instruction tried): VNNI's vpdpbusd on zmm
+// (AVX512_VNNI) or ymm (AVX-VNNI) where the path has them, else AVX2's vpmaddubsw, vpmaddwd
+// by ones and vpaddd. That is the host's best unless QCONFORM_KERNEL_ISA caps the path, and
+// then the capped ISA's (QCONFORM_KERNEL_ISA=avx2 on a VNNI host measures what a host without
+// VNNI would offer its kernels, at this host's clock). No kernel on that path that
+// accumulates exactly in int32 can beat it; the benchmark reports the integer
+// implementation's share of it. {0, ""} on the portable path (no AVX2, or capped to portable).
 //
 // With threads > 1: the sum over that many kernel threads running the chains at once, what
 // the host gives them now (a VM may hold a virtual core back, or place two on one physical
