@@ -248,6 +248,64 @@ RC_BOOST_PROP(u8_rows_and_requantized_bytes_equal_the_definition, ()) {
       RC_ASSERT(int32_t{y[r * stride + j]} == (j < n ? requantize(requantizer, acc[r * n + j], j) : 0xa5));
 }
 
+// U8Rows with (1'): the avx2-int8 tile on 8-bit rows read where they lie sums each pair of
+// bytes (2p, 2p + 1 of a run) in int16 with saturation, as the engines that sum int16 pairs
+// do, then subtracts x_zp times every weight: that sum computed here in int64, with weights
+// at the extremes and bytes of 128 or more half the time (two -128 weights then saturate). Weight zero points, which
+// the tile's (1') has no term for, are declined, as is a host without AVX2 (or capped to
+// portable).
+RC_BOOST_PROP(u8_pair_rows_sum_saturated_pairs, ()) {
+  const int64_t rows = *rc::gen::inRange<int64_t>(1, 20), n = *rc::gen::inRange<int64_t>(1, 40);
+  const int64_t count = *rc::gen::inRange<int64_t>(1, 5), bytes = *rc::gen::inRange<int64_t>(1, 30);
+  const int64_t quads = (bytes + 3) / 4, padded = quads * 4;
+  const bool extreme = *rc::gen::arbitrary<bool>();
+  RC_TAG(extreme ? "weights at the extremes" : "weights anywhere");
+  const auto weight_value = extreme ? rc::gen::element(-128, 127) : rc::gen::inRange(-128, 128);
+  StaticLinearWeights w;
+  w.integers.out_features = n;
+  w.integers.in_features = count * padded;
+  w.integers.values.assign(n * w.integers.in_features, 0);  // zero past each run's bytes
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t s = 0; s < count; ++s)
+      for (int64_t b = 0; b < bytes; ++b) w.integers.values[j * w.integers.in_features + s * padded + b] = *weight_value;
+  w.integers.zero_points.assign(n, 0);
+  w.integers.scales.assign(n, 1.0f);
+  pack_weights(w.integers);
+  // (inRange, not arbitrary: rapidcheck's arbitrary bytes are small in its first cases)
+  const auto input = *rc::gen::container<std::vector<uint8_t>>(
+      200, rc::gen::map(rc::gen::inRange(extreme ? 128 : 0, 256), [](int v) { return static_cast<uint8_t>(v); }));
+  std::vector<const uint8_t*> at(rows * count);
+  for (const uint8_t*& run : at) run = input.data() + *rc::gen::inRange<int64_t>(0, 200 - padded + 1);
+  const int32_t x_zero_point = *rc::gen::inRange(0, 256);
+  const U8Rows x{at.data(), rows, count, quads, bytes, x_zero_point, false, Accumulation::PairwiseInt16Saturation};
+  std::vector<int32_t> acc(rows * n);
+  if (!u8_pair_rows_supported()) {
+    RC_ASSERT(!u8_accumulators(x, w.integers, acc.data()));
+    return;
+  }
+  RC_ASSERT(u8_accumulators(x, w.integers, acc.data()));
+  bool saturated = false;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      const int32_t* weights = w.integers.values.data() + j * w.integers.in_features;
+      int64_t sum = 0;
+      for (int64_t s = 0; s < count; ++s)
+        for (int64_t b = 0; b < padded; b += 2) {
+          const uint8_t* run = at[r * count + s];
+          const int64_t pair = int64_t{run[b]} * weights[s * padded + b] + int64_t{run[b + 1]} * weights[s * padded + b + 1];
+          saturated = saturated || pair < -32768 || pair > 32767;
+          sum += std::clamp<int64_t>(pair, -32768, 32767) - x_zero_point * (weights[s * padded + b] + weights[s * padded + b + 1]);
+        }
+      RC_ASSERT(int64_t{acc[r * n + j]} == sum);
+    }
+  RC_CLASSIFY(saturated, "a pair saturates");
+  // Weight zero points: declined, not summed without their term.
+  StaticLinearWeights asymmetric = w;
+  asymmetric.integers.zero_points.assign(n, 3);
+  pack_weights(asymmetric.integers);
+  RC_ASSERT(!u8_accumulators(x, asymmetric.integers, acc.data()));
+}
+
 // The convolution's layout changes (channels_last.h) move values without changing them: what
 // the plain index formulas give, at shapes with and without whole 16 x 16 (8 x 8) blocks and
 // with fewer than 16 channels, and the range seen is the values' own (values outside u8

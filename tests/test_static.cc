@@ -35,7 +35,8 @@ QTensor weight_2x3(double scale) {
 // module's GEMM, its runs or its tiles. Returns the output channels-last.
 std::vector<uint8_t> conv_by_definition(const ConvOptions& o, const QTensor& w, const std::optional<Tensor>& bias,
                                         const kernels::StaticOutput& out, Requantization rule, const Shape& sizes,
-                                        const std::vector<uint8_t>& nhwc, double x_scale, int32_t x_zero_point) {
+                                        const std::vector<uint8_t>& nhwc, double x_scale, int32_t x_zero_point,
+                                        bool int16_pairs = false) {
   const int64_t batch = sizes[0], height = sizes[2], width = sizes[3], in_channels = sizes[1];
   const int64_t in_per_group = in_channels / o.groups, out_per_group = o.out_channels / o.groups;
   int64_t out_size[2];
@@ -60,17 +61,32 @@ std::vector<uint8_t> conv_by_definition(const ConvOptions& o, const QTensor& w, 
           const int64_t group = oc / out_per_group;
           const int64_t w_zero_point = w.qparams.zero_point(oc);
           int64_t acc = 0;
-          for (int64_t c = 0; c < in_per_group; ++c)
-            for (int64_t kh = 0; kh < o.kernel_size[0]; ++kh)
-              for (int64_t kw = 0; kw < o.kernel_size[1]; ++kw) {
-                const int64_t ih = oh * o.stride[0] - o.padding[0] + kh * o.dilation[0];
-                const int64_t iw = ow * o.stride[1] - o.padding[1] + kw * o.dilation[1];
-                const bool inside = ih >= 0 && ih < height && iw >= 0 && iw < width;
-                const int64_t xq = inside ? nhwc[((n * height + ih) * width + iw) * in_channels + group * in_per_group + c]
-                                          : x_zero_point;
-                const int64_t wq = w.values[((oc * in_per_group + c) * o.kernel_size[0] + kh) * o.kernel_size[1] + kw];
-                acc += (xq - x_zero_point) * (wq - w_zero_point);
+          for (int64_t kh = 0; kh < o.kernel_size[0]; ++kh)
+            for (int64_t kw = 0; kw < o.kernel_size[1]; ++kw) {
+              const int64_t ih = oh * o.stride[0] - o.padding[0] + kh * o.dilation[0];
+              const int64_t iw = ow * o.stride[1] - o.padding[1] + kw * o.dilation[1];
+              const bool inside = ih >= 0 && ih < height && iw >= 0 && iw < width;
+              const auto xq = [&](int64_t c) -> int64_t {
+                return inside ? nhwc[((n * height + ih) * width + iw) * in_channels + group * in_per_group + c]
+                              : x_zero_point;
+              };
+              const auto wq = [&](int64_t c) -> int64_t {
+                return w.values[((oc * in_per_group + c) * o.kernel_size[0] + kh) * o.kernel_size[1] + kw];
+              };
+              if (!int16_pairs) {
+                for (int64_t c = 0; c < in_per_group; ++c) acc += (xq(c) - x_zero_point) * (wq(c) - w_zero_point);
+                continue;
               }
+              // (2'), symmetric weights: adjacent channels' raw products summed in int16 with
+              // saturation (an odd last channel alone), minus x_zp times the weights, and only
+              // where the kernel meets an input value.
+              if (!inside) continue;
+              for (int64_t c = 0; c < in_per_group; c += 2) {
+                const bool second = c + 1 < in_per_group;
+                const int64_t pair = xq(c) * wq(c) + (second ? xq(c + 1) * wq(c + 1) : 0);
+                acc += std::clamp<int64_t>(pair, -32768, 32767) - x_zero_point * (wq(c) + (second ? wq(c + 1) : 0));
+              }
+            }
           y[((n * out_size[0] + oh) * out_size[1] + ow) * o.out_channels + oc] =
               static_cast<uint8_t>(kernels::requantize(requantizers[group], static_cast<int32_t>(acc), oc % out_per_group));
         }
@@ -570,11 +586,16 @@ RC_BOOST_PROP(conv_on_channels_last_bytes_gives_forwards_integers, ()) {
       for (int64_t i = 0; i < plane; ++i) nhwc[(n * plane + i) * channels + c] = x_values[(n * channels + c) * plane + i];
   const std::vector<U8ChannelsLast> operands{{sizes, x.qparams.scale(), x.qparams.zero_point(), nhwc.data()}};
   const std::optional<U8ChannelsLast> output = conv.channels_last_output(operands);
-  RC_CLASSIFY(!output, "the path does not take these operands (an engine summing int16 pairs, or 8-bit on AVX2)");
+  const bool int16_pairs = conv_sums_int16_pairs(engine_rule(engine.engine, EngineOp::StaticConv), engine,
+                                                 /*transposed=*/false, groups, in_per_group, out_per_group);
+  RC_CLASSIFY(int16_pairs, "int16 pair sums");
+  RC_CLASSIFY(!output, "the path does not take these operands (int16 pairs of an odd count of channels in groups, "
+                       "or 8-bit on AVX2)");
   if (!output) {
     // Only where forward's own channels-last path would not run either.
-    RC_ASSERT((engine.engine == Engine::ONEDNN && *engine.int8_path == Int8Path::Avx2) ||
-              !kernels::u8_rows_supported(x_max == 127));
+    const bool declined_by_rule = int16_pairs ? (groups > 1 && in_per_group % 2 == 1) || !kernels::u8_pair_rows_supported()
+                                              : !kernels::u8_rows_supported(x_max == 127);
+    RC_ASSERT(declined_by_rule);
     return;
   }
   const QTensor expected = std::get<QTensor>(conv(ModuleInput{x, std::nullopt}).output);
@@ -600,8 +621,52 @@ RC_BOOST_PROP(conv_on_channels_last_bytes_gives_forwards_integers, ()) {
   const std::vector<uint8_t> defined =
       conv_by_definition(o, w, bias, {out_scale, static_cast<int32_t>(out_zero_point), relu},
                          engine_rule(engine.engine, EngineOp::StaticConv).requantization, sizes, nhwc,
-                         x.qparams.scale(), static_cast<int32_t>(x.qparams.zero_point()));
+                         x.qparams.scale(), static_cast<int32_t>(x.qparams.zero_point()), int16_pairs);
   RC_ASSERT(std::equal(defined.begin(), defined.end(), y.begin()));
+}
+
+// The engines that sum int16 pairs skip the kernel positions outside the input (2'). The
+// channels-last path reads padding there that gives the same sums where no pair of padding
+// can saturate, and otherwise mends the zero-point term per row: both against the
+// definition, with input zero points where padding pairs would saturate (x_zp > 127 and
+// weights near -128) half the time. The module's forward and its byte path alike.
+RC_BOOST_PROP(paired_conv_skips_the_padding_even_where_it_would_saturate, ()) {
+  const int64_t in = *rc::gen::inRange<int64_t>(1, 9), out = *rc::gen::inRange<int64_t>(1, 9);
+  ConvOptions o = conv_options(2, in, out, *rc::gen::inRange<int64_t>(1, 4), *rc::gen::inRange<int64_t>(1, 3),
+                               *rc::gen::inRange<int64_t>(1, 3));
+  const Shape sizes{1, in, *rc::gen::inRange<int64_t>(1, 9), *rc::gen::inRange<int64_t>(1, 9)};
+  for (int d = 0; d < 2; ++d) RC_PRE(sizes[2 + d] + 2 * o.padding[d] >= o.kernel_size[d]);
+  const bool extreme = *rc::gen::arbitrary<bool>();
+  RC_CLASSIFY(extreme, "padding pairs that would saturate");
+  const auto weight_value = extreme ? rc::gen::element(-128, -127, 127) : rc::gen::inRange(-128, 128);
+  const QTensor w{o.weight_shape(), *rc::gen::container<std::vector<int32_t>>(numel_of(o.weight_shape()), weight_value),
+                  QuantParams::per_tensor(DType::QInt8, 0.01, 0)};
+  const Tensor bias(Shape{out}, std::vector<float>(out, 0.25f));
+  const EngineProfile engine(Engine::ONEDNN, Int8Path::Avx2);
+  RC_PRE(conv_sums_int16_pairs(engine_rule(Engine::ONEDNN, EngineOp::StaticConv), engine, false, 1, in, out));
+  const int32_t x_zero_point = extreme ? *rc::gen::inRange(200, 256) : *rc::gen::inRange(0, 256);
+  const auto x_values = *rc::gen::container<std::vector<int32_t>>(numel_of(sizes), rc::gen::inRange(0, 256));
+  const QTensor x{sizes, x_values, QuantParams::per_tensor(DType::QUInt8, 0.02, x_zero_point)};
+  QuantizedConv conv(o, w, bias, 0.5, 128, engine, /*fused_relu=*/false);
+  const int64_t plane = sizes[2] * sizes[3];
+  std::vector<uint8_t> nhwc(x_values.size());
+  for (int64_t c = 0; c < in; ++c)
+    for (int64_t i = 0; i < plane; ++i) nhwc[i * in + c] = static_cast<uint8_t>(x_values[c * plane + i]);
+  const std::vector<uint8_t> defined =
+      conv_by_definition(o, w, bias, {0.5, 128, false}, engine_rule(Engine::ONEDNN, EngineOp::StaticConv).requantization,
+                         sizes, nhwc, x.qparams.scale(), x_zero_point, /*int16_pairs=*/true);
+  const QTensor y = std::get<QTensor>(conv(ModuleInput{x, std::nullopt}).output);
+  const int64_t out_plane = y.sizes[2] * y.sizes[3];
+  for (int64_t c = 0; c < out; ++c)
+    for (int64_t i = 0; i < out_plane; ++i) RC_ASSERT(y.values[c * out_plane + i] == int32_t{defined[i * out + c]});
+  const std::vector<U8ChannelsLast> operands{{sizes, x.qparams.scale(), x_zero_point, nhwc.data()}};
+  if (!conv.channels_last_output(operands)) {
+    RC_ASSERT(!kernels::u8_pair_rows_supported());  // QCONFORM_KERNEL_ISA=portable: forward's loop only
+    return;
+  }
+  std::vector<uint8_t> bytes(defined.size());
+  conv.forward_channels_last(operands, bytes.data());
+  RC_ASSERT(bytes == defined);
 }
 
 // LibTorch's convolution on channels-last bytes (the form the bench times it in, beside the

@@ -788,17 +788,24 @@ bool u8_rows_supported(bool seven_bit) {
   return best == KernelPath::Avx512Vnni || best == KernelPath::AvxVnni || (best == KernelPath::Avx2Int16 && seven_bit);
 }
 
+bool u8_pair_rows_supported() { return exact_kernel_path() != KernelPath::Portable; }
+
 namespace {
 
-// u8_accumulators and u8_requantized: (1) on the best exact u8 path, tile by tile into `output`.
+// u8_accumulators and u8_requantized: (1) on the best exact u8 path, or (1') on avx2-int8,
+// tile by tile into `output`.
 bool u8_gemm(const U8Rows& x, const DynamicLinearWeights& w, TileOutput output) {
-  if (!u8_rows_supported(x.seven_bit) || w.packed.int8_values.empty()) return false;
+  const bool pairs = x.accumulation == Accumulation::PairwiseInt16Saturation;
+  if (pairs ? !u8_pair_rows_supported() || w.packed.has_weight_zero_points : !u8_rows_supported(x.seven_bit)) return false;
+  if (w.packed.int8_values.empty()) return false;
   if (x.segment_count * x.segment_quads != w.packed.k_quads || x.segment_bytes > x.segment_quads * 4)
     throw std::logic_error("u8 rows: segments of " + std::to_string(x.segment_count) + " x " +
                            std::to_string(x.segment_quads) + " quads do not match the weights' " +
                            std::to_string(w.packed.k_quads));
+  // (1'): vpmaddubsw's saturation is the accumulation itself (the header), so avx2-int8 even
+  // where VNNI's exact tiles exist. (1): the best path (avx2-int8 on 7-bit rows without VNNI).
   const KernelPath best = exact_kernel_path();
-  const KernelPath path = best == KernelPath::Avx2Int16 ? KernelPath::Avx2Int8 : best;  // (7-bit rows there)
+  const KernelPath path = pairs || best == KernelPath::Avx2Int16 ? KernelPath::Avx2Int8 : best;
   // sum_k xq[k] - K x_zp per row, needed only against weight zero points (Int8Corrections).
   thread_local std::vector<int32_t> row_terms;
   row_terms.assign(x.rows, 0);

@@ -153,6 +153,10 @@ struct U8Rows {
   int64_t segment_bytes;
   int32_t zero_point;
   bool seven_bit;  // every value <= 127: avx2-int8 is exact on them (hosts without VNNI)
+  // (1') instead of (1): the engines' saturating int16 pair sums (a pair being bytes 2p and
+  // 2p + 1 of a run), on the avx2-int8 tile whatever the host's best path, 8-bit values, for
+  // symmetric weights only. The zero-point term is -x_zp sum_k wq[n][k] over every K.
+  Accumulation accumulation = Accumulation::Exact;
 };
 // (1) into acc (rows x out_features) on the best exact u8 path here (avx512-vnni, avx-vnni,
 // avx2-int8 for seven_bit rows); false where none applies (8-bit rows on a host without VNNI,
@@ -160,6 +164,9 @@ struct U8Rows {
 bool u8_accumulators(const U8Rows& x, const DynamicLinearWeights& w, int32_t* acc);
 // Whether u8_accumulators would run here on packed weights (to skip building the rows).
 bool u8_rows_supported(bool seven_bit);
+// The same for rows with (1'): wherever the avx2-int8 tile runs (AVX2, not capped to portable,
+// not a mutation build); the weights must also be symmetric.
+bool u8_pair_rows_supported();
 // dynamic_linear on u8 rows (one segment per row: the dynamic modules' activations quantized
 // straight to bytes, x_scale their scale): the same floats as dynamic_linear on the same
 // integers; false where u8_accumulators would decline.

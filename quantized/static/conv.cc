@@ -1,6 +1,7 @@
 #include "quantized/static/conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -83,12 +84,26 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
     throw Error(name() + ": a patch of " + std::to_string(paired) + " values (channels padded to pairs) exceeds the "
                 "int32 accumulator bound of " + std::to_string(kernels::kMaxDynamicLinearK));
   std::vector<kernels::StaticLinearWeights> groups(options_.groups), paired_groups(pairs ? options_.groups : 0);
-  const bool channels_last = !options.transposed && !pairs;
+  // Paired sums read channels-last where a pair is two adjacent bytes of every run: an even
+  // count of channels per group (a run is whole pixels, or one pixel's group), and symmetric
+  // weights (the saturating tile's zero-point term has no weight zero point).
+  // With one group an odd count is read from pixels widened by a zero byte (run_channels_last),
+  // so that every pixel starts on an even byte: the network's stem, 3 channels. Per kernel
+  // position the weights' sums, and the largest |w0 + w1| of a pair, serve the padding
+  // (run_channels_last).
+  bool symmetric = true;
+  for (int64_t n = 0; n < options_.out_channels; ++n) symmetric = symmetric && weight.qparams.zero_point(n) == 0;
+  const bool channels_last = !options.transposed && (!pairs || ((in_per_group % 2 == 0 || options_.groups == 1) && symmetric));
+  const bool widened = channels_last && pairs && in_per_group % 2 == 1;
+  const int64_t run_channels = in_per_group + (widened ? 1 : 0);  // a pixel's bytes in a run
   std::vector<kernels::StaticLinearWeights> channels_last_groups(channels_last ? options_.groups : 0);
+  std::vector<std::vector<int32_t>> pair_position_sums(channels_last && pairs ? options_.groups : 0);
+  int32_t pair_weight_bound = 0;
   PatchRuns runs;
   runs.kernel_rows = options_.spatial_dims == 2 && options_.groups == 1 && options_.dilation[1] == 1;
   runs.count = runs.kernel_rows ? options_.kernel_size[0] : kernel_volume;
-  runs.bytes = runs.kernel_rows ? options_.kernel_size[1] * in_per_group : in_per_group;
+  runs.bytes = runs.kernel_rows ? options_.kernel_size[1] * run_channels : run_channels;
+  runs.pixel = options_.in_channels + (widened ? 1 : 0);
   runs.quads = (runs.bytes + 3) / 4;
   for (int64_t g = 0; g < options_.groups; ++g) {
     kernels::StaticLinearWeights& packed = groups[g];
@@ -111,11 +126,23 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
       for (int64_t n = 0; n < out_per_group; ++n)
         for (int64_t c = 0; c < in_per_group; ++c)
           for (int64_t k = 0; k < kernel_volume; ++k) {
-            const int64_t at = k * in_per_group + c;  // channels-last K
+            const int64_t at = k * run_channels + c;  // channels-last K (a widened pixel's last byte: weight 0)
             reordered.integers.values[n * padded + at / runs.bytes * runs.quads * 4 + at % runs.bytes] =
                 packed.integers.values[n * patch + c * kernel_volume + k];
           }
       kernels::pack_weights(reordered.integers);
+      if (pairs) {
+        std::vector<int32_t>& sums = pair_position_sums[g];
+        sums.assign(kernel_volume * out_per_group, 0);
+        for (int64_t n = 0; n < out_per_group; ++n)
+          for (int64_t k = 0; k < kernel_volume; ++k)
+            for (int64_t c = 0; c < in_per_group; c += 2) {
+              const int32_t* row = packed.integers.values.data() + n * patch;
+              const int32_t pair = row[c * kernel_volume + k] + (c + 1 < in_per_group ? row[(c + 1) * kernel_volume + k] : 0);
+              sums[k * out_per_group + n] += pair;
+              pair_weight_bound = std::max(pair_weight_bound, std::abs(pair));
+            }
+      }
     }
     if (!pairs) continue;
     kernels::StaticLinearWeights& reordered = paired_groups[g];
@@ -135,6 +162,8 @@ void QuantizedConv::set_parameters(QTensor weight, std::optional<Tensor> bias, d
   groups_ = std::move(groups);
   paired_groups_ = std::move(paired_groups);
   channels_last_groups_ = std::move(channels_last_groups);
+  pair_position_sums_ = std::move(pair_position_sums);
+  pair_weight_bound_ = pair_weight_bound;
   runs_ = runs;
   refused_at_forward_ = std::move(refused_at_forward);
 }
@@ -241,10 +270,12 @@ bool QuantizedConv::forward_from_channels_last(const QTensor& x, const ConvGeome
     largest = std::max(largest, range.largest);
     smallest = std::min(smallest, range.smallest);
   }
-  // Values no quint8 tensor holds, or a host without an exact u8 path for them: the loop.
-  // avx2-int8 (hosts without VNNI) is exact only on 7-bit values, the padding's included.
+  // Values no quint8 tensor holds, or a host without a u8 path for them: the loop.
+  // avx2-int8 (hosts without VNNI) is exact only on 7-bit values, the padding's included;
+  // paired sums take it on any bytes.
   const bool seven_bit = largest <= 127 && x_zero_point <= 127;
-  if (smallest < 0 || largest > 255 || !kernels::u8_rows_supported(seven_bit)) return false;
+  const bool supported = pairs_read_channels_last() ? kernels::u8_pair_rows_supported() : kernels::u8_rows_supported(seven_bit);
+  if (smallest < 0 || largest > 255 || !supported) return false;
   run_channels_last(nhwc.data(), g, x.qparams.scale(), x_zero_point, seven_bit, {y.values.data(), nullptr});
   return true;
 }
@@ -254,7 +285,9 @@ std::optional<U8ChannelsLast> QuantizedConv::channels_last_output(const std::vec
       x[0].sizes.size() != 4 || x[0].zero_point < 0 || x[0].zero_point > 255)
     return std::nullopt;
   const ConvGeometry g = ConvGeometry::make(options_, x[0].sizes, name());
-  if (!kernels::u8_rows_supported(false)) {  // avx2-int8: exact only on 7-bit values (as forward)
+  if (pairs_read_channels_last()) {
+    if (!kernels::u8_pair_rows_supported()) return std::nullopt;
+  } else if (!kernels::u8_rows_supported(false)) {  // avx2-int8: exact only on 7-bit values (as forward)
     const int64_t n = numel_of(x[0].sizes);
     const bool seven_bit = x[0].zero_point <= 127 && std::all_of(x[0].bytes, x[0].bytes + n, [](uint8_t v) { return v <= 127; });
     if (!kernels::u8_rows_supported(seven_bit)) return std::nullopt;
@@ -269,17 +302,70 @@ void QuantizedConv::forward_channels_last(const std::vector<U8ChannelsLast>& x, 
   run_channels_last(x[0].bytes, g, x[0].scale, static_cast<int32_t>(x[0].zero_point), seven_bit, {nullptr, y});
 }
 
+void QuantizedConv::mend_pair_zero_point_terms(const ConvGeometry& g, int64_t group, int64_t p0, int64_t rows,
+                                               int32_t x_zero_point, int32_t* acc) const {
+  // The tile's term is -x_zp sum_k wq[n][k] over the whole kernel; the engine's counts only
+  // the positions that meet an input value (2'), so each position outside the input gives
+  // back x_zp sum_c wq[n][c][k]. Most rows meet none and are left as they are.
+  const int64_t out_per_group = g.out_channels / g.groups, dims = static_cast<int64_t>(g.in_size.size());
+  const int64_t volume = g.patch() / (g.in_channels / g.groups);
+  const std::vector<int32_t>& sums = pair_position_sums_[group];
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rest = p0 + r, start[8];
+    bool interior = true;
+    for (int64_t d = dims - 1; d >= 0; --d) {
+      start[d] = rest % g.out_size[d] * g.stride[d] - g.padding[d];
+      rest /= g.out_size[d];
+      interior = interior && start[d] >= 0 && start[d] + (g.kernel[d] - 1) * g.dilation[d] < g.in_size[d];
+    }
+    if (interior) continue;
+    int32_t* row = acc + r * out_per_group;
+    for (int64_t k = 0; k < volume; ++k) {
+      int64_t kr = k;
+      bool inside = true;
+      for (int64_t d = dims - 1; d >= 0; --d) {
+        const int64_t coordinate = start[d] + kr % g.kernel[d] * g.dilation[d];
+        kr /= g.kernel[d];
+        inside = inside && coordinate >= 0 && coordinate < g.in_size[d];
+      }
+      if (inside) continue;
+      const int32_t* position = sums.data() + k * out_per_group;
+      for (int64_t n = 0; n < out_per_group; ++n)  // wrapping, as the tile's: the exact sum fits
+        row[n] = static_cast<int32_t>(static_cast<uint32_t>(row[n]) +
+                                      static_cast<uint32_t>(x_zero_point) * static_cast<uint32_t>(position[n]));
+    }
+  }
+}
+
 void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry& g, double x_scale,
                                       int32_t x_zero_point, bool seven_bit, OutputPlace y) const {
   const int64_t channels = g.in_channels / g.groups, in_plane = g.in_plane(), positions = g.positions();
   const int64_t out_per_group = g.out_channels / g.groups, dims = static_cast<int64_t>(g.in_size.size());
   const int64_t run_span = runs_.quads * 4;  // bytes a run's quads read
-  const int64_t image_bytes = in_plane * g.in_channels, readable = g.batch * image_bytes;
+  if (runs_.pixel != g.in_channels) {
+    // Pixels widened by a zero byte (paired sums on an odd count of channels, set_parameters);
+    // the weights are zero there, and a pair of the last channel and it sums that channel alone.
+    thread_local std::vector<uint8_t> widened;
+    widened.assign(g.batch * in_plane * runs_.pixel, 0);
+    for (int64_t p = 0; p < g.batch * in_plane; ++p)
+      std::memcpy(widened.data() + p * runs_.pixel, images + p * g.in_channels, g.in_channels);
+    images = widened.data();
+  }
+  const int64_t image_bytes = in_plane * runs_.pixel, readable = g.batch * image_bytes;
   // Padding reads the input zero point (real zero); past a run's bytes the weights are zero.
+  // Paired sums skip the positions that meet no input value instead (2'). Padding that reads
+  // x_zp gives the same sums wherever no pair of padding can saturate, |x_zp (w0 + w1)| <=
+  // 32767 for every pair of weights (always for x_zp <= 127; ReLU outputs have x_zp = 0): its
+  // pair sums, x_zp (w0 + w1), then cancel in the zero-point term, which counts every K. Else
+  // the padding is 0, which adds nothing to a pair's sum, and the zero-point term is mended
+  // per row, after the int32 sums, before requantizing (the tiles cannot do that in registers).
   // (The calling thread's buffer: the kernel threads read it through `padding`, not by name,
   // which would be their own thread_local.)
+  const bool pairs = pairs_read_channels_last();
+  const bool mend = pairs && int64_t{x_zero_point} * pair_weight_bound_ > 32767;
+  const uint8_t pad_byte = mend ? 0 : static_cast<uint8_t>(x_zero_point);
   thread_local std::vector<uint8_t> zero_run;
-  zero_run.assign(run_span, static_cast<uint8_t>(x_zero_point));
+  zero_run.assign(run_span, pad_byte);
   const uint8_t* const padding = zero_run.data();
   // Where each run of output positions p0 .. p0 + rows - 1 starts (at[r * count + s]),
   // `source` being the offset of the image's group's first channel: in the input itself where
@@ -292,7 +378,7 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
       // from the vectors'), the position's coordinates stepped rather than divided.
       const int64_t height = g.in_size[0], width = g.in_size[1], out_width = g.out_size[1];
       const int64_t stride_h = g.stride[0], stride_w = g.stride[1], pad_h = g.padding[0], pad_w = g.padding[1];
-      const int64_t dilation_h = g.dilation[0], kernel_w = g.kernel[1], pixel = g.in_channels;
+      const int64_t dilation_h = g.dilation[0], kernel_w = g.kernel[1], pixel = runs_.pixel;
       const int64_t last_readable = readable - run_span;  // a run may start up to here
       int64_t oh = p0 / out_width, ow = p0 % out_width;
       const int64_t row_step = dilation_h * width * pixel;  // from one kernel row's run to the next
@@ -310,7 +396,7 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
             // channels), in one copy; the zero point around them.
             uint8_t* run = scratch_runs + kh * run_span;
             const int64_t first_kw = std::max<int64_t>(0, -w0), end_kw = std::min(kernel_w, width - w0);
-            std::memset(run, x_zero_point, run_span);
+            std::memset(run, pad_byte, run_span);
             if (first_kw < end_kw)
               std::memcpy(run + first_kw * pixel, images + from + first_kw * pixel, (end_kw - first_kw) * pixel);
             runs[kh] = run;
@@ -352,14 +438,14 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
           inside = inside && coordinate >= 0 && coordinate < g.in_size[d];
           offset = offset * g.in_size[d] + coordinate;
         }
-        const int64_t from = source + offset * g.in_channels;
+        const int64_t from = source + offset * runs_.pixel;
         if (!inside) {
           at[k] = padding;
         } else if (from + run_span <= readable) {
           at[k] = images + from;
         } else {  // the last pixel's group: its quads would read past the input
           uint8_t* run = scratch + k * run_span;
-          std::memcpy(run, images + from, channels);
+          std::memcpy(run, images + from, runs_.bytes);
           at[k] = run;
         }
       }
@@ -390,7 +476,8 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
     place_runs(source, p0, rows, scratch.data(), at.data());
     const kernels::StaticLinearWeights& w = channels_last_groups_[group];
     const kernels::Requantizer& requantizer = requantizers[group];
-    const kernels::U8Rows patches{at.data(), rows, runs_.count, runs_.quads, runs_.bytes, x_zero_point, seven_bit};
+    const kernels::U8Rows patches{at.data(), rows, runs_.count, runs_.quads, runs_.bytes, x_zero_point, seven_bit,
+                                  pairs ? kernels::Accumulation::PairwiseInt16Saturation : kernels::Accumulation::Exact};
     // The outputs as u8 rows, each position's channels side by side: in place on the byte
     // path, else in a block of their own that is then widened to channel-major.
     uint8_t* rows_out = nullptr;
@@ -402,13 +489,14 @@ void QuantizedConv::run_channels_last(const uint8_t* images, const ConvGeometry&
       rows_out = bytes.data();
       stride = out_per_group;
     }
-    if (!kernels::u8_requantized(patches, w, requantizer, rows_out, stride)) {
-      // A requantization the tiles do not take (a scale that makes a lane NaN): the int32
-      // sums, then the scalar steps.
+    if (mend || !kernels::u8_requantized(patches, w, requantizer, rows_out, stride)) {
+      // Paired sums, whose zero-point term depends on the row, and a requantization the tiles
+      // do not take (a scale that makes a lane NaN): the int32 sums, then the scalar steps.
       acc.resize(rows * out_per_group);
       out.resize(rows * out_per_group);
       if (!kernels::u8_accumulators(patches, w.integers, acc.data()))
         throw std::logic_error(name() + ": the u8 rows were refused after u8_rows_supported took them");
+      if (mend) mend_pair_zero_point_terms(g, group, p0, rows, x_zero_point, acc.data());
       kernels::static_requantize(acc, rows, requantizer, out_per_group, out.data());
       kernels::narrow_to_u8(out.data(), rows, out_per_group, rows_out, stride);  // values in [0, 255]
     }

@@ -80,11 +80,19 @@ class QuantizedConv : public Module, public ChannelsLastBytesForward {
     int64_t count = 0;  // runs per patch
     int64_t bytes = 0;  // activations per run
     int64_t quads = 0;  // ceil(bytes / 4)
+    int64_t pixel = 0;  // bytes per pixel of the image read: the input channels, + 1 where widened
   };
   PatchRuns runs_;
   // The same rows with K in the runs' order (channels-last: per kernel position, the group's
-  // channels), zero where a run is padded; empty for transposed and paired convolutions.
+  // channels), zero where a run is padded; empty for transposed convolutions, and for paired
+  // ones unless a group's channels are even (then a pair is two adjacent bytes of a run, as in
+  // paired_groups_' order) and the weights symmetric.
   std::vector<kernels::StaticLinearWeights> channels_last_groups_;
+  // Paired and channels-last: per group, per kernel position k, per output channel n,
+  // sum_c wq[n][c][k]; what a patch's absent positions take out of the zero-point term.
+  std::vector<std::vector<int32_t>> pair_position_sums_;
+  int32_t pair_weight_bound_ = 0;  // the largest |wq[c] + wq[c + 1]| of a pair at one position
+  bool pairs_read_channels_last() const { return !pair_position_sums_.empty(); }
   // Forward's fast path: true when it computed every output (else forward takes the im2col loop).
   bool forward_from_channels_last(const QTensor& x, const ConvGeometry& g, QTensor& y) const;
   // Where the channels-last path writes its outputs: QTensor's int32 channel-major values, or
@@ -96,6 +104,10 @@ class QuantizedConv : public Module, public ChannelsLastBytesForward {
   // The channels-last path on u8 images (N, H, W, C), whatever they came from.
   void run_channels_last(const uint8_t* images, const ConvGeometry& g, double x_scale, int32_t x_zero_point,
                          bool seven_bit, OutputPlace y) const;
+  // Paired sums read channels-last: adds back, to the int32 sums of positions p0 .. p0 + rows - 1
+  // of `group`, the zero-point term of the kernel positions that meet no input value.
+  void mend_pair_zero_point_terms(const ConvGeometry& g, int64_t group, int64_t p0, int64_t rows,
+                                  int32_t x_zero_point, int32_t* acc) const;
   std::optional<std::string> refused_at_forward_;
 };
 
