@@ -134,11 +134,14 @@ void require_within_storage(const std::string& origin, const at::Tensor& t, cons
   // the C library knows.
   const c10::DataPtr& data = t.storage().data_ptr();
   if (!data.get()) fail("says its storage holds " + std::to_string(t.storage().nbytes()) + " bytes, but the file gave none");
-  const auto record = checked_record_bytes ? checked_record_bytes->find(data.get()) : decltype(checked_record_bytes->end()){};
-  if (checked_record_bytes && record != checked_record_bytes->end()) {
-    if (t.storage().nbytes() > record->second)
+  std::optional<size_t> record_size;
+  if (checked_record_bytes)
+    if (const auto found = checked_record_bytes->find(data.get()); found != checked_record_bytes->end())
+      record_size = found->second;
+  if (record_size) {
+    if (t.storage().nbytes() > *record_size)
       fail("says its storage holds " + std::to_string(t.storage().nbytes()) + " bytes, but the file gave " +
-           std::to_string(record->second));
+           std::to_string(*record_size));
   } else if (data.get_context() == data.get() &&
              data.get_deleter() == c10::GetAllocator(c10::DeviceType::CPU)->raw_deleter()) {
     const size_t allocated = malloc_usable_size(data.get());
@@ -346,14 +349,11 @@ c10::IValue load_pickle_bytes(const std::string& bytes, const std::string& origi
         throw Error(origin + ": LibTorch cannot rebuild a PackedSequence; save tuple(packed) instead");
       throw Error(origin + ": not a torch.save file LibTorch can read: " + message);
     }
-    checked_record_bytes = &record_bytes;
-    try {
-      require_values_within_storage(origin, loaded);
-    } catch (...) {
-      checked_record_bytes = nullptr;
-      throw;
-    }
-    checked_record_bytes = nullptr;
+    struct RecordSizesInForce {  // for this check only, also when it throws
+      explicit RecordSizesInForce(const std::unordered_map<const void*, size_t>* sizes) { checked_record_bytes = sizes; }
+      ~RecordSizesInForce() { checked_record_bytes = nullptr; }
+    } in_force(&record_bytes);
+    require_values_within_storage(origin, loaded);
     return loaded;
   };
   load_in_child_first(origin, "not a torch.save file LibTorch can read", bytes.size(), [&] { load(); });
